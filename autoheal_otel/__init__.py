@@ -1,0 +1,67 @@
+"""autoheal-otel: keep unattended UI-automation robots running safely.
+
+Continue when safe, degrade when uncertain, stop when dangerous — and prove every decision.
+The public API is what ``__all__`` lists; every other module is private.
+"""
+
+from ._clock import Clock, SystemClock
+from ._errors import (
+    AutoHealError,
+    IllegalTransitionError,
+    InvalidInputError,
+    ManagerClosedError,
+    PolicyError,
+    StepBlockedError,
+)
+from ._events import DecisionEvent, EventSink, RuleFiring
+from ._manager import AutoHealManager
+from ._models import (
+    EffectiveSettings,
+    ExecutionState,
+    ExecutionStateInfo,
+    FailureWindow,
+    Outcome,
+    StepResult,
+    Trigger,
+    VersionInfo,
+)
+from ._policy import PolicyConfig
+from ._report import StatusReport
+from ._semconv import EventKind, Rule
+from ._step import PostconditionFailed, StepGuard, TargetNotFound, WatchdogTimeout
+from ._transitions import Cause, Edge
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AutoHealError",
+    "AutoHealManager",
+    "Cause",
+    "Clock",
+    "DecisionEvent",
+    "Edge",
+    "EffectiveSettings",
+    "EventKind",
+    "EventSink",
+    "ExecutionState",
+    "ExecutionStateInfo",
+    "FailureWindow",
+    "IllegalTransitionError",
+    "InvalidInputError",
+    "ManagerClosedError",
+    "Outcome",
+    "PolicyConfig",
+    "PolicyError",
+    "PostconditionFailed",
+    "Rule",
+    "RuleFiring",
+    "StatusReport",
+    "StepBlockedError",
+    "StepGuard",
+    "StepResult",
+    "SystemClock",
+    "TargetNotFound",
+    "Trigger",
+    "VersionInfo",
+    "WatchdogTimeout",
+]

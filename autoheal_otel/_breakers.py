@@ -1,0 +1,253 @@
+"""Scope rules: what a step result means, and which breaker it trips.
+
+Pure functions over the in-memory runtime of steps, workflows and the global scope; no I/O,
+no time reading (``now`` is passed in). Invariants:
+
+- a result is a *failure* at a scope iff its primary trigger is in that scope's
+  ``counted_triggers``; each failing result adds exactly one window entry per scope;
+- a window rule fires iff the live count reaches its threshold (expired entries never count);
+- a consecutive rule fires iff the counter reaches its threshold; any result that is not of the
+  counter's kind resets it.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from ._events import RuleFiring
+from ._models import OUTCOME_TRIGGER, ExecutionState, Outcome, StepResult, Trigger
+from ._policy import GlobalBreakerPolicy, WorkflowPolicy
+from ._semconv import Rule
+from ._windows import SlidingWindow
+
+__all__ = [
+    "Classification",
+    "GlobalRuntime",
+    "StepRuntime",
+    "WorkflowRuntime",
+    "classify",
+    "global_rule",
+    "step_rule",
+    "workflow_rule",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Classification:
+    """What one result means for the breakers.
+
+    ``primary`` is the trigger the windows count (the outcome's for a failing outcome, else
+    ambiguity, else low confidence), ``signals`` every trigger the result raised, and
+    ``clean`` a success with no signal at all.
+    """
+
+    primary: Trigger | None
+    signals: tuple[Trigger, ...]
+    clean: bool
+    low_confidence: bool
+
+
+_CLEAN = Classification(None, (), True, False)
+
+
+def classify(result: StepResult, state: ExecutionState, policy: WorkflowPolicy) -> Classification:
+    """Classify a result under the workflow's effective policy and current state."""
+    conf = policy.confidence
+    confidence = result.confidence
+    low = confidence is not None and confidence < conf.low_confidence_floor
+    strict = (
+        policy.degraded.strict_ambiguity
+        if state is ExecutionState.DEGRADED
+        else policy.running.strict_ambiguity
+    )
+    ambiguous = False
+    if strict and confidence is not None and result.second_best is not None:
+        ambiguous = confidence - result.second_best < conf.ambiguity_margin
+    failing = OUTCOME_TRIGGER.get(result.outcome)
+    if failing is None and not low and not ambiguous:
+        return _CLEAN
+    signals: list[Trigger] = []
+    if failing is not None:
+        signals.append(failing)
+    if ambiguous:
+        signals.append(Trigger.AMBIGUOUS_MATCH)
+    if low:
+        signals.append(Trigger.LOW_CONFIDENCE)
+    return Classification(signals[0], tuple(signals), False, low)
+
+
+def counts_toward_recovery(result: StepResult, policy: WorkflowPolicy) -> bool:
+    """Return True when a clean success in DEGRADED proves the workflow healthy again.
+
+    It must be validated (when postconditions are required there) and, when a match ran,
+    meet the raised threshold.
+    """
+    if result.outcome is not Outcome.SUCCESS:
+        return False
+    if policy.degraded.postcondition_required and not result.validated:
+        return False
+    confidence = result.confidence
+    return confidence is None or confidence >= policy.confidence.degraded_threshold
+
+
+class StepRuntime:
+    """Counters of one step."""
+
+    __slots__ = ("consecutive_low_confidence", "consecutive_target_not_found", "window")
+
+    def __init__(self) -> None:
+        self.consecutive_target_not_found = 0
+        self.consecutive_low_confidence = 0
+        self.window: SlidingWindow | None = None
+
+    def reset(self) -> None:
+        """Forget the step's history (recovery or operator release)."""
+        self.consecutive_target_not_found = 0
+        self.consecutive_low_confidence = 0
+        if self.window is not None:
+            self.window.clear()
+
+
+class WorkflowRuntime:
+    """The mutable state of one workflow, owned by the manager and guarded by its lock."""
+
+    __slots__ = (
+        "executions",
+        "failures",
+        "history",
+        "last_errors",
+        "policy",
+        "previous_state",
+        "probe_cooldown",
+        "probe_deadline",
+        "probe_ready_at",
+        "probe_step",
+        "reason",
+        "actor",
+        "recovery_streak",
+        "rule",
+        "since",
+        "since_monotonic",
+        "state",
+        "steps",
+        "window",
+        "workflow_id",
+    )
+
+    def __init__(
+        self, workflow_id: str, policy: WorkflowPolicy, now: float, wall: datetime
+    ) -> None:
+        self.workflow_id = workflow_id
+        self.policy = policy
+        self.state = ExecutionState.RUNNING
+        self.previous_state: ExecutionState | None = None
+        self.since = wall
+        self.since_monotonic = now
+        self.reason = "started"
+        self.actor: str | None = None
+        self.rule: RuleFiring | None = None
+        self.window = SlidingWindow(policy.workflow_breaker.window_seconds)
+        self.steps: dict[str, StepRuntime] = {}
+        self.recovery_streak = 0
+        self.executions = 0
+        self.failures = 0
+        self.history: deque[dict[str, Any]] = deque(maxlen=50)
+        self.last_errors: deque[dict[str, Any]] = deque(maxlen=10)
+        self.probe_cooldown = policy.quarantine.probe_cooldown_seconds
+        self.probe_ready_at: float | None = None
+        self.probe_deadline: float | None = None
+        self.probe_step: str | None = None
+
+    def reset_steps(self) -> None:
+        """Forget the step counters and the recovery streak (after recovery).
+
+        The workflow window is kept on purpose: a workflow that flaps between DEGRADED and
+        RUNNING must still reach its quarantine threshold.
+        """
+        for step in self.steps.values():
+            step.reset()
+        self.recovery_streak = 0
+
+    def reset_counters(self) -> None:
+        """Forget the workflow window too (an explicit release: operator or probe)."""
+        self.window.clear()
+        self.reset_steps()
+
+
+class GlobalRuntime:
+    """The global scope: one failure window over all workflows, and the pause latch."""
+
+    __slots__ = ("paused", "paused_since", "quarantined", "reason", "rule", "window")
+
+    def __init__(self, policy: GlobalBreakerPolicy) -> None:
+        self.window = SlidingWindow(policy.window_seconds)
+        self.quarantined: set[str] = set()
+        self.paused = False
+        self.paused_since: datetime | None = None
+        self.reason = ""
+        self.rule: RuleFiring | None = None
+
+
+def step_rule(
+    step: StepRuntime, step_id: str, policy: WorkflowPolicy, now: float
+) -> RuleFiring | None:
+    """Return the step rule that fires now, if any (TARGET_NOT_FOUND first)."""
+    sp = policy.step_breaker
+    if step.consecutive_target_not_found >= sp.consecutive_target_not_found:
+        return RuleFiring(
+            Rule.STEP_CONSECUTIVE_TARGET_NOT_FOUND, "step", step_id,
+            step.consecutive_target_not_found, sp.consecutive_target_not_found,
+        )
+    if step.consecutive_low_confidence >= sp.consecutive_low_confidence:
+        return RuleFiring(
+            Rule.STEP_CONSECUTIVE_LOW_CONFIDENCE, "step", step_id,
+            step.consecutive_low_confidence, sp.consecutive_low_confidence,
+        )
+    threshold = sp.window_failure_threshold
+    if threshold is not None and step.window is not None:
+        count = step.window.total(now)
+        if count >= threshold:
+            return RuleFiring(
+                Rule.STEP_FAILURE_WINDOW, "step", step_id, count, threshold, sp.window_seconds
+            )
+    return None
+
+
+def workflow_rule(wf: WorkflowRuntime, now: float) -> RuleFiring | None:
+    """Return the workflow window rule if it fires now."""
+    wp = wf.policy.workflow_breaker
+    count = wf.window.total(now)
+    if count >= wp.failure_threshold:
+        return RuleFiring(
+            Rule.WORKFLOW_FAILURE_WINDOW, "workflow", wf.workflow_id, count,
+            wp.failure_threshold, wp.window_seconds,
+        )
+    return None
+
+
+def global_rule(
+    glob: GlobalRuntime, policy: GlobalBreakerPolicy, now: float, new_quarantine: bool
+) -> RuleFiring | None:
+    """Return the global rule that fires now, if any.
+
+    The quarantine count fires only on a new quarantine (edge-triggered): after an operator
+    resumes, the workflows still quarantined do not pause everything again by themselves.
+    """
+    if glob.paused:
+        return None
+    count = glob.window.total(now)
+    if count >= policy.failure_threshold:
+        return RuleFiring(
+            Rule.GLOBAL_FAILURE_WINDOW, "global", "*", count, policy.failure_threshold,
+            policy.window_seconds,
+        )
+    quarantined = len(glob.quarantined)
+    if new_quarantine and quarantined >= policy.quarantined_workflows_threshold:
+        return RuleFiring(
+            Rule.GLOBAL_QUARANTINED_WORKFLOWS, "global", "*", quarantined,
+            policy.quarantined_workflows_threshold,
+        )
+    return None

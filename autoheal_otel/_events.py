@@ -1,0 +1,227 @@
+"""One event type for every decision, and the publisher that hands it to the sinks.
+
+Invariants:
+- a :class:`DecisionEvent` is immutable and built under the manager's lock; it is published
+  after the lock is released;
+- events reach every sink in ``seq`` order, even when several threads decide at once: the
+  thread that publishes drains a shared queue under a publish lock, so when a hook returns its
+  own events have been handed to every sink;
+- a sink that raises is contained: the error is counted (per sink) and logged, the other sinks
+  still get the event, and the executor's hook never sees the exception.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
+
+from ._models import ExecutionState, Outcome, Trigger
+from ._semconv import AUDIT_SCHEMA_VERSION, EventKind
+
+__all__ = ["DecisionEvent", "EventSink", "Publisher", "RuleFiring"]
+
+_log = logging.getLogger("autoheal_otel")
+
+
+@dataclass(frozen=True, slots=True)
+class RuleFiring:
+    """Why a rule fired: the rule, its scope and key, the count against the threshold."""
+
+    rule: str
+    scope: str
+    key: str
+    count: int
+    threshold: int
+    window_seconds: float | None = None
+
+    def describe(self) -> str:
+        """Return the firing as one readable phrase."""
+        if self.window_seconds is None:
+            return f"{self.rule}: {self.count} in a row >= {self.threshold} ({self.scope} {self.key!r})"
+        return (
+            f"{self.rule}: {self.count} in {self.window_seconds:g} s >= {self.threshold} "
+            f"({self.scope} {self.key!r})"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict."""
+        return {
+            "rule": self.rule,
+            "scope": self.scope,
+            "key": self.key,
+            "count": self.count,
+            "threshold": self.threshold,
+            "window_seconds": self.window_seconds,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DecisionEvent:
+    """One decision of the manager, as every sink receives it.
+
+    ``state`` is the workflow's state after the decision; ``previous_state`` is set on
+    transitions. ``reason`` is a short machine-readable code (a :class:`Rule` value, ``ok``,
+    ``blocked.<state>``, ...); ``message`` says the same for people.
+    """
+
+    seq: int
+    ts: datetime | None
+    monotonic: float
+    kind: EventKind
+    workflow_id: str | None
+    step_id: str | None = None
+    state: ExecutionState | None = None
+    previous_state: ExecutionState | None = None
+    reason: str = ""
+    message: str = ""
+    allowed: bool | None = None
+    outcome: Outcome | None = None
+    trigger: Trigger | None = None
+    signals: tuple[Trigger, ...] = ()
+    confidence: float | None = None
+    second_best: float | None = None
+    validated: bool | None = None
+    duration_s: float | None = None
+    rule: RuleFiring | None = None
+    cause: str | None = None
+    actor: str | None = None
+    policy_version: str = ""
+    counts: Mapping[str, int] = field(default_factory=dict)
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_transition(self) -> bool:
+        """Return True for a state change."""
+        return self.kind is EventKind.TRANSITION
+
+    def to_record(self) -> dict[str, Any]:
+        """Return the audit record of this event (JSON-ready, without trace ids)."""
+        return {
+            "schema_version": AUDIT_SCHEMA_VERSION,
+            "ts": _rfc3339(self.ts),
+            "seq": self.seq,
+            "kind": self.kind.value,
+            "workflow_id": self.workflow_id,
+            "step_id": self.step_id,
+            "state": self.state.value if self.state is not None else None,
+            "previous_state": self.previous_state.value if self.previous_state else None,
+            "reason": self.reason,
+            "message": self.message,
+            "allowed": self.allowed,
+            "outcome": self.outcome.value if self.outcome is not None else None,
+            "trigger": self.trigger.value if self.trigger is not None else None,
+            "signals": [s.value for s in self.signals],
+            "confidence": self.confidence,
+            "second_best": self.second_best,
+            "validated": self.validated,
+            "duration_s": self.duration_s,
+            "rule": self.rule.to_dict() if self.rule is not None else None,
+            "cause": self.cause,
+            "actor": self.actor,
+            "policy_version": self.policy_version,
+            "counts": dict(self.counts),
+            "details": dict(self.details),
+        }
+
+
+def _rfc3339(ts: datetime | None) -> str | None:
+    if ts is None:
+        return None
+    return ts.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+@runtime_checkable
+class EventSink(Protocol):
+    """Where decision events go (shaped like an OpenTelemetry exporter).
+
+    ``emit`` is called once per event, in ``seq`` order, never under the manager's lock;
+    ``flush`` makes what was emitted durable; ``close`` releases resources.
+    """
+
+    def emit(self, event: DecisionEvent) -> None:
+        """Handle one event."""
+        ...
+
+    def flush(self) -> None:
+        """Make every emitted event durable."""
+        ...
+
+    def close(self) -> None:
+        """Flush and release resources; no emit follows."""
+        ...
+
+
+class Publisher:
+    """Fan events out to the sinks, in order, containing each sink's failures."""
+
+    def __init__(self) -> None:
+        self._sinks: tuple[EventSink, ...] = ()
+        self._pending: deque[DecisionEvent] = deque()
+        self._publish_lock = threading.Lock()
+        self.published = 0
+        self.errors: dict[str, int] = {}
+
+    @property
+    def active(self) -> bool:
+        """Return True when at least one sink is registered (events are worth building)."""
+        return bool(self._sinks)
+
+    @property
+    def sinks(self) -> tuple[EventSink, ...]:
+        """Return the registered sinks."""
+        return self._sinks
+
+    def add(self, sink: EventSink) -> None:
+        """Register a sink (copy-on-write, so publishing never sees a half-updated list)."""
+        if not isinstance(sink, EventSink):
+            raise TypeError(f"sink must have emit/flush/close methods, but was {sink!r}")
+        self._sinks = (*self._sinks, sink)
+
+    def remove(self, sink: EventSink) -> None:
+        """Unregister a sink."""
+        self._sinks = tuple(s for s in self._sinks if s is not sink)
+
+    def enqueue(self, events: Iterable[DecisionEvent]) -> None:
+        """Queue events built under the manager's lock (call it while holding that lock)."""
+        self._pending.extend(events)
+
+    def drain(self) -> None:
+        """Hand every queued event to every sink, in order (call it after the lock)."""
+        pending = self._pending
+        with self._publish_lock:
+            while pending:
+                event = pending.popleft()
+                for sink in self._sinks:
+                    try:
+                        sink.emit(event)
+                    except Exception:  # a sink must never break the executor's hook
+                        self._count_error(sink, "emit")
+                self.published += 1
+
+    def flush(self) -> None:
+        """Drain, then flush every sink."""
+        self.drain()
+        for sink in self._sinks:
+            try:
+                sink.flush()
+            except Exception:  # contained like emit
+                self._count_error(sink, "flush")
+
+    def close(self) -> None:
+        """Drain, then close every sink."""
+        self.drain()
+        for sink in self._sinks:
+            try:
+                sink.close()
+            except Exception:  # contained like emit
+                self._count_error(sink, "close")
+
+    def _count_error(self, sink: EventSink, operation: str) -> None:
+        name = type(sink).__name__
+        self.errors[name] = self.errors.get(name, 0) + 1
+        _log.exception("autoheal sink %s failed in %s", name, operation)

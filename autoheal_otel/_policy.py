@@ -1,0 +1,476 @@
+"""The policy: every tunable of the library, validated, with the defaults of the design.
+
+Invariants:
+- every field has a default, so ``PolicyConfig()`` is the complete default policy;
+- unknown keys are rejected (a typo never silently falls back to a default);
+- probabilities are finite and in [0, 1]; the degraded threshold is >= the normal one and
+  <= its cap; windows are > 0 s; counts are >= 1;
+- per-workflow overrides are merged over the global sections and validated as a whole at load
+  time, so ``for_workflow`` never fails;
+- ``load(dump(p)) == p`` and ``version`` is a hash of the canonical dump.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    Strict,
+    ValidationError,
+    model_validator,
+)
+
+from ._errors import PolicyError
+from ._models import Trigger
+
+__all__ = [
+    "AuditPolicy",
+    "BreakerPolicy",
+    "ConfidencePolicy",
+    "DegradedPolicy",
+    "GlobalBreakerPolicy",
+    "HotReloadPolicy",
+    "PolicyConfig",
+    "QuarantinePolicy",
+    "RollbackPolicy",
+    "RunningPolicy",
+    "StepBreakerPolicy",
+    "VersioningPolicy",
+    "WatchdogPolicy",
+    "WorkflowBreakerPolicy",
+    "WorkflowPolicy",
+]
+
+POLICY_SCHEMA_VERSION = 1
+
+_DEFAULT_COUNTED = (
+    Trigger.TARGET_NOT_FOUND,
+    Trigger.POSTCONDITION_FAILED,
+    Trigger.WATCHDOG_TIMEOUT,
+    Trigger.ERROR,
+    Trigger.AMBIGUOUS_MATCH,
+)
+
+
+# Strict scalars: a JSON `true` or "3" where a count belongs is a mistake, not a 1 or a 3.
+Count = Annotated[int, Strict()]
+Number = Annotated[float, Strict()]
+Flag = Annotated[bool, Strict()]
+
+
+class _FieldError(ValueError):
+    """A consistency error inside a section; ``field`` is relative to that section."""
+
+    def __init__(self, field: str, value: Any, rule: str) -> None:
+        super().__init__(f"{field} {rule}, but was {value!r}")
+        self.field = field
+        self.value = value
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", allow_inf_nan=False, validate_by_name=True,
+        validate_by_alias=True, use_enum_values=False,
+    )
+
+
+def _probability(default: float, description: str) -> Any:
+    return Field(default, ge=0.0, le=1.0, description=description)
+
+
+class ConfidencePolicy(_Section):
+    """Match-confidence thresholds."""
+
+    normal_threshold: Number = _probability(0.75, "Minimum match confidence in RUNNING.")
+    degraded_boost: Number = _probability(0.10, "Added to the threshold in DEGRADED.")
+    degraded_cap: Number = _probability(0.95, "The DEGRADED threshold never exceeds this.")
+    low_confidence_floor: Number = _probability(
+        0.70, "A best score below this is a low-confidence signal, even on success."
+    )
+    ambiguity_margin: Number = _probability(
+        0.05, "A top-two score gap below this is ambiguous."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ConfidencePolicy:
+        if self.degraded_cap < self.normal_threshold:
+            raise _FieldError(
+                "degraded_cap", self.degraded_cap,
+                f"must be >= normal_threshold ({self.normal_threshold})",
+            )
+        if self.low_confidence_floor > self.normal_threshold:
+            raise _FieldError(
+                "low_confidence_floor", self.low_confidence_floor,
+                f"must be <= normal_threshold ({self.normal_threshold})",
+            )
+        return self
+
+    @property
+    def degraded_threshold(self) -> float:
+        """Return the DEGRADED threshold: the normal one raised by the boost, capped."""
+        return min(self.normal_threshold + self.degraded_boost, self.degraded_cap)
+
+
+class StepBreakerPolicy(_Section):
+    """Step scope: consecutive counters (and an optional sliding window) -> DEGRADED."""
+
+    consecutive_target_not_found: Count = Field(3, ge=1)
+    consecutive_low_confidence: Count = Field(3, ge=1)
+    window_failure_threshold: Count | None = Field(
+        None, ge=1, description="Failures of one step in the window -> DEGRADED (null: off)."
+    )
+    window_seconds: Number = Field(600.0, gt=0)
+
+
+class WorkflowBreakerPolicy(_Section):
+    """Workflow scope: failures in a sliding window -> QUARANTINED."""
+
+    failure_threshold: Count = Field(10, ge=1)
+    window_seconds: Number = Field(600.0, gt=0)
+    counted_triggers: tuple[Trigger, ...] = Field(_DEFAULT_COUNTED, min_length=1)
+
+
+class GlobalBreakerPolicy(_Section):
+    """Global scope: failures of all workflows, or quarantined workflows -> PAUSED."""
+
+    failure_threshold: Count = Field(50, ge=1)
+    window_seconds: Number = Field(600.0, gt=0)
+    quarantined_workflows_threshold: Count = Field(3, ge=1)
+    counted_triggers: tuple[Trigger, ...] = Field(_DEFAULT_COUNTED, min_length=1)
+
+
+class BreakerPolicy(_Section):
+    """The circuit breakers of the three scopes."""
+
+    step: StepBreakerPolicy = StepBreakerPolicy()
+    workflow: WorkflowBreakerPolicy = WorkflowBreakerPolicy()
+    global_: GlobalBreakerPolicy = Field(GlobalBreakerPolicy(), alias="global")
+
+
+class RunningPolicy(_Section):
+    """What the executor applies in RUNNING."""
+
+    step_delay_ms: Count = Field(0, ge=0)
+    max_retries: Count = Field(2, ge=0)
+    postcondition_required: Flag = False
+    strict_ambiguity: Flag = False
+
+
+class DegradedPolicy(_Section):
+    """What changes in DEGRADED, and how it recovers."""
+
+    recovery_successes: Count = Field(5, ge=1, description="Consecutive validated successes.")
+    step_delay_ms: Count = Field(500, ge=0)
+    max_retries: Count = Field(1, ge=0)
+    postcondition_required: Flag = True
+    freeze_learning: Flag = True
+    strict_ambiguity: Flag = True
+
+
+class QuarantinePolicy(_Section):
+    """The optional timed half-open probe that can release a quarantine."""
+
+    probe_enabled: Flag = False
+    probe_cooldown_seconds: Number = Field(300.0, gt=0)
+    probe_backoff_factor: Number = Field(2.0, ge=1.0)
+    probe_max_cooldown_seconds: Number = Field(3600.0, gt=0)
+    probe_timeout_seconds: Number = Field(
+        120.0, gt=0, description="A probe with no result after this counts as failed."
+    )
+    release_to: Literal["degraded", "running"] = "degraded"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> QuarantinePolicy:
+        if self.probe_max_cooldown_seconds < self.probe_cooldown_seconds:
+            raise _FieldError(
+                "probe_max_cooldown_seconds", self.probe_max_cooldown_seconds,
+                f"must be >= probe_cooldown_seconds ({self.probe_cooldown_seconds})",
+            )
+        return self
+
+
+class WatchdogPolicy(_Section):
+    """The step wrapper's default deadline."""
+
+    default_timeout_seconds: Number = Field(60.0, gt=0)
+
+
+class RollbackPolicy(_Section):
+    """Automatic rollback on a measured regression."""
+
+    enabled: Flag = True
+    success_rate_drop_points: Number = Field(20.0, gt=0, le=100)
+    min_executions: Count = Field(10, ge=1)
+    confidence_level: Number = Field(0.95, gt=0.5, lt=1.0)
+
+
+class VersioningPolicy(_Section):
+    """Retention of learned-artifact versions."""
+
+    keep_versions: Count = Field(5, ge=1)
+
+
+class AuditPolicy(_Section):
+    """The JSONL audit log."""
+
+    fsync: Literal["never", "interval", "always"] = "never"
+    fsync_interval_seconds: Number = Field(1.0, gt=0)
+    segment_max_bytes: Count = Field(64 * 1024 * 1024, ge=4096)
+    rotate_daily: Flag = True
+
+
+class HotReloadPolicy(_Section):
+    """How often the manager re-reads a policy file it was given by path."""
+
+    enabled: Flag = True
+    check_interval_seconds: Number = Field(5.0, gt=0)
+
+
+class WorkflowPolicy(_Section):
+    """The sections that can differ per workflow: the global ones with overrides merged in."""
+
+    confidence: ConfidencePolicy = ConfidencePolicy()
+    step_breaker: StepBreakerPolicy = StepBreakerPolicy()
+    workflow_breaker: WorkflowBreakerPolicy = WorkflowBreakerPolicy()
+    running: RunningPolicy = RunningPolicy()
+    degraded: DegradedPolicy = DegradedPolicy()
+    quarantine: QuarantinePolicy = QuarantinePolicy()
+    watchdog: WatchdogPolicy = WatchdogPolicy()
+
+
+# Override keys and where each lands in WorkflowPolicy.
+_OVERRIDABLE = {
+    "confidence": "confidence",
+    "running": "running",
+    "degraded": "degraded",
+    "quarantine": "quarantine",
+    "watchdog": "watchdog",
+}
+_OVERRIDABLE_BREAKERS = {"step": "step_breaker", "workflow": "workflow_breaker"}
+
+
+class PolicyConfig(_Section):
+    """The whole auto-heal policy (see ``config/auto_heal_policy.json``).
+
+    Build it in code (every field has the design's default), or load it from JSON with
+    :meth:`load`; either way invalid values raise :class:`PolicyError` naming the field.
+    ``workflows`` maps a workflow id to partial sections (``confidence``, ``breakers.step``,
+    ``breakers.workflow``, ``running``, ``degraded``, ``quarantine``, ``watchdog``) merged over
+    the global ones.
+    """
+
+    schema_ref: str | None = Field(None, alias="$schema", description="For editors; ignored.")
+    schema_version: Literal[1] = POLICY_SCHEMA_VERSION
+    confidence: ConfidencePolicy = ConfidencePolicy()
+    breakers: BreakerPolicy = BreakerPolicy()
+    running: RunningPolicy = RunningPolicy()
+    degraded: DegradedPolicy = DegradedPolicy()
+    quarantine: QuarantinePolicy = QuarantinePolicy()
+    watchdog: WatchdogPolicy = WatchdogPolicy()
+    rollback: RollbackPolicy = RollbackPolicy()
+    versioning: VersioningPolicy = VersioningPolicy()
+    audit: AuditPolicy = AuditPolicy()
+    hot_reload: HotReloadPolicy = HotReloadPolicy()
+    workflows: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Per-workflow overrides, merged over the global policy."
+    )
+
+    _resolved: dict[str, WorkflowPolicy] = PrivateAttr(default_factory=dict)
+    _base: WorkflowPolicy | None = PrivateAttr(default=None)
+    _version: str = PrivateAttr(default="")
+
+    def __init__(self, /, **data: Any) -> None:
+        # PolicyError is not a ValueError, so pydantic lets it through unwrapped.
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise _translate(exc) from exc
+
+    @model_validator(mode="after")
+    def _resolve_overrides(self) -> PolicyConfig:
+        base = WorkflowPolicy(
+            confidence=self.confidence,
+            step_breaker=self.breakers.step,
+            workflow_breaker=self.breakers.workflow,
+            running=self.running,
+            degraded=self.degraded,
+            quarantine=self.quarantine,
+            watchdog=self.watchdog,
+        )
+        self._base = base
+        self._resolved = {wid: _merge_override(base, wid, ov) for wid, ov in self.workflows.items()}
+        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        self._version = hashlib.sha256(canonical.encode()).hexdigest()[:12]
+        return self
+
+    # -- reading -------------------------------------------------------------------------
+
+    @property
+    def version(self) -> str:
+        """Return a short hash of the canonical policy: equal policies, equal versions."""
+        return self._version
+
+    def for_workflow(self, workflow_id: str) -> WorkflowPolicy:
+        """Return the effective sections for one workflow (overrides merged in)."""
+        resolved = self._resolved.get(workflow_id)
+        if resolved is not None:
+            return resolved
+        assert self._base is not None  # set by the validator
+        return self._base
+
+    # -- (de)serialization ---------------------------------------------------------------
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> PolicyConfig:
+        """Read and validate a policy file.
+
+        Raises:
+            PolicyError: the file is missing, not JSON, or a field is invalid; ``field`` is the
+                dotted path of the first bad field and the message names the value.
+        """
+        source = Path(path)
+        try:
+            text = source.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise PolicyError(
+                f"cannot read policy: {exc.strerror}", field="", source=str(source)
+            ) from exc
+        return cls.from_json(text, source=str(source))
+
+    @classmethod
+    def from_json(cls, text: str | bytes, *, source: str = "policy") -> PolicyConfig:
+        """Parse and validate policy JSON (see :meth:`load`)."""
+        try:
+            data = json.loads(text)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise PolicyError(f"not valid JSON: {exc}", field="", source=source) from exc
+        if not isinstance(data, dict):
+            raise PolicyError(
+                f"the policy must be a JSON object, but was {type(data).__name__}",
+                field="", value=data, source=source,
+            )
+        try:
+            return cls(**data)
+        except PolicyError as exc:
+            exc.source = source
+            raise
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PolicyConfig:
+        """Validate a policy given as a mapping (see :meth:`load`)."""
+        return cls.from_json(json.dumps(dict(data)))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the complete policy as JSON-ready data (aliases as in the file)."""
+        return self.model_dump(mode="json", by_alias=True, exclude={"schema_ref"})
+
+    def dump_json(self) -> str:
+        """Return the complete policy as indented JSON."""
+        data = self.to_dict()
+        if self.schema_ref is not None:
+            data = {"$schema": self.schema_ref, **data}
+        return json.dumps(data, indent=2) + "\n"
+
+    def dump(self, path: str | os.PathLike[str]) -> None:
+        """Write the policy to ``path`` atomically (a reader never sees half a file)."""
+        target = Path(path)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        tmp.write_text(self.dump_json(), encoding="utf-8")
+        os.replace(tmp, target)
+
+    @classmethod
+    def json_schema(cls) -> dict[str, Any]:
+        """Return the JSON Schema of the policy file, for editors and validators."""
+        schema = cls.model_json_schema(by_alias=True, mode="validation")
+        schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+        schema["title"] = "autoheal-otel policy"
+        return schema
+
+
+def _merge_override(base: WorkflowPolicy, workflow_id: str, override: Mapping[str, Any]) -> WorkflowPolicy:
+    """Merge one workflow's partial sections over ``base`` and validate the result."""
+    prefix = f"workflows.{workflow_id}"
+    merged: dict[str, Any] = {}
+    for key, value in override.items():
+        if key in _OVERRIDABLE:
+            target = _OVERRIDABLE[key]
+            merged[target] = _merge_section(getattr(base, target), value, f"{prefix}.{key}")
+        elif key == "breakers":
+            if not isinstance(value, Mapping):
+                raise _FieldError(f"{prefix}.breakers", value, "must be an object")
+            for scope, section in value.items():
+                if scope not in _OVERRIDABLE_BREAKERS:
+                    raise _FieldError(
+                        f"{prefix}.breakers.{scope}", section,
+                        "is not overridable per workflow (allowed: step, workflow)",
+                    )
+                target = _OVERRIDABLE_BREAKERS[scope]
+                merged[target] = _merge_section(
+                    getattr(base, target), section, f"{prefix}.breakers.{scope}"
+                )
+        else:
+            allowed = ", ".join([*_OVERRIDABLE, "breakers"])
+            raise _FieldError(f"{prefix}.{key}", value, f"is not overridable (allowed: {allowed})")
+    return base.model_copy(update=merged)
+
+
+def _merge_section(current: BaseModel, override: Any, path: str) -> BaseModel:
+    if not isinstance(override, Mapping):
+        raise _FieldError(path, override, "must be an object")
+    data = current.model_dump(mode="json", by_alias=True)
+    data.update(override)
+    try:
+        return type(current).model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        ctx_error = err.get("ctx", {}).get("error")
+        sub = ".".join(str(p) for p in err["loc"])
+        if isinstance(ctx_error, _FieldError):
+            sub = ".".join(p for p in (sub, ctx_error.field) if p)
+            raise _FieldError(f"{path}.{sub}", ctx_error.value, _rule_of(ctx_error)) from exc
+        raise _FieldError(f"{path}.{sub}", err.get("input"), _lower(err["msg"])) from exc
+
+
+def _rule_of(error: _FieldError) -> str:
+    text = str(error)
+    return text[len(error.field) + 1 : text.rfind(", but was")]
+
+
+def _lower(msg: str) -> str:
+    msg = msg.removeprefix("Value error, ").removeprefix("Input ")
+    return msg[:1].lower() + msg[1:]
+
+
+def _translate(exc: ValidationError) -> PolicyError:
+    """Turn pydantic's error list into one PolicyError that names the first bad field."""
+    errors = exc.errors()
+    err = errors[0]
+    loc = ".".join(str(p) for p in err["loc"])
+    ctx_error = err.get("ctx", {}).get("error")
+    if isinstance(ctx_error, _FieldError):
+        # ``loc`` is the section; the consistency check names the field inside it (or, for
+        # overrides, the whole path).
+        field = ctx_error.field if ctx_error.field.startswith("workflows.") else ".".join(
+            p for p in (loc, ctx_error.field) if p
+        )
+        value = ctx_error.value
+        rule = _rule_of(ctx_error)
+    else:
+        field, value = loc, err.get("input")
+        rule = "is not a known setting" if err["type"] == "extra_forbidden" else _lower(err["msg"])
+    more = f" (and {len(errors) - 1} more errors)" if len(errors) > 1 else ""
+    if isinstance(value, dict | list) and len(repr(value)) > 80:
+        shown = f"{type(value).__name__} of {len(value)} items"
+        message = f"{field} {rule}, but was a {shown}{more}"
+    else:
+        message = f"{field} {rule}, but was {value!r}{more}"
+    return PolicyError(message, field=field, value=value)

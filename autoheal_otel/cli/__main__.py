@@ -1,0 +1,7 @@
+"""``python -m autoheal_otel.cli``."""
+
+import sys
+
+from . import main
+
+sys.exit(main())

@@ -1,0 +1,59 @@
+"""Shared fixtures: a fake clock, an in-memory sink, and a manager wired to both."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+from autoheal_otel import AutoHealManager, Outcome, PolicyConfig, StepResult
+from autoheal_otel.testing import FakeClock, InMemorySink
+
+settings.register_profile(
+    "ci", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("ci")
+
+OK = StepResult(outcome=Outcome.SUCCESS, confidence=0.95, second_best=0.2, validated=True)
+TNF = StepResult(outcome=Outcome.TARGET_NOT_FOUND, confidence=0.41)
+POST = StepResult(outcome=Outcome.POSTCONDITION_FAILED, confidence=0.9)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def sink() -> InMemorySink:
+    return InMemorySink()
+
+
+@pytest.fixture
+def make_manager(
+    clock: FakeClock, sink: InMemorySink
+) -> Iterator[Callable[..., AutoHealManager]]:
+    made: list[AutoHealManager] = []
+
+    def make(policy: Any = None, **kwargs: Any) -> AutoHealManager:
+        kwargs.setdefault("clock", clock)
+        kwargs.setdefault("sinks", [sink])
+        manager = AutoHealManager(policy=policy, **kwargs)
+        made.append(manager)
+        return manager
+
+    yield make
+    for manager in made:
+        manager.close()
+
+
+@pytest.fixture
+def manager(make_manager: Callable[..., AutoHealManager]) -> AutoHealManager:
+    return make_manager()
+
+
+def policy_with(**sections: Any) -> PolicyConfig:
+    """Build a policy from partial sections given as dicts."""
+    return PolicyConfig.from_dict(sections)
