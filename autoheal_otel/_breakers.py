@@ -115,6 +115,7 @@ class WorkflowRuntime:
     """The mutable state of one workflow, owned by the manager and guarded by its lock."""
 
     __slots__ = (
+        "actor",
         "executions",
         "failures",
         "history",
@@ -126,7 +127,6 @@ class WorkflowRuntime:
         "probe_ready_at",
         "probe_step",
         "reason",
-        "actor",
         "recovery_streak",
         "rule",
         "since",
@@ -198,13 +198,19 @@ def step_rule(
     sp = policy.step_breaker
     if step.consecutive_target_not_found >= sp.consecutive_target_not_found:
         return RuleFiring(
-            Rule.STEP_CONSECUTIVE_TARGET_NOT_FOUND, "step", step_id,
-            step.consecutive_target_not_found, sp.consecutive_target_not_found,
+            Rule.STEP_CONSECUTIVE_TARGET_NOT_FOUND,
+            "step",
+            step_id,
+            step.consecutive_target_not_found,
+            sp.consecutive_target_not_found,
         )
     if step.consecutive_low_confidence >= sp.consecutive_low_confidence:
         return RuleFiring(
-            Rule.STEP_CONSECUTIVE_LOW_CONFIDENCE, "step", step_id,
-            step.consecutive_low_confidence, sp.consecutive_low_confidence,
+            Rule.STEP_CONSECUTIVE_LOW_CONFIDENCE,
+            "step",
+            step_id,
+            step.consecutive_low_confidence,
+            sp.consecutive_low_confidence,
         )
     threshold = sp.window_failure_threshold
     if threshold is not None and step.window is not None:
@@ -222,8 +228,12 @@ def workflow_rule(wf: WorkflowRuntime, now: float) -> RuleFiring | None:
     count = wf.window.total(now)
     if count >= wp.failure_threshold:
         return RuleFiring(
-            Rule.WORKFLOW_FAILURE_WINDOW, "workflow", wf.workflow_id, count,
-            wp.failure_threshold, wp.window_seconds,
+            Rule.WORKFLOW_FAILURE_WINDOW,
+            "workflow",
+            wf.workflow_id,
+            count,
+            wp.failure_threshold,
+            wp.window_seconds,
         )
     return None
 
@@ -241,13 +251,20 @@ def global_rule(
     count = glob.window.total(now)
     if count >= policy.failure_threshold:
         return RuleFiring(
-            Rule.GLOBAL_FAILURE_WINDOW, "global", "*", count, policy.failure_threshold,
+            Rule.GLOBAL_FAILURE_WINDOW,
+            "global",
+            "*",
+            count,
+            policy.failure_threshold,
             policy.window_seconds,
         )
     quarantined = len(glob.quarantined)
     if new_quarantine and quarantined >= policy.quarantined_workflows_threshold:
         return RuleFiring(
-            Rule.GLOBAL_QUARANTINED_WORKFLOWS, "global", "*", quarantined,
+            Rule.GLOBAL_QUARANTINED_WORKFLOWS,
+            "global",
+            "*",
+            quarantined,
             policy.quarantined_workflows_threshold,
         )
     return None

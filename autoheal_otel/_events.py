@@ -42,7 +42,8 @@ class RuleFiring:
     def describe(self) -> str:
         """Return the firing as one readable phrase."""
         if self.window_seconds is None:
-            return f"{self.rule}: {self.count} in a row >= {self.threshold} ({self.scope} {self.key!r})"
+            where = f"({self.scope} {self.key!r})"
+            return f"{self.rule}: {self.count} in a row >= {self.threshold} {where}"
         return (
             f"{self.rule}: {self.count} in {self.window_seconds:g} s >= {self.threshold} "
             f"({self.scope} {self.key!r})"

@@ -142,9 +142,16 @@ class AutoHealManager:
                 allowed, reason = self._blocked_gate(wf, step_id, now, ts, events)
             if events is not None:
                 self._emit(
-                    events, EventKind.GATE, ts, now, wf.workflow_id, step_id, wf.state,
+                    events,
+                    EventKind.GATE,
+                    ts,
+                    now,
+                    wf.workflow_id,
+                    step_id,
+                    wf.state,
                     reason="ok" if allowed else f"blocked.{wf.state.value}",
-                    message=reason, allowed=allowed,
+                    message=reason,
+                    allowed=allowed,
                 )
                 publisher.enqueue(events)
         if events:
@@ -180,11 +187,22 @@ class AutoHealManager:
             c = br.classify(result, state, wf.policy)
             if events is not None:
                 self._emit(
-                    events, EventKind.RESULT, ts, now, wf.workflow_id, step_id, state,
-                    reason=c.primary.value if c.primary else "ok", outcome=result.outcome,
-                    trigger=c.primary, signals=c.signals, confidence=result.confidence,
-                    second_best=result.second_best, validated=result.validated,
-                    duration_s=result.duration_s, details=result.details,
+                    events,
+                    EventKind.RESULT,
+                    ts,
+                    now,
+                    wf.workflow_id,
+                    step_id,
+                    state,
+                    reason=c.primary.value if c.primary else "ok",
+                    outcome=result.outcome,
+                    trigger=c.primary,
+                    signals=c.signals,
+                    confidence=result.confidence,
+                    second_best=result.second_best,
+                    validated=result.validated,
+                    duration_s=result.duration_s,
+                    details=result.details,
                 )
             if c.clean:
                 step.consecutive_target_not_found = 0
@@ -218,7 +236,9 @@ class AutoHealManager:
             wf = self._workflows.get(workflow_id)
             if wf is None:
                 return ExecutionStateInfo(
-                    workflow_id=workflow_id, state=self._initial_state(), since=self._clock.now(),
+                    workflow_id=workflow_id,
+                    state=self._initial_state(),
+                    since=self._clock.now(),
                     reason="not seen yet",
                 )
             return _info(wf)
@@ -241,9 +261,14 @@ class AutoHealManager:
         wall = self._clock.now()
         with self._lock:
             return build_report(
-                self._workflows, self._global, self._policy, now, wall,
+                self._workflows,
+                self._global,
+                self._policy,
+                now,
+                wall,
                 last_policy_error=self.last_policy_error,
-                published=self._publisher.published, sink_errors=dict(self._publisher.errors),
+                published=self._publisher.published,
+                sink_errors=dict(self._publisher.errors),
             )
 
     @property
@@ -285,7 +310,9 @@ class AutoHealManager:
                 wf = self._add_workflow(workflow_id, now, ts, events)
             if wf.state is not target:
                 previous = wf.state
-                self._move(wf, target, Cause.OPERATOR, now, ts, events, Rule.OPERATOR, reason, actor=actor)
+                self._move(
+                    wf, target, Cause.OPERATOR, now, ts, events, Rule.OPERATOR, reason, actor=actor
+                )
                 if target in (RUNNING, DEGRADED):
                     self._release(wf, previous, now, ts, events, actor)
             info = _info(wf)
@@ -312,7 +339,17 @@ class AutoHealManager:
         with self._lock:
             for wf in self._workflows.values():
                 if wf.state is PAUSED:
-                    self._move(wf, target, Cause.OPERATOR, now, ts, events, Rule.OPERATOR, reason, actor=actor)
+                    self._move(
+                        wf,
+                        target,
+                        Cause.OPERATOR,
+                        now,
+                        ts,
+                        events,
+                        Rule.OPERATOR,
+                        reason,
+                        actor=actor,
+                    )
                     self._release(wf, PAUSED, now, ts, events, actor)
                     released.append(wf.workflow_id)
             self._clear_global_pause(now, ts, events, actor, reason)
@@ -394,8 +431,15 @@ class AutoHealManager:
         self._seq += 1
         events.append(
             DecisionEvent(
-                seq=self._seq, ts=ts, monotonic=now, kind=kind, workflow_id=workflow_id,
-                step_id=step_id, state=state, policy_version=self._policy.version, **fields,
+                seq=self._seq,
+                ts=ts,
+                monotonic=now,
+                kind=kind,
+                workflow_id=workflow_id,
+                step_id=step_id,
+                state=state,
+                policy_version=self._policy.version,
+                **fields,
             )
         )
 
@@ -408,8 +452,14 @@ class AutoHealManager:
         self._workflows[workflow_id] = wf
         if self._global.paused:
             self._move(
-                wf, PAUSED, Cause.GLOBAL_BREAKER, now, ts, events,
-                self._global.rule or Rule.GLOBAL_FAILURE_WINDOW, self._global.reason,
+                wf,
+                PAUSED,
+                Cause.GLOBAL_BREAKER,
+                now,
+                ts,
+                events,
+                self._global.rule or Rule.GLOBAL_FAILURE_WINDOW,
+                self._global.reason,
             )
         return wf
 
@@ -436,8 +486,15 @@ class AutoHealManager:
         wf.since, wf.since_monotonic = wall, now
         wf.reason, wf.rule, wf.actor = message, firing, actor
         wf.history.append(
-            {"ts": wall.isoformat(), "from": source.value, "to": target.value,
-             "cause": cause.value, "reason": code, "message": message, "actor": actor}
+            {
+                "ts": wall.isoformat(),
+                "from": source.value,
+                "to": target.value,
+                "cause": cause.value,
+                "reason": code,
+                "message": message,
+                "actor": actor,
+            }
         )
         quarantined = self._global.quarantined
         if source is QUARANTINED:
@@ -448,15 +505,30 @@ class AutoHealManager:
             wf.probe_ready_at = now + wf.probe_cooldown
         if events is not None:
             self._emit(
-                events, EventKind.TRANSITION, ts, now, wf.workflow_id, None, target,
-                previous_state=source, reason=code, message=message, rule=firing,
-                cause=cause.value, actor=actor,
+                events,
+                EventKind.TRANSITION,
+                ts,
+                now,
+                wf.workflow_id,
+                None,
+                target,
+                previous_state=source,
+                reason=code,
+                message=message,
+                rule=firing,
+                cause=cause.value,
+                actor=actor,
                 counts={"workflow_window": wf.window.total(now)},
             )
 
     def _release(
-        self, wf: br.WorkflowRuntime, previous: ExecutionState, now: float,
-        ts: datetime | None, events: Events, actor: str,
+        self,
+        wf: br.WorkflowRuntime,
+        previous: ExecutionState,
+        now: float,
+        ts: datetime | None,
+        events: Events,
+        actor: str,
     ) -> None:
         wf.reset_counters()
         wf.probe_cooldown = wf.policy.quarantine.probe_cooldown_seconds
@@ -473,9 +545,18 @@ class AutoHealManager:
         glob.window.clear()
         if events is not None:
             self._emit(
-                events, EventKind.GLOBAL, ts, now, None, None, RUNNING,
-                previous_state=PAUSED, reason="global.resumed", message=reason,
-                cause=Cause.OPERATOR.value, actor=actor,
+                events,
+                EventKind.GLOBAL,
+                ts,
+                now,
+                None,
+                None,
+                RUNNING,
+                previous_state=PAUSED,
+                reason="global.resumed",
+                message=reason,
+                cause=Cause.OPERATOR.value,
+                actor=actor,
             )
 
     def _degraded_reason(self, wf: br.WorkflowRuntime) -> str:
@@ -491,24 +572,45 @@ class AutoHealManager:
     ) -> tuple[bool, str]:
         since = wf.since.isoformat(timespec="seconds").replace("+00:00", "Z")
         if wf.state is QUARANTINED and wf.policy.quarantine.probe_enabled:
-            if wf.probe_step is not None and wf.probe_deadline is not None and now >= wf.probe_deadline:
-                self._probe_failed(wf, now, ts, events, "probe.expired", "the probe sent no result in time")
+            if (
+                wf.probe_step is not None
+                and wf.probe_deadline is not None
+                and now >= wf.probe_deadline
+            ):
+                self._probe_failed(
+                    wf, now, ts, events, "probe.expired", "the probe sent no result in time"
+                )
             if wf.probe_step is None and wf.probe_ready_at is not None and now >= wf.probe_ready_at:
                 wf.probe_step = step_id
                 wf.probe_deadline = now + wf.policy.quarantine.probe_timeout_seconds
                 if events is not None:
                     self._emit(
-                        events, EventKind.PROBE, ts, now, wf.workflow_id, step_id, wf.state,
-                        reason="probe.admitted", message="half-open probe admitted",
+                        events,
+                        EventKind.PROBE,
+                        ts,
+                        now,
+                        wf.workflow_id,
+                        step_id,
+                        wf.state,
+                        reason="probe.admitted",
+                        message="half-open probe admitted",
                         rule=RuleFiring(Rule.QUARANTINE_PROBE, "workflow", wf.workflow_id, 1, 1),
                     )
                 return True, f"quarantine probe: one trial step (quarantined since {since})"
             if wf.probe_step is not None:
-                return False, f"quarantined since {since}: probe in flight on step {wf.probe_step!r}"
+                return (
+                    False,
+                    f"quarantined since {since}: probe in flight on step {wf.probe_step!r}",
+                )
         return False, f"{wf.state.value} since {since}: {wf.reason}"
 
     def _degraded_success(
-        self, wf: br.WorkflowRuntime, result: StepResult, now: float, ts: datetime | None, events: Events
+        self,
+        wf: br.WorkflowRuntime,
+        result: StepResult,
+        now: float,
+        ts: datetime | None,
+        events: Events,
     ) -> None:
         if not br.counts_toward_recovery(result, wf.policy):
             wf.recovery_streak = 0
@@ -516,14 +618,31 @@ class AutoHealManager:
         wf.recovery_streak += 1
         needed = wf.policy.degraded.recovery_successes
         if wf.recovery_streak >= needed:
-            firing = RuleFiring(Rule.DEGRADED_RECOVERY, "workflow", wf.workflow_id, wf.recovery_streak, needed)
-            self._move(wf, RUNNING, Cause.RECOVERY, now, ts, events, firing,
-                       f"recovered: {wf.recovery_streak} consecutive validated successes")
+            firing = RuleFiring(
+                Rule.DEGRADED_RECOVERY, "workflow", wf.workflow_id, wf.recovery_streak, needed
+            )
+            self._move(
+                wf,
+                RUNNING,
+                Cause.RECOVERY,
+                now,
+                ts,
+                events,
+                firing,
+                f"recovered: {wf.recovery_streak} consecutive validated successes",
+            )
             wf.reset_steps()
 
     def _signal(
-        self, wf: br.WorkflowRuntime, step: br.StepRuntime, step_id: str, result: StepResult,
-        c: br.Classification, now: float, ts: datetime | None, events: Events,
+        self,
+        wf: br.WorkflowRuntime,
+        step: br.StepRuntime,
+        step_id: str,
+        result: StepResult,
+        c: br.Classification,
+        now: float,
+        ts: datetime | None,
+        events: Events,
     ) -> None:
         """Count a failing or suspicious result and apply the breakers."""
         trigger = c.primary
@@ -532,7 +651,9 @@ class AutoHealManager:
             step.consecutive_target_not_found += 1
         else:
             step.consecutive_target_not_found = 0
-        step.consecutive_low_confidence = step.consecutive_low_confidence + 1 if c.low_confidence else 0
+        step.consecutive_low_confidence = (
+            step.consecutive_low_confidence + 1 if c.low_confidence else 0
+        )
         wf.recovery_streak = 0
         state = wf.state
         policy = wf.policy
@@ -542,8 +663,13 @@ class AutoHealManager:
             wf.window.add(now, trigger)
             wf.failures += 1
             wf.last_errors.append(
-                {"step_id": step_id, "trigger": trigger.value, "outcome": result.outcome.value,
-                 "confidence": result.confidence, "monotonic": now}
+                {
+                    "step_id": step_id,
+                    "trigger": trigger.value,
+                    "outcome": result.outcome.value,
+                    "confidence": result.confidence,
+                    "monotonic": now,
+                }
             )
             threshold = policy.step_breaker.window_failure_threshold
             if threshold is not None:
@@ -556,14 +682,23 @@ class AutoHealManager:
         if state is RUNNING or state is DEGRADED:
             firing = br.workflow_rule(wf, now) if counted else None
             if firing is not None:
-                self._move(wf, QUARANTINED, Cause.WORKFLOW_BREAKER, now, ts, events, firing,
-                           firing.describe())
+                self._move(
+                    wf,
+                    QUARANTINED,
+                    Cause.WORKFLOW_BREAKER,
+                    now,
+                    ts,
+                    events,
+                    firing,
+                    firing.describe(),
+                )
                 new_quarantine = True
             elif state is RUNNING:
                 firing = br.step_rule(step, step_id, policy, now)
                 if firing is not None:
-                    self._move(wf, DEGRADED, Cause.STEP_BREAKER, now, ts, events, firing,
-                               firing.describe())
+                    self._move(
+                        wf, DEGRADED, Cause.STEP_BREAKER, now, ts, events, firing, firing.describe()
+                    )
         elif state is QUARANTINED and wf.probe_step == step_id:
             self._probe_result(wf, result, False, now, ts, events)
         firing = br.global_rule(self._global, gpolicy, now, new_quarantine)
@@ -571,34 +706,63 @@ class AutoHealManager:
             self._pause_all(firing, now, ts, events)
 
     def _probe_result(
-        self, wf: br.WorkflowRuntime, result: StepResult, clean: bool, now: float,
-        ts: datetime | None, events: Events,
+        self,
+        wf: br.WorkflowRuntime,
+        result: StepResult,
+        clean: bool,
+        now: float,
+        ts: datetime | None,
+        events: Events,
     ) -> None:
         if clean and br.counts_toward_recovery(result, wf.policy):
             target = DEGRADED if wf.policy.quarantine.release_to == "degraded" else RUNNING
             firing = RuleFiring(Rule.QUARANTINE_PROBE, "workflow", wf.workflow_id, 1, 1)
-            self._move(wf, target, Cause.PROBE_SUCCESS, now, ts, events, firing,
-                       "released: the half-open probe succeeded")
+            self._move(
+                wf,
+                target,
+                Cause.PROBE_SUCCESS,
+                now,
+                ts,
+                events,
+                firing,
+                "released: the half-open probe succeeded",
+            )
             wf.reset_counters()
             wf.probe_cooldown = wf.policy.quarantine.probe_cooldown_seconds
         else:
             self._probe_failed(wf, now, ts, events, "probe.failed", "the half-open probe failed")
 
     def _probe_failed(
-        self, wf: br.WorkflowRuntime, now: float, ts: datetime | None, events: Events,
-        code: str, message: str,
+        self,
+        wf: br.WorkflowRuntime,
+        now: float,
+        ts: datetime | None,
+        events: Events,
+        code: str,
+        message: str,
     ) -> None:
         q = wf.policy.quarantine
-        wf.probe_cooldown = min(wf.probe_cooldown * q.probe_backoff_factor, q.probe_max_cooldown_seconds)
+        wf.probe_cooldown = min(
+            wf.probe_cooldown * q.probe_backoff_factor, q.probe_max_cooldown_seconds
+        )
         wf.probe_ready_at = now + wf.probe_cooldown
         step_id, wf.probe_step, wf.probe_deadline = wf.probe_step, None, None
         if events is not None:
             self._emit(
-                events, EventKind.PROBE, ts, now, wf.workflow_id, step_id, wf.state,
-                reason=code, message=f"{message}; next probe in {wf.probe_cooldown:g} s",
+                events,
+                EventKind.PROBE,
+                ts,
+                now,
+                wf.workflow_id,
+                step_id,
+                wf.state,
+                reason=code,
+                message=f"{message}; next probe in {wf.probe_cooldown:g} s",
             )
 
-    def _pause_all(self, firing: RuleFiring, now: float, ts: datetime | None, events: Events) -> None:
+    def _pause_all(
+        self, firing: RuleFiring, now: float, ts: datetime | None, events: Events
+    ) -> None:
         glob = self._global
         glob.paused = True
         glob.paused_since = ts if ts is not None else self._clock.now()
@@ -606,8 +770,17 @@ class AutoHealManager:
         glob.reason = firing.describe()
         if events is not None:
             self._emit(
-                events, EventKind.GLOBAL, ts, now, None, None, PAUSED, previous_state=RUNNING,
-                reason=firing.rule, message=glob.reason, rule=firing,
+                events,
+                EventKind.GLOBAL,
+                ts,
+                now,
+                None,
+                None,
+                PAUSED,
+                previous_state=RUNNING,
+                reason=firing.rule,
+                message=glob.reason,
+                rule=firing,
                 cause=Cause.GLOBAL_BREAKER.value,
             )
         for wf in self._workflows.values():
@@ -635,8 +808,15 @@ class AutoHealManager:
             if self._publisher.active:
                 events: list[DecisionEvent] = []
                 self._emit(
-                    events, EventKind.POLICY_REJECTED, ts, now, None, None, None,
-                    reason="policy.rejected", message=str(change.error),
+                    events,
+                    EventKind.POLICY_REJECTED,
+                    ts,
+                    now,
+                    None,
+                    None,
+                    None,
+                    reason="policy.rejected",
+                    message=str(change.error),
                     details={"field": change.error.field, "source": change.error.source},
                 )
                 self._publisher.enqueue(events)
@@ -664,8 +844,15 @@ class AutoHealManager:
             if self._publisher.active:
                 events: list[DecisionEvent] = []
                 self._emit(
-                    events, EventKind.POLICY_RELOAD, ts, now, None, None, None,
-                    reason="policy.reloaded", message=f"policy {old.version} -> {policy.version}",
+                    events,
+                    EventKind.POLICY_RELOAD,
+                    ts,
+                    now,
+                    None,
+                    None,
+                    None,
+                    reason="policy.reloaded",
+                    message=f"policy {old.version} -> {policy.version}",
                     details={"source": source, "previous_version": old.version},
                 )
                 self._publisher.enqueue(events)
@@ -674,8 +861,12 @@ class AutoHealManager:
 
 def _info(wf: br.WorkflowRuntime) -> ExecutionStateInfo:
     return ExecutionStateInfo(
-        workflow_id=wf.workflow_id, state=wf.state, since=wf.since, reason=wf.reason,
-        previous_state=wf.previous_state, actor=wf.actor,
+        workflow_id=wf.workflow_id,
+        state=wf.state,
+        since=wf.since,
+        reason=wf.reason,
+        previous_state=wf.previous_state,
+        actor=wf.actor,
     )
 
 

@@ -149,7 +149,9 @@ class StepResult:
                 outcome = Outcome(outcome)
             except ValueError:
                 allowed = ", ".join(o.value for o in Outcome)
-                raise InvalidInputError("outcome", self.outcome, f"must be one of {allowed}") from None
+                raise InvalidInputError(
+                    "outcome", self.outcome, f"must be one of {allowed}"
+                ) from None
             object.__setattr__(self, "outcome", outcome)
         if self.confidence is not None:
             object.__setattr__(self, "confidence", _check_score("confidence", self.confidence))
@@ -159,7 +161,12 @@ class StepResult:
             raise InvalidInputError("validated", self.validated, "must be a bool")
         if self.duration_s is not None:
             d = self.duration_s
-            if isinstance(d, bool) or not isinstance(d, int | float) or not math.isfinite(d) or d < 0:
+            if (
+                isinstance(d, bool)
+                or not isinstance(d, int | float)
+                or not math.isfinite(d)
+                or d < 0
+            ):
                 raise InvalidInputError("duration_s", d, "must be a finite number >= 0")
             object.__setattr__(self, "duration_s", float(d))
         if not isinstance(self.details, Mapping):
@@ -186,7 +193,14 @@ class StepResult:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> StepResult:
         """Build a result from :meth:`to_dict` output (validated like the constructor)."""
-        unknown = set(data) - {"outcome", "confidence", "second_best", "validated", "duration_s", "details"}
+        unknown = set(data) - {
+            "outcome",
+            "confidence",
+            "second_best",
+            "validated",
+            "duration_s",
+            "details",
+        }
         if unknown:
             raise InvalidInputError("StepResult", sorted(unknown), "has no such fields")
         if "outcome" not in data:

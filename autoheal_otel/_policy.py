@@ -50,7 +50,7 @@ __all__ = [
     "WorkflowPolicy",
 ]
 
-POLICY_SCHEMA_VERSION = 1
+POLICY_SCHEMA_VERSION: Literal[1] = 1
 
 _DEFAULT_COUNTED = (
     Trigger.TARGET_NOT_FOUND,
@@ -78,8 +78,12 @@ class _FieldError(ValueError):
 
 class _Section(BaseModel):
     model_config = ConfigDict(
-        frozen=True, extra="forbid", allow_inf_nan=False, validate_by_name=True,
-        validate_by_alias=True, use_enum_values=False,
+        frozen=True,
+        extra="forbid",
+        allow_inf_nan=False,
+        validate_by_name=True,
+        validate_by_alias=True,
+        use_enum_values=False,
     )
 
 
@@ -96,20 +100,20 @@ class ConfidencePolicy(_Section):
     low_confidence_floor: Number = _probability(
         0.70, "A best score below this is a low-confidence signal, even on success."
     )
-    ambiguity_margin: Number = _probability(
-        0.05, "A top-two score gap below this is ambiguous."
-    )
+    ambiguity_margin: Number = _probability(0.05, "A top-two score gap below this is ambiguous.")
 
     @model_validator(mode="after")
     def _consistent(self) -> ConfidencePolicy:
         if self.degraded_cap < self.normal_threshold:
             raise _FieldError(
-                "degraded_cap", self.degraded_cap,
+                "degraded_cap",
+                self.degraded_cap,
                 f"must be >= normal_threshold ({self.normal_threshold})",
             )
         if self.low_confidence_floor > self.normal_threshold:
             raise _FieldError(
-                "low_confidence_floor", self.low_confidence_floor,
+                "low_confidence_floor",
+                self.low_confidence_floor,
                 f"must be <= normal_threshold ({self.normal_threshold})",
             )
         return self
@@ -192,7 +196,8 @@ class QuarantinePolicy(_Section):
     def _consistent(self) -> QuarantinePolicy:
         if self.probe_max_cooldown_seconds < self.probe_cooldown_seconds:
             raise _FieldError(
-                "probe_max_cooldown_seconds", self.probe_max_cooldown_seconds,
+                "probe_max_cooldown_seconds",
+                self.probe_max_cooldown_seconds,
                 f"must be >= probe_cooldown_seconds ({self.probe_cooldown_seconds})",
             )
         return self
@@ -356,7 +361,9 @@ class PolicyConfig(_Section):
         if not isinstance(data, dict):
             raise PolicyError(
                 f"the policy must be a JSON object, but was {type(data).__name__}",
-                field="", value=data, source=source,
+                field="",
+                value=data,
+                source=source,
             )
         try:
             return cls(**data)
@@ -396,7 +403,9 @@ class PolicyConfig(_Section):
         return schema
 
 
-def _merge_override(base: WorkflowPolicy, workflow_id: str, override: Mapping[str, Any]) -> WorkflowPolicy:
+def _merge_override(
+    base: WorkflowPolicy, workflow_id: str, override: Mapping[str, Any]
+) -> WorkflowPolicy:
     """Merge one workflow's partial sections over ``base`` and validate the result."""
     prefix = f"workflows.{workflow_id}"
     merged: dict[str, Any] = {}
@@ -410,7 +419,8 @@ def _merge_override(base: WorkflowPolicy, workflow_id: str, override: Mapping[st
             for scope, section in value.items():
                 if scope not in _OVERRIDABLE_BREAKERS:
                     raise _FieldError(
-                        f"{prefix}.breakers.{scope}", section,
+                        f"{prefix}.breakers.{scope}",
+                        section,
                         "is not overridable per workflow (allowed: step, workflow)",
                     )
                 target = _OVERRIDABLE_BREAKERS[scope]
@@ -459,8 +469,10 @@ def _translate(exc: ValidationError) -> PolicyError:
     if isinstance(ctx_error, _FieldError):
         # ``loc`` is the section; the consistency check names the field inside it (or, for
         # overrides, the whole path).
-        field = ctx_error.field if ctx_error.field.startswith("workflows.") else ".".join(
-            p for p in (loc, ctx_error.field) if p
+        field = (
+            ctx_error.field
+            if ctx_error.field.startswith("workflows.")
+            else ".".join(p for p in (loc, ctx_error.field) if p)
         )
         value = ctx_error.value
         rule = _rule_of(ctx_error)

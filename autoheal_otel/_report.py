@@ -20,7 +20,14 @@ from ._models import EffectiveSettings, ExecutionState, FailureWindow
 from ._policy import PolicyConfig, WorkflowPolicy
 from ._semconv import Rule
 
-__all__ = ["GlobalStatus", "StatusReport", "StepStatus", "WorkflowStatus", "build_report", "effective_settings"]
+__all__ = [
+    "GlobalStatus",
+    "StatusReport",
+    "StepStatus",
+    "WorkflowStatus",
+    "build_report",
+    "effective_settings",
+]
 
 Health = Literal["ok", "degraded", "critical"]
 
@@ -115,10 +122,17 @@ def effective_settings(
     )
 
 
-def _window(scope: str, key: str, rule: str, window: Any, threshold: int | None, now: float) -> FailureWindow:
+def _window(
+    scope: str, key: str, rule: str, window: Any, threshold: int | None, now: float
+) -> FailureWindow:
     return FailureWindow(
-        scope=scope, key=key, rule=rule, window_seconds=window.window_seconds,
-        count=window.total(now), threshold=threshold, counts_by_trigger=window.counts(now),
+        scope=scope,
+        key=key,
+        rule=rule,
+        window_seconds=window.window_seconds,
+        count=window.total(now),
+        threshold=threshold,
+        counts_by_trigger=window.counts(now),
     )
 
 
@@ -147,30 +161,59 @@ def build_report(
                 consecutive_low_confidence=s.consecutive_low_confidence,
                 consecutive_low_confidence_threshold=sp.consecutive_low_confidence,
                 window=(
-                    _window("step", sid, Rule.STEP_FAILURE_WINDOW, s.window, sp.window_failure_threshold, now)
-                    if s.window is not None else None
+                    _window(
+                        "step",
+                        sid,
+                        Rule.STEP_FAILURE_WINDOW,
+                        s.window,
+                        sp.window_failure_threshold,
+                        now,
+                    )
+                    if s.window is not None
+                    else None
                 ),
             )
             for sid, s in wf.steps.items()
         }
         probe_in = None
-        if wf.state is ExecutionState.QUARANTINED and wp.quarantine.probe_enabled and wf.probe_ready_at:
+        if (
+            wf.state is ExecutionState.QUARANTINED
+            and wp.quarantine.probe_enabled
+            and wf.probe_ready_at
+        ):
             probe_in = max(0.0, wf.probe_ready_at - now)
         last_errors = [
-            {**{k: v for k, v in e.items() if k != "monotonic"},
-             "ts": (wall - timedelta(seconds=now - e["monotonic"])).isoformat()}
+            {
+                **{k: v for k, v in e.items() if k != "monotonic"},
+                "ts": (wall - timedelta(seconds=now - e["monotonic"])).isoformat(),
+            }
             for e in wf.last_errors
         ]
         entries[wid] = WorkflowStatus(
-            workflow_id=wid, state=wf.state, since=wf.since, reason=wf.reason,
-            rule=wf.rule.to_dict() if wf.rule else None, previous_state=wf.previous_state,
-            actor=wf.actor, executions=wf.executions, failures=wf.failures,
-            window=_window("workflow", wid, Rule.WORKFLOW_FAILURE_WINDOW, wf.window,
-                           wp.workflow_breaker.failure_threshold, now),
-            steps=steps, recovery_streak=wf.recovery_streak,
+            workflow_id=wid,
+            state=wf.state,
+            since=wf.since,
+            reason=wf.reason,
+            rule=wf.rule.to_dict() if wf.rule else None,
+            previous_state=wf.previous_state,
+            actor=wf.actor,
+            executions=wf.executions,
+            failures=wf.failures,
+            window=_window(
+                "workflow",
+                wid,
+                Rule.WORKFLOW_FAILURE_WINDOW,
+                wf.window,
+                wp.workflow_breaker.failure_threshold,
+                now,
+            ),
+            steps=steps,
+            recovery_streak=wf.recovery_streak,
             recovery_required=wp.degraded.recovery_successes,
             settings=effective_settings(wid, wf.state, wp),
-            history=list(wf.history), last_errors=last_errors, probe_ready_in_s=probe_in,
+            history=list(wf.history),
+            last_errors=last_errors,
+            probe_ready_in_s=probe_in,
         )
     gp = policy.breakers.global_
     if glob.paused:
@@ -184,12 +227,18 @@ def build_report(
         policy_version=policy.version,
         last_policy_error=str(last_policy_error) if last_policy_error else None,
         global_=GlobalStatus(
-            health=health, paused=glob.paused, paused_since=glob.paused_since if glob.paused else None,
+            health=health,
+            paused=glob.paused,
+            paused_since=glob.paused_since if glob.paused else None,
             reason=glob.reason if glob.paused else "",
-            window=_window("global", "*", Rule.GLOBAL_FAILURE_WINDOW, glob.window, gp.failure_threshold, now),
+            window=_window(
+                "global", "*", Rule.GLOBAL_FAILURE_WINDOW, glob.window, gp.failure_threshold, now
+            ),
             quarantined_workflows=len(glob.quarantined),
             quarantined_workflows_threshold=gp.quarantined_workflows_threshold,
             states=states,
         ),
-        workflows=entries, events_published=published, sink_errors=sink_errors,
+        workflows=entries,
+        events_published=published,
+        sink_errors=sink_errors,
     )

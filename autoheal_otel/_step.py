@@ -76,7 +76,10 @@ class StepGuard:
         self.workflow_id = workflow_id
         self.step_id = step_id
         self.timeout_s = timeout_s
-        self._exceptions = {**DEFAULT_EXCEPTIONS, **{k: Outcome(v) for k, v in (exceptions or {}).items()}}
+        self._exceptions = {
+            **DEFAULT_EXCEPTIONS,
+            **{k: Outcome(v) for k, v in (exceptions or {}).items()},
+        }
         self._result: StepResult | None = None
         self._started: float | None = None
         self.settings: EffectiveSettings | None = None
@@ -86,29 +89,48 @@ class StepGuard:
     # -- inside the body ---------------------------------------------------------------------
 
     def succeed(
-        self, *, confidence: float | None = None, second_best: float | None = None,
-        validated: bool = False, details: Mapping[str, Any] | None = None,
+        self,
+        *,
+        confidence: float | None = None,
+        second_best: float | None = None,
+        validated: bool = False,
+        details: Mapping[str, Any] | None = None,
     ) -> None:
         """Report a success (validated when the postcondition was checked)."""
-        self.report(Outcome.SUCCESS, confidence=confidence, second_best=second_best,
-                    validated=validated, details=details)
+        self.report(
+            Outcome.SUCCESS,
+            confidence=confidence,
+            second_best=second_best,
+            validated=validated,
+            details=details,
+        )
 
     def fail(
-        self, outcome: Outcome | str, *, confidence: float | None = None,
-        second_best: float | None = None, details: Mapping[str, Any] | None = None,
+        self,
+        outcome: Outcome | str,
+        *,
+        confidence: float | None = None,
+        second_best: float | None = None,
+        details: Mapping[str, Any] | None = None,
     ) -> None:
         """Report a failure without raising."""
         self.report(outcome, confidence=confidence, second_best=second_best, details=details)
 
     def report(
-        self, outcome: Outcome | str, *, confidence: float | None = None,
-        second_best: float | None = None, validated: bool = False,
+        self,
+        outcome: Outcome | str,
+        *,
+        confidence: float | None = None,
+        second_best: float | None = None,
+        validated: bool = False,
         details: Mapping[str, Any] | None = None,
     ) -> None:
         """Set the result to report on exit (validated now: a bad score raises here)."""
         self._result = StepResult(
             outcome=Outcome(outcome) if not isinstance(outcome, Outcome) else outcome,
-            confidence=confidence, second_best=second_best, validated=validated,
+            confidence=confidence,
+            second_best=second_best,
+            validated=validated,
             details=dict(details or {}),
         )
 
@@ -128,7 +150,8 @@ class StepGuard:
         """Raise :class:`WatchdogTimeout` if the deadline has passed (call between actions)."""
         if self.elapsed_s > self.timeout_s:
             raise WatchdogTimeout(
-                f"step {self.step_id!r} of {self.workflow_id!r} exceeded its {self.timeout_s:g} s deadline"
+                f"step {self.step_id!r} of {self.workflow_id!r} exceeded its "
+                f"{self.timeout_s:g} s deadline"
             )
 
     # -- protocol ---------------------------------------------------------------------------
@@ -144,7 +167,9 @@ class StepGuard:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         elapsed = self.elapsed_s
@@ -153,9 +178,6 @@ class StepGuard:
         if exc is not None:
             outcome = self._outcome_of(exc)
             details.update(error_type=type(exc).__name__, error=str(exc)[:500])
-        elif elapsed > self.timeout_s:
-            outcome = Outcome.WATCHDOG_TIMEOUT
-            details.update(timeout_s=self.timeout_s)
         else:
             outcome = reported.outcome if reported else Outcome.SUCCESS
         if elapsed > self.timeout_s and outcome is not Outcome.WATCHDOG_TIMEOUT:
@@ -193,9 +215,13 @@ def guard_decorator(
             with manager.step(workflow_id, step_id, timeout_s=timeout_s) as step:
                 value = func(*args, **kwargs)
                 if isinstance(value, StepResult):
-                    step.report(value.outcome, confidence=value.confidence,
-                                second_best=value.second_best, validated=value.validated,
-                                details=value.details)
+                    step.report(
+                        value.outcome,
+                        confidence=value.confidence,
+                        second_best=value.second_best,
+                        validated=value.validated,
+                        details=value.details,
+                    )
             return value
 
         return wrapper

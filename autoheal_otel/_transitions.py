@@ -14,7 +14,7 @@ from enum import StrEnum
 from ._errors import IllegalTransitionError
 from ._models import ExecutionState
 
-__all__ = ["Cause", "Edge", "TRANSITIONS", "check", "is_legal", "mermaid"]
+__all__ = ["TRANSITIONS", "Cause", "Edge", "check", "is_legal", "mermaid"]
 
 R = ExecutionState.RUNNING
 D = ExecutionState.DEGRADED

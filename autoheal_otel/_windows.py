@@ -20,7 +20,7 @@ from collections import deque
 
 from ._models import Trigger
 
-__all__ = ["SlidingWindow", "TRIGGERS"]
+__all__ = ["TRIGGERS", "SlidingWindow"]
 
 TRIGGERS: tuple[Trigger, ...] = tuple(Trigger)
 _INDEX = {t: i for i, t in enumerate(TRIGGERS)}
@@ -52,9 +52,11 @@ class SlidingWindow:
     def evict(self, now: float) -> None:
         """Drop the entries that are one window old or older at ``now``."""
         entries = self._entries
-        horizon = now - self.window_seconds
+        window = self.window_seconds
         counts = self._counts
-        while entries and entries[0][0] <= horizon:
+        # Written as the invariant (``now - t >= window`` expires), not as ``t <= now - window``:
+        # the two differ in floating point at the boundary.
+        while entries and now - entries[0][0] >= window:
             counts[entries.popleft()[1]] -= 1
 
     def total(self, now: float) -> int:

@@ -32,9 +32,7 @@ def sink() -> InMemorySink:
 
 
 @pytest.fixture
-def make_manager(
-    clock: FakeClock, sink: InMemorySink
-) -> Iterator[Callable[..., AutoHealManager]]:
+def make_manager(clock: FakeClock, sink: InMemorySink) -> Iterator[Callable[..., AutoHealManager]]:
     made: list[AutoHealManager] = []
 
     def make(policy: Any = None, **kwargs: Any) -> AutoHealManager:

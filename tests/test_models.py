@@ -26,19 +26,31 @@ from autoheal_otel._models import check_id
 def test_enum_values_are_the_contract() -> None:
     """States and outcomes serialize to the lowercase strings of the public contract."""
     assert [s.value for s in ExecutionState] == [
-        "running", "degraded", "quarantined", "rollback", "paused",
+        "running",
+        "degraded",
+        "quarantined",
+        "rollback",
+        "paused",
     ]
     assert {o.value for o in Outcome} == {
-        "success", "target_not_found", "postcondition_failed", "watchdog_timeout", "error",
+        "success",
+        "target_not_found",
+        "postcondition_failed",
+        "watchdog_timeout",
+        "error",
     }
     assert ExecutionState.DEGRADED == "degraded"
 
 
 @pytest.mark.parametrize(
     ("state", "blocked"),
-    [(ExecutionState.RUNNING, False), (ExecutionState.DEGRADED, False),
-     (ExecutionState.QUARANTINED, True), (ExecutionState.ROLLBACK, True),
-     (ExecutionState.PAUSED, True)],
+    [
+        (ExecutionState.RUNNING, False),
+        (ExecutionState.DEGRADED, False),
+        (ExecutionState.QUARANTINED, True),
+        (ExecutionState.ROLLBACK, True),
+        (ExecutionState.PAUSED, True),
+    ],
     ids=lambda v: str(v),
 )
 def test_is_blocked(state: ExecutionState, blocked: bool) -> None:
@@ -62,8 +74,20 @@ def test_is_blocked(state: ExecutionState, blocked: bool) -> None:
         ({"outcome": "success", "validated": "yes"}, "validated"),
         ({"outcome": "success", "details": ["x"]}, "details"),
     ],
-    ids=["unknown-outcome", "nan", "inf", "above-1", "negative", "string-score", "bool-score",
-         "nan-second", "negative-duration", "nan-duration", "validated-string", "details-list"],
+    ids=[
+        "unknown-outcome",
+        "nan",
+        "inf",
+        "above-1",
+        "negative",
+        "string-score",
+        "bool-score",
+        "nan-second",
+        "negative-duration",
+        "nan-duration",
+        "validated-string",
+        "details-list",
+    ],
 )
 def test_step_result_rejects_bad_input(kwargs: dict[str, object], field: str) -> None:
     """A bad StepResult field raises InvalidInputError naming the field and the value."""
@@ -90,7 +114,10 @@ def test_step_result_coerces_outcome_strings() -> None:
     duration=st.none() | st.floats(0, 1e6),
 )
 def test_step_result_json_round_trip(
-    outcome: Outcome, confidence: float | None, second: float | None, validated: bool,
+    outcome: Outcome,
+    confidence: float | None,
+    second: float | None,
+    validated: bool,
     duration: float | None,
 ) -> None:
     """to_json -> from_json gives back an equal StepResult."""
@@ -108,19 +135,45 @@ def test_records_round_trip_through_json() -> None:
     """Every public record serializes to JSON and back unchanged."""
     ts = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
     records = [
-        ExecutionStateInfo(workflow_id="w", state=ExecutionState.QUARANTINED, since=ts,
-                           reason="r", previous_state=ExecutionState.RUNNING, actor="ops"),
-        FailureWindow(scope="workflow", key="w", rule="workflow.failure_window",
-                      window_seconds=600, count=3, threshold=10,
-                      counts_by_trigger={Trigger.TARGET_NOT_FOUND: 3}),
-        VersionInfo(component="faiss_index", version=3, created_at=ts, reason="learned",
-                    checksums={"index.faiss": "ab"}, metrics_baseline={"success_rate": 0.9},
-                    parent=2),
-        EffectiveSettings(workflow_id="w", state=ExecutionState.DEGRADED, min_confidence=0.85,
-                          low_confidence_floor=0.7, learning_enabled=False,
-                          strict_ambiguity=True, ambiguity_margin=0.05,
-                          postcondition_required=True, step_delay_ms=500, max_retries=1,
-                          step_allowed=True),
+        ExecutionStateInfo(
+            workflow_id="w",
+            state=ExecutionState.QUARANTINED,
+            since=ts,
+            reason="r",
+            previous_state=ExecutionState.RUNNING,
+            actor="ops",
+        ),
+        FailureWindow(
+            scope="workflow",
+            key="w",
+            rule="workflow.failure_window",
+            window_seconds=600,
+            count=3,
+            threshold=10,
+            counts_by_trigger={Trigger.TARGET_NOT_FOUND: 3},
+        ),
+        VersionInfo(
+            component="faiss_index",
+            version=3,
+            created_at=ts,
+            reason="learned",
+            checksums={"index.faiss": "ab"},
+            metrics_baseline={"success_rate": 0.9},
+            parent=2,
+        ),
+        EffectiveSettings(
+            workflow_id="w",
+            state=ExecutionState.DEGRADED,
+            min_confidence=0.85,
+            low_confidence_floor=0.7,
+            learning_enabled=False,
+            strict_ambiguity=True,
+            ambiguity_margin=0.05,
+            postcondition_required=True,
+            step_delay_ms=500,
+            max_retries=1,
+            step_allowed=True,
+        ),
     ]
     for record in records:
         assert type(record).from_json(record.to_json()) == record
@@ -135,7 +188,8 @@ def test_failure_window_fill() -> None:
 
 
 @pytest.mark.parametrize(
-    "value", ["", "a\x00b", "line\nbreak", 42, None, "x" * 257],
+    "value",
+    ["", "a\x00b", "line\nbreak", 42, None, "x" * 257],
     ids=["empty", "nul", "newline", "int", "none", "too-long"],
 )
 def test_check_id_rejects_unusable_ids(value: object) -> None:

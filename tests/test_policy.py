@@ -52,6 +52,7 @@ def test_committed_schema_matches_the_model() -> None:
 def test_schema_validates_the_default_file_and_rejects_typos() -> None:
     """The exported schema accepts the default policy and refuses an unknown key."""
     import jsonschema
+
     schema = PolicyConfig.json_schema()
     data = json.loads((ROOT / "config" / "auto_heal_policy.json").read_text())
     jsonschema.validate(data, schema)
@@ -68,28 +69,50 @@ BAD = [
     ({"confidence": {"low_confidence_floor": 0.8}}, "confidence.low_confidence_floor", 0.8),
     ({"breakers": {"workflow": {"window_seconds": 0}}}, "breakers.workflow.window_seconds", 0),
     ({"breakers": {"global": {"failure_threshold": 0}}}, "breakers.global.failure_threshold", 0),
-    ({"breakers": {"step": {"consecutive_target_not_found": True}}},
-     "breakers.step.consecutive_target_not_found", True),
-    ({"breakers": {"step": {"consecutive_target_not_found": "3"}}},
-     "breakers.step.consecutive_target_not_found", "3"),
+    (
+        {"breakers": {"step": {"consecutive_target_not_found": True}}},
+        "breakers.step.consecutive_target_not_found",
+        True,
+    ),
+    (
+        {"breakers": {"step": {"consecutive_target_not_found": "3"}}},
+        "breakers.step.consecutive_target_not_found",
+        "3",
+    ),
     ({"degraded": {"recovery_successes": 0}}, "degraded.recovery_successes", 0),
-    ({"quarantine": {"probe_cooldown_seconds": 600, "probe_max_cooldown_seconds": 60}},
-     "quarantine.probe_max_cooldown_seconds", 60),
+    (
+        {"quarantine": {"probe_cooldown_seconds": 600, "probe_max_cooldown_seconds": 60}},
+        "quarantine.probe_max_cooldown_seconds",
+        60,
+    ),
     ({"audit": {"fsync": "sometimes"}}, "audit.fsync", "sometimes"),
-    ({"workflows": {"inv": {"confidence": {"normal_threshold": 7}}}},
-     "workflows.inv.confidence.normal_threshold", 7),
-    ({"workflows": {"inv": {"confidence": {"normal_threshold": 0.99}}}},
-     "workflows.inv.confidence.degraded_cap", 0.95),
+    (
+        {"workflows": {"inv": {"confidence": {"normal_threshold": 7}}}},
+        "workflows.inv.confidence.normal_threshold",
+        7,
+    ),
+    (
+        {"workflows": {"inv": {"confidence": {"normal_threshold": 0.99}}}},
+        "workflows.inv.confidence.degraded_cap",
+        0.95,
+    ),
     ({"workflows": {"inv": {"audit": {}}}}, "workflows.inv.audit", {}),
     ({"workflows": {"inv": {"breakers": {"global": {}}}}}, "workflows.inv.breakers.global", {}),
-    ({"workflows": {"inv": {"degraded": {"recovery_sucesses": 2}}}},
-     "workflows.inv.degraded.recovery_sucesses", 2),
+    (
+        {"workflows": {"inv": {"degraded": {"recovery_sucesses": 2}}}},
+        "workflows.inv.degraded.recovery_sucesses",
+        2,
+    ),
     ({"schema_version": 2}, "schema_version", 2),
 ]
 
 
-@pytest.mark.parametrize(("data", "field", "value"), BAD, ids=[b[1] + "=" + repr(b[2]) for b in BAD])
-def test_bad_policy_names_field_and_value(data: dict[str, Any], field: str, value: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("data", "field", "value"), BAD, ids=[b[1] + "=" + repr(b[2]) for b in BAD]
+)
+def test_bad_policy_names_field_and_value(
+    data: dict[str, Any], field: str, value: Any, tmp_path: Path
+) -> None:
     """Loading a bad policy raises PolicyError with the dotted field path and the bad value."""
     path = tmp_path / "policy.json"
     path.write_text(json.dumps(data))
@@ -138,11 +161,17 @@ def test_constructing_in_code_raises_policy_error_too() -> None:
 
 def test_overrides_merge_over_global_sections() -> None:
     """A workflow override changes only the fields it names; others keep the global value."""
-    p = PolicyConfig.from_dict({
-        "confidence": {"normal_threshold": 0.7, "low_confidence_floor": 0.6},
-        "workflows": {"inv": {"confidence": {"normal_threshold": 0.8},
-                              "breakers": {"workflow": {"failure_threshold": 4}}}},
-    })
+    p = PolicyConfig.from_dict(
+        {
+            "confidence": {"normal_threshold": 0.7, "low_confidence_floor": 0.6},
+            "workflows": {
+                "inv": {
+                    "confidence": {"normal_threshold": 0.8},
+                    "breakers": {"workflow": {"failure_threshold": 4}},
+                }
+            },
+        }
+    )
     inv = p.for_workflow("inv")
     other = p.for_workflow("other")
     assert inv.confidence.normal_threshold == 0.8
@@ -169,27 +198,47 @@ def policies(draw: st.DrawFn) -> PolicyConfig:
     cap = draw(st.floats(normal, 1))
     cooldown = draw(st.floats(1, 1000))
     triggers = draw(st.lists(st.sampled_from(Trigger), min_size=1, max_size=4, unique=True))
-    return PolicyConfig.from_dict({
-        "confidence": {"normal_threshold": normal, "low_confidence_floor": floor,
-                       "degraded_cap": cap, "degraded_boost": draw(probabilities),
-                       "ambiguity_margin": draw(probabilities)},
-        "breakers": {
-            "step": {"consecutive_target_not_found": draw(st.integers(1, 50)),
-                     "window_failure_threshold": draw(st.none() | st.integers(1, 50))},
-            "workflow": {"failure_threshold": draw(st.integers(1, 500)),
-                         "window_seconds": draw(st.floats(0.001, 1e6)),
-                         "counted_triggers": [t.value for t in triggers]},
-        },
-        "quarantine": {"probe_enabled": draw(st.booleans()), "probe_cooldown_seconds": cooldown,
-                       "probe_max_cooldown_seconds": cooldown * draw(st.floats(1, 10))},
-        "audit": {"fsync": draw(st.sampled_from(["never", "interval", "always"]))},
-        "workflows": draw(st.dictionaries(
-            st.text(min_size=1, max_size=8),
-            st.fixed_dictionaries({"degraded": st.fixed_dictionaries(
-                {"recovery_successes": st.integers(1, 20)})}),
-            max_size=3,
-        )),
-    })
+    return PolicyConfig.from_dict(
+        {
+            "confidence": {
+                "normal_threshold": normal,
+                "low_confidence_floor": floor,
+                "degraded_cap": cap,
+                "degraded_boost": draw(probabilities),
+                "ambiguity_margin": draw(probabilities),
+            },
+            "breakers": {
+                "step": {
+                    "consecutive_target_not_found": draw(st.integers(1, 50)),
+                    "window_failure_threshold": draw(st.none() | st.integers(1, 50)),
+                },
+                "workflow": {
+                    "failure_threshold": draw(st.integers(1, 500)),
+                    "window_seconds": draw(st.floats(0.001, 1e6)),
+                    "counted_triggers": [t.value for t in triggers],
+                },
+            },
+            "quarantine": {
+                "probe_enabled": draw(st.booleans()),
+                "probe_cooldown_seconds": cooldown,
+                "probe_max_cooldown_seconds": cooldown * draw(st.floats(1, 10)),
+            },
+            "audit": {"fsync": draw(st.sampled_from(["never", "interval", "always"]))},
+            "workflows": draw(
+                st.dictionaries(
+                    st.text(min_size=1, max_size=8),
+                    st.fixed_dictionaries(
+                        {
+                            "degraded": st.fixed_dictionaries(
+                                {"recovery_successes": st.integers(1, 20)}
+                            )
+                        }
+                    ),
+                    max_size=3,
+                )
+            ),
+        }
+    )
 
 
 @given(policies())

@@ -24,7 +24,9 @@ from .conftest import OK, POST, TNF, policy_with
 S = ExecutionState
 
 
-def test_three_target_not_found_degrade_with_raised_threshold(manager: AutoHealManager, sink: InMemorySink) -> None:
+def test_three_target_not_found_degrade_with_raised_threshold(
+    manager: AutoHealManager, sink: InMemorySink
+) -> None:
     """3 consecutive TARGET_NOT_FOUND on a step -> DEGRADED, threshold 0.85, learning frozen."""
     for i in range(3):
         assert manager.should_execute_step("invoice", "click_submit")[0]
@@ -85,7 +87,9 @@ def test_recovery_after_five_validated_successes(manager: AutoHealManager) -> No
     ],
     ids=["unvalidated", "below-raised-threshold", "ambiguous"],
 )
-def test_recovery_needs_consecutive_strict_successes(manager: AutoHealManager, breaker: StepResult) -> None:
+def test_recovery_needs_consecutive_strict_successes(
+    manager: AutoHealManager, breaker: StepResult
+) -> None:
     """An unvalidated, below-threshold or ambiguous success in DEGRADED restarts the count."""
     for _ in range(3):
         manager.on_step_result("w", "s", TNF)
@@ -98,7 +102,9 @@ def test_recovery_needs_consecutive_strict_successes(manager: AutoHealManager, b
 
 def test_ambiguous_match_counts_as_failure_only_in_degraded(manager: AutoHealManager) -> None:
     """A top-two gap below the margin is a failure in DEGRADED, ignored in RUNNING."""
-    ambiguous = StepResult(outcome=Outcome.SUCCESS, confidence=0.9, second_best=0.88, validated=True)
+    ambiguous = StepResult(
+        outcome=Outcome.SUCCESS, confidence=0.9, second_best=0.88, validated=True
+    )
     for _ in range(12):
         manager.on_step_result("a", "s", ambiguous)
     assert manager.get_mode("a") is S.RUNNING
@@ -111,7 +117,9 @@ def test_ambiguous_match_counts_as_failure_only_in_degraded(manager: AutoHealMan
     assert report.window.counts_by_trigger == {"target_not_found": 3, "ambiguous_match": 7}
 
 
-def test_ten_failures_in_ten_minutes_quarantine(manager: AutoHealManager, clock: FakeClock, sink: InMemorySink) -> None:
+def test_ten_failures_in_ten_minutes_quarantine(
+    manager: AutoHealManager, clock: FakeClock, sink: InMemorySink
+) -> None:
     """10 failures within 600 s -> QUARANTINED; the gate then refuses with why and since when."""
     for i in range(10):
         manager.on_step_result("invoice", f"step{i % 2}", POST)
@@ -125,7 +133,9 @@ def test_ten_failures_in_ten_minutes_quarantine(manager: AutoHealManager, clock:
     assert blocked.allowed is False and blocked.reason == "blocked.quarantined"
 
 
-def test_nine_failures_then_601_seconds_then_nine_more(manager: AutoHealManager, clock: FakeClock) -> None:
+def test_nine_failures_then_601_seconds_then_nine_more(
+    manager: AutoHealManager, clock: FakeClock
+) -> None:
     """9 failures, 601 s of quiet, 9 more: the first nine expired, so no quarantine."""
     for _ in range(9):
         manager.on_step_result("w", "s", POST)
@@ -150,7 +160,9 @@ def test_flapping_workflow_still_quarantines(manager: AutoHealManager) -> None:
     assert manager.get_mode("w") is S.QUARANTINED
 
 
-def test_quarantine_blocks_until_operator_release(manager: AutoHealManager, sink: InMemorySink) -> None:
+def test_quarantine_blocks_until_operator_release(
+    manager: AutoHealManager, sink: InMemorySink
+) -> None:
     """QUARANTINED blocks; force_transition releases, clears the window, and is audited."""
     for _ in range(10):
         manager.on_step_result("w", "s", POST)
@@ -164,7 +176,9 @@ def test_quarantine_blocks_until_operator_release(manager: AutoHealManager, sink
     assert (forced.cause, forced.actor, forced.message) == ("operator", "alice", "selector fixed")
 
 
-def test_global_failure_limit_pauses_every_workflow(make_manager: Callable[..., AutoHealManager], sink: InMemorySink) -> None:
+def test_global_failure_limit_pauses_every_workflow(
+    make_manager: Callable[..., AutoHealManager], sink: InMemorySink
+) -> None:
     """Failures across workflows reaching the global limit pause every workflow, new ones too."""
     manager = make_manager(policy_with(breakers={"global": {"failure_threshold": 12}}))
     manager.on_step_result("bystander", "s", OK)
@@ -207,7 +221,7 @@ def test_operator_release_after_global_pause(make_manager: Callable[..., AutoHea
 
 
 def test_forced_moves_follow_the_table(manager: AutoHealManager) -> None:
-    """Forcing into ROLLBACK (needs the versioned store) is illegal; a same-state force is a no-op."""
+    """Forcing into ROLLBACK (needs the versioned store) is illegal; a same-state force: no-op."""
     with pytest.raises(IllegalTransitionError):
         manager.force_transition("w", S.ROLLBACK, reason="try")
     info = manager.force_transition("w", S.RUNNING, reason="noop")
@@ -218,11 +232,16 @@ def test_forced_moves_follow_the_table(manager: AutoHealManager) -> None:
 
 @pytest.mark.parametrize(
     ("args", "field"),
-    [(("w", "exploded", "r"), "state"), (("w", S.PAUSED, ""), "reason"),
-     (("", S.PAUSED, "r"), "workflow_id")],
+    [
+        (("w", "exploded", "r"), "state"),
+        (("w", S.PAUSED, ""), "reason"),
+        (("", S.PAUSED, "r"), "workflow_id"),
+    ],
     ids=["bad-state", "empty-reason", "empty-id"],
 )
-def test_force_transition_rejects_bad_input(manager: AutoHealManager, args: tuple[str, str, str], field: str) -> None:
+def test_force_transition_rejects_bad_input(
+    manager: AutoHealManager, args: tuple[str, str, str], field: str
+) -> None:
     """Bad operator input names the field."""
     with pytest.raises(InvalidInputError) as err:
         manager.force_transition(*args)
@@ -249,7 +268,9 @@ def test_result_given_as_mapping_or_garbage(manager: AutoHealManager) -> None:
         manager.on_step_result("w", "s", {"outcome": "success", "confidence": float("nan")})  # type: ignore[arg-type]
 
 
-def test_status_report_counters_against_thresholds(manager: AutoHealManager, clock: FakeClock) -> None:
+def test_status_report_counters_against_thresholds(
+    manager: AutoHealManager, clock: FakeClock
+) -> None:
     """The report shows each workflow's windows and step counters against their thresholds."""
     manager.on_step_result("w", "s", TNF)
     manager.on_step_result("w", "s", TNF)
@@ -266,7 +287,7 @@ def test_status_report_counters_against_thresholds(manager: AutoHealManager, clo
 
 
 def test_closed_manager_refuses_hooks(manager: AutoHealManager, sink: InMemorySink) -> None:
-    """After close() the sinks are closed and hooks raise ManagerClosedError; close is idempotent."""
+    """After close() sinks are closed and hooks raise ManagerClosedError; close is idempotent."""
     manager.close()
     manager.close()
     assert sink.closed
@@ -282,9 +303,13 @@ def test_context_manager_closes() -> None:
     assert sink.closed and len(sink.events) == 1
 
 
-def test_per_workflow_override_changes_only_that_workflow(make_manager: Callable[..., AutoHealManager]) -> None:
+def test_per_workflow_override_changes_only_that_workflow(
+    make_manager: Callable[..., AutoHealManager],
+) -> None:
     """A workflow override (failure_threshold 2) quarantines it while others keep the default."""
-    manager = make_manager(policy_with(workflows={"fragile": {"breakers": {"workflow": {"failure_threshold": 2}}}}))
+    manager = make_manager(
+        policy_with(workflows={"fragile": {"breakers": {"workflow": {"failure_threshold": 2}}}})
+    )
     for wid in ("fragile", "sturdy"):
         manager.on_step_result(wid, "s", POST)
         manager.on_step_result(wid, "s", POST)

@@ -42,7 +42,9 @@ def test_entry_expires_at_exactly_one_window() -> None:
 def test_cap_drops_the_oldest_and_keeps_counts_consistent() -> None:
     """Past max_entries the oldest entries go, and per-trigger counts follow."""
     w = SlidingWindow(1000, max_entries=3)
-    for i, trigger in enumerate([Trigger.ERROR, Trigger.TARGET_NOT_FOUND, Trigger.ERROR, Trigger.ERROR]):
+    for i, trigger in enumerate(
+        [Trigger.ERROR, Trigger.TARGET_NOT_FOUND, Trigger.ERROR, Trigger.ERROR]
+    ):
         w.add(float(i), trigger)
     assert w.total(5) == 3
     assert w.counts(5) == {Trigger.TARGET_NOT_FOUND: 1, Trigger.ERROR: 2}

@@ -49,7 +49,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _policy(args)
     except PolicyError as exc:
         print(f"autoheal: invalid policy: {exc}", file=sys.stderr)
-        print("  fix the field named above; `autoheal policy schema` lists every setting", file=sys.stderr)
+        print(
+            "  fix the field named above; `autoheal policy schema` lists every setting",
+            file=sys.stderr,
+        )
         return EXIT_PROBLEM
     except AutoHealError as exc:
         print(f"autoheal: {exc}", file=sys.stderr)

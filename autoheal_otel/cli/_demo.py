@@ -29,7 +29,10 @@ class _Printer:
             return
         ts = event.ts.strftime("%H:%M:%S") if event.ts else "--:--:--"
         if event.kind is EventKind.TRANSITION:
-            print(f"{ts}  ** {event.workflow_id}: {event.previous_state} -> {event.state}  ({event.message})")
+            print(
+                f"{ts}  ** {event.workflow_id}: {event.previous_state} -> {event.state}"
+                f"  ({event.message})"
+            )
         elif event.kind is EventKind.GATE:
             verdict = "allow" if event.allowed else "BLOCK"
             print(f"{ts}  gate   {event.workflow_id}/{event.step_id}: {verdict}  {event.message}")
@@ -73,7 +76,10 @@ def run_demo(*, as_json: bool = False) -> int:
         for _ in range(5):
             _run_step(manager, clock, "click_submit", ok)
         if not as_json:
-            print("== 4. postconditions keep failing: 10 failures within 10 minutes (the 3 misses count) -> QUARANTINED")
+            print(
+                "== 4. postconditions keep failing: 10 failures within 10 minutes "
+                "(the 3 misses count) -> QUARANTINED"
+            )
         for _ in range(7):
             _run_step(manager, clock, "save", broken)
         _run_step(manager, clock, "save", ok)

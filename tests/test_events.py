@@ -1,0 +1,97 @@
+"""Decision events: one per decision, in order, and a failing sink never reaches the executor."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from autoheal_otel import AutoHealManager, DecisionEvent, EventKind, ExecutionState
+from autoheal_otel._semconv import AUDIT_SCHEMA_VERSION
+from autoheal_otel.testing import FakeClock, InMemorySink
+
+from .conftest import OK, TNF
+
+
+class ExplodingSink:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def emit(self, event: DecisionEvent) -> None:
+        self.calls += 1
+        raise OSError("disk full")
+
+    def flush(self) -> None:
+        raise OSError("disk full")
+
+    def close(self) -> None:
+        raise OSError("disk full")
+
+
+def test_each_decision_is_one_event(manager: AutoHealManager, sink: InMemorySink) -> None:
+    """A gate, a result and a transition each produce exactly one event, in that order."""
+    manager.should_execute_step("w", "s")
+    for _ in range(3):
+        manager.on_step_result("w", "s", TNF)
+    kinds = [e.kind for e in sink.events]
+    assert kinds == [
+        EventKind.GATE,
+        EventKind.RESULT,
+        EventKind.RESULT,
+        EventKind.RESULT,
+        EventKind.TRANSITION,
+    ]
+    transition = sink.events[-1]
+    assert (transition.previous_state, transition.state) == (
+        ExecutionState.RUNNING,
+        ExecutionState.DEGRADED,
+    )
+    assert transition.policy_version == manager.policy.version
+
+
+def test_failing_sink_is_contained_and_counted(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A sink that raises is logged and counted; other sinks and the hooks carry on."""
+    bad, good = ExplodingSink(), InMemorySink()
+    manager = AutoHealManager(clock=clock, sinks=[bad, good])
+    assert manager.should_execute_step("w", "s") == (True, "running")
+    manager.on_step_result("w", "s", OK)
+    assert len(good.events) == 2 and bad.calls == 2
+    manager.flush()
+    manager.close()
+    report_errors = manager.get_status_report().sink_errors
+    assert report_errors == {"ExplodingSink": 4}
+    assert "disk full" in caplog.text
+
+
+def test_records_are_json_with_the_audit_keys(manager: AutoHealManager, sink: InMemorySink) -> None:
+    """Every event's record is JSON with the keys of the audit schema and an RFC 3339 UTC ts."""
+    for _ in range(3):
+        manager.on_step_result("w", "s", TNF)
+    for event in sink.events:
+        record = json.loads(json.dumps(event.to_record()))
+        assert record["schema_version"] == AUDIT_SCHEMA_VERSION
+        assert record["ts"].endswith("Z") and record["ts"].startswith("2026-01-01T00:00:00")
+        for key in ("seq", "kind", "workflow_id", "step_id", "state", "reason"):
+            assert key in record
+    assert sink.events[-1].to_record()["rule"]["rule"] == "step.consecutive_target_not_found"
+
+
+def test_no_sink_means_no_event_work(clock: FakeClock) -> None:
+    """Without sinks nothing is built, and adding one later starts the flow."""
+    manager = AutoHealManager(clock=clock)
+    manager.on_step_result("w", "s", OK)
+    late = InMemorySink()
+    manager.add_sink(late)
+    manager.on_step_result("w", "s", OK)
+    assert [e.kind for e in late.events] == [EventKind.RESULT]
+    manager.remove_sink(late)
+    manager.on_step_result("w", "s", OK)
+    assert len(late.events) == 1
+
+
+def test_add_sink_rejects_non_sinks(manager: AutoHealManager) -> None:
+    """Registering an object without emit/flush/close is a TypeError at once."""
+    with pytest.raises(TypeError, match="emit"):
+        manager.add_sink(object())  # type: ignore[arg-type]
