@@ -50,7 +50,7 @@ class Classification:
     low_confidence: bool
 
 
-_CLEAN = Classification(None, (), True, False)
+CLEAN = Classification(None, (), True, False)
 
 
 def classify(result: StepResult, state: ExecutionState, policy: WorkflowPolicy) -> Classification:
@@ -68,7 +68,7 @@ def classify(result: StepResult, state: ExecutionState, policy: WorkflowPolicy) 
         ambiguous = confidence - result.second_best < conf.ambiguity_margin
     failing = OUTCOME_TRIGGER.get(result.outcome)
     if failing is None and not low and not ambiguous:
-        return _CLEAN
+        return CLEAN
     signals: list[Trigger] = []
     if failing is not None:
         signals.append(failing)
@@ -118,8 +118,10 @@ class WorkflowRuntime:
         "actor",
         "executions",
         "failures",
+        "floor",
         "history",
         "last_errors",
+        "margin",
         "policy",
         "previous_state",
         "probe_cooldown",
@@ -133,6 +135,7 @@ class WorkflowRuntime:
         "since_monotonic",
         "state",
         "steps",
+        "strict",
         "window",
         "workflow_id",
     )
@@ -154,12 +157,42 @@ class WorkflowRuntime:
         self.recovery_streak = 0
         self.executions = 0
         self.failures = 0
-        self.history: deque[dict[str, Any]] = deque(maxlen=50)
-        self.last_errors: deque[dict[str, Any]] = deque(maxlen=10)
+        # Allocated on first use (see SlidingWindow: healthy workflows should stay small).
+        self.history: deque[dict[str, Any]] | None = None
+        self.last_errors: deque[dict[str, Any]] | None = None
         self.probe_cooldown = policy.quarantine.probe_cooldown_seconds
         self.probe_ready_at: float | None = None
         self.probe_deadline: float | None = None
         self.probe_step: str | None = None
+        self.floor = self.margin = 0.0
+        self.strict = False
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Recompute the classification settings cached for the hot path.
+
+        Call after every change of ``state`` or ``policy``: ``floor``, ``strict`` and
+        ``margin`` let the manager recognise a clean success without calling :func:`classify`.
+        """
+        conf = self.policy.confidence
+        self.floor = conf.low_confidence_floor
+        self.margin = conf.ambiguity_margin
+        self.strict = (
+            self.policy.degraded.strict_ambiguity
+            if self.state is ExecutionState.DEGRADED
+            else self.policy.running.strict_ambiguity
+        )
+
+    def remember(self, entry: dict[str, Any], *, error: bool) -> None:
+        """Append a transition (or, with ``error``, a failure) to the bounded history."""
+        if error:
+            if self.last_errors is None:
+                self.last_errors = deque(maxlen=10)
+            self.last_errors.append(entry)
+        else:
+            if self.history is None:
+                self.history = deque(maxlen=50)
+            self.history.append(entry)
 
     def reset_steps(self) -> None:
         """Forget the step counters and the recovery streak (after recovery).

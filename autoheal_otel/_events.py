@@ -161,7 +161,8 @@ class Publisher:
     """Fan events out to the sinks, in order, containing each sink's failures."""
 
     def __init__(self) -> None:
-        self._sinks: tuple[EventSink, ...] = ()
+        #: The registered sinks; a plain attribute because the hot path tests it on every hook.
+        self.sinks: tuple[EventSink, ...] = ()
         self._pending: deque[DecisionEvent] = deque()
         self._publish_lock = threading.Lock()
         self.published = 0
@@ -170,22 +171,17 @@ class Publisher:
     @property
     def active(self) -> bool:
         """Return True when at least one sink is registered (events are worth building)."""
-        return bool(self._sinks)
-
-    @property
-    def sinks(self) -> tuple[EventSink, ...]:
-        """Return the registered sinks."""
-        return self._sinks
+        return bool(self.sinks)
 
     def add(self, sink: EventSink) -> None:
         """Register a sink (copy-on-write, so publishing never sees a half-updated list)."""
         if not isinstance(sink, EventSink):
             raise TypeError(f"sink must have emit/flush/close methods, but was {sink!r}")
-        self._sinks = (*self._sinks, sink)
+        self.sinks = (*self.sinks, sink)
 
     def remove(self, sink: EventSink) -> None:
         """Unregister a sink."""
-        self._sinks = tuple(s for s in self._sinks if s is not sink)
+        self.sinks = tuple(s for s in self.sinks if s is not sink)
 
     def enqueue(self, events: Iterable[DecisionEvent]) -> None:
         """Queue events built under the manager's lock (call it while holding that lock)."""
@@ -197,7 +193,7 @@ class Publisher:
         with self._publish_lock:
             while pending:
                 event = pending.popleft()
-                for sink in self._sinks:
+                for sink in self.sinks:
                     try:
                         sink.emit(event)
                     except Exception:  # a sink must never break the executor's hook
@@ -207,7 +203,7 @@ class Publisher:
     def flush(self) -> None:
         """Drain, then flush every sink."""
         self.drain()
-        for sink in self._sinks:
+        for sink in self.sinks:
             try:
                 sink.flush()
             except Exception:  # contained like emit
@@ -216,7 +212,7 @@ class Publisher:
     def close(self) -> None:
         """Drain, then close every sink."""
         self.drain()
-        for sink in self._sinks:
+        for sink in self.sinks:
             try:
                 sink.close()
             except Exception:  # contained like emit

@@ -30,6 +30,7 @@ from ._models import (
     EffectiveSettings,
     ExecutionState,
     ExecutionStateInfo,
+    Outcome,
     StepResult,
     Trigger,
     check_id,
@@ -50,6 +51,7 @@ RUNNING = ExecutionState.RUNNING
 DEGRADED = ExecutionState.DEGRADED
 QUARANTINED = ExecutionState.QUARANTINED
 PAUSED = ExecutionState.PAUSED
+SUCCESS = Outcome.SUCCESS
 
 Events = list[DecisionEvent] | None
 
@@ -123,7 +125,7 @@ class AutoHealManager:
         if now >= self._poll_at:
             self._poll_policy(now)
         publisher = self._publisher
-        ts = self._clock.now() if publisher.active else None
+        ts = self._clock.now() if publisher.sinks else None
         events: Events = [] if ts is not None else None
         with self._lock:
             if self._closed:
@@ -171,7 +173,7 @@ class AutoHealManager:
         if now >= self._poll_at:
             self._poll_policy(now)
         publisher = self._publisher
-        ts = self._clock.now() if publisher.active else None
+        ts = self._clock.now() if publisher.sinks else None
         events: Events = [] if ts is not None else None
         with self._lock:
             if self._closed:
@@ -184,7 +186,22 @@ class AutoHealManager:
                 step = wf.steps[check_id("step_id", step_id)] = br.StepRuntime()
             wf.executions += 1
             state = wf.state
-            c = br.classify(result, state, wf.policy)
+            conf = result.confidence
+            # Inline test for the common case (a clean success); classify() decides the rest.
+            if result.outcome is SUCCESS and (
+                conf is None
+                or (
+                    conf >= wf.floor
+                    and (
+                        not wf.strict
+                        or result.second_best is None
+                        or conf - result.second_best >= wf.margin
+                    )
+                )
+            ):
+                c = br.CLEAN
+            else:
+                c = br.classify(result, state, wf.policy)
             if events is not None:
                 self._emit(
                     events,
@@ -316,7 +333,7 @@ class AutoHealManager:
                 if target in (RUNNING, DEGRADED):
                     self._release(wf, previous, now, ts, events, actor)
             info = _info(wf)
-            if self._publisher.active:
+            if self._publisher.sinks:
                 self._publisher.enqueue(events)
         self._publisher.drain()
         return info
@@ -353,7 +370,7 @@ class AutoHealManager:
                     self._release(wf, PAUSED, now, ts, events, actor)
                     released.append(wf.workflow_id)
             self._clear_global_pause(now, ts, events, actor, reason)
-            if self._publisher.active:
+            if self._publisher.sinks:
                 self._publisher.enqueue(events)
         self._publisher.drain()
         return released
@@ -485,7 +502,8 @@ class AutoHealManager:
         wf.previous_state, wf.state = source, target
         wf.since, wf.since_monotonic = wall, now
         wf.reason, wf.rule, wf.actor = message, firing, actor
-        wf.history.append(
+        wf.refresh()
+        wf.remember(
             {
                 "ts": wall.isoformat(),
                 "from": source.value,
@@ -494,7 +512,8 @@ class AutoHealManager:
                 "reason": code,
                 "message": message,
                 "actor": actor,
-            }
+            },
+            error=False,
         )
         quarantined = self._global.quarantined
         if source is QUARANTINED:
@@ -662,14 +681,15 @@ class AutoHealManager:
         if counted:
             wf.window.add(now, trigger)
             wf.failures += 1
-            wf.last_errors.append(
+            wf.remember(
                 {
                     "step_id": step_id,
                     "trigger": trigger.value,
                     "outcome": result.outcome.value,
                     "confidence": result.confidence,
                     "monotonic": now,
-                }
+                },
+                error=True,
             )
             threshold = policy.step_breaker.window_failure_threshold
             if threshold is not None:
@@ -805,7 +825,7 @@ class AutoHealManager:
         _log.warning("autoheal policy rejected, keeping the last good one: %s", change.error)
         ts = self._clock.now()
         with self._lock:
-            if self._publisher.active:
+            if self._publisher.sinks:
                 events: list[DecisionEvent] = []
                 self._emit(
                     events,
@@ -830,6 +850,7 @@ class AutoHealManager:
             self.last_policy_error = None
             for wid, wf in self._workflows.items():
                 wf.policy = policy.for_workflow(wid)
+                wf.refresh()
                 wf.window.window_seconds = wf.policy.workflow_breaker.window_seconds
                 for step in wf.steps.values():
                     if step.window is not None:
@@ -841,7 +862,7 @@ class AutoHealManager:
                 else:
                     self._watcher.next_check = math.inf
                 self._poll_at = self._watcher.next_check
-            if self._publisher.active:
+            if self._publisher.sinks:
                 events: list[DecisionEvent] = []
                 self._emit(
                     events,

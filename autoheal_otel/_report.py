@@ -187,7 +187,7 @@ def build_report(
                 **{k: v for k, v in e.items() if k != "monotonic"},
                 "ts": (wall - timedelta(seconds=now - e["monotonic"])).isoformat(),
             }
-            for e in wf.last_errors
+            for e in wf.last_errors or ()
         ]
         entries[wid] = WorkflowStatus(
             workflow_id=wid,
@@ -211,7 +211,7 @@ def build_report(
             recovery_streak=wf.recovery_streak,
             recovery_required=wp.degraded.recovery_successes,
             settings=effective_settings(wid, wf.state, wp),
-            history=list(wf.history),
+            history=list(wf.history or ()),
             last_errors=last_errors,
             probe_ready_in_s=probe_in,
         )

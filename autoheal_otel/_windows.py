@@ -24,6 +24,9 @@ __all__ = ["TRIGGERS", "SlidingWindow"]
 
 TRIGGERS: tuple[Trigger, ...] = tuple(Trigger)
 _INDEX = {t: i for i, t in enumerate(TRIGGERS)}
+# Shared, never mutated: ``add`` replaces them before the first append.
+_EMPTY: deque[tuple[float, int]] = deque(maxlen=0)
+_ZEROS = [0] * len(TRIGGERS)
 
 
 class SlidingWindow:
@@ -34,11 +37,16 @@ class SlidingWindow:
     def __init__(self, window_seconds: float, max_entries: int = 100_000) -> None:
         self.window_seconds = window_seconds
         self.max_entries = max_entries
-        self._entries: deque[tuple[float, int]] = deque()
-        self._counts = [0] * len(TRIGGERS)
+        # Allocated on the first event: most workflows never fail, and an empty deque costs
+        # more memory than everything else a healthy workflow holds.
+        self._entries: deque[tuple[float, int]] = _EMPTY
+        self._counts = _ZEROS
 
     def add(self, now: float, trigger: Trigger) -> int:
         """Record one event at ``now`` and return the live total."""
+        if self._entries is _EMPTY:
+            self._entries = deque()
+            self._counts = [0] * len(TRIGGERS)
         self.evict(now)
         entries = self._entries
         if len(entries) >= self.max_entries:
@@ -81,8 +89,8 @@ class SlidingWindow:
 
     def clear(self) -> None:
         """Forget every event (an operator reset)."""
-        self._entries.clear()
-        self._counts = [0] * len(TRIGGERS)
+        self._entries = _EMPTY
+        self._counts = _ZEROS
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -158,3 +158,30 @@ def test_quarantine_iff_threshold_reached_inside_window(
             live = [x for x in times if t - x < window]
             expected = expected or len(live) >= threshold
     assert (manager.get_mode("w") is S.QUARANTINED) is expected
+
+
+@given(
+    result=results,
+    degrade_first=st.booleans(),
+    strict_running=st.booleans(),
+    floor=st.sampled_from([0.0, 0.7, 0.75]),
+)
+def test_hot_path_shortcut_agrees_with_classify(
+    result: StepResult, degrade_first: bool, strict_running: bool, floor: float
+) -> None:
+    """The manager's inline clean-success test decides exactly like classify() would."""
+    from autoheal_otel._breakers import classify
+
+    policy = policy_with(
+        confidence={"low_confidence_floor": floor}, running={"strict_ambiguity": strict_running}
+    )
+    sink = InMemorySink()
+    manager = AutoHealManager(policy=policy, clock=FakeClock(), sinks=[sink])
+    if degrade_first:
+        manager.force_transition("w", S.DEGRADED, reason="property test")
+    state = manager.get_mode("w")
+    manager.on_step_result("w", "s", result)
+    event = sink.of_kind(EventKind.RESULT)[-1]
+    expected = classify(result, state, policy.for_workflow("w"))
+    assert (event.trigger is None) is expected.clean
+    assert event.signals == expected.signals
