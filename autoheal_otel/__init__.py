@@ -30,8 +30,7 @@ from ._report import StatusReport
 from ._semconv import EventKind, Rule
 from ._step import PostconditionFailed, StepGuard, TargetNotFound, WatchdogTimeout
 from ._transitions import Cause, Edge
-
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = [
     "AutoHealError",
@@ -64,4 +63,5 @@ __all__ = [
     "Trigger",
     "VersionInfo",
     "WatchdogTimeout",
+    "__version__",
 ]

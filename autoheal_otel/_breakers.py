@@ -116,6 +116,7 @@ class WorkflowRuntime:
 
     __slots__ = (
         "actor",
+        "artifact_version",
         "executions",
         "failures",
         "floor",
@@ -151,6 +152,7 @@ class WorkflowRuntime:
         self.since_monotonic = now
         self.reason = "started"
         self.actor: str | None = None
+        self.artifact_version: str | None = None
         self.rule: RuleFiring | None = None
         self.window = SlidingWindow(policy.workflow_breaker.window_seconds)
         self.steps: dict[str, StepRuntime] = {}

@@ -66,8 +66,11 @@ class DecisionEvent:
     """One decision of the manager, as every sink receives it.
 
     ``state`` is the workflow's state after the decision; ``previous_state`` is set on
-    transitions. ``reason`` is a short machine-readable code (a :class:`Rule` value, ``ok``,
-    ``blocked.<state>``, ...); ``message`` says the same for people.
+    transitions. ``learning`` says, on results, whether learning was on for the workflow (the
+    storage rule of the success store reads it). ``trace_id`` / ``span_id`` are those of the
+    hook's span when tracing is on (0 otherwise). ``reason`` is a short machine-readable code
+    (a :class:`Rule` value, ``ok``, ``blocked.<state>``, ...); ``message`` says the same for
+    people.
     """
 
     seq: int
@@ -92,6 +95,10 @@ class DecisionEvent:
     cause: str | None = None
     actor: str | None = None
     policy_version: str = ""
+    artifact_version: str | None = None
+    learning: bool | None = None
+    trace_id: int = 0
+    span_id: int = 0
     counts: Mapping[str, int] = field(default_factory=dict)
     details: Mapping[str, Any] = field(default_factory=dict)
 
@@ -125,6 +132,10 @@ class DecisionEvent:
             "cause": self.cause,
             "actor": self.actor,
             "policy_version": self.policy_version,
+            "artifact_version": self.artifact_version,
+            "learning": self.learning,
+            "trace_id": f"{self.trace_id:032x}" if self.trace_id else None,
+            "span_id": f"{self.span_id:016x}" if self.span_id else None,
             "counts": dict(self.counts),
             "details": dict(self.details),
         }

@@ -38,10 +38,15 @@ from ._models import (
 from ._policy import PolicyConfig
 from ._policy_watch import PolicyWatcher
 from ._report import StatusReport, build_report, effective_settings
-from ._semconv import EventKind, Rule
+from ._semconv import SPAN_FORCE, SPAN_GATE, SPAN_RESULT, EventKind, Rule
 from ._step import StepGuard, guard_decorator
 from ._transitions import Cause, check
+from ._version import __version__
+from ._warm import apply_restored
 from ._windows import SlidingWindow
+from .sinks.jsonl import JsonlAuditSink, new_writer_id
+from .sinks.otel import OTelSink, resolve_providers
+from .sinks.sqlite import SuccessStore
 
 __all__ = ["AutoHealManager"]
 
@@ -54,6 +59,7 @@ PAUSED = ExecutionState.PAUSED
 SUCCESS = Outcome.SUCCESS
 
 Events = list[DecisionEvent] | None
+_NO_TRACE = (0, 0)
 
 
 class AutoHealManager:
@@ -81,6 +87,9 @@ class AutoHealManager:
         tracer_provider: Any = None,
         meter_provider: Any = None,
         sinks: Iterable[EventSink] = (),
+        *,
+        logger_provider: Any = None,
+        writer: str | None = None,
     ) -> None:
         self._clock: Clock = clock if clock is not None else SystemClock()
         self._monotonic: Callable[[], float] = self._clock.monotonic
@@ -98,19 +107,83 @@ class AutoHealManager:
                 self._watcher = PolicyWatcher(path, interval, now)
         else:
             raise InvalidInputError("policy", policy, "must be a path, a PolicyConfig or None")
-        self._poll_at = self._watcher.next_check if self._watcher else math.inf
-        self.data_dir = Path(data_dir) if data_dir is not None else None
-        self.tracer_provider = tracer_provider
-        self.meter_provider = meter_provider
         self._lock = threading.Lock()
         self._workflows: dict[str, br.WorkflowRuntime] = {}
         self._global = br.GlobalRuntime(self._policy.breakers.global_)
         self._publisher = Publisher()
-        for sink in sinks:
-            self._publisher.add(sink)
         self._seq = 0
+        self._trace = (0, 0)  # the current hook's span ids; read by _emit under the lock
         self._closed = False
         self.last_policy_error: PolicyError | None = None
+        self.writer = writer or new_writer_id()
+        self.data_dir = Path(data_dir) if data_dir is not None else None
+        self.audit: JsonlAuditSink | None = None
+        self.success_store: SuccessStore | None = None
+        self._analytics: Any = None
+        restored: dict[str, int] = {}
+        if self.data_dir is not None:
+            restored = self._open_data_dir(self.data_dir, now)
+        providers = resolve_providers(tracer_provider, meter_provider, logger_provider)
+        self._otel: OTelSink | None = None
+        if any(p is not None for p in providers):
+            self._otel = OTelSink(
+                *providers,
+                snapshot=self._gauge_snapshot,
+                sink_errors=lambda: dict(self._publisher.errors),
+                version=__version__,
+            )
+            self._publisher.add(self._otel)
+        for sink in sinks:
+            self._publisher.add(sink)
+        self._sync_at = math.inf
+        if self.data_dir is not None and self._policy.breakers.global_.shared_across_processes:
+            self._sync_at = now + self._policy.breakers.global_.sync_interval_seconds
+        self._poll_at = min(self._watcher.next_check if self._watcher else math.inf, self._sync_at)
+        if self.audit is not None:  # session records exist for the audit log (and replay)
+            events: list[DecisionEvent] = []
+            with self._lock:
+                self._emit(
+                    events,
+                    EventKind.SESSION,
+                    self._clock.now(),
+                    now,
+                    None,
+                    None,
+                    None,
+                    reason="session.start",
+                    message=f"manager started (writer {self.writer})",
+                    details={
+                        "writer": self.writer,
+                        "policy": self._policy.to_dict(),
+                        "restored": restored,
+                    },
+                )
+                self._publisher.enqueue(events)
+            self._publisher.drain()
+
+    def _open_data_dir(self, data_dir: Path, now: float) -> dict[str, int]:
+        """Create the data directory's sinks and rebuild state from its audit log."""
+        try:
+            data_dir.mkdir(parents=True, exist_ok=True)
+            restored: dict[str, int] = {}
+            if any((data_dir / "audit").glob("**/*.*")):
+                from .analytics.restore import load_restored_state
+
+                wall = self._clock.now()
+                state = load_restored_state(data_dir, self._policy, wall)
+                restored = apply_restored(
+                    state, self._workflows, self._global, self._policy, now, wall
+                )
+                self._seq = state.max_seq
+            self.audit = JsonlAuditSink(data_dir, self._policy.audit, self.writer)
+            self._publisher.add(self.audit)
+            self.success_store = SuccessStore(data_dir, self.writer)
+            self._publisher.add(self.success_store)
+        except OSError as exc:
+            raise InvalidInputError(
+                "data_dir", str(data_dir), f"must be a writable directory ({exc.strerror})"
+            ) from exc
+        return restored
 
     # -- hooks -----------------------------------------------------------------------------
 
@@ -123,41 +196,51 @@ class AutoHealManager:
         """
         now = self._monotonic()
         if now >= self._poll_at:
-            self._poll_policy(now)
+            self._poll(now)
+        otel = self._otel
+        span = otel.start_span(SPAN_GATE, workflow_id, step_id) if otel is not None else None
         publisher = self._publisher
         ts = self._clock.now() if publisher.sinks else None
         events: Events = [] if ts is not None else None
-        with self._lock:
-            if self._closed:
-                raise ManagerClosedError("should_execute_step called after close()")
-            wf = self._workflows.get(workflow_id)
-            if wf is None:
-                wf = self._add_workflow(workflow_id, now, ts, events)
-            if step_id not in wf.steps:
-                wf.steps[check_id("step_id", step_id)] = br.StepRuntime()
-            state = wf.state
-            if state is RUNNING:
-                allowed, reason = True, "running"
-            elif state is DEGRADED:
-                allowed, reason = True, self._degraded_reason(wf)
-            else:
-                allowed, reason = self._blocked_gate(wf, step_id, now, ts, events)
-            if events is not None:
-                self._emit(
-                    events,
-                    EventKind.GATE,
-                    ts,
-                    now,
-                    wf.workflow_id,
-                    step_id,
-                    wf.state,
-                    reason="ok" if allowed else f"blocked.{wf.state.value}",
-                    message=reason,
-                    allowed=allowed,
-                )
-                publisher.enqueue(events)
+        try:
+            with self._lock:
+                if self._closed:
+                    raise ManagerClosedError("should_execute_step called after close()")
+                self._trace = _span_ids(span) if span is not None else _NO_TRACE
+                wf = self._workflows.get(workflow_id)
+                if wf is None:
+                    wf = self._add_workflow(workflow_id, now, ts, events)
+                if step_id not in wf.steps:
+                    wf.steps[check_id("step_id", step_id)] = br.StepRuntime()
+                state = wf.state
+                if state is RUNNING:
+                    allowed, reason = True, "running"
+                elif state is DEGRADED:
+                    allowed, reason = True, self._degraded_reason(wf)
+                else:
+                    allowed, reason = self._blocked_gate(wf, step_id, now, ts, events)
+                if events is not None:
+                    self._emit(
+                        events,
+                        EventKind.GATE,
+                        ts,
+                        now,
+                        wf.workflow_id,
+                        step_id,
+                        wf.state,
+                        reason="ok" if allowed else f"blocked.{wf.state.value}",
+                        message=reason,
+                        allowed=allowed,
+                        artifact_version=wf.artifact_version,
+                    )
+                    publisher.enqueue(events)
+        except BaseException as exc:
+            _fail_span(span, exc)
+            raise
         if events:
             publisher.drain()
+        if otel is not None:
+            otel.end_span(span, "should_execute_step", events, self._monotonic() - now)
         return allowed, reason
 
     def on_step_result(self, workflow_id: str, step_id: str, result: StepResult) -> None:
@@ -171,69 +254,81 @@ class AutoHealManager:
             result = _coerce_result(result)
         now = self._monotonic()
         if now >= self._poll_at:
-            self._poll_policy(now)
+            self._poll(now)
+        otel = self._otel
+        span = otel.start_span(SPAN_RESULT, workflow_id, step_id) if otel is not None else None
         publisher = self._publisher
         ts = self._clock.now() if publisher.sinks else None
         events: Events = [] if ts is not None else None
-        with self._lock:
-            if self._closed:
-                raise ManagerClosedError("on_step_result called after close()")
-            wf = self._workflows.get(workflow_id)
-            if wf is None:
-                wf = self._add_workflow(workflow_id, now, ts, events)
-            step = wf.steps.get(step_id)
-            if step is None:
-                step = wf.steps[check_id("step_id", step_id)] = br.StepRuntime()
-            wf.executions += 1
-            state = wf.state
-            conf = result.confidence
-            # Inline test for the common case (a clean success); classify() decides the rest.
-            if result.outcome is SUCCESS and (
-                conf is None
-                or (
-                    conf >= wf.floor
-                    and (
-                        not wf.strict
-                        or result.second_best is None
-                        or conf - result.second_best >= wf.margin
+        try:
+            with self._lock:
+                if self._closed:
+                    raise ManagerClosedError("on_step_result called after close()")
+                self._trace = _span_ids(span) if span is not None else _NO_TRACE
+                wf = self._workflows.get(workflow_id)
+                if wf is None:
+                    wf = self._add_workflow(workflow_id, now, ts, events)
+                step = wf.steps.get(step_id)
+                if step is None:
+                    step = wf.steps[check_id("step_id", step_id)] = br.StepRuntime()
+                wf.executions += 1
+                state = wf.state
+                conf = result.confidence
+                # Inline test for the common case (a clean success); classify() decides the rest.
+                if result.outcome is SUCCESS and (
+                    conf is None
+                    or (
+                        conf >= wf.floor
+                        and (
+                            not wf.strict
+                            or result.second_best is None
+                            or conf - result.second_best >= wf.margin
+                        )
                     )
-                )
-            ):
-                c = br.CLEAN
-            else:
-                c = br.classify(result, state, wf.policy)
-            if events is not None:
-                self._emit(
-                    events,
-                    EventKind.RESULT,
-                    ts,
-                    now,
-                    wf.workflow_id,
-                    step_id,
-                    state,
-                    reason=c.primary.value if c.primary else "ok",
-                    outcome=result.outcome,
-                    trigger=c.primary,
-                    signals=c.signals,
-                    confidence=result.confidence,
-                    second_best=result.second_best,
-                    validated=result.validated,
-                    duration_s=result.duration_s,
-                    details=result.details,
-                )
-            if c.clean:
-                step.consecutive_target_not_found = 0
-                step.consecutive_low_confidence = 0
-                if state is DEGRADED:
-                    self._degraded_success(wf, result, now, ts, events)
-                elif state is QUARANTINED and wf.probe_step == step_id:
-                    self._probe_result(wf, result, True, now, ts, events)
-            else:
-                self._signal(wf, step, step_id, result, c, now, ts, events)
-            if events is not None:
-                publisher.enqueue(events)
+                ):
+                    c = br.CLEAN
+                else:
+                    c = br.classify(result, state, wf.policy)
+                if events is not None:
+                    self._emit(
+                        events,
+                        EventKind.RESULT,
+                        ts,
+                        now,
+                        wf.workflow_id,
+                        step_id,
+                        state,
+                        reason=c.primary.value if c.primary else "ok",
+                        outcome=result.outcome,
+                        trigger=c.primary,
+                        signals=c.signals,
+                        confidence=result.confidence,
+                        second_best=result.second_best,
+                        validated=result.validated,
+                        duration_s=result.duration_s,
+                        details=result.details,
+                        artifact_version=wf.artifact_version,
+                        learning=state is RUNNING
+                        or (state is DEGRADED and not wf.policy.degraded.freeze_learning),
+                    )
+                if c.clean:
+                    step.consecutive_target_not_found = 0
+                    step.consecutive_low_confidence = 0
+                    if state is DEGRADED:
+                        self._degraded_success(wf, result, now, ts, events)
+                    elif state is QUARANTINED and wf.probe_step == step_id:
+                        self._probe_result(wf, result, True, now, ts, events)
+                else:
+                    self._signal(wf, step, step_id, result, c, now, ts, events)
+                if events is not None:
+                    publisher.enqueue(events)
+        except BaseException as exc:
+            _fail_span(span, exc)
+            raise
         if events:
             publisher.drain()
+        if otel is not None:
+            otel.end_span(span, "on_step_result", events, self._monotonic() - now)
 
     # -- operator and executor queries -----------------------------------------------------
 
@@ -321,22 +416,84 @@ class AutoHealManager:
         now = self._monotonic()
         ts = self._clock.now()
         events: list[DecisionEvent] = []
+        otel = self._otel
+        span = otel.start_span(SPAN_FORCE, workflow_id, None) if otel is not None else None
+        try:
+            with self._lock:
+                if self._closed:
+                    raise ManagerClosedError("force_transition called after close()")
+                self._trace = _span_ids(span) if span is not None else _NO_TRACE
+                wf = self._workflows.get(workflow_id)
+                if wf is None:
+                    wf = self._add_workflow(workflow_id, now, ts, events)
+                if wf.state is not target:
+                    previous = wf.state
+                    self._move(
+                        wf,
+                        target,
+                        Cause.OPERATOR,
+                        now,
+                        ts,
+                        events,
+                        Rule.OPERATOR,
+                        reason,
+                        actor=actor,
+                    )
+                    if target in (RUNNING, DEGRADED):
+                        self._release(wf, previous, now, ts, events, actor)
+                info = _info(wf)
+                if self._publisher.sinks:
+                    self._publisher.enqueue(events)
+        except BaseException as exc:
+            _fail_span(span, exc)
+            raise
+        self._publisher.drain()
+        if otel is not None:
+            otel.end_span(span, "force_transition", events, self._monotonic() - now)
+        return info
+
+    def set_artifact_version(
+        self, workflow_id: str, version: str, reason: str, actor: str = "autoheal"
+    ) -> None:
+        """Record that a learned-artifact version became active for a workflow.
+
+        Every later result of the workflow carries ``version`` in its audit record, so the
+        success rate per version (and "which version was live when") is one query.
+        """
+        for name, value in (("version", version), ("reason", reason)):
+            if not isinstance(value, str) or not value:
+                raise InvalidInputError(name, value, "must be a non-empty string")
+        now = self._monotonic()
+        ts = self._clock.now()
+        events: list[DecisionEvent] = []
         with self._lock:
             wf = self._workflows.get(workflow_id)
             if wf is None:
                 wf = self._add_workflow(workflow_id, now, ts, events)
-            if wf.state is not target:
-                previous = wf.state
-                self._move(
-                    wf, target, Cause.OPERATOR, now, ts, events, Rule.OPERATOR, reason, actor=actor
-                )
-                if target in (RUNNING, DEGRADED):
-                    self._release(wf, previous, now, ts, events, actor)
-            info = _info(wf)
+            previous, wf.artifact_version = wf.artifact_version, version
+            self._emit(
+                events,
+                EventKind.ACTIVATION,
+                ts,
+                now,
+                wf.workflow_id,
+                None,
+                wf.state,
+                reason="artifact.activated",
+                message=f"version {version} active: {reason}",
+                actor=actor,
+                artifact_version=version,
+                details={"previous_version": previous},
+            )
             if self._publisher.sinks:
                 self._publisher.enqueue(events)
         self._publisher.drain()
-        return info
+
+    def get_artifact_version(self, workflow_id: str) -> str | None:
+        """Return the artifact version active for a workflow (None if never set)."""
+        with self._lock:
+            wf = self._workflows.get(workflow_id)
+            return wf.artifact_version if wf is not None else None
 
     def resume_all(
         self, reason: str, actor: str = "operator", state: ExecutionState | str = RUNNING
@@ -424,7 +581,70 @@ class AutoHealManager:
             if self._closed:
                 return
             self._closed = True
+            if self.audit is not None:
+                events: list[DecisionEvent] = []
+                self._trace = _NO_TRACE
+                self._emit(
+                    events,
+                    EventKind.SESSION,
+                    self._clock.now(),
+                    self._monotonic(),
+                    None,
+                    None,
+                    None,
+                    reason="session.stop",
+                    message=f"manager closed (writer {self.writer})",
+                    details={"writer": self.writer},
+                )
+                self._publisher.enqueue(events)
         self._publisher.close()
+        if self._analytics is not None:
+            self._analytics.close()
+
+    def _gauge_snapshot(self) -> list[tuple[str, str, list[tuple[str, str, int, int]]]]:
+        """Return states and window fills for the pull-based gauges (reader thread)."""
+        now = self._monotonic()
+        with self._lock:
+            rows: list[tuple[str, str, list[tuple[str, str, int, int]]]] = []
+            for wid, wf in self._workflows.items():
+                threshold = wf.policy.workflow_breaker.failure_threshold
+                rows.append(
+                    (
+                        wid,
+                        wf.state.value,
+                        [
+                            (
+                                "workflow",
+                                Rule.WORKFLOW_FAILURE_WINDOW.value,
+                                wf.window.total(now),
+                                threshold,
+                            )
+                        ],
+                    )
+                )
+            gp = self._policy.breakers.global_
+            glob = self._global
+            rows.append(
+                (
+                    "*",
+                    PAUSED.value if glob.paused else RUNNING.value,
+                    [
+                        (
+                            "global",
+                            Rule.GLOBAL_FAILURE_WINDOW.value,
+                            glob.window.total(now),
+                            gp.failure_threshold,
+                        ),
+                        (
+                            "global",
+                            Rule.GLOBAL_QUARANTINED_WORKFLOWS.value,
+                            len(glob.quarantined),
+                            gp.quarantined_workflows_threshold,
+                        ),
+                    ],
+                )
+            )
+            return rows
 
     def __enter__(self) -> Self:
         return self
@@ -456,6 +676,8 @@ class AutoHealManager:
                 step_id=step_id,
                 state=state,
                 policy_version=self._policy.version,
+                trace_id=self._trace[0],
+                span_id=self._trace[1],
                 **fields,
             )
         )
@@ -497,6 +719,7 @@ class AutoHealManager:
         source = wf.state
         check(wf.workflow_id, source, target, cause)
         wall = ts if ts is not None else self._clock.now()
+        spent = now - wf.since_monotonic
         firing = rule if isinstance(rule, RuleFiring) else None
         code = firing.rule if firing is not None else str(rule)
         wf.previous_state, wf.state = source, target
@@ -537,7 +760,9 @@ class AutoHealManager:
                 rule=firing,
                 cause=cause.value,
                 actor=actor,
+                artifact_version=wf.artifact_version,
                 counts={"workflow_window": wf.window.total(now)},
+                details={"time_in_previous_state_s": round(spent, 6)},
             )
 
     def _release(
@@ -809,12 +1034,64 @@ class AutoHealManager:
 
     # -- policy (called without the lock) ----------------------------------------------------
 
+    def _poll(self, now: float) -> None:
+        """Run the periodic checks that are due: the policy file and the shared global scope."""
+        if now >= self._sync_at:
+            self._sync_at = now + self._policy.breakers.global_.sync_interval_seconds
+            try:
+                self._sync_global(now)
+            except Exception:  # reading other processes' logs must never break a hook
+                _log.exception("autoheal could not read the shared audit log")
+        if self._watcher is not None and now >= self._watcher.next_check:
+            self._poll_policy(now)
+        self._poll_at = min(self._watcher.next_check if self._watcher else math.inf, self._sync_at)
+
+    def _sync_global(self, now: float) -> None:
+        """Count every process's failures in the global window from the shared audit log.
+
+        Also follows a global pause that another process recorded after our last look.
+        """
+        from .analytics import AuditAnalytics
+
+        assert self.data_dir is not None
+        if self._analytics is None:
+            self._analytics = AuditAnalytics(self.data_dir)
+        db = self._analytics
+        db.refresh()
+        gp = self._policy.breakers.global_
+        wall = self._clock.now()
+        rows = db.query(
+            "global_window",
+            as_of=wall,
+            window_seconds=gp.window_seconds,
+            triggers=[t.value for t in gp.counted_triggers],
+        )
+        count = sum(int(r["failures"]) for r in rows)
+        state = db.query("global_state", as_of=wall)
+        paused_elsewhere = bool(state) and state[0]["state"] == PAUSED.value
+        events: list[DecisionEvent] = []
+        with self._lock:
+            if self._global.paused:
+                return
+            if count >= gp.failure_threshold or paused_elsewhere:
+                firing = RuleFiring(
+                    Rule.GLOBAL_FAILURE_WINDOW,
+                    "global",
+                    "*",
+                    max(count, gp.failure_threshold) if paused_elsewhere else count,
+                    gp.failure_threshold,
+                    gp.window_seconds,
+                )
+                self._pause_all(firing, now, wall, events)
+                if self._publisher.sinks:
+                    self._publisher.enqueue(events)
+        self._publisher.drain()
+
     def _poll_policy(self, now: float) -> None:
         watcher = self._watcher
         if watcher is None:
             return
         change = watcher.poll(now)
-        self._poll_at = watcher.next_check
         if change is None:
             return
         if change.policy is not None:
@@ -861,7 +1138,14 @@ class AutoHealManager:
                     self._watcher.interval = policy.hot_reload.check_interval_seconds
                 else:
                     self._watcher.next_check = math.inf
-                self._poll_at = self._watcher.next_check
+            gp = policy.breakers.global_
+            if self.data_dir is not None and gp.shared_across_processes:
+                self._sync_at = min(self._sync_at, now + gp.sync_interval_seconds)
+            else:
+                self._sync_at = math.inf
+            self._poll_at = min(
+                self._watcher.next_check if self._watcher else math.inf, self._sync_at
+            )
             if self._publisher.sinks:
                 events: list[DecisionEvent] = []
                 self._emit(
@@ -905,3 +1189,14 @@ def _coerce_result(result: object) -> StepResult:
     if isinstance(result, Mapping):
         return StepResult.from_dict(result)
     raise InvalidInputError("result", result, "must be a StepResult or a mapping of its fields")
+
+
+def _span_ids(span: Any) -> tuple[int, int]:
+    ctx = span.get_span_context()
+    return (ctx.trace_id, ctx.span_id)
+
+
+def _fail_span(span: Any, exc: BaseException) -> None:
+    if span is not None:
+        span.record_exception(exc)
+        span.end()

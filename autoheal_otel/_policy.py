@@ -150,6 +150,12 @@ class GlobalBreakerPolicy(_Section):
     window_seconds: Number = Field(600.0, gt=0)
     quarantined_workflows_threshold: Count = Field(3, ge=1)
     counted_triggers: tuple[Trigger, ...] = Field(_DEFAULT_COUNTED, min_length=1)
+    shared_across_processes: Flag = Field(
+        False,
+        description="Also count the failures other processes wrote to the shared audit log"
+        " (and follow their global pauses), re-read every sync_interval_seconds.",
+    )
+    sync_interval_seconds: Number = Field(10.0, gt=0)
 
 
 class BreakerPolicy(_Section):

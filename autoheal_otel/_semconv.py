@@ -23,6 +23,8 @@ class EventKind(StrEnum):
     GLOBAL = "global"  # the global breaker paused, or an operator resumed, every workflow
     POLICY_RELOAD = "policy_reload"  # a changed policy file was applied
     POLICY_REJECTED = "policy_rejected"  # a changed policy file was invalid; last good kept
+    SESSION = "session"  # a manager started (with its policy and what it restored) or stopped
+    ACTIVATION = "activation"  # a workflow's learned-artifact version became active
 
 
 class Rule(StrEnum):
@@ -37,3 +39,85 @@ class Rule(StrEnum):
     DEGRADED_RECOVERY = "degraded.recovery"
     QUARANTINE_PROBE = "quarantine.probe"
     OPERATOR = "operator"
+
+
+# -- OpenTelemetry names (dotted lowercase; units live in ``unit=``, never in the name) ----
+
+INSTRUMENTATION_SCOPE = "autoheal_otel"
+
+# Span names, one per hook.
+SPAN_GATE = "autoheal.should_execute_step"
+SPAN_RESULT = "autoheal.on_step_result"
+SPAN_FORCE = "autoheal.force_transition"
+
+# Attributes (spans, log events and metrics; metrics never carry step or trace ids).
+ATTR_WORKFLOW_ID = "autoheal.workflow.id"
+ATTR_STEP_ID = "autoheal.step.id"
+ATTR_STATE = "autoheal.state"
+ATTR_PREVIOUS_STATE = "autoheal.previous_state"
+ATTR_REASON = "autoheal.reason"
+ATTR_ALLOWED = "autoheal.allowed"
+ATTR_OUTCOME = "autoheal.outcome"
+ATTR_TRIGGER = "autoheal.trigger"
+ATTR_CONFIDENCE = "autoheal.confidence"
+ATTR_RULE = "autoheal.rule"
+ATTR_RULE_COUNT = "autoheal.rule.count"
+ATTR_RULE_THRESHOLD = "autoheal.rule.threshold"
+ATTR_CAUSE = "autoheal.cause"
+ATTR_ACTOR = "autoheal.actor"
+ATTR_KIND = "autoheal.event.kind"
+ATTR_HOOK = "autoheal.hook"
+ATTR_SCOPE = "autoheal.scope"
+ATTR_SINK = "autoheal.sink"
+ATTR_POLICY_VERSION = "autoheal.policy.version"
+ATTR_ARTIFACT_VERSION = "autoheal.artifact.version"
+ATTR_SEQ = "autoheal.seq"
+
+# Log-based events (``event_name``) and span events.
+EVENT_TRANSITION = "autoheal.transition"
+EVENT_GLOBAL = "autoheal.global"
+EVENT_POLICY = "autoheal.policy"
+EVENT_PROBE = "autoheal.probe"
+EVENT_ACTIVATION = "autoheal.activation"
+
+# Metrics.
+METRIC_DECISIONS = "autoheal.decisions"
+METRIC_OUTCOMES = "autoheal.step.outcomes"
+METRIC_TRANSITIONS = "autoheal.transitions"
+METRIC_WORKFLOWS = "autoheal.workflows"
+METRIC_WORKFLOW_STATE = "autoheal.workflow.state"
+METRIC_WINDOW_COUNT = "autoheal.window.count"
+METRIC_WINDOW_THRESHOLD = "autoheal.window.threshold"
+METRIC_WINDOW_FILL = "autoheal.window.fill"
+METRIC_HOOK_DURATION = "autoheal.hook.duration"
+METRIC_STATE_DURATION = "autoheal.state.duration"
+METRIC_SINK_ERRORS = "autoheal.sink.errors"
+METRIC_POLICY_RELOADS = "autoheal.policy.reloads"
+METRIC_GLOBAL_PAUSED = "autoheal.global.paused"
+
+#: Histogram buckets in seconds, from a microsecond (a hook) to minutes (time in a state).
+DURATION_BUCKETS_S = (
+    1e-6,
+    2.5e-6,
+    5e-6,
+    1e-5,
+    2.5e-5,
+    5e-5,
+    1e-4,
+    2.5e-4,
+    5e-4,
+    1e-3,
+    2.5e-3,
+    5e-3,
+    1e-2,
+    2.5e-2,
+    5e-2,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
+STATE_DURATION_BUCKETS_S = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400)

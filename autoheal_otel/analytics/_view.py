@@ -1,0 +1,164 @@
+"""The ``audit`` view: every readable audit record, from live JSONL and compacted Parquet.
+
+Invariants:
+- the log is read with an explicit schema (a column never changes type with the data);
+- a torn or malformed line, a record of an unknown ``kind`` or of a newer ``schema_version``
+  is excluded (DuckDB turns a bad line into an all-NULL row, so the view filters on non-null
+  keys); :func:`scan` reports each such line with its file and line number;
+- a JSONL segment whose compacted Parquet file exists is read from the Parquet file only, so
+  a crash between compaction's rename and delete never counts a record twice.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .._semconv import AUDIT_SCHEMA_VERSION, EventKind
+from ..sinks.jsonl import AUDIT_DIR, segment_paths
+
+__all__ = ["AUDIT_COLUMNS", "COMPACTED_DIR", "LogScan", "iter_records", "scan", "view_sql"]
+
+COMPACTED_DIR = "compacted"
+
+AUDIT_COLUMNS: dict[str, str] = {
+    "schema_version": "INTEGER",
+    "ts": "TIMESTAMP",
+    "seq": "BIGINT",
+    "kind": "VARCHAR",
+    "writer": "VARCHAR",
+    "workflow_id": "VARCHAR",
+    "step_id": "VARCHAR",
+    "state": "VARCHAR",
+    "previous_state": "VARCHAR",
+    "reason": "VARCHAR",
+    "message": "VARCHAR",
+    "allowed": "BOOLEAN",
+    "outcome": "VARCHAR",
+    "trigger": "VARCHAR",
+    "signals": "VARCHAR[]",
+    "confidence": "DOUBLE",
+    "second_best": "DOUBLE",
+    "validated": "BOOLEAN",
+    "duration_s": "DOUBLE",
+    "rule": "STRUCT(rule VARCHAR, scope VARCHAR, key VARCHAR, count BIGINT, threshold BIGINT,"
+    " window_seconds DOUBLE)",
+    "cause": "VARCHAR",
+    "actor": "VARCHAR",
+    "policy_version": "VARCHAR",
+    "artifact_version": "VARCHAR",
+    "learning": "BOOLEAN",
+    "trace_id": "VARCHAR",
+    "span_id": "VARCHAR",
+    "counts": "JSON",
+    "details": "JSON",
+}
+KNOWN_KINDS = tuple(k.value for k in EventKind)
+_COLUMN_LIST = ", ".join(f'"{c}"' for c in AUDIT_COLUMNS)
+_VALID = (
+    f"seq IS NOT NULL AND ts IS NOT NULL AND schema_version IS NOT NULL"
+    f" AND schema_version <= {AUDIT_SCHEMA_VERSION}"
+    f" AND kind IN ({', '.join(repr(k) for k in KNOWN_KINDS)})"
+)
+
+
+def _quote(path: Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+def read_json_sql(paths: list[Path]) -> str:
+    """Return a SELECT over JSONL files with the explicit audit schema (bad lines excluded)."""
+    columns = "{" + ", ".join(f"'{k}': '{v}'" for k, v in AUDIT_COLUMNS.items()) + "}"
+    files = "[" + ", ".join(_quote(p) for p in paths) + "]"
+    return (
+        f"SELECT {_COLUMN_LIST} FROM read_json({files}, format='newline_delimited',"
+        f" ignore_errors=true, columns={columns}) WHERE {_VALID}"
+    )
+
+
+def sources(data_dir: Path) -> tuple[list[Path], list[Path]]:
+    """Return (JSONL segments not yet compacted, compacted Parquet files)."""
+    audit = Path(data_dir) / AUDIT_DIR
+    parquet = sorted((audit / COMPACTED_DIR).glob("*.parquet"))
+    compacted = {p.stem for p in parquet}
+    jsonl = [p for p in segment_paths(audit) if p.stem not in compacted and p.stat().st_size > 0]
+    return jsonl, parquet
+
+
+def view_sql(data_dir: Path) -> str:
+    """Return the SELECT that defines the ``audit`` view for a data directory."""
+    jsonl, parquet = sources(data_dir)
+    parts = []
+    if jsonl:
+        parts.append(read_json_sql(jsonl))
+    if parquet:
+        files = "[" + ", ".join(_quote(p) for p in parquet) + "]"
+        parts.append(f"SELECT {_COLUMN_LIST} FROM read_parquet({files}) WHERE {_VALID}")
+    if not parts:
+        casts = ", ".join(f'NULL::{t} AS "{c}"' for c, t in AUDIT_COLUMNS.items())
+        return f"SELECT {casts} WHERE false"
+    return " UNION ALL ".join(parts)
+
+
+@dataclass
+class LogScan:
+    """What a scan of the JSONL segments found: readable records and skipped lines."""
+
+    records: int = 0
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _problem(line: bytes) -> tuple[dict[str, Any] | None, str | None]:
+    try:
+        record = json.loads(line)
+    except (ValueError, UnicodeDecodeError):
+        return None, "torn or malformed JSON"
+    if not isinstance(record, dict):
+        return None, "not a JSON object"
+    version = record.get("schema_version")
+    if not isinstance(version, int) or version > AUDIT_SCHEMA_VERSION:
+        return None, f"unsupported schema_version {version!r}"
+    if record.get("kind") not in KNOWN_KINDS:
+        return None, f"unknown kind {record.get('kind')!r}"
+    if not isinstance(record.get("seq"), int) or not isinstance(record.get("ts"), str):
+        return None, "missing seq or ts"
+    return record, None
+
+
+def iter_records(data_dir: Path, scan_report: LogScan | None = None) -> Iterator[dict[str, Any]]:
+    """Yield every readable record of the JSONL segments, in file order.
+
+    Bad lines are skipped and, when ``scan_report`` is given, listed there with their file,
+    line number and reason.
+    """
+    for path in segment_paths(Path(data_dir) / AUDIT_DIR):
+        with path.open("rb") as handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                record, problem = _problem(line)
+                if record is None:
+                    if scan_report is not None:
+                        scan_report.skipped.append(
+                            {
+                                "file": path.name,
+                                "line": number,
+                                "reason": problem,
+                                "last_line": not line.endswith(b"\n"),
+                            }
+                        )
+                    continue
+                if scan_report is not None:
+                    scan_report.records += 1
+                yield record
+
+
+def scan(data_dir: Path) -> LogScan:
+    """Read every JSONL segment and report the lines a reader skips."""
+    report = LogScan()
+    for _ in iter_records(data_dir, report):
+        pass
+    return report

@@ -1,0 +1,55 @@
+"""Warm restart: rebuild the manager's in-memory state from the audit log.
+
+Nothing resets on a restart: each workflow's state (with why and since when), its window
+entries, its steps' consecutive counters, the global window and pause, and the sequence number
+are read back with the packaged queries, as of the new manager's clock. Two things restart
+conservatively and are documented as such: a DEGRADED workflow's recovery streak starts at zero
+(it must prove itself again), and a quarantine's probe cool-down starts anew.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from .._policy import PolicyConfig
+from . import AuditAnalytics, ts_param
+
+__all__ = ["RestoredState", "load_restored_state"]
+
+
+@dataclass
+class RestoredState:
+    """What the log says, as of one instant."""
+
+    workflows: list[dict[str, Any]] = field(default_factory=list)
+    entries: list[dict[str, Any]] = field(default_factory=list)
+    streaks: list[dict[str, Any]] = field(default_factory=list)
+    global_state: dict[str, Any] | None = None
+    max_seq: int = 0
+
+
+def load_restored_state(data_dir: Path, policy: PolicyConfig, as_of: datetime) -> RestoredState:
+    """Run the restore queries against ``data_dir``'s log as of ``as_of``."""
+    longest = max(
+        [
+            policy.breakers.global_.window_seconds,
+            policy.breakers.workflow.window_seconds,
+            policy.breakers.step.window_seconds,
+        ]
+        + [policy.for_workflow(w).workflow_breaker.window_seconds for w in policy.workflows]
+        + [policy.for_workflow(w).step_breaker.window_seconds for w in policy.workflows]
+    )
+    when = ts_param(as_of)
+    with AuditAnalytics(data_dir) as db:
+        state = RestoredState(
+            workflows=db.query("workflow_states", as_of=when),
+            entries=db.query("window_entries", as_of=when, window_seconds=longest),
+            streaks=db.query("step_streaks", as_of=when),
+            max_seq=int(db.query("max_seq")[0]["max_seq"]),
+        )
+        glob = db.query("global_state", as_of=when)
+        state.global_state = glob[0] if glob and glob[0]["state"] is not None else None
+    return state

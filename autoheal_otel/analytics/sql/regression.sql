@@ -1,0 +1,34 @@
+-- Recent success rate against a baseline, per workflow, with a verdict: 'fail' when the
+-- recent rate dropped by at least $drop_points percentage points, 'inconclusive' when either
+-- side has fewer than $min_executions results, else 'pass'.
+-- Params: $as_of, $recent_seconds, $baseline_seconds, $min_executions, $drop_points.
+WITH r AS (
+    SELECT workflow_id,
+           epoch_us($as_of::TIMESTAMP) - epoch_us(ts) < $recent_seconds * 1000000 AS recent,
+           outcome = 'success' AS ok
+    FROM audit
+    WHERE kind = 'result'
+      AND ts <= $as_of::TIMESTAMP
+      AND epoch_us($as_of::TIMESTAMP) - epoch_us(ts) < ($recent_seconds + $baseline_seconds) * 1000000
+), sides AS (
+    SELECT workflow_id,
+           count(*) FILTER (WHERE NOT recent) AS baseline_executions,
+           count(*) FILTER (WHERE NOT recent AND ok) AS baseline_successes,
+           count(*) FILTER (WHERE recent) AS recent_executions,
+           count(*) FILTER (WHERE recent AND ok) AS recent_successes
+    FROM r
+    GROUP BY workflow_id
+)
+SELECT *,
+       round(100.0 * baseline_successes / nullif(baseline_executions, 0), 2) AS baseline_rate_pct,
+       round(100.0 * recent_successes / nullif(recent_executions, 0), 2) AS recent_rate_pct,
+       CASE
+           WHEN baseline_executions < $min_executions OR recent_executions < $min_executions
+               THEN 'inconclusive'
+           WHEN 100.0 * baseline_successes / baseline_executions
+                - 100.0 * recent_successes / recent_executions >= $drop_points
+               THEN 'fail'
+           ELSE 'pass'
+       END AS verdict
+FROM sides
+ORDER BY workflow_id

@@ -1,0 +1,32 @@
+-- Each workflow's state as of an instant: its last transition, with why and since when, and
+-- the artifact version last activated for it. Params: $as_of.
+WITH last_transition AS (
+    SELECT workflow_id,
+           arg_max({'state': state, 'previous_state': previous_state, 'since': ts,
+                    'reason': message, 'rule': rule, 'cause': cause, 'actor': actor},
+                   {'ts': ts, 'seq': seq}) AS t
+    FROM audit
+    WHERE kind = 'transition' AND ts <= $as_of::TIMESTAMP
+    GROUP BY workflow_id
+), last_activation AS (
+    SELECT workflow_id, arg_max(artifact_version, {'ts': ts, 'seq': seq}) AS artifact_version
+    FROM audit
+    WHERE kind = 'activation' AND ts <= $as_of::TIMESTAMP
+    GROUP BY workflow_id
+), seen AS (
+    SELECT DISTINCT workflow_id FROM audit
+    WHERE workflow_id IS NOT NULL AND ts <= $as_of::TIMESTAMP
+)
+SELECT s.workflow_id,
+       coalesce(t.t.state, 'running') AS state,
+       t.t.previous_state AS previous_state,
+       t.t.since AS since,
+       t.t.reason AS reason,
+       t.t.rule AS rule,
+       t.t.cause AS cause,
+       t.t.actor AS actor,
+       v.artifact_version
+FROM seen s
+LEFT JOIN last_transition t USING (workflow_id)
+LEFT JOIN last_activation v USING (workflow_id)
+ORDER BY s.workflow_id

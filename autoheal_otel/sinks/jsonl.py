@@ -1,0 +1,207 @@
+"""The JSONL audit log: the record of truth, one JSON object per line per decision.
+
+Layout: ``<data_dir>/audit/audit-<YYYYMMDD>-<writer>-<NNNN>.jsonl``, where ``writer`` names
+one manager process (host, pid, a random token). Invariants:
+
+- one segment per writer: processes sharing a data directory never write the same file, so
+  lines never interleave; a segment is created with ``O_EXCL`` and never reopened;
+- each line is written with one ``write`` call on an ``O_APPEND`` descriptor; with the default
+  durability, the line has reached the OS when :meth:`emit` returns (``fsync`` by policy:
+  ``always``, ``interval`` = group commit on the event clock, ``never``);
+- a live segment holds an exclusive ``flock``; a segment whose lock can be taken is closed
+  (its writer rotated away or died), which is what compaction looks for;
+- a failed write (full disk, read-only directory) keeps the line in a bounded retry buffer,
+  counts the error and raises, so the publisher logs it; the next emit or flush retries the
+  buffered lines first, in order. Nothing acknowledged is dropped until the buffer overflows,
+  and overflows are counted.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import secrets
+import socket
+from collections import deque
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from .._events import DecisionEvent
+from .._policy import AuditPolicy
+
+__all__ = ["AUDIT_DIR", "JsonlAuditSink", "is_segment_live", "new_writer_id", "segment_paths"]
+
+AUDIT_DIR = "audit"
+SEGMENT_GLOB = "audit-*.jsonl"
+_SAFE = re.compile(r"[^A-Za-z0-9_.]+")
+MAX_PENDING = 100_000
+
+
+def new_writer_id() -> str:
+    """Return an id for this process's segments: host, pid and a random token, path-safe."""
+    host = _SAFE.sub("_", socket.gethostname())[:32] or "host"
+    return f"{host}.{os.getpid()}.{secrets.token_hex(3)}"
+
+
+def segment_paths(audit_dir: Path) -> list[Path]:
+    """Return the JSONL segments of an audit directory, oldest name first."""
+    return sorted(audit_dir.glob(SEGMENT_GLOB))
+
+
+def is_segment_live(path: Path) -> bool:
+    """Return True while a writer holds the segment (its lock cannot be taken)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing also releases a lock we took
+    return False
+
+
+def encode(record: dict[str, Any]) -> bytes:
+    """Return one audit line (compact JSON + newline)."""
+    return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS)
+
+
+class JsonlAuditSink:
+    """Write every decision event as one line of the audit log.
+
+    Args:
+        data_dir: the manager's data directory (the log goes to ``<data_dir>/audit``).
+        policy: rotation size, day rotation and fsync mode.
+        writer: this process's writer id (default: :func:`new_writer_id`).
+    """
+
+    def __init__(self, data_dir: Path, policy: AuditPolicy, writer: str | None = None) -> None:
+        self.directory = Path(data_dir) / AUDIT_DIR
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.policy = policy
+        self.writer = writer or new_writer_id()
+        self.write_errors = 0
+        self.dropped = 0
+        self.lines = 0
+        self._pending: deque[bytes] = deque()
+        self._fd: int | None = None
+        self._path: Path | None = None
+        self._size = 0
+        self._day: date | None = None
+        self._counter = 0
+        self._last_fsync = float("-inf")
+        self._unsynced = False
+
+    @property
+    def path(self) -> Path | None:
+        """Return the live segment (None before the first line)."""
+        return self._path
+
+    def emit(self, event: DecisionEvent) -> None:
+        """Append the event's record (with this writer's id) to the live segment."""
+        record = event.to_record()
+        record["writer"] = self.writer
+        line = encode(record)
+        day = event.ts.date() if event.ts is not None else self._day
+        self._pending.append(line)
+        if len(self._pending) > MAX_PENDING:
+            self._pending.popleft()
+            self.dropped += 1
+        self._write_pending(day, event.monotonic)
+
+    def _write_pending(self, day: date | None, now: float) -> None:
+        pending = self._pending
+        try:
+            while pending:
+                line = pending[0]
+                if (
+                    self._fd is None
+                    or self._size + len(line) > self.policy.segment_max_bytes
+                    or (self.policy.rotate_daily and day is not None and day != self._day)
+                ):
+                    self._rotate(day)
+                assert self._fd is not None
+                _write_all(self._fd, line)
+                pending.popleft()
+                self._size += len(line)
+                self.lines += 1
+                self._unsynced = True
+            mode = self.policy.fsync
+            if mode == "always" or (
+                mode == "interval" and now - self._last_fsync >= self.policy.fsync_interval_seconds
+            ):
+                self._fsync(now)
+        except OSError:
+            self.write_errors += 1
+            # A partial write may have left a torn prefix: never append after it. The retry
+            # opens a new segment, and readers skip the torn last line of this one.
+            try:
+                self._close_segment()
+            except OSError:
+                self._fd = None
+            raise
+
+    def _rotate(self, day: date | None) -> None:
+        self._close_segment()
+        self._day = day
+        stamp = day.strftime("%Y%m%d") if day is not None else "00000000"
+        while True:
+            self._counter += 1
+            path = self.directory / f"audit-{stamp}-{self.writer}-{self._counter:04d}.jsonl"
+            try:
+                fd = os.open(
+                    path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC, 0o644
+                )
+            except FileExistsError:
+                continue
+            break
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self._fd, self._path, self._size = fd, path, 0
+
+    def _fsync(self, now: float) -> None:
+        if self._fd is not None and self._unsynced:
+            os.fsync(self._fd)
+        self._last_fsync = now
+        self._unsynced = False
+
+    def _close_segment(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            try:
+                if self._unsynced and self.policy.fsync != "never":
+                    os.fsync(fd)
+            finally:
+                os.close(fd)  # releases the flock: the segment is now closed
+            self._unsynced = False
+
+    def flush(self) -> None:
+        """Retry buffered lines, then fsync the live segment (durable on return)."""
+        self._write_pending(self._day, float("inf"))
+        if self._fd is not None and self._unsynced:
+            os.fsync(self._fd)
+            self._unsynced = False
+
+    def close(self) -> None:
+        """Flush and close the live segment (it becomes eligible for compaction)."""
+        try:
+            self.flush()
+        finally:
+            self._close_segment()
+
+    @property
+    def pending(self) -> int:
+        """Return how many lines wait for a retry after a failed write."""
+        return len(self._pending)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]

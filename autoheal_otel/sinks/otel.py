@@ -1,0 +1,354 @@
+"""OpenTelemetry export of decisions: hook spans, log-based events, metrics.
+
+Library code uses ``opentelemetry-api`` only; the application (or the CLI/demo) configures the
+SDK. Providers are injectable; with None the globals are used, and a global that was never
+configured (the API's proxy) turns that signal off entirely, so an unconfigured process pays
+nothing for it. Invariants:
+
+- one span per hook call, started before the manager's lock (its ids go into the audit
+  record) and ended after the events are published; transitions are also span events;
+- transitions, global pauses, probes and policy changes are log records with ``event_name``
+  in the hook span's context;
+- metric attributes are bounded: workflow id, state, outcome, trigger, rule, cause — never a
+  step id or a trace id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from opentelemetry import _logs, metrics, trace
+from opentelemetry.metrics import CallbackOptions, Observation
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+
+from .. import _semconv as sc
+from .._events import DecisionEvent
+from .._semconv import EventKind
+
+__all__ = ["GaugeSnapshot", "OTelSink", "resolve_providers"]
+
+_EVENT_NAMES = {
+    EventKind.TRANSITION: sc.EVENT_TRANSITION,
+    EventKind.GLOBAL: sc.EVENT_GLOBAL,
+    EventKind.POLICY_RELOAD: sc.EVENT_POLICY,
+    EventKind.POLICY_REJECTED: sc.EVENT_POLICY,
+    EventKind.PROBE: sc.EVENT_PROBE,
+    EventKind.ACTIVATION: sc.EVENT_ACTIVATION,
+}
+_INFO, _WARN = _logs.SeverityNumber.INFO, _logs.SeverityNumber.WARN
+
+#: (workflow_id, state, [(scope, rule, count, threshold)]) for every workflow, plus
+#: ("*", "paused"|"running", [global windows]) for the global scope.
+GaugeSnapshot = Callable[[], Sequence[tuple[str, str, Sequence[tuple[str, str, int, int]]]]]
+
+
+def _configured(provider: Any) -> bool:
+    # The API hands out proxies (or no-op providers) until an SDK provider is set.
+    return provider is not None and not type(provider).__name__.startswith(
+        ("Proxy", "_Proxy", "NoOp", "_NoOp", "DefaultTracerProvider")
+    )
+
+
+def resolve_providers(
+    tracer_provider: Any, meter_provider: Any, logger_provider: Any
+) -> tuple[Any, Any, Any]:
+    """Return the providers to use (explicit ones, else configured globals, else None)."""
+    tp = tracer_provider if tracer_provider is not None else trace.get_tracer_provider()
+    mp = meter_provider if meter_provider is not None else metrics.get_meter_provider()
+    lp = logger_provider if logger_provider is not None else _logs.get_logger_provider()
+    return (
+        tp if _configured(tp) else None,
+        mp if _configured(mp) else None,
+        lp if _configured(lp) else None,
+    )
+
+
+def _attrs(event: DecisionEvent) -> dict[str, Any]:
+    attrs: dict[str, Any] = {
+        sc.ATTR_KIND: event.kind.value,
+        sc.ATTR_SEQ: event.seq,
+        sc.ATTR_REASON: event.reason,
+    }
+    if event.workflow_id is not None:
+        attrs[sc.ATTR_WORKFLOW_ID] = event.workflow_id
+    if event.step_id is not None:
+        attrs[sc.ATTR_STEP_ID] = event.step_id
+    if event.state is not None:
+        attrs[sc.ATTR_STATE] = event.state.value
+    if event.previous_state is not None:
+        attrs[sc.ATTR_PREVIOUS_STATE] = event.previous_state.value
+    if event.allowed is not None:
+        attrs[sc.ATTR_ALLOWED] = event.allowed
+    if event.outcome is not None:
+        attrs[sc.ATTR_OUTCOME] = event.outcome.value
+    if event.trigger is not None:
+        attrs[sc.ATTR_TRIGGER] = event.trigger.value
+    if event.confidence is not None:
+        attrs[sc.ATTR_CONFIDENCE] = event.confidence
+    if event.rule is not None:
+        attrs[sc.ATTR_RULE] = event.rule.rule
+        attrs[sc.ATTR_RULE_COUNT] = event.rule.count
+        attrs[sc.ATTR_RULE_THRESHOLD] = event.rule.threshold
+    if event.cause is not None:
+        attrs[sc.ATTR_CAUSE] = event.cause
+    if event.actor is not None:
+        attrs[sc.ATTR_ACTOR] = event.actor
+    if event.policy_version:
+        attrs[sc.ATTR_POLICY_VERSION] = event.policy_version
+    if event.artifact_version is not None:
+        attrs[sc.ATTR_ARTIFACT_VERSION] = event.artifact_version
+    return attrs
+
+
+class OTelSink:
+    """Turn decision events into OpenTelemetry spans, log events and metrics.
+
+    The manager creates it when at least one signal is configured, calls :meth:`start_span`
+    and :meth:`end_span` around each hook, and registers it as a sink for the rest.
+    """
+
+    def __init__(
+        self,
+        tracer_provider: Any,
+        meter_provider: Any,
+        logger_provider: Any,
+        snapshot: GaugeSnapshot,
+        sink_errors: Callable[[], dict[str, int]],
+        version: str,
+    ) -> None:
+        self.tracer = (
+            tracer_provider.get_tracer(sc.INSTRUMENTATION_SCOPE, version)
+            if tracer_provider
+            else None
+        )
+        self.logger = (
+            logger_provider.get_logger(sc.INSTRUMENTATION_SCOPE, version)
+            if logger_provider
+            else None
+        )
+        self._snapshot = snapshot
+        self._sink_errors = sink_errors
+        self.meter = (
+            meter_provider.get_meter(sc.INSTRUMENTATION_SCOPE, version) if meter_provider else None
+        )
+        if self.meter is None:
+            return
+        m = self.meter
+        self.decisions = m.create_counter(
+            sc.METRIC_DECISIONS, "{decision}", "Decisions made, by kind and state."
+        )
+        self.outcomes = m.create_counter(
+            sc.METRIC_OUTCOMES, "{step}", "Step results, by outcome and trigger."
+        )
+        self.transitions = m.create_counter(
+            sc.METRIC_TRANSITIONS, "{transition}", "State changes, by states and cause."
+        )
+        self.policy_reloads = m.create_counter(
+            sc.METRIC_POLICY_RELOADS, "{reload}", "Policy changes applied or rejected."
+        )
+        self.hook_duration = m.create_histogram(
+            sc.METRIC_HOOK_DURATION,
+            "s",
+            "Time spent in a hook call.",
+            explicit_bucket_boundaries_advisory=sc.DURATION_BUCKETS_S,
+        )
+        self.state_duration = m.create_histogram(
+            sc.METRIC_STATE_DURATION,
+            "s",
+            "Time a workflow spent in a state before leaving it.",
+            explicit_bucket_boundaries_advisory=sc.STATE_DURATION_BUCKETS_S,
+        )
+        m.create_observable_gauge(
+            sc.METRIC_WORKFLOWS, [self._observe_states], "{workflow}", "Workflows per state."
+        )
+        m.create_observable_gauge(
+            sc.METRIC_WORKFLOW_STATE,
+            [self._observe_workflow_state],
+            "1",
+            "1 for each workflow's current state.",
+        )
+        m.create_observable_gauge(
+            sc.METRIC_WINDOW_COUNT,
+            [self._observe_window(2)],
+            "{failure}",
+            "Failures inside a sliding window.",
+        )
+        m.create_observable_gauge(
+            sc.METRIC_WINDOW_THRESHOLD,
+            [self._observe_window(3)],
+            "{failure}",
+            "The threshold of a sliding window.",
+        )
+        m.create_observable_gauge(
+            sc.METRIC_WINDOW_FILL, [self._observe_fill], "1", "Window count over its threshold."
+        )
+        m.create_observable_gauge(
+            sc.METRIC_GLOBAL_PAUSED,
+            [self._observe_paused],
+            "1",
+            "1 while the global breaker pauses every workflow.",
+        )
+        m.create_observable_counter(
+            sc.METRIC_SINK_ERRORS,
+            [self._observe_sink_errors],
+            "{error}",
+            "Errors raised by event sinks (audit writes included).",
+        )
+
+    # -- spans around hooks ------------------------------------------------------------------
+
+    def start_span(self, name: str, workflow_id: Any, step_id: Any) -> Any:
+        """Start a hook span (not made current: nothing runs inside it but the decision)."""
+        if self.tracer is None:
+            return None
+        attributes = {sc.ATTR_WORKFLOW_ID: str(workflow_id)}
+        if step_id is not None:
+            attributes[sc.ATTR_STEP_ID] = str(step_id)
+        return self.tracer.start_span(name, attributes=attributes)
+
+    def end_span(
+        self, span: Any, hook: str, events: Iterable[DecisionEvent] | None, duration_s: float
+    ) -> None:
+        """Annotate the hook span with its decisions, end it, and record the hook duration."""
+        if span is not None:
+            for event in events or ():
+                if event.kind is EventKind.GATE or event.kind is EventKind.RESULT:
+                    span.set_attributes(
+                        {k: v for k, v in _attrs(event).items() if k != sc.ATTR_SEQ}
+                    )
+                else:
+                    span.add_event(
+                        _EVENT_NAMES.get(event.kind, "autoheal." + event.kind.value), _attrs(event)
+                    )
+            span.end()
+        if self.meter is not None:
+            self.hook_duration.record(duration_s, {sc.ATTR_HOOK: hook})
+
+    # -- the sink ------------------------------------------------------------------------
+
+    def emit(self, event: DecisionEvent) -> None:
+        """Count the event and, for state changes, emit a log-based event."""
+        kind = event.kind
+        if self.meter is not None:
+            base = {sc.ATTR_KIND: kind.value}
+            if event.workflow_id is not None:
+                base[sc.ATTR_WORKFLOW_ID] = event.workflow_id
+            if event.state is not None:
+                base[sc.ATTR_STATE] = event.state.value
+            self.decisions.add(1, base)
+            if kind is EventKind.RESULT and event.outcome is not None:
+                self.outcomes.add(
+                    1,
+                    {
+                        sc.ATTR_WORKFLOW_ID: event.workflow_id or "",
+                        sc.ATTR_OUTCOME: event.outcome.value,
+                        sc.ATTR_TRIGGER: event.trigger.value if event.trigger else "none",
+                    },
+                )
+            elif kind is EventKind.TRANSITION:
+                self.transitions.add(
+                    1,
+                    {
+                        sc.ATTR_WORKFLOW_ID: event.workflow_id or "",
+                        sc.ATTR_PREVIOUS_STATE: event.previous_state.value
+                        if event.previous_state
+                        else "",
+                        sc.ATTR_STATE: event.state.value if event.state else "",
+                        sc.ATTR_CAUSE: event.cause or "",
+                        sc.ATTR_RULE: event.rule.rule if event.rule else event.reason,
+                    },
+                )
+                spent = event.details.get("time_in_previous_state_s")
+                if isinstance(spent, int | float) and event.previous_state is not None:
+                    self.state_duration.record(spent, {sc.ATTR_STATE: event.previous_state.value})
+            elif kind is EventKind.POLICY_RELOAD or kind is EventKind.POLICY_REJECTED:
+                self.policy_reloads.add(
+                    1,
+                    {
+                        "autoheal.result": "applied"
+                        if kind is EventKind.POLICY_RELOAD
+                        else "rejected"
+                    },
+                )
+        name = _EVENT_NAMES.get(kind)
+        if name is not None and self.logger is not None:
+            context = None
+            if event.trace_id:
+                parent = SpanContext(
+                    event.trace_id,
+                    event.span_id,
+                    is_remote=False,
+                    trace_flags=TraceFlags(TraceFlags.SAMPLED),
+                )
+                context = trace.set_span_in_context(NonRecordingSpan(parent))
+            self.logger.emit(
+                timestamp=int(event.ts.timestamp() * 1e9) if event.ts else None,
+                context=context,
+                severity_number=_WARN
+                if kind in (EventKind.GLOBAL, EventKind.POLICY_REJECTED)
+                or (event.state is not None and event.state.is_blocked)
+                else _INFO,
+                body=event.message or event.reason,
+                attributes=_attrs(event),
+                event_name=name,
+            )
+
+    def flush(self) -> None:
+        """Nothing is buffered here (the SDK's processors own their queues)."""
+
+    def close(self) -> None:
+        """Nothing to release (the providers belong to the application)."""
+
+    # -- pull-based gauges (run in the metric reader's thread) ------------------------------
+
+    def _observe_states(self, options: CallbackOptions) -> Iterable[Observation]:
+        counts: dict[str, int] = {}
+        for wid, state, _ in self._snapshot():
+            if wid != "*":
+                counts[state] = counts.get(state, 0) + 1
+        from .._models import ExecutionState
+
+        return [
+            Observation(counts.get(s.value, 0), {sc.ATTR_STATE: s.value}) for s in ExecutionState
+        ]
+
+    def _observe_workflow_state(self, options: CallbackOptions) -> Iterable[Observation]:
+        return [
+            Observation(1, {sc.ATTR_WORKFLOW_ID: wid, sc.ATTR_STATE: state})
+            for wid, state, _ in self._snapshot()
+            if wid != "*"
+        ]
+
+    def _observe_window(self, index: int) -> Callable[[CallbackOptions], Iterable[Observation]]:
+        def observe(options: CallbackOptions) -> Iterable[Observation]:
+            return [
+                Observation(
+                    int(window[index]),
+                    {sc.ATTR_WORKFLOW_ID: wid, sc.ATTR_SCOPE: window[0], sc.ATTR_RULE: window[1]},
+                )
+                for wid, _, windows in self._snapshot()
+                for window in windows
+            ]
+
+        return observe
+
+    def _observe_fill(self, options: CallbackOptions) -> Iterable[Observation]:
+        return [
+            Observation(
+                count / threshold if threshold else 0.0,
+                {sc.ATTR_WORKFLOW_ID: wid, sc.ATTR_SCOPE: scope, sc.ATTR_RULE: rule},
+            )
+            for wid, _, windows in self._snapshot()
+            for scope, rule, count, threshold in windows
+        ]
+
+    def _observe_paused(self, options: CallbackOptions) -> Iterable[Observation]:
+        return [
+            Observation(1 if state == "paused" else 0)
+            for wid, state, _ in self._snapshot()
+            if wid == "*"
+        ]
+
+    def _observe_sink_errors(self, options: CallbackOptions) -> Iterable[Observation]:
+        return [Observation(n, {sc.ATTR_SINK: name}) for name, n in self._sink_errors().items()]
