@@ -1158,7 +1158,11 @@ class AutoHealManager:
                     None,
                     reason="policy.reloaded",
                     message=f"policy {old.version} -> {policy.version}",
-                    details={"source": source, "previous_version": old.version},
+                    details={
+                        "source": source,
+                        "previous_version": old.version,
+                        "policy": policy.to_dict(),
+                    },
                 )
                 self._publisher.enqueue(events)
         self._publisher.drain()

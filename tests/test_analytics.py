@@ -1,0 +1,261 @@
+"""DuckDB analytics: packaged queries, the window invariant, compaction, regression."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from autoheal_otel import (
+    AutoHealManager,
+    ExecutionState,
+    InvalidInputError,
+    Outcome,
+    StepResult,
+    Trigger,
+)
+from autoheal_otel.analytics import AuditAnalytics, load_query, query_names
+from autoheal_otel.analytics.compaction import compact
+from autoheal_otel.testing import FakeClock
+
+from .conftest import OK, POST, TNF, policy_with
+
+
+def test_queries_ship_in_the_package() -> None:
+    """Every query is a packaged .sql file loaded by name; an unknown name is a clear error."""
+    names = query_names()
+    for expected in (
+        "workflow_window",
+        "global_window",
+        "regression",
+        "success_rate",
+        "time_in_state",
+        "transitions",
+        "top_failing_steps",
+        "step_streaks",
+    ):
+        assert expected in names
+        assert "SELECT" in load_query(expected)
+    with pytest.raises(InvalidInputError, match="summary"):
+        load_query("nope")
+
+
+def test_missing_parameter_is_named(tmp_path: Path) -> None:
+    """Running a query without one of its parameters names the missing one."""
+    with AuditAnalytics(tmp_path) as db, pytest.raises(InvalidInputError, match="as_of"):
+        db.query("workflow_states")
+
+
+def test_empty_data_dir_gives_empty_results(tmp_path: Path) -> None:
+    """With no log at all, queries return no rows (not an error)."""
+    with AuditAnalytics(tmp_path) as db:
+        assert db.query("summary") == []
+        assert db.query("max_seq") == [{"max_seq": 0}]
+
+
+events = st.lists(
+    st.tuples(
+        st.sampled_from(["a", "b"]),
+        st.sampled_from(["s1", "s2"]),
+        st.sampled_from(
+            [
+                OK,
+                TNF,
+                POST,
+                StepResult(outcome=Outcome.WATCHDOG_TIMEOUT),
+                StepResult(outcome=Outcome.SUCCESS, confidence=0.5, validated=True),
+            ]
+        ),
+        st.integers(0, 90_000),  # milliseconds: the log keeps microseconds
+        st.sampled_from([None, None, None, None, "release"]),
+    ),
+    max_size=40,
+)
+
+
+@given(events)
+def test_in_memory_windows_equal_the_duckdb_queries(
+    tmp_path_factory: pytest.TempPathFactory, batch: list[Any]
+) -> None:
+    """For random streams, in-memory window counts equal the window queries over the same log."""
+    data_dir = tmp_path_factory.mktemp("log")
+    clock = FakeClock()
+    policy = policy_with(
+        breakers={
+            "workflow": {"failure_threshold": 6, "window_seconds": 120},
+            "global": {"failure_threshold": 9, "window_seconds": 180},
+        }
+    )
+    m = AutoHealManager(policy=policy, data_dir=data_dir, clock=clock)
+    for wid, step, result, advance_ms, action in batch:
+        clock.advance(advance_ms / 1000)
+        if action == "release" and m.get_mode(wid) is not ExecutionState.RUNNING:
+            m.force_transition(wid, ExecutionState.RUNNING, reason="test")
+        m.on_step_result(wid, step, result)
+    report = m.get_status_report()
+    m.flush()
+    with AuditAnalytics(data_dir) as db:
+        wp, gp = policy.breakers.workflow, policy.breakers.global_
+        rows = db.query(
+            "workflow_window",
+            as_of=clock.now(),
+            window_seconds=wp.window_seconds,
+            triggers=[t.value for t in wp.counted_triggers],
+        )
+        sql_counts: dict[str, dict[str, int]] = {}
+        for row in rows:
+            sql_counts.setdefault(row["workflow_id"], {})[row["trigger"]] = row["failures"]
+        for wid, status in report.workflows.items():
+            memory = {t.value: n for t, n in status.window.counts_by_trigger.items()}
+            assert memory == sql_counts.get(wid, {}), wid
+        grows = db.query(
+            "global_window",
+            as_of=clock.now(),
+            window_seconds=gp.window_seconds,
+            triggers=[t.value for t in gp.counted_triggers],
+        )
+        assert {r["trigger"]: r["failures"] for r in grows} == {
+            t.value: n for t, n in report.global_.window.counts_by_trigger.items()
+        }
+        streaks = {
+            (r["workflow_id"], r["step_id"]): r for r in db.query("step_streaks", as_of=clock.now())
+        }
+        for wid, status in report.workflows.items():
+            for sid, step in status.steps.items():
+                row = streaks.get((wid, sid))
+                assert (
+                    row["consecutive_target_not_found"] if row else 0
+                ) == step.consecutive_target_not_found
+                assert (
+                    row["consecutive_low_confidence"] if row else 0
+                ) == step.consecutive_low_confidence
+    m.close()
+
+
+def _fill(data_dir: Path, clock: FakeClock) -> None:
+    with AutoHealManager(data_dir=data_dir, clock=clock) as m:
+        for i in range(30):
+            m.should_execute_step("w", f"s{i % 3}")
+            m.on_step_result("w", f"s{i % 3}", POST if i % 4 == 0 else OK)
+            clock.advance(5)
+
+
+def test_compaction_gives_the_same_answers(tmp_path: Path, clock: FakeClock) -> None:
+    """Closed segments compact to zstd Parquet; every query answers the same before and after."""
+    _fill(tmp_path, clock)
+    live = AutoHealManager(data_dir=tmp_path, clock=clock)  # a live segment is left alone
+    live.on_step_result("w", "s0", OK)
+    queries = [
+        ("summary", {}),
+        ("top_failing_steps", {"limit": 5}),
+        ("time_in_state", {"as_of": clock.now()}),
+        ("transitions", {"workflow_id": ""}),
+    ]
+    with AuditAnalytics(tmp_path) as db:
+        before = [db.query(n, **p) for n, p in queries]
+    report = compact(tmp_path)
+    assert len(report.compacted) == 1 and len(report.skipped_live) == 1
+    assert report.bytes_out < report.bytes_in
+    compacted = list((tmp_path / "audit" / "compacted").glob("*.parquet"))
+    assert len(compacted) == 1
+    with AuditAnalytics(tmp_path) as db:
+        assert [db.query(n, **p) for n, p in queries] == before
+        meta = db.sql(f"SELECT compression FROM parquet_metadata('{compacted[0]}') LIMIT 1")
+        assert meta[0]["compression"].upper() == "ZSTD"
+    live.close()
+
+
+def test_crash_between_rename_and_delete_counts_once(tmp_path: Path, clock: FakeClock) -> None:
+    """If compaction died after writing Parquet but before deleting JSONL, nothing doubles."""
+    _fill(tmp_path, clock)
+    segment = next((tmp_path / "audit").glob("*.jsonl"))
+    backup = tmp_path / "backup.jsonl"
+    shutil.copy(segment, backup)
+    compact(tmp_path)
+    shutil.copy(backup, segment)  # the JSONL segment "survived" the crash
+    with AuditAnalytics(tmp_path) as db:
+        assert db.query("summary")[0]["results"] == 30
+    compact(tmp_path)
+    assert not segment.exists()
+
+
+def test_regression_verdicts(tmp_path: Path, clock: FakeClock) -> None:
+    """Recent vs baseline success rate: fail on a drop, inconclusive below the minimum sample."""
+    with AutoHealManager(
+        data_dir=tmp_path,
+        clock=clock,
+        policy=policy_with(
+            breakers={
+                "workflow": {"failure_threshold": 1000},
+                "global": {"failure_threshold": 1000},
+            },
+            degraded={"recovery_successes": 1},
+        ),
+    ) as m:
+        for i in range(20):  # baseline: 90 % success, 20 samples in (as_of - 1800, as_of - 600]
+            clock.advance(60)
+            m.on_step_result("good", "s", POST if i % 10 == 0 else OK)
+            m.on_step_result("bad", "s", POST if i % 10 == 0 else OK)
+            m.on_step_result("few", "s", OK)
+        for i in range(20):  # recent: "bad" drops to 50 %, 20 samples in (as_of - 600, as_of]
+            clock.advance(30)
+            m.on_step_result("good", "s", POST if i % 10 == 0 else OK)
+            m.on_step_result("bad", "s", POST if i % 2 == 0 else OK)
+            if i < 3:
+                m.on_step_result("few", "s", POST)
+    with AuditAnalytics(tmp_path) as db:
+        rows = {
+            r["workflow_id"]: r
+            for r in db.query(
+                "regression",
+                as_of=clock.now(),
+                recent_seconds=600,
+                baseline_seconds=1200,
+                min_executions=10,
+                drop_points=20,
+            )
+        }
+    assert rows["good"]["verdict"] == "pass"
+    assert rows["bad"]["verdict"] == "fail"
+    assert rows["bad"]["baseline_rate_pct"] == 90.0 and rows["bad"]["recent_rate_pct"] == 50.0
+    assert rows["few"]["verdict"] == "inconclusive"
+
+
+def test_success_rate_per_artifact_version(tmp_path: Path, clock: FakeClock) -> None:
+    """Each result carries the active artifact version, so rates per version are one query."""
+    with AutoHealManager(data_dir=tmp_path, clock=clock) as m:
+        m.set_artifact_version("w", "v1", reason="initial")
+        for _ in range(4):
+            m.on_step_result("w", "s", OK)
+        m.set_artifact_version("w", "v2", reason="learned")
+        for result in (OK, POST, POST, OK):
+            m.on_step_result("w", "s", result)
+    with AuditAnalytics(tmp_path) as db:
+        rates = {r["artifact_version"]: r for r in db.query("version_outcomes", workflow_id="w")}
+    assert (rates["v1"]["executions"], rates["v1"]["successes"]) == (4, 4)
+    assert (rates["v2"]["executions"], rates["v2"]["successes"]) == (4, 2)
+
+
+def test_time_in_state_and_transitions(tmp_path: Path, clock: FakeClock) -> None:
+    """Time per state comes from the transition history, up to the instant asked."""
+    with AutoHealManager(data_dir=tmp_path, clock=clock) as m:
+        m.on_step_result("w", "s", OK)
+        clock.advance(100)
+        for _ in range(3):
+            m.on_step_result("w", "s", TNF)
+        clock.advance(50)
+        m.force_transition("w", ExecutionState.RUNNING, reason="ok", actor="ann")
+        clock.advance(25)
+    with AuditAnalytics(tmp_path) as db:
+        spent = {r["state"]: r["seconds"] for r in db.query("time_in_state", as_of=clock.now())}
+        history = db.query("transitions", workflow_id="w")
+    assert spent == {"running": 125.0, "degraded": 50.0}
+    assert [(h["state"], h["cause"], h["actor"]) for h in history] == [
+        ("degraded", "step_breaker", None),
+        ("running", "operator", "ann"),
+    ]
+    assert Trigger.TARGET_NOT_FOUND.value == "target_not_found"

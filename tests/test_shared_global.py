@@ -1,0 +1,88 @@
+"""The global scope across processes that share a data directory (read from the audit log)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from autoheal_otel import AutoHealManager, EventKind, ExecutionState
+from autoheal_otel.testing import FakeClock, InMemorySink
+
+from .conftest import POST, policy_with
+
+SHARED = {"breakers": {"global": {"shared_across_processes": True, "sync_interval_seconds": 10}}}
+
+OTHER = """
+import sys
+from autoheal_otel import AutoHealManager, PolicyConfig, StepResult
+policy = PolicyConfig.from_json(sys.argv[2])
+with AutoHealManager(policy=policy, data_dir=sys.argv[1]) as m:
+    for i in range(int(sys.argv[3])):
+        m.on_step_result(f"other{i}", "s", StepResult(outcome="postcondition_failed"))
+"""
+
+
+def _other_process(data_dir: Path, failures: int, policy_json: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", OTHER, str(data_dir), policy_json, str(failures)],
+        timeout=120,
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_failures_of_all_processes_count(tmp_path: Path) -> None:
+    """30 failures here and 20 in another process reach the global limit of 50 at the next sync."""
+    policy = policy_with(**SHARED)
+    clock = FakeClock(start=datetime.now(UTC))
+    sink = InMemorySink()
+    m = AutoHealManager(policy=policy, data_dir=tmp_path, clock=clock, sinks=[sink])
+    _other_process(tmp_path, 30, policy.dump_json())  # runs while this manager is up
+    for i in range(20):
+        m.on_step_result(f"mine{i}", "s", POST)
+    assert m.get_mode("mine0") is ExecutionState.RUNNING  # 20 < 50 in this process alone
+    clock.advance(10)
+    allowed, reason = m.should_execute_step("mine0", "s")
+    assert not allowed and "global.failure_window: 50" in reason
+    assert m.get_mode("mine19") is ExecutionState.PAUSED
+    assert sink.of_kind(EventKind.GLOBAL)[0].rule.count == 50  # type: ignore[union-attr]
+    m.close()
+
+
+def test_restart_counts_every_writer(tmp_path: Path) -> None:
+    """A manager starting on a shared directory restores the global window of every writer."""
+    policy = policy_with(breakers={"global": {"failure_threshold": 5}})
+    _other_process(tmp_path, 4, policy.dump_json())
+    m = AutoHealManager(policy=policy, data_dir=tmp_path, clock=FakeClock(start=datetime.now(UTC)))
+    assert m.get_status_report().global_.window.count == 4
+    m.close()
+
+
+def test_a_pause_in_another_process_is_followed(tmp_path: Path) -> None:
+    """When another process paused everything, this one pauses at its next sync."""
+    policy = policy_with(
+        breakers={"global": {"failure_threshold": 5, "shared_across_processes": True}}
+    )
+    clock = FakeClock(start=datetime.now(UTC))
+    m = AutoHealManager(policy=policy, data_dir=tmp_path, clock=clock)
+    _other_process(tmp_path, 5, policy.dump_json())
+    assert m.should_execute_step("mine", "s")[0]
+    clock.advance(11)
+    assert not m.should_execute_step("mine", "s")[0]
+    m.close()
+
+
+def test_off_by_default(tmp_path: Path) -> None:
+    """Without shared_across_processes, other processes' failures do not count here."""
+    policy = policy_with(breakers={"global": {"failure_threshold": 5}})
+    clock = FakeClock(start=datetime.now(UTC))
+    m = AutoHealManager(policy=policy, data_dir=tmp_path, clock=clock)
+    _other_process(tmp_path, 4, policy.dump_json())
+    m.on_step_result("mine", "s", POST)
+    clock.advance(60)
+    assert m.should_execute_step("mine", "s")[0]
+    m.close()
