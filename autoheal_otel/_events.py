@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
+import orjson
+
 from ._models import ExecutionState, Outcome, Trigger
 from ._semconv import AUDIT_SCHEMA_VERSION, EventKind
 
@@ -65,18 +67,20 @@ class RuleFiring:
 class DecisionEvent:
     """One decision of the manager, as every sink receives it.
 
-    ``state`` is the workflow's state after the decision; ``previous_state`` is set on
-    transitions. ``learning`` says, on results, whether learning was on for the workflow (the
-    storage rule of the success store reads it). ``trace_id`` / ``span_id`` are those of the
-    hook's span when tracing is on (0 otherwise). ``reason`` is a short machine-readable code
-    (a :class:`Rule` value, ``ok``, ``blocked.<state>``, ...); ``message`` says the same for
-    people.
+    The fields, in this order, are the audit record (schema version 1): the JSONL sink
+    serializes the event as it is. ``state`` is the workflow's state after the decision;
+    ``previous_state`` is set on transitions. ``reason`` is a short machine-readable code (a
+    :class:`Rule` value, ``ok``, ``blocked.<state>``, ...); ``message`` says the same for
+    people. ``learning`` says, on results, whether learning was on for the workflow (the
+    storage rule of the success store reads it). ``trace_id`` / ``span_id`` are the hook span's
+    ids in hex when tracing is on.
     """
 
-    seq: int
+    schema_version: int = AUDIT_SCHEMA_VERSION
     ts: datetime | None
-    monotonic: float
+    seq: int
     kind: EventKind
+    writer: str = ""
     workflow_id: str | None
     step_id: str | None = None
     state: ExecutionState | None = None
@@ -97,8 +101,8 @@ class DecisionEvent:
     policy_version: str = ""
     artifact_version: str | None = None
     learning: bool | None = None
-    trace_id: int = 0
-    span_id: int = 0
+    trace_id: str | None = None
+    span_id: str | None = None
     counts: Mapping[str, int] = field(default_factory=dict)
     details: Mapping[str, Any] = field(default_factory=dict)
 
@@ -107,44 +111,26 @@ class DecisionEvent:
         """Return True for a state change."""
         return self.kind is EventKind.TRANSITION
 
+    def to_json(self) -> bytes:
+        """Return the audit line of this event (compact JSON and a newline)."""
+        return orjson.dumps(self, option=_ORJSON_OPTIONS, default=_default)
+
     def to_record(self) -> dict[str, Any]:
-        """Return the audit record of this event (JSON-ready, without trace ids)."""
-        return {
-            "schema_version": AUDIT_SCHEMA_VERSION,
-            "ts": _rfc3339(self.ts),
-            "seq": self.seq,
-            "kind": self.kind.value,
-            "workflow_id": self.workflow_id,
-            "step_id": self.step_id,
-            "state": self.state.value if self.state is not None else None,
-            "previous_state": self.previous_state.value if self.previous_state else None,
-            "reason": self.reason,
-            "message": self.message,
-            "allowed": self.allowed,
-            "outcome": self.outcome.value if self.outcome is not None else None,
-            "trigger": self.trigger.value if self.trigger is not None else None,
-            "signals": [s.value for s in self.signals],
-            "confidence": self.confidence,
-            "second_best": self.second_best,
-            "validated": self.validated,
-            "duration_s": self.duration_s,
-            "rule": self.rule.to_dict() if self.rule is not None else None,
-            "cause": self.cause,
-            "actor": self.actor,
-            "policy_version": self.policy_version,
-            "artifact_version": self.artifact_version,
-            "learning": self.learning,
-            "trace_id": f"{self.trace_id:032x}" if self.trace_id else None,
-            "span_id": f"{self.span_id:016x}" if self.span_id else None,
-            "counts": dict(self.counts),
-            "details": dict(self.details),
-        }
+        """Return the audit record of this event as plain JSON data."""
+        record: dict[str, Any] = orjson.loads(self.to_json())
+        return record
 
 
-def _rfc3339(ts: datetime | None) -> str | None:
-    if ts is None:
-        return None
-    return ts.isoformat(timespec="microseconds").replace("+00:00", "Z")
+_ORJSON_OPTIONS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS | orjson.OPT_UTC_Z
+
+
+def _default(value: Any) -> Any:
+    # Free-form details may hold anything: keep what JSON can say, name the rest.
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, set | frozenset):
+        return sorted(value, key=str)
+    return str(value)
 
 
 @runtime_checkable

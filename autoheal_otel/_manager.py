@@ -59,7 +59,7 @@ PAUSED = ExecutionState.PAUSED
 SUCCESS = Outcome.SUCCESS
 
 Events = list[DecisionEvent] | None
-_NO_TRACE = (0, 0)
+_NO_TRACE: tuple[str | None, str | None] = (None, None)
 
 
 class AutoHealManager:
@@ -112,7 +112,8 @@ class AutoHealManager:
         self._global = br.GlobalRuntime(self._policy.breakers.global_)
         self._publisher = Publisher()
         self._seq = 0
-        self._trace = (0, 0)  # the current hook's span ids; read by _emit under the lock
+        # The current hook's span ids (hex); set and read by _emit under the lock.
+        self._trace: tuple[str | None, str | None] = _NO_TRACE
         self._closed = False
         self.last_policy_error: PolicyError | None = None
         self.writer = writer or new_writer_id()
@@ -670,7 +671,7 @@ class AutoHealManager:
             DecisionEvent(
                 seq=self._seq,
                 ts=ts,
-                monotonic=now,
+                writer=self.writer,
                 kind=kind,
                 workflow_id=workflow_id,
                 step_id=step_id,
@@ -1195,9 +1196,11 @@ def _coerce_result(result: object) -> StepResult:
     raise InvalidInputError("result", result, "must be a StepResult or a mapping of its fields")
 
 
-def _span_ids(span: Any) -> tuple[int, int]:
+def _span_ids(span: Any) -> tuple[str | None, str | None]:
     ctx = span.get_span_context()
-    return (ctx.trace_id, ctx.span_id)
+    if not ctx.is_valid:
+        return _NO_TRACE
+    return (format(ctx.trace_id, "032x"), format(ctx.span_id, "016x"))
 
 
 def _fail_span(span: Any, exc: BaseException) -> None:

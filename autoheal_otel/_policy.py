@@ -237,6 +237,13 @@ class AuditPolicy(_Section):
     fsync_interval_seconds: Number = Field(1.0, gt=0)
     segment_max_bytes: Count = Field(64 * 1024 * 1024, ge=4096)
     rotate_daily: Flag = True
+    restore_horizon_seconds: Number = Field(
+        3600.0,
+        gt=0,
+        description="How far back a warm restart looks for step streaks, idle workflows and"
+        " the last sequence number (states, windows and the global scope are always restored"
+        " in full).",
+    )
 
 
 class HotReloadPolicy(_Section):

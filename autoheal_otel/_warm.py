@@ -71,14 +71,17 @@ def apply_restored(
         workflows[wid] = wf
     gpolicy = policy.breakers.global_
     entries = 0
-    for entry in restored.entries:
-        found = workflows.get(entry["workflow_id"])
+    # Plain arithmetic on epoch microseconds: a restart may rebuild tens of thousands of entries.
+    wall_us = int(wall.timestamp() * 1_000_000)
+    triggers = {t.value: t for t in Trigger}
+    for wid, step_id, ts_us, trigger_name, in_workflow, in_global in restored.entries:
+        found = workflows.get(wid)
         if found is None:
             continue
         wf = found
-        t = mono(entry["ts"])
-        trigger = Trigger(entry["trigger"])
-        if entry["in_workflow"] and trigger in wf.policy.workflow_breaker.counted_triggers:
+        t = now - max(0.0, (wall_us - ts_us) / 1_000_000)
+        trigger = triggers[trigger_name]
+        if in_workflow and trigger in wf.policy.workflow_breaker.counted_triggers:
             if now - t < wf.window.window_seconds:
                 wf.window.add(t, trigger)
                 entries += 1
@@ -87,15 +90,11 @@ def apply_restored(
                 step_policy.window_failure_threshold is not None
                 and now - t < step_policy.window_seconds
             ):
-                step = wf.steps.setdefault(entry["step_id"], br.StepRuntime())
+                step = wf.steps.setdefault(step_id, br.StepRuntime())
                 if step.window is None:
                     step.window = SlidingWindow(step_policy.window_seconds)
                 step.window.add(t, trigger)
-        if (
-            entry["in_global"]
-            and trigger in gpolicy.counted_triggers
-            and now - t < gpolicy.window_seconds
-        ):
+        if in_global and trigger in gpolicy.counted_triggers and now - t < gpolicy.window_seconds:
             glob.window.add(t, trigger)
     for streak in restored.streaks:
         owner = workflows.get(streak["workflow_id"])

@@ -1,4 +1,4 @@
-"""Per-step cost of the hooks against pybreaker, and memory per 10,000 workflows.
+"""Per-step cost of the hooks against pybreaker and bare OTel spans; memory per 10,000 workflows.
 
 Run: ``make bench`` (or ``.venv/bin/python bench/hot_path.py``). Every figure is a median of
 several interleaved repetitions measured in this process, reported as a ratio against
@@ -10,9 +10,11 @@ from __future__ import annotations
 import argparse
 import gc
 import statistics
+import tempfile
 import timeit
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import pybreaker
 
@@ -43,6 +45,44 @@ def autoheal_step(manager: AutoHealManager) -> Callable[[], None]:
     def step() -> None:
         gate("invoice", "click_submit")
         report("invoice", "click_submit", OK)
+
+    return step
+
+
+class _DiscardExporter:
+    """A span exporter that drops everything (the batch processor still does its work)."""
+
+    def export(self, spans: Sequence[Any]) -> Any:
+        from opentelemetry.sdk.trace.export import SpanExportResult
+
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return True
+
+
+def sdk_providers() -> tuple[Any, Any]:
+    """Return an SDK tracer provider (batch processor) and a meter provider (no export)."""
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(BatchSpanProcessor(_DiscardExporter()))  # type: ignore[arg-type]
+    return tracer_provider, MeterProvider(metric_readers=[InMemoryMetricReader()])
+
+
+def two_bare_spans(tracer_provider: Any) -> Callable[[], None]:
+    """Two SDK spans started and ended: the cost a per-hook span design cannot go below."""
+    tracer = tracer_provider.get_tracer("bench")
+
+    def step() -> None:
+        tracer.start_span("gate").end()
+        tracer.start_span("result").end()
 
     return step
 
@@ -89,19 +129,40 @@ def main() -> None:
     args = parser.parse_args()
     manager = AutoHealManager(clock=FakeClock())
     system = AutoHealManager()  # the real clock: time.monotonic on every hook
+    audit_dir = tempfile.mkdtemp(prefix="autoheal-bench-")
+    audited = AutoHealManager(data_dir=audit_dir)  # JSONL line reaches the OS per decision
     medians = compare(
         {
             "pybreaker.call": pybreaker_step(),
             "autoheal (fake clock)": autoheal_step(manager),
             "autoheal (system clock)": autoheal_step(system),
+            "autoheal + JSONL audit": autoheal_step(audited),
         },
         args.number,
         args.repeat,
     )
     base = medians["pybreaker.call"]
-    print(f"hot path, median of {args.repeat} x {args.number} steps, no sinks")
+    print(f"hot path, median of {args.repeat} x {args.number} steps (gate + result)")
     for name, value in medians.items():
         print(f"  {name:<26} {value:7.3f} us/step   {value / base:5.2f}x pybreaker")
+    tracer_provider, meter_provider = sdk_providers()
+    traced = AutoHealManager(tracer_provider=tracer_provider, meter_provider=meter_provider)
+    otel = compare(
+        {
+            "two bare SDK spans": two_bare_spans(tracer_provider),
+            "autoheal + OTel SDK": autoheal_step(traced),
+        },
+        args.number // 5,
+        args.repeat,
+    )
+    spans = otel["two bare SDK spans"]
+    print("with the OTel SDK (batch span processor, metrics on, nothing exported)")
+    for name, value in otel.items():
+        print(f"  {name:<26} {value:7.3f} us/step   {value / spans:5.2f}x two bare spans")
+    for m in (manager, system, audited, traced):
+        m.close()
+    tracer_provider.shutdown()
+    meter_provider.shutdown()
     per_wf = memory_per_workflow(10_000)
     total_mib = per_wf * 10_000 / 2**20
     print(f"memory: {per_wf:,.0f} B per active workflow -> {total_mib:.1f} MiB per 10,000")

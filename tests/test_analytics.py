@@ -54,7 +54,7 @@ def test_empty_data_dir_gives_empty_results(tmp_path: Path) -> None:
     """With no log at all, queries return no rows (not an error)."""
     with AuditAnalytics(tmp_path) as db:
         assert db.query("summary") == []
-        assert db.query("max_seq") == [{"max_seq": 0}]
+        assert db.query("max_seq", since="1970-01-01") == [{"max_seq": 0}]
 
 
 events = st.lists(
@@ -122,7 +122,8 @@ def test_in_memory_windows_equal_the_duckdb_queries(
             t.value: n for t, n in report.global_.window.counts_by_trigger.items()
         }
         streaks = {
-            (r["workflow_id"], r["step_id"]): r for r in db.query("step_streaks", as_of=clock.now())
+            (r["workflow_id"], r["step_id"]): r
+            for r in db.query("step_streaks", as_of=clock.now(), since="1970-01-01")
         }
         for wid, status in report.workflows.items():
             for sid, step in status.steps.items():
@@ -160,8 +161,8 @@ def test_compaction_gives_the_same_answers(tmp_path: Path, clock: FakeClock) -> 
     report = compact(tmp_path)
     assert len(report.compacted) == 1 and len(report.skipped_live) == 1
     assert report.bytes_out < report.bytes_in
-    compacted = list((tmp_path / "audit" / "compacted").glob("*.parquet"))
-    assert len(compacted) == 1
+    compacted = sorted((tmp_path / "audit" / "compacted").glob("*.parquet"))
+    assert [p.name.endswith(".events.parquet") for p in compacted] == [True, False]
     with AuditAnalytics(tmp_path) as db:
         assert [db.query(n, **p) for n, p in queries] == before
         meta = db.sql(f"SELECT compression FROM parquet_metadata('{compacted[0]}') LIMIT 1")
@@ -181,6 +182,29 @@ def test_crash_between_rename_and_delete_counts_once(tmp_path: Path, clock: Fake
         assert db.query("summary")[0]["results"] == 30
     compact(tmp_path)
     assert not segment.exists()
+
+
+def test_event_file_without_its_result_file_is_ignored(tmp_path: Path, clock: FakeClock) -> None:
+    """A crash between the two renames leaves an event file alone: it does not count twice."""
+    with AutoHealManager(data_dir=tmp_path, clock=clock) as m:
+        for _ in range(3):
+            m.on_step_result("w", "s", TNF)
+    segment = next((tmp_path / "audit").glob("*.jsonl"))
+    backup = tmp_path / "backup.jsonl"
+    shutil.copy(segment, backup)
+    with AuditAnalytics(tmp_path) as db:
+        before = db.query("transitions", workflow_id="")
+    compact(tmp_path)
+    folder = tmp_path / "audit" / "compacted"
+    results = next(p for p in folder.glob("*.parquet") if not p.name.endswith(".events.parquet"))
+    results.unlink()  # the process died after renaming the event file, before the result file
+    shutil.copy(backup, segment)  # ... so the JSONL segment is still there
+    with AuditAnalytics(tmp_path) as db:
+        assert db.query("transitions", workflow_id="") == before
+    assert before  # there were transitions that could have doubled
+    compact(tmp_path)  # the rerun completes the segment
+    with AuditAnalytics(tmp_path) as db:
+        assert db.query("transitions", workflow_id="") == before
 
 
 def test_regression_verdicts(tmp_path: Path, clock: FakeClock) -> None:

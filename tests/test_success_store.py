@@ -57,7 +57,7 @@ def test_degraded_with_learning_unfrozen_still_not_stored(tmp_path: Path, clock:
 
 
 def test_wal_mode_and_concurrent_reader(tmp_path: Path, clock: FakeClock) -> None:
-    """The store runs in WAL mode; a reader holding a transaction does not block writes."""
+    """WAL mode: a reader holding a transaction neither blocks the batch write nor sees it early."""
     m = AutoHealManager(data_dir=tmp_path, clock=clock)
     reader = sqlite3.connect(tmp_path / "target_memory.sqlite")
     assert reader.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -65,6 +65,7 @@ def test_wal_mode_and_concurrent_reader(tmp_path: Path, clock: FakeClock) -> Non
     assert reader.execute("SELECT count(*) FROM successes").fetchone()[0] == 0
     for _ in range(5):
         m.on_step_result("w", "s", OK)
+    m.flush()  # rows are written in batches; flush writes the partial one
     assert reader.execute("SELECT count(*) FROM successes").fetchone()[0] == 0  # its snapshot
     reader.execute("COMMIT")
     assert reader.execute("SELECT count(*) FROM successes").fetchone()[0] == 5

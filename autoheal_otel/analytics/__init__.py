@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import re
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any, Self
 
 from .._errors import InvalidInputError
-from ._view import iter_records, scan, view_sql
+from ._view import iter_records, read_json_sql, scan, sources, view_sql
 
 __all__ = ["AuditAnalytics", "iter_records", "load_query", "query_names", "scan", "ts_param"]
 
@@ -53,12 +53,42 @@ def ts_param(value: datetime | str | None) -> str:
     return value.isoformat(sep=" ")
 
 
+_LOOKBACK = re.compile(r"^-- lookback: (.+)$", re.M)
+
+
+def _horizon(sql: str, params: dict[str, Any]) -> datetime | None:
+    """Return the oldest instant a query can look at, from its ``-- lookback:`` header.
+
+    ``-- lookback: $a + $b`` means ``as_of - (a + b) seconds``; ``-- lookback: since`` means
+    ``$since``. A query without the header (or without its parameters) reads everything.
+    """
+    match = _LOOKBACK.search(sql)
+    if match is None:
+        return None
+    spec = match.group(1).strip()
+    try:
+        if spec == "since":
+            return _naive(params["since"])
+        seconds = sum(float(params[name.strip().lstrip("$")]) for name in spec.split("+"))
+        return _naive(params["as_of"]) - timedelta(seconds=seconds)
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _naive(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00")).replace(tzinfo=None)
+
+
 class AuditAnalytics:
     """Run the packaged queries over one data directory's audit log.
 
-    An in-memory DuckDB connection with a view ``audit`` over the live JSONL segments and the
-    compacted Parquet files; :meth:`refresh` picks up new segments. Thread-safe (one cursor
-    per query, under a lock).
+    An in-memory DuckDB connection with the views ``audit`` and ``audit_events`` over the
+    live JSONL segments and the compacted Parquet files. Live JSONL is parsed once per
+    :meth:`refresh` (so call it to see records written since); compacted files are scoped per
+    query to the time its ``-- lookback:`` header says it needs. Thread-safe (one cursor per
+    query, under a lock).
     """
 
     def __init__(self, data_dir: str | Path) -> None:
@@ -68,27 +98,59 @@ class AuditAnalytics:
         self._lock = threading.Lock()
         self._con = duckdb.connect(":memory:")
         self._con.execute("SET TimeZone = 'UTC'")
+        # Keep Parquet footers between queries: a query then reads only the row groups it needs.
+        self._con.execute("SET enable_object_cache = true")
+        self._scope: tuple[str, ...] | None = None
         self.refresh()
 
     def refresh(self) -> None:
-        """Rebuild the ``audit`` view over the files present now."""
-        sql = view_sql(self.data_dir)
+        """Re-read the list of files and the live JSONL (records written since become visible)."""
+        src = sources(self.data_dir)
         with self._lock:
-            self._con.execute(f"CREATE OR REPLACE VIEW audit AS {sql}")
+            if src.jsonl:
+                self._con.execute(f"CREATE OR REPLACE TABLE live AS {read_json_sql(src.jsonl)}")
+            self._sources = src
+            self._live = "live" if src.jsonl else None
+            self._scope = None
+            self._scope_views(None)
+
+    def _scope_views(self, horizon: datetime | None) -> None:
+        """Point the views at the files a query needs (call with the lock held)."""
+        files = tuple(p.name for p in self._sources.results_since(horizon))
+        if files == self._scope:
+            return
+        for name, sql in view_sql(self._sources, self._live, horizon).items():
+            self._con.execute(f"CREATE OR REPLACE VIEW {name} AS {sql}")
+        self._scope = files
 
     def sql(self, text: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-        """Run arbitrary SQL against the ``audit`` view and return rows as dicts."""
+        """Run SQL against the ``audit`` / ``audit_events`` views and return rows as dicts."""
         wanted = set(_PARAM.findall(text))
         bound = {k: v for k, v in (params or {}).items() if k in wanted}
         missing = wanted - set(bound)
         if missing:
             raise InvalidInputError("params", sorted(missing), "are required by the query")
+        horizon = _horizon(text, bound)
         with self._lock:
+            self._scope_views(horizon)
             cursor = self._con.cursor()
             try:
                 result = cursor.execute(text, bound) if bound else cursor.execute(text)
                 names = [d[0] for d in result.description or ()]
                 return [dict(zip(names, row, strict=True)) for row in result.fetchall()]
+            finally:
+                cursor.close()
+
+    def rows(self, name: str, **params: Any) -> list[tuple[Any, ...]]:
+        """Run a packaged query by name and return plain tuples (for large results)."""
+        text = load_query(name)
+        bound = {k: ts_param(v) if isinstance(v, datetime) else v for k, v in params.items()}
+        bound = {k: v for k, v in bound.items() if k in set(_PARAM.findall(text))}
+        with self._lock:
+            self._scope_views(_horizon(text, bound))
+            cursor = self._con.cursor()
+            try:
+                return cursor.execute(text, bound).fetchall()
             finally:
                 cursor.close()
 

@@ -6,7 +6,9 @@ Invariants:
   is excluded (DuckDB turns a bad line into an all-NULL row, so the view filters on non-null
   keys); :func:`scan` reports each such line with its file and line number;
 - a JSONL segment whose compacted Parquet file exists is read from the Parquet file only, so
-  a crash between compaction's rename and delete never counts a record twice.
+  a crash between compaction's rename and delete never counts a record twice;
+- scoping a view to a horizon drops only files whose recorded newest record is older than the
+  horizon; a file without a manifest entry is always read.
 """
 
 from __future__ import annotations
@@ -14,13 +16,24 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from .._semconv import AUDIT_SCHEMA_VERSION, EventKind
 from ..sinks.jsonl import AUDIT_DIR, segment_paths
 
-__all__ = ["AUDIT_COLUMNS", "COMPACTED_DIR", "LogScan", "iter_records", "scan", "view_sql"]
+__all__ = [
+    "AUDIT_COLUMNS",
+    "COMPACTED_DIR",
+    "MANIFEST",
+    "LogScan",
+    "Sources",
+    "iter_records",
+    "scan",
+    "sources",
+    "view_sql",
+]
 
 COMPACTED_DIR = "compacted"
 
@@ -79,28 +92,113 @@ def read_json_sql(paths: list[Path]) -> str:
     )
 
 
-def sources(data_dir: Path) -> tuple[list[Path], list[Path]]:
-    """Return (JSONL segments not yet compacted, compacted Parquet files)."""
+MANIFEST = "manifest.jsonl"
+
+
+def read_manifest(folder: Path) -> dict[str, tuple[datetime, datetime]]:
+    """Return each compacted result file's (min ts, max ts), as compaction recorded them."""
+    ranges: dict[str, tuple[datetime, datetime]] = {}
+    try:
+        text = (folder / MANIFEST).read_text(encoding="utf-8")
+    except OSError:
+        return ranges
+    for line in text.splitlines():
+        try:
+            entry = json.loads(line)
+            ranges[entry["file"]] = (
+                datetime.fromisoformat(entry["min_ts"]),
+                datetime.fromisoformat(entry["max_ts"]),
+            )
+        except (ValueError, KeyError, TypeError):
+            continue  # a torn manifest line only costs pruning for that file
+    return ranges
+
+
+@dataclass
+class Sources:
+    """The files behind the views: live JSONL, compacted results (with time ranges), events."""
+
+    jsonl: list[Path]
+    results: list[Path]
+    events: list[Path]
+    ranges: dict[str, tuple[datetime, datetime]]
+
+    def results_since(self, horizon: datetime | None) -> list[Path]:
+        """Return the result files that may hold a record newer than ``horizon`` (naive UTC)."""
+        if horizon is None:
+            return self.results
+        return [
+            p for p in self.results if p.name not in self.ranges or self.ranges[p.name][1] > horizon
+        ]
+
+
+def sources(data_dir: Path) -> Sources:
+    """List the live segments and the compacted files of a data directory.
+
+    A segment is compacted once its result file ``<stem>.parquet`` exists (written last);
+    its event file ``<stem>.events.parquet`` counts only then.
+    """
     audit = Path(data_dir) / AUDIT_DIR
-    parquet = sorted((audit / COMPACTED_DIR).glob("*.parquet"))
-    compacted = {p.stem for p in parquet}
+    folder = audit / COMPACTED_DIR
+    results = sorted(p for p in folder.glob("*.parquet") if not p.name.endswith(".events.parquet"))
+    compacted = {p.stem for p in results}
+    events = sorted(
+        p
+        for p in folder.glob("*.events.parquet")
+        if p.name.removesuffix(".events.parquet") in compacted
+    )
     jsonl = [p for p in segment_paths(audit) if p.stem not in compacted and p.stat().st_size > 0]
-    return jsonl, parquet
+    return Sources(jsonl, results, events, read_manifest(folder))
 
 
-def view_sql(data_dir: Path) -> str:
-    """Return the SELECT that defines the ``audit`` view for a data directory."""
-    jsonl, parquet = sources(data_dir)
-    parts = []
-    if jsonl:
-        parts.append(read_json_sql(jsonl))
-    if parquet:
-        files = "[" + ", ".join(_quote(p) for p in parquet) + "]"
-        parts.append(f"SELECT {_COLUMN_LIST} FROM read_parquet({files}) WHERE {_VALID}")
-    if not parts:
-        casts = ", ".join(f'NULL::{t} AS "{c}"' for c, t in AUDIT_COLUMNS.items())
-        return f"SELECT {casts} WHERE false"
-    return " UNION ALL ".join(parts)
+def _files(paths: list[Path]) -> str:
+    return "[" + ", ".join(_quote(p) for p in paths) + "]"
+
+
+def _empty() -> str:
+    casts = ", ".join(f'NULL::{t} AS "{c}"' for c, t in AUDIT_COLUMNS.items())
+    return f"SELECT {casts} WHERE false"
+
+
+def view_sql(
+    src: Sources, live_table: str | None, horizon: datetime | None = None
+) -> dict[str, str]:
+    """Return the SELECTs of the views over a data directory's log.
+
+    - ``audit``: every record (with ``horizon``, only the compacted files that may hold
+      records newer than it — a scoping, not a filter: queries still filter on ``ts``);
+    - ``audit_events``: every record that is not a gate or a result (transitions, global,
+      activations, sessions, policy, probes): small, for the state queries.
+
+    ``live_table`` names a table holding the live JSONL rows (None: no live rows).
+    """
+    results = src.results_since(horizon)
+    live = f"SELECT {_COLUMN_LIST} FROM {live_table}" if live_table else None
+    parts_all = [
+        p
+        for p in (
+            live,
+            f"SELECT {_COLUMN_LIST} FROM read_parquet({_files(results)})" if results else None,
+            f"SELECT {_COLUMN_LIST} FROM read_parquet({_files(src.events)})"
+            if src.events
+            else None,
+        )
+        if p
+    ]
+    parts_events = [
+        p
+        for p in (
+            f"SELECT * FROM ({live}) WHERE kind NOT IN ('gate', 'result')" if live else None,
+            f"SELECT {_COLUMN_LIST} FROM read_parquet({_files(src.events)})"
+            if src.events
+            else None,
+        )
+        if p
+    ]
+    return {
+        "audit": " UNION ALL ".join(parts_all) if parts_all else _empty(),
+        "audit_events": " UNION ALL ".join(parts_events) if parts_events else _empty(),
+    }
 
 
 @dataclass

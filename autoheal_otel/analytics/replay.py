@@ -93,7 +93,8 @@ def replay(
     scan = LogScan()
     records = sorted(
         iter_records(Path(data_dir), scan),
-        key=lambda r: (r["ts"], r["seq"], r.get("writer") or ""),
+        # Parsed, not compared as text: RFC 3339 omits zero microseconds.
+        key=lambda r: (_parse_ts(r["ts"]), r["seq"], r.get("writer") or ""),
     )
     report = ReplayReport(
         records=len(records), skipped_lines=len(scan.skipped), what_if=policy is not None

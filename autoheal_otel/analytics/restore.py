@@ -2,15 +2,17 @@
 
 Nothing resets on a restart: each workflow's state (with why and since when), its window
 entries, its steps' consecutive counters, the global window and pause, and the sequence number
-are read back with the packaged queries, as of the new manager's clock. Two things restart
-conservatively and are documented as such: a DEGRADED workflow's recovery streak starts at zero
+are read back with the packaged queries, as of the new manager's clock. Step streaks and
+workflows with no transition are looked up within ``audit.restore_horizon_seconds`` (an hour by
+default), which keeps a restart fast on a long log. Two things restart conservatively and are
+documented as such: a DEGRADED workflow's recovery streak starts at zero
 (it must prove itself again), and a quarantine's probe cool-down starts anew.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +27,8 @@ class RestoredState:
     """What the log says, as of one instant."""
 
     workflows: list[dict[str, Any]] = field(default_factory=list)
-    entries: list[dict[str, Any]] = field(default_factory=list)
+    #: (workflow_id, step_id, ts in epoch microseconds, trigger, in_workflow, in_global)
+    entries: list[tuple[Any, ...]] = field(default_factory=list)
     streaks: list[dict[str, Any]] = field(default_factory=list)
     global_state: dict[str, Any] | None = None
     max_seq: int = 0
@@ -43,12 +46,13 @@ def load_restored_state(data_dir: Path, policy: PolicyConfig, as_of: datetime) -
         + [policy.for_workflow(w).step_breaker.window_seconds for w in policy.workflows]
     )
     when = ts_param(as_of)
+    since = ts_param(as_of - timedelta(seconds=policy.audit.restore_horizon_seconds))
     with AuditAnalytics(data_dir) as db:
         state = RestoredState(
-            workflows=db.query("workflow_states", as_of=when),
-            entries=db.query("window_entries", as_of=when, window_seconds=longest),
-            streaks=db.query("step_streaks", as_of=when),
-            max_seq=int(db.query("max_seq")[0]["max_seq"]),
+            workflows=db.query("workflow_states", as_of=when, since=since),
+            entries=db.rows("window_entries", as_of=when, window_seconds=longest),
+            streaks=db.query("step_streaks", as_of=when, since=since),
+            max_seq=int(db.query("max_seq", since=since)[0]["max_seq"]),
         )
         glob = db.query("global_state", as_of=when)
         state.global_state = glob[0] if glob and glob[0]["state"] is not None else None

@@ -7,7 +7,7 @@ one manager process (host, pid, a random token). Invariants:
   lines never interleave; a segment is created with ``O_EXCL`` and never reopened;
 - each line is written with one ``write`` call on an ``O_APPEND`` descriptor; with the default
   durability, the line has reached the OS when :meth:`emit` returns (``fsync`` by policy:
-  ``always``, ``interval`` = group commit on the event clock, ``never``);
+  ``always``, ``interval`` = group commit on the events' timestamps, ``never``);
 - a live segment holds an exclusive ``flock``; a segment whose lock can be taken is closed
   (its writer rotated away or died), which is what compaction looks for;
 - a failed write (full disk, read-only directory) keeps the line in a bounded retry buffer,
@@ -26,9 +26,6 @@ import socket
 from collections import deque
 from datetime import date
 from pathlib import Path
-from typing import Any
-
-import orjson
 
 from .._events import DecisionEvent
 from .._policy import AuditPolicy
@@ -67,11 +64,6 @@ def is_segment_live(path: Path) -> bool:
     return False
 
 
-def encode(record: dict[str, Any]) -> bytes:
-    """Return one audit line (compact JSON + newline)."""
-    return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS)
-
-
 class JsonlAuditSink:
     """Write every decision event as one line of the audit log.
 
@@ -104,16 +96,34 @@ class JsonlAuditSink:
         return self._path
 
     def emit(self, event: DecisionEvent) -> None:
-        """Append the event's record (with this writer's id) to the live segment."""
-        record = event.to_record()
-        record["writer"] = self.writer
-        line = encode(record)
-        day = event.ts.date() if event.ts is not None else self._day
+        """Append the event's record to the live segment."""
+        line = event.to_json()
+        ts = event.ts
+        day = ts.date() if ts is not None else self._day
+        if (
+            not self._pending
+            and self._fd is not None
+            and day == self._day
+            and self._size + len(line) <= self.policy.segment_max_bytes
+        ):
+            # The common case, kept short: nothing to retry, no rotation due.
+            try:
+                _write_all(self._fd, line)
+            except OSError:
+                self._pending.append(line)
+                self._fail()
+                raise
+            self._size += len(line)
+            self.lines += 1
+            self._unsynced = True
+            if self.policy.fsync != "never":
+                self._maybe_fsync(ts.timestamp() if ts is not None else 0.0)
+            return
         self._pending.append(line)
         if len(self._pending) > MAX_PENDING:
             self._pending.popleft()
             self.dropped += 1
-        self._write_pending(day, event.monotonic)
+        self._write_pending(day, ts.timestamp() if ts is not None else 0.0)
 
     def _write_pending(self, day: date | None, now: float) -> None:
         pending = self._pending
@@ -132,20 +142,29 @@ class JsonlAuditSink:
                 self._size += len(line)
                 self.lines += 1
                 self._unsynced = True
-            mode = self.policy.fsync
-            if mode == "always" or (
-                mode == "interval" and now - self._last_fsync >= self.policy.fsync_interval_seconds
-            ):
-                self._fsync(now)
+            self._maybe_fsync(now)
         except OSError:
-            self.write_errors += 1
-            # A partial write may have left a torn prefix: never append after it. The retry
-            # opens a new segment, and readers skip the torn last line of this one.
-            try:
-                self._close_segment()
-            except OSError:
-                self._fd = None
+            self._fail()
             raise
+
+    def _fail(self) -> None:
+        """Count a failed write and abandon the segment.
+
+        A partial write may have left a torn prefix: never append after it. The retry opens a
+        new segment, and readers skip the torn last line of this one.
+        """
+        self.write_errors += 1
+        try:
+            self._close_segment()
+        except OSError:
+            self._fd = None
+
+    def _maybe_fsync(self, now: float) -> None:
+        mode = self.policy.fsync
+        if mode == "always" or (
+            mode == "interval" and now - self._last_fsync >= self.policy.fsync_interval_seconds
+        ):
+            self._fsync(now)
 
     def _rotate(self, day: date | None) -> None:
         self._close_segment()

@@ -4,7 +4,9 @@ The storage rule (the only way a row gets in): a RESULT event whose outcome is `
 whose postcondition was ``validated``, in state RUNNING, with learning on. Nothing from
 DEGRADED, QUARANTINED, ROLLBACK or PAUSED is ever written. Every row carries the ``writer``
 and ``seq`` of its audit record, so each row can be joined to the decision that allowed it.
-The database runs in WAL mode: readers never block the writer.
+The database runs in WAL mode: readers never block the writer. Rows are written in batches
+(one transaction per ``batch_size`` rows, and on ``flush``/``close``): the audit log is the
+record of truth, so a crash can lose only rows whose decisions the log still holds.
 """
 
 from __future__ import annotations
@@ -59,55 +61,73 @@ class SuccessStore:
 
     FILENAME = "target_memory.sqlite"
 
-    def __init__(self, data_dir: Path, writer: str) -> None:
+    def __init__(self, data_dir: Path, writer: str, batch_size: int = 64) -> None:
         self.path = Path(data_dir) / self.FILENAME
         self.writer = writer
+        self.batch_size = batch_size
+        self._batch: list[tuple[Any, ...]] = []
         self._lock = threading.Lock()
-        self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._conn = sqlite3.connect(self.path, check_same_thread=False)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute("PRAGMA busy_timeout=5000")
-        self._conn.executescript(SCHEMA)
+        with self._conn:
+            self._conn.executescript(SCHEMA)
         self.rows = 0
 
     def emit(self, event: DecisionEvent) -> None:
-        """Insert the event if the storage rule admits it."""
+        """Queue the event's row if the storage rule admits it; write a full batch."""
         if not stores_success(event):
             return
-        record = event.to_record()
+        row = (
+            self.writer,
+            event.seq,
+            event.ts.isoformat() if event.ts else "",
+            event.workflow_id,
+            event.step_id,
+            event.confidence,
+            event.second_best,
+            event.duration_s,
+            event.policy_version,
+            event.artifact_version,
+            event.trace_id,
+            json.dumps(dict(event.details), default=str),
+        )
         with self._lock:
-            self._conn.execute(
+            self._batch.append(row)
+            if len(self._batch) >= self.batch_size:
+                self._write_batch()
+
+    def _write_batch(self) -> None:
+        if not self._batch:
+            return
+        batch, self._batch = self._batch, []
+        with self._conn:  # one transaction per batch
+            self._conn.executemany(
                 "INSERT OR IGNORE INTO successes (writer, seq, ts, workflow_id, step_id,"
                 " confidence, second_best, duration_s, policy_version, artifact_version,"
                 " trace_id, details) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    self.writer,
-                    event.seq,
-                    record["ts"],
-                    event.workflow_id,
-                    event.step_id,
-                    event.confidence,
-                    event.second_best,
-                    event.duration_s,
-                    event.policy_version,
-                    event.artifact_version,
-                    record["trace_id"],
-                    json.dumps(record["details"], default=str),
-                ),
+                batch,
             )
-            self.rows += 1
+        self.rows += len(batch)
 
     def flush(self) -> None:
-        """Autocommit mode: every insert is already committed."""
+        """Write the queued rows now."""
+        with self._lock:
+            self._write_batch()
 
     def close(self) -> None:
-        """Close the connection."""
+        """Write the queued rows and close the connection."""
         with self._lock:
-            self._conn.close()
+            try:
+                self._write_batch()
+            finally:
+                self._conn.close()
 
     def learning_success_rate(self, workflow_id: str) -> dict[str, Any]:
         """Return the stored successes of a workflow per artifact version."""
         with self._lock:
+            self._write_batch()
             rows = self._conn.execute(
                 "SELECT artifact_version, COUNT(*), AVG(confidence) FROM successes"
                 " WHERE workflow_id = ? GROUP BY artifact_version",

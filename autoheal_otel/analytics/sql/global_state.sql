@@ -4,5 +4,5 @@ SELECT arg_max(state, {'ts': ts, 'seq': seq}) AS state,
        arg_max(message, {'ts': ts, 'seq': seq}) AS reason,
        arg_max(rule, {'ts': ts, 'seq': seq}) AS rule,
        max(seq) AS last_seq
-FROM audit
+FROM audit_events
 WHERE kind = 'global' AND ts <= $as_of::TIMESTAMP

@@ -1,17 +1,19 @@
 -- Failures of every workflow (every writer sharing the data directory) per trigger inside the
 -- global window, as of an instant, after the last operator resume of the global breaker.
 -- Params: $as_of, $window_seconds, $triggers.
+-- lookback: $window_seconds
 WITH reset AS (
     SELECT max({'ts': ts, 'seq': seq}) AS reset
-    FROM audit
+    FROM audit_events
     WHERE kind = 'global' AND reason = 'global.resumed' AND ts <= $as_of::TIMESTAMP
+      AND ts > $as_of::TIMESTAMP - to_microseconds(CAST(ceil($window_seconds::DOUBLE * 1000000) AS BIGINT))
 )
 SELECT a.trigger, count(*) AS failures
 FROM audit a, reset r
 WHERE a.kind = 'result'
   AND list_contains($triggers, a.trigger)
   AND a.ts <= $as_of::TIMESTAMP
-  AND epoch_us($as_of::TIMESTAMP) - epoch_us(a.ts) < $window_seconds * 1000000
+  AND a.ts > $as_of::TIMESTAMP - to_microseconds(CAST(ceil($window_seconds::DOUBLE * 1000000) AS BIGINT))
   AND (r.reset IS NULL OR {'ts': a.ts, 'seq': a.seq} > r.reset)
 GROUP BY ALL
 ORDER BY a.trigger

@@ -1,2 +1,11 @@
--- The highest sequence number in the log (a restarted manager continues after it).
-SELECT coalesce(max(seq), 0) AS max_seq FROM audit
+-- The highest sequence number recorded after $since, or by any session, transition or other
+-- state record (a restarted manager continues after it). Sequence numbers need only be unique
+-- per writer, and every process is a new writer, so a bounded lookback is enough.
+-- Params: $since.
+-- lookback: since
+SELECT coalesce(max(seq), 0) AS max_seq
+FROM (
+    SELECT max(seq) AS seq FROM audit_events
+    UNION ALL
+    SELECT max(seq) AS seq FROM audit WHERE ts > $since::TIMESTAMP
+)

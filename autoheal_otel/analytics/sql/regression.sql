@@ -2,14 +2,15 @@
 -- recent rate dropped by at least $drop_points percentage points, 'inconclusive' when either
 -- side has fewer than $min_executions results, else 'pass'.
 -- Params: $as_of, $recent_seconds, $baseline_seconds, $min_executions, $drop_points.
+-- lookback: $recent_seconds + $baseline_seconds
 WITH r AS (
     SELECT workflow_id,
-           epoch_us($as_of::TIMESTAMP) - epoch_us(ts) < $recent_seconds * 1000000 AS recent,
+           ts > $as_of::TIMESTAMP - to_microseconds(CAST(ceil($recent_seconds::DOUBLE * 1000000) AS BIGINT)) AS recent,
            outcome = 'success' AS ok
     FROM audit
     WHERE kind = 'result'
       AND ts <= $as_of::TIMESTAMP
-      AND epoch_us($as_of::TIMESTAMP) - epoch_us(ts) < ($recent_seconds + $baseline_seconds) * 1000000
+      AND ts > $as_of::TIMESTAMP - to_microseconds(CAST(ceil(($recent_seconds::DOUBLE + $baseline_seconds::DOUBLE)::DOUBLE * 1000000) AS BIGINT))
 ), sides AS (
     SELECT workflow_id,
            count(*) FILTER (WHERE NOT recent) AS baseline_executions,

@@ -1,9 +1,11 @@
 -- Consecutive TARGET_NOT_FOUND and low-confidence results per step, as of an instant, since
--- the workflow's steps were last reset (recovery, probe success or operator release).
--- Params: $as_of.
+-- the workflow's steps were last reset (recovery, probe success or operator release), looking
+-- back no further than $since (a warm restart bounds its lookback; analysts pass an old date).
+-- Params: $as_of, $since.
+-- lookback: since
 WITH resets AS (
     SELECT workflow_id, max({'ts': ts, 'seq': seq}) AS reset
-    FROM audit
+    FROM audit_events
     WHERE kind = 'transition'
       AND ts <= $as_of::TIMESTAMP
       AND (cause IN ('recovery', 'probe_success')
@@ -17,6 +19,7 @@ WITH resets AS (
     LEFT JOIN resets r USING (workflow_id)
     WHERE a.kind = 'result'
       AND a.ts <= $as_of::TIMESTAMP
+      AND a.ts > $since::TIMESTAMP
       AND (r.reset IS NULL OR {'ts': a.ts, 'seq': a.seq} > r.reset)
 ), breaks AS (
     SELECT workflow_id, step_id,

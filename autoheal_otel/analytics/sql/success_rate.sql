@@ -1,5 +1,6 @@
 -- Success rate per workflow and artifact version between two instants.
 -- Params: $since, $until (timestamp text).
+-- lookback: since
 SELECT workflow_id,
        coalesce(artifact_version, '') AS artifact_version,
        count(*) AS executions,

@@ -5,7 +5,7 @@ WITH firsts AS (
     WHERE workflow_id IS NOT NULL AND ts <= $as_of::TIMESTAMP
     GROUP BY workflow_id
 ), changes AS (
-    SELECT workflow_id, ts, seq, state FROM audit
+    SELECT workflow_id, ts, seq, state FROM audit_events
     WHERE kind = 'transition' AND ts <= $as_of::TIMESTAMP
     UNION ALL
     SELECT workflow_id, ts, -1 AS seq, 'running' AS state FROM firsts

@@ -1,21 +1,25 @@
 -- Each workflow's state as of an instant: its last transition, with why and since when, and
--- the artifact version last activated for it. Params: $as_of.
+-- the artifact version last activated for it. Lists every workflow with a transition or an
+-- activation, and those with any record after $since. Params: $as_of, $since.
+-- lookback: since
 WITH last_transition AS (
     SELECT workflow_id,
            arg_max({'state': state, 'previous_state': previous_state, 'since': ts,
                     'reason': message, 'rule': rule, 'cause': cause, 'actor': actor},
                    {'ts': ts, 'seq': seq}) AS t
-    FROM audit
+    FROM audit_events
     WHERE kind = 'transition' AND ts <= $as_of::TIMESTAMP
     GROUP BY workflow_id
 ), last_activation AS (
     SELECT workflow_id, arg_max(artifact_version, {'ts': ts, 'seq': seq}) AS artifact_version
-    FROM audit
+    FROM audit_events
     WHERE kind = 'activation' AND ts <= $as_of::TIMESTAMP
     GROUP BY workflow_id
 ), seen AS (
-    SELECT DISTINCT workflow_id FROM audit
-    WHERE workflow_id IS NOT NULL AND ts <= $as_of::TIMESTAMP
+    SELECT workflow_id FROM last_transition
+    UNION SELECT workflow_id FROM last_activation
+    UNION SELECT DISTINCT workflow_id FROM audit
+    WHERE workflow_id IS NOT NULL AND ts <= $as_of::TIMESTAMP AND ts > $since::TIMESTAMP
 )
 SELECT s.workflow_id,
        coalesce(t.t.state, 'running') AS state,

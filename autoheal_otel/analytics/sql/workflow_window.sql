@@ -2,11 +2,14 @@
 -- Mirrors the in-memory window: a failing result counts while as_of - ts < window_seconds,
 -- and only after the workflow's last reset (an operator release or a successful probe).
 -- Params: $as_of (timestamp text), $window_seconds (double), $triggers (counted triggers).
+-- lookback: $window_seconds
 WITH resets AS (
     SELECT workflow_id, max({'ts': ts, 'seq': seq}) AS reset
-    FROM audit
+    FROM audit_events
     WHERE kind = 'transition'
       AND ts <= $as_of::TIMESTAMP
+      -- a reset older than the window cannot exclude anything inside it
+      AND ts > $as_of::TIMESTAMP - to_microseconds(CAST(ceil($window_seconds::DOUBLE * 1000000) AS BIGINT))
       AND (cause = 'probe_success' OR (cause = 'operator' AND state IN ('running', 'degraded')))
     GROUP BY workflow_id
 )
@@ -16,7 +19,7 @@ LEFT JOIN resets r USING (workflow_id)
 WHERE a.kind = 'result'
   AND list_contains($triggers, a.trigger)
   AND a.ts <= $as_of::TIMESTAMP
-  AND epoch_us($as_of::TIMESTAMP) - epoch_us(a.ts) < $window_seconds * 1000000
+  AND a.ts > $as_of::TIMESTAMP - to_microseconds(CAST(ceil($window_seconds::DOUBLE * 1000000) AS BIGINT))
   AND (r.reset IS NULL OR {'ts': a.ts, 'seq': a.seq} > r.reset)
 GROUP BY ALL
 ORDER BY a.workflow_id, a.trigger
