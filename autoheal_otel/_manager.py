@@ -220,7 +220,9 @@ class AutoHealManager:
                     allowed, reason = True, self._degraded_reason(wf)
                 else:
                     allowed, reason = self._blocked_gate(wf, step_id, now, ts, events)
-                if events is not None:
+                if events is not None and (
+                    not allowed or state is not RUNNING or self._policy.audit.record_allowed_gates
+                ):
                     self._emit(
                         events,
                         EventKind.GATE,
@@ -234,6 +236,7 @@ class AutoHealManager:
                         allowed=allowed,
                         artifact_version=wf.artifact_version,
                     )
+                if events:
                     publisher.enqueue(events)
         except BaseException as exc:
             _fail_span(span, exc)

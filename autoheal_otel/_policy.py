@@ -237,6 +237,12 @@ class AuditPolicy(_Section):
     fsync_interval_seconds: Number = Field(1.0, gt=0)
     segment_max_bytes: Count = Field(64 * 1024 * 1024, ge=4096)
     rotate_daily: Flag = True
+    record_allowed_gates: Flag = Field(
+        True,
+        description="Record every gate that lets a RUNNING workflow's step run. Off, only"
+        " refused gates, probes and gates in other states are recorded (the result line of"
+        " the step still shows it ran): half the lines on a healthy fleet.",
+    )
     restore_horizon_seconds: Number = Field(
         3600.0,
         gt=0,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -184,8 +185,10 @@ def test_crash_between_rename_and_delete_counts_once(tmp_path: Path, clock: Fake
     assert not segment.exists()
 
 
-def test_event_file_without_its_result_file_is_ignored(tmp_path: Path, clock: FakeClock) -> None:
-    """A crash between the two renames leaves an event file alone: it does not count twice."""
+def test_crash_before_the_manifest_line_leaves_only_orphans(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """Output files without their manifest line are ignored, and the next run replaces them."""
     with AutoHealManager(data_dir=tmp_path, clock=clock) as m:
         for _ in range(3):
             m.on_step_result("w", "s", TNF)
@@ -193,18 +196,41 @@ def test_event_file_without_its_result_file_is_ignored(tmp_path: Path, clock: Fa
     backup = tmp_path / "backup.jsonl"
     shutil.copy(segment, backup)
     with AuditAnalytics(tmp_path) as db:
-        before = db.query("transitions", workflow_id="")
+        before = (db.query("transitions", workflow_id=""), db.query("summary"))
     compact(tmp_path)
+    manifest = tmp_path / "audit" / "compacted" / "manifest.jsonl"
+    manifest.write_text("")  # the process died before writing the manifest line...
+    shutil.copy(backup, segment)  # ... so the segment was never deleted either
+    with AuditAnalytics(tmp_path) as db:
+        assert (db.query("transitions", workflow_id=""), db.query("summary")) == before
+    assert before[0]  # there was a transition that could have doubled
+    report = compact(tmp_path)
+    assert len(report.cleaned) == 2  # the two orphan files
+    with AuditAnalytics(tmp_path) as db:
+        assert (db.query("transitions", workflow_id=""), db.query("summary")) == before
+
+
+def test_small_outputs_are_merged(tmp_path: Path, clock: FakeClock) -> None:
+    """Four small compaction outputs become one; answers stay the same; a crash is harmless."""
+    for _ in range(4):
+        _fill(tmp_path, clock)
+        report = compact(tmp_path)
+    assert report.merged and len(report.merged) == 4
     folder = tmp_path / "audit" / "compacted"
-    results = next(p for p in folder.glob("*.parquet") if not p.name.endswith(".events.parquet"))
-    results.unlink()  # the process died after renaming the event file, before the result file
-    shutil.copy(backup, segment)  # ... so the JSONL segment is still there
+    assert len(list(folder.glob("*.parquet"))) == 2  # one result file, one event file
     with AuditAnalytics(tmp_path) as db:
-        assert db.query("transitions", workflow_id="") == before
-    assert before  # there were transitions that could have doubled
-    compact(tmp_path)  # the rerun completes the segment
+        after = db.query("summary")
+    assert after[0]["results"] == 120
+    # A crash after the merge's manifest line, before the replaced files were deleted:
+    lines = (folder / "manifest.jsonl").read_text().splitlines()
+    assert json.loads(lines[-1])["replaces"]
+    for line in lines[:-1]:
+        entry = json.loads(line)
+        for name in (entry["results"], entry["events"]):
+            (folder / name).write_bytes(b"")  # stand-ins: must never be read
     with AuditAnalytics(tmp_path) as db:
-        assert db.query("transitions", workflow_id="") == before
+        assert db.query("summary") == after
+    assert compact(tmp_path).cleaned
 
 
 def test_regression_verdicts(tmp_path: Path, clock: FakeClock) -> None:

@@ -276,3 +276,19 @@ def lines_ok(data_dir: Path) -> list[dict[str, Any]]:
     from autoheal_otel.analytics import iter_records
 
     return list(iter_records(data_dir))
+
+
+def test_allowed_gates_can_be_left_out(tmp_path: Path, clock: FakeClock) -> None:
+    """With record_allowed_gates off, only refused (and non-RUNNING) gates are recorded."""
+    policy = PolicyConfig(audit={"record_allowed_gates": False})
+    with AutoHealManager(policy=policy, data_dir=tmp_path, clock=clock) as m:
+        m.should_execute_step("w", "s")  # allowed in RUNNING: not recorded
+        m.on_step_result("w", "s", OK)
+        for _ in range(3):
+            m.on_step_result("w", "s", TNF)
+        m.should_execute_step("w", "s")  # allowed in DEGRADED: recorded
+        for _ in range(7):
+            m.on_step_result("w", "s", POST)
+        m.should_execute_step("w", "s")  # refused: recorded
+    gates = [(r["state"], r["allowed"]) for r in lines(tmp_path) if r["kind"] == "gate"]
+    assert gates == [("degraded", True), ("quarantined", False)]

@@ -5,10 +5,10 @@ Invariants:
 - a torn or malformed line, a record of an unknown ``kind`` or of a newer ``schema_version``
   is excluded (DuckDB turns a bad line into an all-NULL row, so the view filters on non-null
   keys); :func:`scan` reports each such line with its file and line number;
-- a JSONL segment whose compacted Parquet file exists is read from the Parquet file only, so
-  a crash between compaction's rename and delete never counts a record twice;
-- scoping a view to a horizon drops only files whose recorded newest record is older than the
-  horizon; a file without a manifest entry is always read.
+- compacted data is what the manifest (``compacted/manifest.jsonl``) records: a JSONL segment
+  it names is read from Parquet only, and a Parquet file it does not name is ignored, so no
+  crash during compaction can lose or double a record;
+- scoping a view to a horizon drops only files whose recorded newest record is older than it.
 """
 
 from __future__ import annotations
@@ -27,9 +27,11 @@ __all__ = [
     "AUDIT_COLUMNS",
     "COMPACTED_DIR",
     "MANIFEST",
+    "CompactedOutput",
     "LogScan",
     "Sources",
     "iter_records",
+    "read_manifest",
     "scan",
     "sources",
     "view_sql",
@@ -95,23 +97,50 @@ def read_json_sql(paths: list[Path]) -> str:
 MANIFEST = "manifest.jsonl"
 
 
-def read_manifest(folder: Path) -> dict[str, tuple[datetime, datetime]]:
-    """Return each compacted result file's (min ts, max ts), as compaction recorded them."""
-    ranges: dict[str, tuple[datetime, datetime]] = {}
+@dataclass(frozen=True)
+class CompactedOutput:
+    """One compaction output, as its manifest line records it."""
+
+    id: str
+    results: str
+    events: str
+    segments: tuple[str, ...]
+    min_ts: datetime | None
+    max_ts: datetime | None
+    rows: int
+    replaces: tuple[str, ...] = ()
+
+
+def read_manifest(folder: Path) -> list[CompactedOutput]:
+    """Return the live compaction outputs: recorded, not replaced by a later merge.
+
+    The manifest is the completion record: a Parquet file it does not name (a crash before
+    its line was written) is an orphan that no reader uses.
+    """
+    outputs: dict[str, CompactedOutput] = {}
     try:
         text = (folder / MANIFEST).read_text(encoding="utf-8")
     except OSError:
-        return ranges
+        return []
     for line in text.splitlines():
         try:
-            entry = json.loads(line)
-            ranges[entry["file"]] = (
-                datetime.fromisoformat(entry["min_ts"]),
-                datetime.fromisoformat(entry["max_ts"]),
+            e = json.loads(line)
+            out = CompactedOutput(
+                id=e["id"],
+                results=e["results"],
+                events=e["events"],
+                segments=tuple(e["segments"]),
+                min_ts=datetime.fromisoformat(e["min_ts"]) if e.get("min_ts") else None,
+                max_ts=datetime.fromisoformat(e["max_ts"]) if e.get("max_ts") else None,
+                rows=int(e["rows"]),
+                replaces=tuple(e.get("replaces", ())),
             )
         except (ValueError, KeyError, TypeError):
-            continue  # a torn manifest line only costs pruning for that file
-    return ranges
+            continue  # a torn last line: that output is not complete, so it does not count
+        outputs[out.id] = out
+        for old in out.replaces:
+            outputs.pop(old, None)
+    return list(outputs.values())
 
 
 @dataclass
@@ -121,34 +150,35 @@ class Sources:
     jsonl: list[Path]
     results: list[Path]
     events: list[Path]
-    ranges: dict[str, tuple[datetime, datetime]]
+    ranges: dict[str, tuple[datetime | None, datetime | None]]
 
     def results_since(self, horizon: datetime | None) -> list[Path]:
         """Return the result files that may hold a record newer than ``horizon`` (naive UTC)."""
         if horizon is None:
             return self.results
-        return [
-            p for p in self.results if p.name not in self.ranges or self.ranges[p.name][1] > horizon
-        ]
+        out = []
+        for p in self.results:
+            newest = self.ranges.get(p.name, (None, None))[1]
+            if newest is None or newest > horizon:
+                out.append(p)
+        return out
 
 
 def sources(data_dir: Path) -> Sources:
     """List the live segments and the compacted files of a data directory.
 
-    A segment is compacted once its result file ``<stem>.parquet`` exists (written last);
-    its event file ``<stem>.events.parquet`` counts only then.
+    A JSONL segment named by a live manifest entry is read from that entry's Parquet files
+    only, so a crash between compaction's manifest line and its deletes never doubles a record.
     """
     audit = Path(data_dir) / AUDIT_DIR
     folder = audit / COMPACTED_DIR
-    results = sorted(p for p in folder.glob("*.parquet") if not p.name.endswith(".events.parquet"))
-    compacted = {p.stem for p in results}
-    events = sorted(
-        p
-        for p in folder.glob("*.events.parquet")
-        if p.name.removesuffix(".events.parquet") in compacted
-    )
-    jsonl = [p for p in segment_paths(audit) if p.stem not in compacted and p.stat().st_size > 0]
-    return Sources(jsonl, results, events, read_manifest(folder))
+    outputs = read_manifest(folder)
+    done = {s for out in outputs for s in out.segments}
+    results = [folder / o.results for o in outputs if (folder / o.results).exists()]
+    events = [folder / o.events for o in outputs if (folder / o.events).exists()]
+    ranges = {o.results: (o.min_ts, o.max_ts) for o in outputs}
+    jsonl = [p for p in segment_paths(audit) if p.stem not in done and p.stat().st_size > 0]
+    return Sources(jsonl, results, events, ranges)
 
 
 def _files(paths: list[Path]) -> str:

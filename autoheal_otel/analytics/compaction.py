@@ -1,34 +1,50 @@
 """Compaction: closed JSONL segments become Parquet (zstd), queried together with the live log.
 
-A segment is closed when no writer holds its lock. Invariants:
-- a segment becomes two Parquet files: ``<stem>.parquet`` (gates and results, the bulk) and
-  ``<stem>.events.parquet`` (everything else: small, read by the state queries);
-- both are written under temporary names and fsynced; the event file is renamed first and the
-  result file last, as the marker that the segment is done; only then is the JSONL segment
-  deleted. A crash before the last rename leaves the segment (compaction runs again and the
-  view ignores an event file without its result file); a crash after it leaves both, and the
-  view reads the Parquet files only;
-- each result file's time range goes to ``manifest.jsonl`` after its rename, so queries can skip
-  files older than what they look at (a file missing from the manifest is always read);
-- torn or foreign lines are not copied; their count is reported per segment.
+A segment is closed when no writer holds its lock. One run writes one pair of files for all
+the closed segments it finds: ``<id>.parquet`` (gates and results, the bulk) and
+``<id>.events.parquet`` (everything else: small, read by the state queries). A later run also
+merges small outputs into one, so the number of files (each costs every query a little) stays
+low. Invariants:
+
+- the manifest (``manifest.jsonl``) is the completion record. Files are written under
+  temporary names, fsynced and renamed; then one manifest line (fsynced) names them, the
+  segments they hold, their time range, and any outputs they replace; only then are those
+  segments and replaced files deleted;
+- a crash before the manifest line leaves orphan files that readers ignore and the next run
+  deletes; a crash after it leaves segments or replaced files that readers ignore (the
+  manifest says where their records are) and the next run deletes;
+- torn or foreign lines are not copied; their count is reported per run.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from ..sinks.jsonl import AUDIT_DIR, is_segment_live, segment_paths
-from ._view import COMPACTED_DIR, MANIFEST, read_json_sql
+from ._view import (
+    AUDIT_COLUMNS,
+    COMPACTED_DIR,
+    MANIFEST,
+    CompactedOutput,
+    read_json_sql,
+    read_manifest,
+)
 
 __all__ = ["CompactionReport", "compact"]
 
-#: Rows per Parquet row group: small enough that a 10-minute window reads one or two groups
-#: at a few hundred decisions per second, large enough to compress well.
-ROW_GROUP_ROWS = 16_384
+#: Rows per Parquet row group: a 10-minute window reads one or two groups at a few hundred
+#: decisions per second, and the footer a fresh connection must parse stays small.
+ROW_GROUP_ROWS = 65_536
+#: Outputs with fewer result rows than this are merged once there are MERGE_AT of them.
+SMALL_OUTPUT_ROWS = 2_000_000
+MERGE_AT = 4
 
 
 @dataclass
@@ -37,83 +53,151 @@ class CompactionReport:
 
     compacted: list[str] = field(default_factory=list)
     skipped_live: list[str] = field(default_factory=list)
+    merged: list[str] = field(default_factory=list)
     rows: int = 0
-    bad_lines: dict[str, int] = field(default_factory=dict)
+    bad_lines: int = 0
     bytes_in: int = 0
     bytes_out: int = 0
+    cleaned: list[str] = field(default_factory=list)
 
 
 def compact(
     data_dir: str | Path, progress: Callable[[int, int], None] | None = None
 ) -> CompactionReport:
-    """Compact every closed segment of ``data_dir``'s audit log to Parquet."""
+    """Compact every closed segment of ``data_dir``'s audit log, then merge small outputs."""
     import duckdb
 
     audit = Path(data_dir) / AUDIT_DIR
-    out_dir = audit / COMPACTED_DIR
-    out_dir.mkdir(parents=True, exist_ok=True)
+    folder = audit / COMPACTED_DIR
+    folder.mkdir(parents=True, exist_ok=True)
     report = CompactionReport()
-    segments = segment_paths(audit)
+    _clean(folder, audit, report)
+    done = {s for out in read_manifest(folder) for s in out.segments}
+    segments = []
+    for path in segment_paths(audit):
+        if path.stem in done:
+            continue
+        if is_segment_live(path):
+            report.skipped_live.append(path.name)
+        else:
+            segments.append(path)
     con = duckdb.connect(":memory:")
     try:
-        for index, segment in enumerate(segments, start=1):
+        if segments:
             if progress is not None:
-                progress(index, len(segments))
-            target = out_dir / f"{segment.stem}.parquet"
-            if target.exists():  # a crash after the rename: the Parquet file is complete
-                segment.unlink(missing_ok=True)
-                continue
-            if is_segment_live(segment):
-                report.skipped_live.append(segment.name)
-                continue
-            size = segment.stat().st_size
-            if size == 0:
-                segment.unlink()
-                continue
-            tmp = out_dir / f".{segment.stem}.parquet.tmp"
-            tmp_events = out_dir / f".{segment.stem}.events.parquet.tmp"
-            con.execute(f"CREATE OR REPLACE TEMP TABLE seg AS {read_json_sql([segment])}")
-            options = f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP_ROWS})"
-            con.execute(
-                "COPY (SELECT * FROM seg WHERE kind IN ('gate', 'result') ORDER BY ts, seq)"
-                f" TO {_quote(tmp)} {options}"
-            )
-            con.execute(
-                "COPY (SELECT * FROM seg WHERE kind NOT IN ('gate', 'result') ORDER BY ts, seq)"
-                f" TO {_quote(tmp_events)} {options}"
-            )
-            rows = con.execute("SELECT count(*) FROM seg").fetchall()[0][0]
-            con.execute("DROP TABLE seg")
-            lines = _count_lines(segment)
-            if lines != rows:
-                report.bad_lines[segment.name] = lines - rows
-            for path in (tmp, tmp_events):
-                _fsync_file(path)
-            # The event file first: the result file is the marker that the segment is done.
-            os.replace(tmp_events, out_dir / f"{segment.stem}.events.parquet")
-            os.replace(tmp, target)
-            _fsync_dir(out_dir)
-            bounds = con.execute(
-                f"SELECT min(ts), max(ts) FROM read_parquet({_quote(target)})"
-            ).fetchall()[0]
-            if bounds[0] is not None:
-                entry = {
-                    "file": target.name,
-                    "min_ts": bounds[0].isoformat(),
-                    "max_ts": bounds[1].isoformat(),
-                    "rows": rows,
-                }
-                with (out_dir / MANIFEST).open("a", encoding="utf-8") as manifest:
-                    manifest.write(json.dumps(entry) + "\n")
-            segment.unlink()
-            report.compacted.append(segment.name)
-            report.rows += rows
-            report.bytes_in += size
-            report.bytes_out += target.stat().st_size
-            report.bytes_out += (out_dir / f"{segment.stem}.events.parquet").stat().st_size
+                progress(0, len(segments))
+            select = read_json_sql(segments)
+            con.execute(f"CREATE TABLE batch AS {select}")
+            lines = sum(_count_lines(p) for p in segments)
+            out = _write_output(con, folder, "batch", [p.stem for p in segments], ())
+            report.bad_lines = lines - out.rows
+            report.rows = out.rows
+            report.bytes_in = sum(p.stat().st_size for p in segments)
+            report.bytes_out = (folder / out.results).stat().st_size + (
+                folder / out.events
+            ).stat().st_size
+            for path in segments:
+                path.unlink(missing_ok=True)
+            report.compacted = [p.name for p in segments]
+            if progress is not None:
+                progress(len(segments), len(segments))
+        _merge_small(con, folder, report)
     finally:
         con.close()
     return report
+
+
+def _write_output(
+    con: Any, folder: Path, table: str, segments: list[str], replaces: tuple[str, ...]
+) -> CompactedOutput:
+    """Write a table's rows as one output and record it in the manifest (see the invariants)."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    out_id = f"c-{stamp}-{secrets.token_hex(3)}"
+    results, events = f"{out_id}.parquet", f"{out_id}.events.parquet"
+    options = f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP_ROWS})"
+    columns = ", ".join(f'"{c}"' for c in AUDIT_COLUMNS)
+    for name, where in (
+        (results, "kind IN ('gate', 'result')"),
+        (events, "kind NOT IN ('gate', 'result')"),
+    ):
+        tmp = folder / f".{name}.tmp"
+        con.execute(
+            f"COPY (SELECT {columns} FROM {table} WHERE {where} ORDER BY ts, seq)"
+            f" TO {_quote(tmp)} {options}"
+        )
+        _fsync_file(tmp)
+        os.replace(tmp, folder / name)
+    rows, lo, hi = con.execute(
+        f"SELECT count(*), min(ts), max(ts) FROM {table} WHERE kind IN ('gate', 'result')"
+    ).fetchall()[0]
+    total = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
+    out = CompactedOutput(
+        id=out_id,
+        results=results,
+        events=events,
+        segments=tuple(segments),
+        min_ts=lo,
+        max_ts=hi,
+        rows=int(rows),
+        replaces=replaces,
+    )
+    entry = {
+        "id": out.id,
+        "results": results,
+        "events": events,
+        "segments": list(segments),
+        "min_ts": lo.isoformat() if lo else None,
+        "max_ts": hi.isoformat() if hi else None,
+        "rows": int(rows),
+        "total_rows": int(total),
+        "replaces": list(replaces),
+    }
+    _fsync_dir(folder)
+    with (folder / MANIFEST).open("a", encoding="utf-8") as manifest:
+        manifest.write(json.dumps(entry) + "\n")
+        manifest.flush()
+        os.fsync(manifest.fileno())
+    return CompactedOutput(
+        id=out.id,
+        results=out.results,
+        events=out.events,
+        segments=out.segments,
+        min_ts=out.min_ts,
+        max_ts=out.max_ts,
+        rows=int(total),
+        replaces=replaces,
+    )
+
+
+def _merge_small(con: Any, folder: Path, report: CompactionReport) -> None:
+    """Merge the small outputs into one when there are enough of them."""
+    small = [o for o in read_manifest(folder) if o.rows < SMALL_OUTPUT_ROWS]
+    if len(small) < MERGE_AT:
+        return
+    files = [folder / name for o in small for name in (o.results, o.events)]
+    listing = "[" + ", ".join(_quote(p) for p in files) + "]"
+    con.execute(f"CREATE OR REPLACE TABLE merged AS SELECT * FROM read_parquet({listing})")
+    segments = [s for o in small for s in o.segments]
+    _write_output(con, folder, "merged", segments, tuple(o.id for o in small))
+    con.execute("DROP TABLE merged")
+    for path in files:
+        path.unlink(missing_ok=True)
+    report.merged = [o.id for o in small]
+
+
+def _clean(folder: Path, audit: Path, report: CompactionReport) -> None:
+    """Delete what a crashed run left: orphan files, compacted segments, replaced outputs."""
+    outputs = read_manifest(folder)
+    named = {MANIFEST} | {name for o in outputs for name in (o.results, o.events)}
+    for path in folder.iterdir():
+        if path.name not in named:
+            path.unlink(missing_ok=True)
+            report.cleaned.append(path.name)
+    done = {s for o in outputs for s in o.segments}
+    for path in segment_paths(audit):
+        if path.stem in done:
+            path.unlink(missing_ok=True)
+            report.cleaned.append(path.name)
 
 
 def _quote(path: Path) -> str:
@@ -128,14 +212,14 @@ def _fsync_file(path: Path) -> None:
         os.close(fd)
 
 
-def _count_lines(path: Path) -> int:
-    with path.open("rb") as handle:
-        return sum(1 for line in handle if line.strip())
-
-
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _count_lines(path: Path) -> int:
+    with path.open("rb") as handle:
+        return sum(1 for line in handle if line.strip())
