@@ -107,6 +107,8 @@ class AutoHealManager:
                 self._watcher = PolicyWatcher(path, interval, now)
         else:
             raise InvalidInputError("policy", policy, "must be a path, a PolicyConfig or None")
+        # Cached: reading a pydantic private attribute costs more than the rest of an event.
+        self._policy_version = self._policy.version
         self._lock = threading.Lock()
         self._workflows: dict[str, br.WorkflowRuntime] = {}
         self._global = br.GlobalRuntime(self._policy.breakers.global_)
@@ -679,7 +681,7 @@ class AutoHealManager:
                 workflow_id=workflow_id,
                 step_id=step_id,
                 state=state,
-                policy_version=self._policy.version,
+                policy_version=self._policy_version,
                 trace_id=self._trace[0],
                 span_id=self._trace[1],
                 **fields,
@@ -1128,6 +1130,7 @@ class AutoHealManager:
         with self._lock:
             old = self._policy
             self._policy = policy
+            self._policy_version = policy.version
             self.last_policy_error = None
             for wid, wf in self._workflows.items():
                 wf.policy = policy.for_workflow(wid)

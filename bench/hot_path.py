@@ -18,7 +18,7 @@ from typing import Any
 
 import pybreaker
 
-from autoheal_otel import AutoHealManager, Outcome, StepResult
+from autoheal_otel import AutoHealManager, Outcome, PolicyConfig, StepResult
 from autoheal_otel.testing import FakeClock
 
 OK = StepResult(outcome=Outcome.SUCCESS, confidence=0.93, second_best=0.4, validated=True)
@@ -129,14 +129,25 @@ def main() -> None:
     args = parser.parse_args()
     manager = AutoHealManager(clock=FakeClock())
     system = AutoHealManager()  # the real clock: time.monotonic on every hook
-    audit_dir = tempfile.mkdtemp(prefix="autoheal-bench-")
-    audited = AutoHealManager(data_dir=audit_dir)  # JSONL line reaches the OS per decision
+    # Audit on: every decision's JSONL line reaches the OS before the hook returns.
+    audited = AutoHealManager(data_dir=tempfile.mkdtemp(prefix="autoheal-bench-"))
+    jsonl_only = AutoHealManager(data_dir=tempfile.mkdtemp(prefix="autoheal-bench-"))
+    assert jsonl_only.success_store is not None
+    jsonl_only.remove_sink(jsonl_only.success_store)
+    lean = AutoHealManager(
+        data_dir=tempfile.mkdtemp(prefix="autoheal-bench-"),
+        policy=PolicyConfig(audit={"record_allowed_gates": False}),
+    )
+    assert lean.success_store is not None
+    lean.remove_sink(lean.success_store)
     medians = compare(
         {
             "pybreaker.call": pybreaker_step(),
             "autoheal (fake clock)": autoheal_step(manager),
             "autoheal (system clock)": autoheal_step(system),
-            "autoheal + JSONL audit": autoheal_step(audited),
+            "+ JSONL audit": autoheal_step(jsonl_only),
+            "+ JSONL, no allowed gates": autoheal_step(lean),
+            "+ JSONL + success store": autoheal_step(audited),
         },
         args.number,
         args.repeat,
@@ -159,7 +170,7 @@ def main() -> None:
     print("with the OTel SDK (batch span processor, metrics on, nothing exported)")
     for name, value in otel.items():
         print(f"  {name:<26} {value:7.3f} us/step   {value / spans:5.2f}x two bare spans")
-    for m in (manager, system, audited, traced):
+    for m in (manager, system, audited, jsonl_only, lean, traced):
         m.close()
     tracer_provider.shutdown()
     meter_provider.shutdown()

@@ -4,18 +4,22 @@ The storage rule (the only way a row gets in): a RESULT event whose outcome is `
 whose postcondition was ``validated``, in state RUNNING, with learning on. Nothing from
 DEGRADED, QUARANTINED, ROLLBACK or PAUSED is ever written. Every row carries the ``writer``
 and ``seq`` of its audit record, so each row can be joined to the decision that allowed it.
-The database runs in WAL mode: readers never block the writer. Rows are written in batches
-(one transaction per ``batch_size`` rows, and on ``flush``/``close``): the audit log is the
-record of truth, so a crash can lose only rows whose decisions the log still holds.
+
+Invariants: the database runs in WAL mode (readers never block the writer); rows are written
+in batches of ``batch_size`` (one transaction each: about 3 us a row instead of a commit per
+row) and on :meth:`flush` / :meth:`close`. The audit log is the record of truth, so a crash can
+lose only rows whose decisions the log still holds. (A writer thread was tried: GIL hand-offs
+made each executor step slower than writing inline.)
 """
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from .._events import DecisionEvent
 from .._models import ExecutionState, Outcome
@@ -42,6 +46,11 @@ CREATE TABLE IF NOT EXISTS successes (
 );
 CREATE INDEX IF NOT EXISTS successes_by_workflow ON successes (workflow_id, ts);
 """
+_INSERT = (
+    "INSERT OR IGNORE INTO successes (writer, seq, ts, workflow_id, step_id, confidence,"
+    " second_best, duration_s, policy_version, artifact_version, trace_id, details)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+)
 
 
 def stores_success(event: DecisionEvent) -> bool:
@@ -56,6 +65,17 @@ def stores_success(event: DecisionEvent) -> bool:
     )
 
 
+def connect(path: Path) -> sqlite3.Connection:
+    """Open the store (creating its schema) in WAL mode."""
+    conn = sqlite3.connect(path, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA busy_timeout=5000")
+    with conn:
+        conn.executescript(SCHEMA)
+    return conn
+
+
 class SuccessStore:
     """An event sink that writes validated successes to ``<data_dir>/target_memory.sqlite``."""
 
@@ -65,15 +85,10 @@ class SuccessStore:
         self.path = Path(data_dir) / self.FILENAME
         self.writer = writer
         self.batch_size = batch_size
-        self._batch: list[tuple[Any, ...]] = []
-        self._lock = threading.Lock()
-        self._conn = sqlite3.connect(self.path, check_same_thread=False)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.execute("PRAGMA busy_timeout=5000")
-        with self._conn:
-            self._conn.executescript(SCHEMA)
         self.rows = 0
+        self._lock = threading.Lock()
+        self._batch: list[tuple[Any, ...]] = []
+        self._conn = connect(self.path)
 
     def emit(self, event: DecisionEvent) -> None:
         """Queue the event's row if the storage rule admits it; write a full batch."""
@@ -91,7 +106,7 @@ class SuccessStore:
             event.policy_version,
             event.artifact_version,
             event.trace_id,
-            json.dumps(dict(event.details), default=str),
+            orjson.dumps(event.details, default=str).decode(),
         )
         with self._lock:
             self._batch.append(row)
@@ -103,21 +118,16 @@ class SuccessStore:
             return
         batch, self._batch = self._batch, []
         with self._conn:  # one transaction per batch
-            self._conn.executemany(
-                "INSERT OR IGNORE INTO successes (writer, seq, ts, workflow_id, step_id,"
-                " confidence, second_best, duration_s, policy_version, artifact_version,"
-                " trace_id, details) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                batch,
-            )
+            self._conn.executemany(_INSERT, batch)
         self.rows += len(batch)
 
     def flush(self) -> None:
-        """Write the queued rows now."""
+        """Commit the queued rows now."""
         with self._lock:
             self._write_batch()
 
     def close(self) -> None:
-        """Write the queued rows and close the connection."""
+        """Commit the queued rows and close the connection."""
         with self._lock:
             try:
                 self._write_batch()
