@@ -27,10 +27,11 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/hot_path.py
 
-# Regenerate the committed artifacts that tests compare against (policy, schema).
+# Regenerate the committed artifacts that tests compare against (policy, schema, diagram).
 generate: $(STAMP)
 	$(BIN)/python -c "from autoheal_otel import PolicyConfig; PolicyConfig(**{'\$$schema': './auto_heal_policy.schema.json'}).dump('config/auto_heal_policy.json')"
 	$(BIN)/autoheal policy schema > config/auto_heal_policy.schema.json
+	$(BIN)/python -c "import re, pathlib; from autoheal_otel._transitions import mermaid; p = pathlib.Path('README.md'); p.write_text(re.sub(r'\x60\x60\x60mermaid\n.*?\x60\x60\x60', lambda m: '\x60\x60\x60mermaid\n' + mermaid() + '\n\x60\x60\x60', p.read_text(), count=1, flags=re.S))"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

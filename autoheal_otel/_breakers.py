@@ -137,6 +137,8 @@ class WorkflowRuntime:
         "state",
         "steps",
         "strict",
+        "version_counts",
+        "versions",
         "window",
         "workflow_id",
     )
@@ -153,6 +155,10 @@ class WorkflowRuntime:
         self.reason = "started"
         self.actor: str | None = None
         self.artifact_version: str | None = None
+        # Activation order of the artifact versions this workflow ran with, and per version
+        # [executions, successes]: the regression rule compares the last two.
+        self.versions: list[str] = []
+        self.version_counts: dict[str, list[int]] = {}
         self.rule: RuleFiring | None = None
         self.window = SlidingWindow(policy.workflow_breaker.window_seconds)
         self.steps: dict[str, StepRuntime] = {}
@@ -195,6 +201,28 @@ class WorkflowRuntime:
             if self.history is None:
                 self.history = deque(maxlen=50)
             self.history.append(entry)
+
+    def activate(self, version: str) -> None:
+        """Make ``version`` the workflow's artifact version (remembering the order)."""
+        if version != self.artifact_version:
+            if version in self.versions:
+                self.versions.remove(version)
+            self.versions.append(version)
+            self.artifact_version = version
+
+    def previous_and_active(
+        self,
+    ) -> tuple[tuple[str, int, int] | None, tuple[str, int, int] | None]:
+        """Return (version, executions, successes) of the previous and the active version."""
+
+        def entry(name: str) -> tuple[str, int, int]:
+            n, s = self.version_counts.get(name, (0, 0))
+            return (name, n, s)
+
+        if not self.versions:
+            return None, None
+        active = entry(self.versions[-1])
+        return (entry(self.versions[-2]) if len(self.versions) > 1 else None), active
 
     def reset_steps(self) -> None:
         """Forget the step counters and the recovery streak (after recovery).

@@ -8,6 +8,8 @@ structured attributes next to a message that names the value and the rule::
     ├── InvalidInputError        .field, .value   (bad StepResult, bad id, unknown outcome)
     ├── IllegalTransitionError   .workflow_id, .state, .target
     ├── StepBlockedError         .workflow_id, .step_id, .state, .reason
+    ├── LearningFrozenError      .workflow_id, .state   (a snapshot while learning is off)
+    ├── StoreError               (versioning: no such set, nothing active yet)
     └── ManagerClosedError       (a hook was called after close())
 """
 
@@ -19,6 +21,7 @@ __all__ = [
     "AutoHealError",
     "IllegalTransitionError",
     "InvalidInputError",
+    "LearningFrozenError",
     "ManagerClosedError",
     "PolicyError",
     "StepBlockedError",
@@ -81,6 +84,17 @@ class StepBlockedError(AutoHealError):
         self.step_id = step_id
         self.state = state
         self.reason = reason
+
+
+class LearningFrozenError(AutoHealError):
+    """Learned artifacts may not change now: the workflow is not in a learning state."""
+
+    def __init__(self, workflow_id: str, state: str) -> None:
+        super().__init__(
+            f"workflow {workflow_id!r} is {state}: learning is frozen, no snapshot is taken"
+        )
+        self.workflow_id = workflow_id
+        self.state = state
 
 
 class ManagerClosedError(AutoHealError):

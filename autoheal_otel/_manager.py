@@ -24,7 +24,7 @@ from typing import Any, Self
 
 from . import _breakers as br
 from ._clock import Clock, SystemClock
-from ._errors import InvalidInputError, ManagerClosedError, PolicyError
+from ._errors import InvalidInputError, LearningFrozenError, ManagerClosedError, PolicyError
 from ._events import DecisionEvent, EventSink, Publisher, RuleFiring
 from ._models import (
     EffectiveSettings,
@@ -38,7 +38,7 @@ from ._models import (
 from ._policy import PolicyConfig
 from ._policy_watch import PolicyWatcher
 from ._report import StatusReport, build_report, effective_settings
-from ._semconv import SPAN_FORCE, SPAN_GATE, SPAN_RESULT, EventKind, Rule
+from ._semconv import SPAN_FORCE, SPAN_GATE, SPAN_RESULT, SPAN_ROLLBACK, EventKind, Rule
 from ._step import StepGuard, guard_decorator
 from ._transitions import Cause, check
 from ._version import __version__
@@ -47,6 +47,7 @@ from ._windows import SlidingWindow
 from .sinks.jsonl import JsonlAuditSink, new_writer_id
 from .sinks.otel import OTelSink, resolve_providers
 from .sinks.sqlite import SuccessStore
+from .versioning import VersionedStore
 
 __all__ = ["AutoHealManager"]
 
@@ -55,6 +56,7 @@ _log = logging.getLogger("autoheal_otel")
 RUNNING = ExecutionState.RUNNING
 DEGRADED = ExecutionState.DEGRADED
 QUARANTINED = ExecutionState.QUARANTINED
+ROLLBACK = ExecutionState.ROLLBACK
 PAUSED = ExecutionState.PAUSED
 SUCCESS = Outcome.SUCCESS
 
@@ -90,6 +92,7 @@ class AutoHealManager:
         *,
         logger_provider: Any = None,
         writer: str | None = None,
+        store: VersionedStore | None = None,
     ) -> None:
         self._clock: Clock = clock if clock is not None else SystemClock()
         self._monotonic: Callable[[], float] = self._clock.monotonic
@@ -119,6 +122,9 @@ class AutoHealManager:
         self._closed = False
         self.last_policy_error: PolicyError | None = None
         self.writer = writer or new_writer_id()
+        self.store: VersionedStore | None = None
+        self._artifact_default: str | None = None
+        self._known_good_label: str | None = None
         self.data_dir = Path(data_dir) if data_dir is not None else None
         self.audit: JsonlAuditSink | None = None
         self.success_store: SuccessStore | None = None
@@ -138,6 +144,8 @@ class AutoHealManager:
             self._publisher.add(self._otel)
         for sink in sinks:
             self._publisher.add(sink)
+        if store is not None:
+            self.attach_store(store)
         self._sync_at = math.inf
         if self.data_dir is not None and self._policy.breakers.global_.shared_across_processes:
             self._sync_at = now + self._policy.breakers.global_.sync_interval_seconds
@@ -266,6 +274,7 @@ class AutoHealManager:
         publisher = self._publisher
         ts = self._clock.now() if publisher.sinks else None
         events: Events = [] if ts is not None else None
+        pending: tuple[str, Any] | None = None
         try:
             with self._lock:
                 if self._closed:
@@ -317,6 +326,16 @@ class AutoHealManager:
                         learning=state is RUNNING
                         or (state is DEGRADED and not wf.policy.degraded.freeze_learning),
                     )
+                version = wf.artifact_version
+                if version is not None:
+                    counts = wf.version_counts.get(version)
+                    if counts is None:
+                        counts = wf.version_counts[version] = [0, 0]
+                    counts[0] += 1
+                    if result.outcome is SUCCESS:
+                        counts[1] += 1
+                    if counts[0] >= self._policy.rollback.min_executions and len(wf.versions) > 1:
+                        pending = self._judge_version(wf, now, ts, events)
                 if c.clean:
                     step.consecutive_target_not_found = 0
                     step.consecutive_low_confidence = 0
@@ -335,6 +354,8 @@ class AutoHealManager:
             publisher.drain()
         if otel is not None:
             otel.end_span(span, "on_step_result", events, self._monotonic() - now)
+        if pending is not None:
+            self._after_verdict(*pending)
 
     # -- operator and executor queries -----------------------------------------------------
 
@@ -419,6 +440,10 @@ class AutoHealManager:
         for name, value in (("reason", reason), ("actor", actor)):
             if not isinstance(value, str) or not value.strip():
                 raise InvalidInputError(name, value, "must be a non-empty string")
+        if target is ROLLBACK and self.store is None:
+            raise InvalidInputError(
+                "state", target.value, "needs a versioned store (attach_store) to roll back"
+            )
         now = self._monotonic()
         ts = self._clock.now()
         events: list[DecisionEvent] = []
@@ -456,6 +481,8 @@ class AutoHealManager:
         self._publisher.drain()
         if otel is not None:
             otel.end_span(span, "force_transition", events, self._monotonic() - now)
+        if target is ROLLBACK and info.state is ROLLBACK:
+            return self._restore(workflow_id, "known_good", reason, actor)
         return info
 
     def set_artifact_version(
@@ -476,7 +503,8 @@ class AutoHealManager:
             wf = self._workflows.get(workflow_id)
             if wf is None:
                 wf = self._add_workflow(workflow_id, now, ts, events)
-            previous, wf.artifact_version = wf.artifact_version, version
+            previous = wf.artifact_version
+            wf.activate(version)
             self._emit(
                 events,
                 EventKind.ACTIVATION,
@@ -543,6 +571,184 @@ class AutoHealManager:
         if not isinstance(policy, PolicyConfig):
             raise InvalidInputError("policy", policy, "must be a PolicyConfig")
         self._apply_policy(policy, self._monotonic(), source="api")
+
+    # -- learned artifacts ---------------------------------------------------------------
+
+    def attach_store(self, store: VersionedStore) -> None:
+        """Version learned artifacts with ``store``: its active set labels every result.
+
+        With a store, a measured regression of a workflow's success rate rolls the store back
+        to the last known-good set (ROLLBACK -> DEGRADED, or PAUSED if the restore failed).
+        """
+        self.store = store
+        current = store.current()
+        if current is not None:
+            self._activate_all(current.label, "store attached", "autoheal")
+
+    def snapshot_artifacts(
+        self,
+        workflow_id: str,
+        reason: str,
+        metrics_baseline: dict[str, float] | None = None,
+        *,
+        known_good: bool = False,
+    ) -> Any:
+        """Publish what the workflow learned as a new version set (and activate it).
+
+        Raises:
+            LearningFrozenError: the workflow is not learning (DEGRADED with learning frozen,
+                ROLLBACK, QUARANTINED, PAUSED): learned artifacts may not change now.
+            InvalidInputError: no store is attached.
+        """
+        if self.store is None:
+            raise InvalidInputError("store", None, "must be attached to take snapshots")
+        settings = self.get_effective_settings(workflow_id)
+        if not settings.learning_enabled:
+            raise LearningFrozenError(workflow_id, settings.state.value)
+        vset = self.store.snapshot(reason, metrics_baseline, known_good=known_good)
+        self._activate_all(vset.label, reason, "autoheal")
+        return vset
+
+    def _activate_all(self, label: str, reason: str, actor: str) -> None:
+        """Record that the store's set ``label`` is now the artifact version of every workflow."""
+        now = self._monotonic()
+        ts = self._clock.now()
+        events: list[DecisionEvent] = []
+        with self._lock:
+            previous = self._artifact_default
+            self._artifact_default = label
+            for wf in self._workflows.values():
+                wf.activate(label)
+            self._trace = _NO_TRACE
+            self._emit(
+                events,
+                EventKind.ACTIVATION,
+                ts,
+                now,
+                None,
+                None,
+                None,
+                reason="artifact.activated",
+                message=f"version {label} active: {reason}",
+                actor=actor,
+                artifact_version=label,
+                details={"previous_version": previous},
+            )
+            if self._publisher.sinks:
+                self._publisher.enqueue(events)
+        self._publisher.drain()
+
+    def _judge_version(
+        self, wf: br.WorkflowRuntime, now: float, ts: datetime | None, events: Events
+    ) -> tuple[str, Any] | None:
+        """Apply the regression rule to a workflow's active version (under the lock).
+
+        Returns what must happen after the lock: a restore, or marking the set known-good.
+        """
+        from .analytics.regression import evaluate
+
+        policy = self._policy.rollback
+        previous, active = wf.previous_and_active()
+        verdict = evaluate(wf.workflow_id, previous, active, policy)
+        if (
+            verdict.verdict == "fail"
+            and policy.enabled
+            and self.store is not None
+            and (wf.state is RUNNING or wf.state is DEGRADED)
+        ):
+            firing = RuleFiring(
+                Rule.ROLLBACK_REGRESSION,
+                "workflow",
+                wf.workflow_id,
+                round(verdict.drop_points or 0.0),
+                int(policy.success_rate_drop_points),
+            )
+            self._move(
+                wf,
+                ROLLBACK,
+                Cause.REGRESSION,
+                now,
+                ts,
+                events,
+                firing,
+                verdict.reason,
+                details=verdict.to_dict(),
+            )
+            return ("restore", (wf.workflow_id, verdict))
+        if verdict.verdict == "pass" and policy.mark_known_good and self.store is not None:
+            return ("known_good", (wf.workflow_id, verdict))
+        return None
+
+    def _after_verdict(self, action: str, payload: tuple[str, Any]) -> None:
+        workflow_id, verdict = payload
+        store = self.store
+        if store is None:
+            return
+        if action == "restore":
+            self._restore(workflow_id, "known_good", verdict.reason, "autoheal")
+        elif action == "known_good" and verdict.active_version != self._known_good_label:
+            # At most once per set: the store is read only when a new version first passes.
+            known = store.known_good()
+            current = store.current()
+            if current is not None and verdict.active_version == current.label:
+                if known is None or known.id != current.id:
+                    store.mark_known_good(current.id)
+                self._known_good_label = current.label
+
+    def _restore(self, workflow_id: str, to: Any, reason: str, actor: str) -> ExecutionStateInfo:
+        """Restore the store (outside the lock), then leave ROLLBACK for DEGRADED or PAUSED."""
+        assert self.store is not None
+        otel = self._otel
+        span = otel.start_span(SPAN_ROLLBACK, workflow_id, None) if otel is not None else None
+        started = self._monotonic()
+        error: str | None = None
+        target = None
+        try:
+            target = self.store.rollback(to, reason=reason)
+        except Exception as exc:  # contained: a failed restore pauses the workflow
+            error = f"{type(exc).__name__}: {exc}"
+            _log.exception("autoheal rollback of %r failed", workflow_id)
+        now = self._monotonic()
+        ts = self._clock.now()
+        events: list[DecisionEvent] = []
+        with self._lock:
+            self._trace = _span_ids(span) if span is not None else _NO_TRACE
+            wf = self._workflows[workflow_id]
+            if wf.state is ROLLBACK:
+                if target is not None:
+                    self._move(
+                        wf,
+                        DEGRADED,
+                        Cause.RESTORE_OK,
+                        now,
+                        ts,
+                        events,
+                        Rule.ROLLBACK_RESTORE,
+                        f"restored {target.label} (known-good set {target.id})",
+                        actor=actor,
+                        details={"restored": target.label, "duration_s": round(now - started, 6)},
+                    )
+                else:
+                    self._move(
+                        wf,
+                        PAUSED,
+                        Cause.RESTORE_FAILED,
+                        now,
+                        ts,
+                        events,
+                        Rule.ROLLBACK_RESTORE,
+                        f"restore failed: {error}",
+                        actor=actor,
+                    )
+            info = _info(wf)
+            if self._publisher.sinks:
+                self._publisher.enqueue(events)
+        self._publisher.drain()
+        if otel is not None:
+            otel.end_span(span, "rollback", events, self._monotonic() - started)
+        if target is not None:
+            self._activate_all(target.label, f"rolled back: {reason}", actor)
+        return info
 
     # -- sinks, step wrapper, lifecycle ----------------------------------------------------
 
@@ -694,6 +900,8 @@ class AutoHealManager:
         check_id("workflow_id", workflow_id)
         wall = ts if ts is not None else self._clock.now()
         wf = br.WorkflowRuntime(workflow_id, self._policy.for_workflow(workflow_id), now, wall)
+        if self._artifact_default is not None:
+            wf.activate(self._artifact_default)
         self._workflows[workflow_id] = wf
         if self._global.paused:
             self._move(
@@ -720,6 +928,7 @@ class AutoHealManager:
         message: str,
         *,
         actor: str | None = None,
+        details: Mapping[str, Any] | None = None,
     ) -> None:
         """Change a workflow's state along a legal edge, and record it."""
         source = wf.state
@@ -768,7 +977,7 @@ class AutoHealManager:
                 actor=actor,
                 artifact_version=wf.artifact_version,
                 counts={"workflow_window": wf.window.total(now)},
-                details={"time_in_previous_state_s": round(spent, 6)},
+                details={"time_in_previous_state_s": round(spent, 6), **(details or {})},
             )
 
     def _release(

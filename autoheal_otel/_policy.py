@@ -218,7 +218,13 @@ class WatchdogPolicy(_Section):
 class RollbackPolicy(_Section):
     """Automatic rollback on a measured regression."""
 
-    enabled: Flag = True
+    enabled: Flag = Field(
+        True, description="Roll back automatically on a measured regression (needs a store)."
+    )
+    mark_known_good: Flag = Field(
+        True,
+        description="Mark the active set known-good once it passes the regression test.",
+    )
     success_rate_drop_points: Number = Field(20.0, gt=0, le=100)
     min_executions: Count = Field(10, ge=1)
     confidence_level: Number = Field(0.95, gt=0.5, lt=1.0)

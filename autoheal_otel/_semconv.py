@@ -38,6 +38,8 @@ class Rule(StrEnum):
     GLOBAL_QUARANTINED_WORKFLOWS = "global.quarantined_workflows"
     DEGRADED_RECOVERY = "degraded.recovery"
     QUARANTINE_PROBE = "quarantine.probe"
+    ROLLBACK_REGRESSION = "rollback.regression"
+    ROLLBACK_RESTORE = "rollback.restore"
     OPERATOR = "operator"
 
 
@@ -49,6 +51,7 @@ INSTRUMENTATION_SCOPE = "autoheal_otel"
 SPAN_GATE = "autoheal.should_execute_step"
 SPAN_RESULT = "autoheal.on_step_result"
 SPAN_FORCE = "autoheal.force_transition"
+SPAN_ROLLBACK = "autoheal.rollback"
 
 # Attributes (spans, log events and metrics; metrics never carry step or trace ids).
 ATTR_WORKFLOW_ID = "autoheal.workflow.id"

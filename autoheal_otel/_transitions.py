@@ -47,13 +47,13 @@ class Edge:
 
 
 def _operator_edges() -> list[Edge]:
-    # An operator may move a workflow between any two different states, except into
-    # ROLLBACK (that needs the versioned store: VersionedStore triggers it) — and out of
-    # ROLLBACK only to PAUSED (abort), since a restore is in flight.
+    # An operator may move a workflow between any two different states (into ROLLBACK only
+    # with a versioned store attached: the manager checks), and out of ROLLBACK only to PAUSED
+    # (abort), since a restore is in flight.
     edges = []
     for source in ExecutionState:
         for target in ExecutionState:
-            if source == target or target == B:
+            if source == target:
                 continue
             if source == B and target != P:
                 continue
@@ -98,7 +98,7 @@ def mermaid() -> str:
         if e.cause is not Cause.OPERATOR:
             lines.append(f"    {e.source.value} --> {e.target.value}: {e.cause.value}")
     lines.append("    note right of paused")
-    lines.append("        operator (force_transition): any state to any other,")
-    lines.append("        except into rollback; out of rollback only to paused")
+    lines.append("        operator (force_transition): any state to any other")
+    lines.append("        (into rollback with a versioned store); out of rollback only to paused")
     lines.append("    end note")
     return "\n".join(lines)

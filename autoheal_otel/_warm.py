@@ -63,7 +63,6 @@ def apply_restored(
         wf.reason = row["reason"] or "restored"
         wf.actor = row["actor"]
         wf.rule = _rule(row["rule"])
-        wf.artifact_version = row["artifact_version"]
         wf.refresh()
         if wf.state is ExecutionState.QUARANTINED:
             glob.quarantined.add(wid)
@@ -103,6 +102,19 @@ def apply_restored(
         step = owner.steps.setdefault(streak["step_id"], br.StepRuntime())
         step.consecutive_target_not_found = int(streak["consecutive_target_not_found"])
         step.consecutive_low_confidence = int(streak["consecutive_low_confidence"])
+    for row in restored.versions:
+        wid = row["workflow_id"]
+        owner = workflows.get(wid)
+        if owner is None:
+            owner = workflows[wid] = br.WorkflowRuntime(wid, policy.for_workflow(wid), now, wall)
+        owner.version_counts[row["artifact_version"]] = [
+            int(row["executions"]),
+            int(row["successes"]),
+        ]
+        owner.activate(row["artifact_version"])
+    for row in restored.workflows:  # the last activation wins over the order of first use
+        if row["artifact_version"]:
+            workflows[row["workflow_id"]].activate(row["artifact_version"])
     g = restored.global_state
     if g is not None and g["state"] == ExecutionState.PAUSED.value:
         glob.paused = True

@@ -13,6 +13,7 @@ from autoheal_otel import (
     EventKind,
     ExecutionState,
     IllegalTransitionError,
+    InvalidInputError,
     Outcome,
     StepResult,
 )
@@ -72,7 +73,7 @@ def _run(
         elif kind == "advance":
             clock.advance(action[1])
         else:
-            with contextlib.suppress(IllegalTransitionError):
+            with contextlib.suppress(IllegalTransitionError, InvalidInputError):
                 manager.force_transition(action[1], action[2], reason="property test")
     return manager, sink, gates
 

@@ -8,6 +8,7 @@ import pytest
 
 from autoheal_otel import (
     AutoHealManager,
+    Cause,
     EventKind,
     ExecutionState,
     IllegalTransitionError,
@@ -221,9 +222,15 @@ def test_operator_release_after_global_pause(make_manager: Callable[..., AutoHea
 
 
 def test_forced_moves_follow_the_table(manager: AutoHealManager) -> None:
-    """Forcing into ROLLBACK (needs the versioned store) is illegal; a same-state force: no-op."""
-    with pytest.raises(IllegalTransitionError):
+    """Forcing ROLLBACK needs a versioned store; out of QUARANTINED to ROLLBACK is no edge for
+    the breakers; a same-state force is a no-op."""
+    with pytest.raises(InvalidInputError, match="versioned store"):
         manager.force_transition("w", S.ROLLBACK, reason="try")
+    manager.should_execute_step("w", "s")
+    with pytest.raises(IllegalTransitionError):
+        manager._move(
+            manager._workflows["w"], S.ROLLBACK, Cause.RECOVERY, 0.0, None, None, "x", "x"
+        )
     info = manager.force_transition("w", S.RUNNING, reason="noop")
     assert info.state is S.RUNNING and info.reason == "started"
     manager.force_transition("w", "quarantined", reason="maintenance window")

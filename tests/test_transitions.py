@@ -37,7 +37,7 @@ def test_no_self_loops_and_every_state_reachable() -> None:
         (S.DEGRADED, S.RUNNING, Cause.RECOVERY, True),
         (S.QUARANTINED, S.RUNNING, Cause.RECOVERY, False),
         (S.QUARANTINED, S.RUNNING, Cause.OPERATOR, True),
-        (S.RUNNING, S.ROLLBACK, Cause.OPERATOR, False),
+        (S.RUNNING, S.ROLLBACK, Cause.OPERATOR, True),
         (S.ROLLBACK, S.RUNNING, Cause.OPERATOR, False),
         (S.ROLLBACK, S.PAUSED, Cause.OPERATOR, True),
         (S.PAUSED, S.RUNNING, Cause.GLOBAL_BREAKER, False),

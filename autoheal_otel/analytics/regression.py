@@ -21,7 +21,13 @@ from typing import Any, Literal
 from .._policy import RollbackPolicy
 from . import AuditAnalytics
 
-__all__ = ["RegressionVerdict", "check_regression", "two_proportion_p_value", "wilson_interval"]
+__all__ = [
+    "RegressionVerdict",
+    "check_regression",
+    "evaluate",
+    "two_proportion_p_value",
+    "wilson_interval",
+]
 
 Verdict = Literal["pass", "fail", "inconclusive"]
 
@@ -78,24 +84,26 @@ class RegressionVerdict:
         return asdict(self)
 
 
-def check_regression(
-    analytics: AuditAnalytics | str | Path, workflow_id: str, policy: RollbackPolicy
+def evaluate(
+    workflow_id: str,
+    previous: tuple[str, int, int] | None,
+    active: tuple[str, int, int] | None,
+    policy: RollbackPolicy,
 ) -> RegressionVerdict:
-    """Compare the active artifact version of ``workflow_id`` with the previous one."""
-    if isinstance(analytics, AuditAnalytics):
-        rows = analytics.query("version_outcomes", workflow_id=workflow_id)
-    else:
-        with AuditAnalytics(analytics) as db:
-            rows = db.query("version_outcomes", workflow_id=workflow_id)
-    versions = [r for r in rows if r["artifact_version"]]
-    if len(versions) < 2:
-        active = versions[-1]["artifact_version"] if versions else None
+    """Judge an active version against the previous one: (version, executions, successes) each.
+
+    Pure arithmetic: the manager calls it under its lock on in-memory counts, the SQL path on
+    counts read from the log.
+    """
+    if previous is None or active is None:
         return RegressionVerdict(
-            workflow_id, "inconclusive", "no previous version to compare with", active, None
+            workflow_id,
+            "inconclusive",
+            "no previous version to compare with",
+            active[0] if active else None,
+            None,
         )
-    previous, active = versions[-2], versions[-1]
-    n1, s1 = int(previous["executions"]), int(previous["successes"])
-    n2, s2 = int(active["executions"]), int(active["successes"])
+    (v1, n1, s1), (v2, n2, s2) = previous, active
     evidence: dict[str, Any] = {
         "active_executions": n2,
         "active_successes": s2,
@@ -106,29 +114,51 @@ def check_regression(
         "active_interval": wilson_interval(s2, n2, policy.confidence_level),
         "previous_interval": wilson_interval(s1, n1, policy.confidence_level),
     }
-    names = (active["artifact_version"], previous["artifact_version"])
     if min(n1, n2) < policy.min_executions:
         return RegressionVerdict(
             workflow_id,
             "inconclusive",
             f"need {policy.min_executions} executions per version, have {n2} and {n1}",
-            *names,
+            v2,
+            v1,
             **evidence,
         )
     drop = 100.0 * (s1 / n1 - s2 / n2)
     p = two_proportion_p_value(s1, n1, s2, n2)
-    significant = p < 1 - policy.confidence_level
-    failed = drop >= policy.success_rate_drop_points and significant
+    failed = drop >= policy.success_rate_drop_points and p < 1 - policy.confidence_level
     reason = (
-        f"success rate {100 * s2 / n2:.1f}% vs {100 * s1 / n1:.1f}%: "
+        f"success rate {100 * s2 / n2:.1f}% ({v2}) vs {100 * s1 / n1:.1f}% ({v1}): "
         f"drop {drop:.1f} points (limit {policy.success_rate_drop_points:g}), p={p:.4f}"
     )
     return RegressionVerdict(
         workflow_id,
         "fail" if failed else "pass",
         reason,
-        *names,
+        v2,
+        v1,
         drop_points=drop,
         p_value=p,
         **evidence,
+    )
+
+
+def check_regression(
+    analytics: AuditAnalytics | str | Path, workflow_id: str, policy: RollbackPolicy
+) -> RegressionVerdict:
+    """Compare the active artifact version of ``workflow_id`` with the previous one (from SQL)."""
+    if isinstance(analytics, AuditAnalytics):
+        rows = analytics.query("version_outcomes", workflow_id=workflow_id)
+    else:
+        with AuditAnalytics(analytics) as db:
+            rows = db.query("version_outcomes", workflow_id=workflow_id)
+    versions = [
+        (r["artifact_version"], int(r["executions"]), int(r["successes"]))
+        for r in rows
+        if r["artifact_version"]
+    ]
+    return evaluate(
+        workflow_id,
+        versions[-2] if len(versions) >= 2 else None,
+        versions[-1] if versions else None,
+        policy,
     )

@@ -30,6 +30,7 @@ class RestoredState:
     #: (workflow_id, step_id, ts in epoch microseconds, trigger, in_workflow, in_global)
     entries: list[tuple[Any, ...]] = field(default_factory=list)
     streaks: list[dict[str, Any]] = field(default_factory=list)
+    versions: list[dict[str, Any]] = field(default_factory=list)
     global_state: dict[str, Any] | None = None
     max_seq: int = 0
 
@@ -53,6 +54,7 @@ def load_restored_state(data_dir: Path, policy: PolicyConfig, as_of: datetime) -
             entries=db.rows("window_entries", as_of=when, window_seconds=longest),
             streaks=db.query("step_streaks", as_of=when, since=since),
             max_seq=int(db.query("max_seq", since=since)[0]["max_seq"]),
+            versions=db.query("version_counts"),
         )
         glob = db.query("global_state", as_of=when)
         state.global_state = glob[0] if glob and glob[0]["state"] is not None else None

@@ -9,4 +9,4 @@ SELECT coalesce(artifact_version, '') AS artifact_version,
 FROM audit
 WHERE kind = 'result' AND workflow_id = $workflow_id
 GROUP BY ALL
-ORDER BY first_ts
+ORDER BY min({'ts': ts, 'seq': seq})

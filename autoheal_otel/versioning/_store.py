@@ -1,0 +1,431 @@
+"""The versioned store: snapshot, list, roll back, verify and prune learned artifacts.
+
+Layout under the data directory::
+
+    versions/sets/000007.json     one version set: component -> version, with VersionInfo each
+    versions/CURRENT              the active set's id (replaced by an atomic rename)
+    versions/KNOWN_GOOD           the last known-good set's id
+    versions/ROLLBACK             a rollback in progress (its target), until it is complete
+    <component root>/vNN/         immutable component versions (hard links where possible)
+
+Invariants:
+- readers resolve ``CURRENT`` once and read immutable version folders, so they see the old
+  set or the new one, never a mix; switching sets is one rename, whatever the artifact size;
+- a snapshot publishes its component versions, then its set file (the commit point), then
+  switches ``CURRENT``; a crash before the set file leaves orphan folders that the next open
+  deletes; the set file is written before the pointer, so the active set is always complete;
+- a rollback writes its intent, restores every working copy, switches ``CURRENT``, then
+  removes the intent; the next open redoes an unfinished intent (every step is idempotent);
+- retention keeps the newest ``keep`` sets and never deletes the active or the last
+  known-good set, nor any component version one of the kept sets uses;
+- mutations take an exclusive ``flock`` on ``versions/LOCK``: processes sharing the data
+  directory never interleave them.
+"""
+
+from __future__ import annotations
+
+import builtins
+import fcntl
+import json
+import os
+import shutil
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict
+
+from .._clock import Clock, SystemClock
+from .._errors import AutoHealError, InvalidInputError
+from .._models import VersionInfo
+from ._components import (
+    ChecksumCache,
+    Component,
+    SqliteComponent,
+    _sqlite_content_digest,
+    crash_point,
+    sha256_file,
+)
+
+__all__ = ["StoreError", "VerifyReport", "VersionSet", "VersionedStore"]
+
+Target = int | Literal["known_good", "previous"]
+
+
+class StoreError(AutoHealError):
+    """A store operation could not be done (the store is left at the old set)."""
+
+
+class VersionSet(BaseModel):
+    """One consistent set of component versions."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: int
+    created_at: AwareDatetime
+    reason: str
+    parent: int | None = None
+    components: dict[str, VersionInfo]
+
+    @property
+    def label(self) -> str:
+        """Return the set's label as results record it (``s000007``)."""
+        return f"s{self.id:06d}"
+
+    def version_of(self, component: str) -> int:
+        """Return the version of one component in this set."""
+        return self.components[component].version
+
+
+@dataclass
+class VerifyReport:
+    """What :meth:`VersionedStore.verify` found."""
+
+    set_id: int
+    checked: int = 0
+    problems: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """Return True when every file matched its checksum."""
+        return not self.problems
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    crash_point()
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+    crash_point()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _vdir(n: int) -> str:
+    return f"v{n:02d}"
+
+
+class VersionedStore:
+    """Version a set of components under ``data_dir`` (see the module docstring).
+
+    Args:
+        data_dir: the data directory (shared with the manager).
+        components: the artifacts to version; names must be unique.
+        keep: how many sets retention keeps (the active and known-good ones come on top).
+        clock: the time source for ``created_at``.
+    """
+
+    def __init__(
+        self,
+        data_dir: str | Path,
+        components: Sequence[Component],
+        keep: int = 5,
+        clock: Clock | None = None,
+    ) -> None:
+        if keep < 1:
+            raise InvalidInputError("keep", keep, "must be >= 1")
+        names = [c.name for c in components]
+        if len(set(names)) != len(names) or not names:
+            raise InvalidInputError("components", names, "must be a non-empty list of unique names")
+        self.data_dir = Path(data_dir)
+        self.dir = self.data_dir / "versions"
+        (self.dir / "sets").mkdir(parents=True, exist_ok=True)
+        self.keep = keep
+        self.clock = clock or SystemClock()
+        self.checksums = ChecksumCache()
+        self.components = {c.name: c for c in components}
+        for component in components:
+            component.bind(self.data_dir, self.checksums)
+        self._lock = threading.Lock()
+        self.recovered: dict[str, Any] = {}
+        with self._locked():
+            self.recovered = self._recover()
+
+    # -- reading -------------------------------------------------------------------------
+
+    def list(self) -> builtins.list[VersionSet]:
+        """Return every set, oldest first."""
+        out = []
+        for path in sorted((self.dir / "sets").glob("[0-9]*.json")):
+            try:
+                out.append(VersionSet.model_validate_json(path.read_bytes()))
+            except (OSError, ValueError):
+                continue  # written by a crashed snapshot: cleaned on the next open
+        return out
+
+    def get(self, set_id: int) -> VersionSet:
+        """Return one set."""
+        path = self.dir / "sets" / f"{set_id:06d}.json"
+        try:
+            return VersionSet.model_validate_json(path.read_bytes())
+        except (OSError, ValueError) as exc:
+            raise InvalidInputError("set_id", set_id, "must name an existing version set") from exc
+
+    def _pointer(self, name: str) -> int | None:
+        try:
+            return int((self.dir / name).read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    def current(self) -> VersionSet | None:
+        """Return the active set (None before the first snapshot)."""
+        set_id = self._pointer("CURRENT")
+        return self.get(set_id) if set_id is not None else None
+
+    def known_good(self) -> VersionSet | None:
+        """Return the last known-good set."""
+        set_id = self._pointer("KNOWN_GOOD")
+        return self.get(set_id) if set_id is not None else None
+
+    def versions(self, component: str) -> builtins.list[VersionInfo]:
+        """Return the versions of one component that kept sets use, oldest first."""
+        seen: dict[int, VersionInfo] = {}
+        for vset in self.list():
+            info = vset.components.get(component)
+            if info is not None:
+                seen.setdefault(info.version, info)
+        return [seen[v] for v in sorted(seen)]
+
+    def active_path(self, component: str) -> Path:
+        """Return the immutable folder of ``component`` in the active set."""
+        vset = self.current()
+        if vset is None:
+            raise StoreError("no version is active yet: take a snapshot first")
+        return self._version_dir(component, vset.version_of(component))
+
+    def _version_dir(self, component: str, version: int) -> Path:
+        return self.data_dir / self.components[component].root / _vdir(version)
+
+    # -- writing -------------------------------------------------------------------------
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        with self._lock:
+            fd = os.open(self.dir / "LOCK", os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                yield
+            finally:
+                os.close(fd)
+
+    def snapshot(
+        self,
+        reason: str,
+        metrics_baseline: dict[str, float] | None = None,
+        *,
+        activate: bool = True,
+        known_good: bool = False,
+    ) -> VersionSet:
+        """Freeze every component's working state as a new set (and make it active).
+
+        A component whose content did not change keeps its version (no new folder). The
+        first set is known-good by definition.
+        """
+        with self._locked():
+            sets = self.list()
+            current = self.current()
+            set_id = (sets[-1].id if sets else 0) + 1
+            now = self.clock.now()
+            infos: dict[str, VersionInfo] = {}
+            for name, component in self.components.items():
+                infos[name] = self._freeze(name, component, current, reason, now, metrics_baseline)
+            vset = VersionSet(
+                id=set_id,
+                created_at=now,
+                reason=reason,
+                parent=current.id if current else None,
+                components=infos,
+            )
+            _write_atomic(self.dir / "sets" / f"{set_id:06d}.json", vset.model_dump_json(indent=2))
+            if activate:
+                _write_atomic(self.dir / "CURRENT", str(set_id))
+            if known_good or self._pointer("KNOWN_GOOD") is None:
+                _write_atomic(self.dir / "KNOWN_GOOD", str(set_id))
+            self._retain()
+            return vset
+
+    def _freeze(
+        self,
+        name: str,
+        component: Component,
+        current: VersionSet | None,
+        reason: str,
+        now: datetime,
+        baseline: dict[str, float] | None,
+    ) -> VersionInfo:
+        root = self.data_dir / component.root
+        root.mkdir(parents=True, exist_ok=True)
+        existing = [int(p.name[1:]) for p in root.glob("v[0-9]*") if p.name[1:].isdigit()]
+        number = max(existing, default=0) + 1
+        tmp = root / f".{_vdir(number)}.tmp"
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        checksums = component.freeze(tmp)
+        crash_point()
+        previous = current.components.get(name) if current else None
+        if previous is not None and previous.checksums == checksums:
+            shutil.rmtree(tmp)  # unchanged: keep the version the active set already has
+            return previous
+        os.replace(tmp, root / _vdir(number))
+        _fsync_dir(root)
+        crash_point()
+        return VersionInfo(
+            component=name,
+            version=number,
+            created_at=now,
+            reason=reason,
+            checksums=checksums,
+            metrics_baseline=baseline or {},
+            parent=previous.version if previous else None,
+        )
+
+    def rollback(self, to: Target = "known_good", reason: str = "") -> VersionSet:
+        """Restore every component to a set, all or nothing, and make it active.
+
+        Args:
+            to: a set id, ``"known_good"`` (default) or ``"previous"`` (the active set's parent).
+
+        Raises:
+            StoreError: there is no such set (nothing changed).
+        """
+        with self._locked():
+            target = self._resolve(to)
+            _write_atomic(
+                self.dir / "ROLLBACK", json.dumps({"target": target.id, "reason": reason})
+            )
+            self._apply(target)
+            return target
+
+    def _resolve(self, to: Target) -> VersionSet:
+        if to == "known_good":
+            found = self.known_good()
+            if found is None:
+                raise StoreError("no known-good set to roll back to")
+            return found
+        if to == "previous":
+            current = self.current()
+            if current is None or current.parent is None:
+                raise StoreError("the active set has no previous set")
+            return self.get(current.parent)
+        if isinstance(to, int) and not isinstance(to, bool):
+            try:
+                return self.get(to)
+            except InvalidInputError as exc:
+                raise StoreError(f"no version set {to}") from exc
+        raise InvalidInputError("to", to, "must be a set id, 'known_good' or 'previous'")
+
+    def _apply(self, target: VersionSet) -> None:
+        """Restore the working copies from ``target``, switch the pointer, drop the intent."""
+        for name, component in self.components.items():
+            info = target.components.get(name)
+            if info is not None:
+                component.restore(self._version_dir(name, info.version))
+                crash_point()
+        _write_atomic(self.dir / "CURRENT", str(target.id))
+        (self.dir / "ROLLBACK").unlink(missing_ok=True)
+        _fsync_dir(self.dir)
+
+    def mark_known_good(self, set_id: int | None = None) -> VersionSet:
+        """Record a set (default: the active one) as the last known-good set."""
+        with self._locked():
+            vset = self.get(set_id) if set_id is not None else self.current()
+            if vset is None:
+                raise StoreError("no version is active yet")
+            _write_atomic(self.dir / "KNOWN_GOOD", str(vset.id))
+            return vset
+
+    def retain(self, keep: int | None = None) -> builtins.list[int]:
+        """Apply retention now; return the ids of the deleted sets."""
+        with self._locked():
+            return self._retain(keep)
+
+    def _retain(self, keep: int | None = None) -> builtins.list[int]:
+        keep = keep or self.keep
+        sets = self.list()
+        protected = {self._pointer("CURRENT"), self._pointer("KNOWN_GOOD")}
+        newest = {s.id for s in sets[-keep:]}
+        doomed = [s for s in sets if s.id not in newest and s.id not in protected]
+        for vset in doomed:
+            (self.dir / "sets" / f"{vset.id:06d}.json").unlink(missing_ok=True)
+        self._delete_unreferenced()
+        return [s.id for s in doomed]
+
+    def _delete_unreferenced(self) -> builtins.list[str]:
+        used = {(name, info.version) for s in self.list() for name, info in s.components.items()}
+        deleted = []
+        for name, component in self.components.items():
+            root = self.data_dir / component.root
+            if not root.exists():
+                continue
+            for folder in root.iterdir():
+                if folder.name.startswith(".v") and folder.name.endswith(".tmp"):
+                    shutil.rmtree(folder, ignore_errors=True)  # a crashed freeze
+                    deleted.append(str(folder))
+                elif (
+                    folder.name.startswith("v")
+                    and folder.name[1:].isdigit()
+                    and (name, int(folder.name[1:])) not in used
+                ):
+                    shutil.rmtree(folder, ignore_errors=True)
+                    deleted.append(str(folder))
+        return deleted
+
+    def _recover(self) -> dict[str, Any]:
+        """Finish or undo what a crashed process left (called on open, under the lock)."""
+        report: dict[str, Any] = {"redone_rollback": None, "deleted": []}
+        for tmp in (self.dir / "sets").glob(".*.tmp"):
+            tmp.unlink(missing_ok=True)
+        for tmp in self.dir.glob(".*.tmp"):
+            tmp.unlink(missing_ok=True)
+        intent = self.dir / "ROLLBACK"
+        if intent.exists():
+            try:
+                target = self.get(int(json.loads(intent.read_text())["target"]))
+            except (ValueError, KeyError, InvalidInputError, OSError):
+                intent.unlink(missing_ok=True)  # a torn intent: the rollback never started
+            else:
+                self._apply(target)
+                report["redone_rollback"] = target.id
+        current = self._pointer("CURRENT")
+        if current is not None and not (self.dir / "sets" / f"{current:06d}.json").exists():
+            raise StoreError(f"CURRENT names set {current}, which does not exist")
+        report["deleted"] = self._delete_unreferenced()
+        return report
+
+    def verify(self, set_id: int | None = None) -> VerifyReport:
+        """Recompute every file's checksum in a set (default: the active one)."""
+        vset = self.get(set_id) if set_id is not None else self.current()
+        if vset is None:
+            raise StoreError("no version is active yet")
+        report = VerifyReport(set_id=vset.id)
+        for name, info in vset.components.items():
+            folder = self._version_dir(name, info.version)
+            component = self.components.get(name)
+            for rel, expected in info.checksums.items():
+                path = folder / rel
+                report.checked += 1
+                if not path.exists():
+                    report.problems.append({"component": name, "file": rel, "problem": "missing"})
+                    continue
+                actual = (
+                    _sqlite_content_digest(path)
+                    if isinstance(component, SqliteComponent)
+                    else sha256_file(path)
+                )
+                if actual != expected:
+                    report.problems.append({"component": name, "file": rel, "problem": "checksum"})
+        return report
