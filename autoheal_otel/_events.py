@@ -44,8 +44,9 @@ class RuleFiring:
     def describe(self) -> str:
         """Return the firing as one readable phrase."""
         if self.window_seconds is None:
-            where = f"({self.scope} {self.key!r})"
-            return f"{self.rule}: {self.count} in a row >= {self.threshold} {where}"
+            where = f"({self.scope} {self.key!r})" if self.scope != "global" else ""
+            kind = "in a row" if "consecutive" in self.rule or "recovery" in self.rule else "now"
+            return f"{self.rule}: {self.count} {kind} >= {self.threshold} {where}".rstrip()
         return (
             f"{self.rule}: {self.count} in {self.window_seconds:g} s >= {self.threshold} "
             f"({self.scope} {self.key!r})"

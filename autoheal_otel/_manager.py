@@ -93,6 +93,8 @@ class AutoHealManager:
         logger_provider: Any = None,
         writer: str | None = None,
         store: VersionedStore | None = None,
+        integrations: Iterable[Any] = (),
+        read_only: bool = False,
     ) -> None:
         self._clock: Clock = clock if clock is not None else SystemClock()
         self._monotonic: Callable[[], float] = self._clock.monotonic
@@ -130,10 +132,16 @@ class AutoHealManager:
         self.success_store: SuccessStore | None = None
         self._analytics: Any = None
         restored: dict[str, int] = {}
+        self.read_only = read_only
         if self.data_dir is not None:
-            restored = self._open_data_dir(self.data_dir, now)
+            restored = self._open_data_dir(self.data_dir, now, read_only)
         providers = resolve_providers(tracer_provider, meter_provider, logger_provider)
         self._otel: OTelSink | None = None
+        #: Calibrated per-method thresholds (set by a PrecisionTracker), read by the settings.
+        self.threshold_provider: Callable[[], dict[str, float]] | None = None
+        self.meter: Any = None
+        if providers[1] is not None:
+            self.meter = providers[1].get_meter("autoheal_otel.integrations", __version__)
         if any(p is not None for p in providers):
             self._otel = OTelSink(
                 *providers,
@@ -144,6 +152,8 @@ class AutoHealManager:
             self._publisher.add(self._otel)
         for sink in sinks:
             self._publisher.add(sink)
+        for integration in integrations:
+            self.add_integration(integration)
         if store is not None:
             self.attach_store(store)
         self._sync_at = math.inf
@@ -172,10 +182,14 @@ class AutoHealManager:
                 self._publisher.enqueue(events)
             self._publisher.drain()
 
-    def _open_data_dir(self, data_dir: Path, now: float) -> dict[str, int]:
-        """Create the data directory's sinks and rebuild state from its audit log."""
+    def _open_data_dir(self, data_dir: Path, now: float, read_only: bool) -> dict[str, int]:
+        """Create the data directory's sinks and rebuild state from its audit log.
+
+        ``read_only`` rebuilds the state and writes nothing (``autoheal status``).
+        """
         try:
-            data_dir.mkdir(parents=True, exist_ok=True)
+            if not read_only:
+                data_dir.mkdir(parents=True, exist_ok=True)
             restored: dict[str, int] = {}
             if any((data_dir / "audit").glob("**/*.*")):
                 from .analytics.restore import load_restored_state
@@ -186,6 +200,8 @@ class AutoHealManager:
                     state, self._workflows, self._global, self._policy, now, wall
                 )
                 self._seq = state.max_seq
+            if read_only:
+                return restored
             self.audit = JsonlAuditSink(data_dir, self._policy.audit, self.writer)
             self._publisher.add(self.audit)
             self.success_store = SuccessStore(data_dir, self.writer)
@@ -392,7 +408,9 @@ class AutoHealManager:
         with self._lock:
             wf = self._workflows.get(workflow_id)
             state = wf.state if wf is not None else self._initial_state()
-            return effective_settings(workflow_id, state, self._policy.for_workflow(workflow_id))
+            policy = self._policy.for_workflow(workflow_id)
+        thresholds = self.threshold_provider() if self.threshold_provider is not None else {}
+        return effective_settings(workflow_id, state, policy, thresholds)
 
     def get_status_report(self) -> StatusReport:
         """Return every workflow's state, counters against thresholds, settings, and health."""
@@ -609,6 +627,17 @@ class AutoHealManager:
         self._activate_all(vset.label, reason, "autoheal")
         return vset
 
+    def activate_artifact_version(self, version: str, reason: str, actor: str = "autoheal") -> None:
+        """Record that ``version`` is now the artifact version of every workflow (audited).
+
+        The store does this by itself on snapshots and rollbacks; call it when artifacts are
+        versioned outside a :class:`VersionedStore`.
+        """
+        for name, value in (("version", version), ("reason", reason)):
+            if not isinstance(value, str) or not value:
+                raise InvalidInputError(name, value, "must be a non-empty string")
+        self._activate_all(version, reason, actor)
+
     def _activate_all(self, label: str, reason: str, actor: str) -> None:
         """Record that the store's set ``label`` is now the artifact version of every workflow."""
         now = self._monotonic()
@@ -678,6 +707,35 @@ class AutoHealManager:
         if verdict.verdict == "pass" and policy.mark_known_good and self.store is not None:
             return ("known_good", (wf.workflow_id, verdict))
         return None
+
+    def _replay_transition(
+        self,
+        workflow_id: str,
+        target: ExecutionState,
+        cause: Cause,
+        message: str,
+        actor: str | None,
+    ) -> None:
+        """Apply a recorded transition whose cause lies outside the results (replay only).
+
+        Regressions and restores come from the versioned store, not from step results, so a
+        replay takes them from the log as it takes operator moves. Still checked against the
+        transition table.
+        """
+        now = self._monotonic()
+        ts = self._clock.now()
+        events: list[DecisionEvent] = []
+        with self._lock:
+            wf = self._workflows.get(workflow_id)
+            if wf is None:
+                wf = self._add_workflow(workflow_id, now, ts, events)
+            self._trace = _NO_TRACE
+            self._move(
+                wf, target, cause, now, ts, events, Rule.ROLLBACK_RESTORE, message, actor=actor
+            )
+            if self._publisher.sinks:
+                self._publisher.enqueue(events)
+        self._publisher.drain()
 
     def _after_verdict(self, action: str, payload: tuple[str, Any]) -> None:
         workflow_id, verdict = payload
@@ -755,6 +813,13 @@ class AutoHealManager:
     def add_sink(self, sink: EventSink) -> None:
         """Register a sink that receives every later decision, in order."""
         self._publisher.add(sink)
+
+    def add_integration(self, integration: Any) -> None:
+        """Register an integration: ``bind(manager)`` first (if it has one), then as a sink."""
+        bind = getattr(integration, "bind", None)
+        if callable(bind):
+            bind(self)
+        self._publisher.add(integration)
 
     def remove_sink(self, sink: EventSink) -> None:
         """Unregister a sink."""

@@ -299,6 +299,13 @@ class EffectiveSettings(_Record):
     step_delay_ms: int
     max_retries: int
     step_allowed: bool
+    method_thresholds: dict[str, float] = Field(
+        default_factory=dict, description="Calibrated minimum confidence per matching method."
+    )
+
+    def min_confidence_for(self, method: str) -> float:
+        """Return the threshold to apply to a match made by ``method``."""
+        return self.method_thresholds.get(method, self.min_confidence)
 
     @property
     def step_delay_s(self) -> float:

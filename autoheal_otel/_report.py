@@ -99,12 +99,21 @@ class StatusReport(_Model):
 
 
 def effective_settings(
-    workflow_id: str, state: ExecutionState, policy: WorkflowPolicy
+    workflow_id: str,
+    state: ExecutionState,
+    policy: WorkflowPolicy,
+    method_thresholds: Mapping[str, float] | None = None,
 ) -> EffectiveSettings:
-    """Return the executor-facing settings of a workflow in ``state``."""
+    """Return the executor-facing settings of a workflow in ``state``.
+
+    ``method_thresholds`` are calibrated per matching method; a method's effective threshold
+    is the larger of it and the state's minimum confidence.
+    """
     degraded = state is not ExecutionState.RUNNING
     mode = policy.degraded if degraded else policy.running
+    floor = policy.confidence.degraded_threshold if degraded else policy.confidence.normal_threshold
     return EffectiveSettings(
+        method_thresholds={m: max(floor, t) for m, t in (method_thresholds or {}).items()},
         workflow_id=workflow_id,
         state=state,
         min_confidence=(

@@ -75,6 +75,7 @@ ATTR_SINK = "autoheal.sink"
 ATTR_POLICY_VERSION = "autoheal.policy.version"
 ATTR_ARTIFACT_VERSION = "autoheal.artifact.version"
 ATTR_SEQ = "autoheal.seq"
+ATTR_METHOD = "autoheal.match.method"
 
 # Log-based events (``event_name``) and span events.
 EVENT_TRANSITION = "autoheal.transition"
@@ -97,6 +98,8 @@ METRIC_STATE_DURATION = "autoheal.state.duration"
 METRIC_SINK_ERRORS = "autoheal.sink.errors"
 METRIC_POLICY_RELOADS = "autoheal.policy.reloads"
 METRIC_GLOBAL_PAUSED = "autoheal.global.paused"
+METRIC_MATCH_PRECISION = "autoheal.match.precision"
+METRIC_MATCH_THRESHOLD = "autoheal.match.threshold"
 
 #: Histogram buckets in seconds, from a microsecond (a hook) to minutes (time in a state).
 DURATION_BUCKETS_S = (

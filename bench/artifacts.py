@@ -75,12 +75,16 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[20, 200, 512])
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
-    print(f"{'index':>9} {'save':>10} {'plain copy':>11} {'snapshot':>10} {'rollback':>10}"
-          f" {'copy/snapshot':>14} {'copy/rollback':>14}")
+    print(
+        f"{'index':>9} {'save':>10} {'plain copy':>11} {'snapshot':>10} {'rollback':>10}"
+        f" {'copy/snapshot':>14} {'copy/rollback':>14}"
+    )
     for megabytes in args.sizes:
         r = bench_size(megabytes, args.repeat)
-        print(f"{r['size_mb']:6.0f} MB {r['save']:8.1f} ms {r['copy']:9.1f} ms {r['snapshot']:8.2f} ms"
-              f" {r['rollback']:8.2f} ms {r['copy'] / r['snapshot']:13.0f}x {r['copy'] / r['rollback']:13.0f}x")
+        print(
+            f"{r['size_mb']:6.0f} MB {r['save']:8.1f} ms {r['copy']:9.1f} ms {r['snapshot']:8.2f} ms"
+            f" {r['rollback']:8.2f} ms {r['copy'] / r['snapshot']:13.0f}x {r['copy'] / r['rollback']:13.0f}x"
+        )
 
 
 if __name__ == "__main__":

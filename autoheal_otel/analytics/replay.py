@@ -13,10 +13,11 @@ streak and a probe cool-down), and timestamps have microsecond resolution.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,9 @@ from .._manager import AutoHealManager
 from .._models import ExecutionState, StepResult
 from .._policy import PolicyConfig
 from .._semconv import EventKind
+from .._transitions import Cause
 from ..testing import FakeClock, InMemorySink
+from . import AuditAnalytics
 from ._view import LogScan, iter_records
 
 __all__ = ["ReplayReport", "replay"]
@@ -76,8 +79,15 @@ class ReplayReport:
         }
 
 
-def _parse_ts(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+def _record(row: dict[str, Any]) -> dict[str, Any]:
+    """Turn a row of the ``audit`` view back into the shape of an audit record."""
+    record = dict(row)
+    ts = record["ts"]
+    record["ts"] = ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts
+    for key in ("details", "counts"):
+        value = record.get(key)
+        record[key] = json.loads(value) if isinstance(value, str) else (value or {})
+    return record
 
 
 def _key(event: Any) -> tuple[str | None, str | None, str | None, str | None]:
@@ -91,11 +101,11 @@ def replay(
 ) -> ReplayReport:
     """Replay the audit log of ``data_dir``; with ``policy``, as a what-if."""
     scan = LogScan()
-    records = sorted(
-        iter_records(Path(data_dir), scan),
-        # Parsed, not compared as text: RFC 3339 omits zero microseconds.
-        key=lambda r: (_parse_ts(r["ts"]), r["seq"], r.get("writer") or ""),
-    )
+    for _ in iter_records(Path(data_dir), scan):  # counts the lines a reader must skip
+        pass
+    with AuditAnalytics(data_dir) as db:  # live JSONL and compacted Parquet alike
+        rows = db.sql("SELECT * FROM audit ORDER BY ts, seq, writer")
+    records = [_record(row) for row in rows]
     report = ReplayReport(
         records=len(records), skipped_lines=len(scan.skipped), what_if=policy is not None
     )
@@ -109,7 +119,7 @@ def replay(
         ),
         PolicyConfig(),
     )
-    start = _parse_ts(records[0]["ts"])
+    start = records[0]["ts"]
     clock = FakeClock(start=start)
     sink = InMemorySink()
     manager = AutoHealManager(policy=policy or recorded_policy, clock=clock, sinks=[sink])
@@ -119,7 +129,7 @@ def replay(
     for index, rec in enumerate(records, start=1):
         if progress is not None and index % 1000 == 0:
             progress(index, len(records))
-        offset = (_parse_ts(rec["ts"]) - start).total_seconds()
+        offset = (rec["ts"] - start).total_seconds()
         if offset > elapsed:
             clock.advance(offset - elapsed)
             elapsed = offset
@@ -200,11 +210,26 @@ def _apply(
                 )
             except AutoHealError as exc:
                 report.mismatches.append({"seq": rec["seq"], "operator": wid, "error": str(exc)})
-        elif rec.get("cause") not in _EXTERNAL_CAUSES:
+        elif rec.get("cause") in _EXTERNAL_CAUSES:
+            # A regression or a restore: decided by the versioned store, an input here.
+            try:
+                manager._replay_transition(
+                    str(wid),
+                    ExecutionState(rec["state"]),
+                    Cause(rec["cause"]),
+                    rec.get("message") or "replayed",
+                    rec.get("actor"),
+                )
+            except AutoHealError as exc:
+                report.mismatches.append({"seq": rec["seq"], "external": wid, "error": str(exc)})
+        else:
             recorded_transitions.append(
                 (wid, rec.get("previous_state"), rec["state"], rec.get("cause"))
             )
     elif kind == EventKind.ACTIVATION and rec.get("artifact_version"):
-        manager.set_artifact_version(wid, rec["artifact_version"], reason="replayed")  # type: ignore[arg-type]
+        if wid is None:  # a version set activated for every workflow
+            manager.activate_artifact_version(rec["artifact_version"], reason="replayed")
+        else:
+            manager.set_artifact_version(wid, rec["artifact_version"], reason="replayed")
     elif kind == EventKind.POLICY_RELOAD and not what_if and "policy" in details:
         manager.update_policy(PolicyConfig.from_dict(details["policy"]))

@@ -47,6 +47,7 @@ __all__ = [
     "FileComponent",
     "PrototypesComponent",
     "SqliteComponent",
+    "component_from_spec",
     "sha256_file",
 ]
 
@@ -184,12 +185,21 @@ class PrototypesComponent(DirectoryComponent):
     def __init__(self) -> None:
         super().__init__("prototypes", "learning/prototypes")
 
+    def spec(self) -> dict[str, str]:
+        """Describe the component so a store can be reopened without code."""
+        return {"type": "prototypes"}
+
 
 class FileComponent(DirectoryComponent):
     """Any folder of files a user wants versioned (``artifacts/<safe name>/vNN/``)."""
 
     def __init__(self, name: str) -> None:
         super().__init__(f"file:{safe_name(name)}", f"artifacts/{safe_name(name)}")
+        self.label = name
+
+    def spec(self) -> dict[str, str]:
+        """Describe the component so a store can be reopened without code."""
+        return {"type": "file", "name": self.label}
 
 
 class FaissIndexComponent(DirectoryComponent):
@@ -201,6 +211,10 @@ class FaissIndexComponent(DirectoryComponent):
         folder = f"faiss_index/workflow_{safe_name(workflow_id)}"
         super().__init__(f"faiss:{safe_name(workflow_id)}", folder)
         self.workflow_id = workflow_id
+
+    def spec(self) -> dict[str, str]:
+        """Describe the component so a store can be reopened without code."""
+        return {"type": "faiss", "workflow_id": self.workflow_id}
 
     def save(self, index: Any) -> Path:
         """Write a faiss index as the working copy (a new file, renamed into place)."""
@@ -249,6 +263,10 @@ class SqliteComponent:
     def bind(self, data_dir: Path, checksums: ChecksumCache) -> None:
         """Attach to a store."""
         self.data_dir = data_dir
+
+    def spec(self) -> dict[str, str]:
+        """Describe the component so a store can be reopened without code."""
+        return {"type": "sqlite", "name": self.name, "root": self.root, "live": self._live_rel}
 
     @property
     def live(self) -> Path:
@@ -300,3 +318,17 @@ def _sqlite_content_digest(path: Path) -> str:
     finally:
         conn.close()
     return digest.hexdigest()
+
+
+def component_from_spec(spec: dict[str, str]) -> Component:
+    """Rebuild a built-in component from its ``spec()``."""
+    kind = spec.get("type")
+    if kind == "prototypes":
+        return PrototypesComponent()
+    if kind == "faiss":
+        return FaissIndexComponent(spec["workflow_id"])
+    if kind == "file":
+        return FileComponent(spec["name"])
+    if kind == "sqlite":
+        return SqliteComponent(spec["name"], spec["root"], spec["live"])
+    raise ValueError(f"unknown component type {kind!r}")

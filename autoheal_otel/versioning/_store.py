@@ -154,6 +154,28 @@ class VersionedStore:
         self.recovered: dict[str, Any] = {}
         with self._locked():
             self.recovered = self._recover()
+            specs = [getattr(c, "spec")() for c in components if callable(getattr(c, "spec", None))]  # noqa: B009
+            if len(specs) == len(components):
+                _write_atomic(self.dir / "components.json", json.dumps(specs, indent=2))
+
+    @classmethod
+    def open(
+        cls, data_dir: str | Path, keep: int = 5, clock: Clock | None = None
+    ) -> VersionedStore:
+        """Reopen a store with the components it was created with (built-in ones only).
+
+        Raises:
+            StoreError: the data directory has no store, or it uses custom components.
+        """
+        from ._components import component_from_spec
+
+        path = Path(data_dir) / "versions" / "components.json"
+        try:
+            specs = json.loads(path.read_text(encoding="utf-8"))
+            components = [component_from_spec(spec) for spec in specs]
+        except (OSError, ValueError, KeyError) as exc:
+            raise StoreError(f"no versioned store to open in {data_dir} ({exc})") from exc
+        return cls(data_dir, components, keep=keep, clock=clock)
 
     # -- reading -------------------------------------------------------------------------
 

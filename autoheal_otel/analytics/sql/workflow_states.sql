@@ -8,12 +8,12 @@ WITH last_transition AS (
                     'reason': message, 'rule': rule, 'cause': cause, 'actor': actor},
                    {'ts': ts, 'seq': seq}) AS t
     FROM audit_events
-    WHERE kind = 'transition' AND ts <= $as_of::TIMESTAMP
+    WHERE kind = 'transition' AND workflow_id IS NOT NULL AND ts <= $as_of::TIMESTAMP
     GROUP BY workflow_id
 ), last_activation AS (
     SELECT workflow_id, arg_max(artifact_version, {'ts': ts, 'seq': seq}) AS artifact_version
     FROM audit_events
-    WHERE kind = 'activation' AND ts <= $as_of::TIMESTAMP
+    WHERE kind = 'activation' AND workflow_id IS NOT NULL AND ts <= $as_of::TIMESTAMP
     GROUP BY workflow_id
 ), seen AS (
     SELECT workflow_id FROM last_transition
