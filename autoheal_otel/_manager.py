@@ -761,6 +761,12 @@ class AutoHealManager:
         started = self._monotonic()
         error: str | None = None
         target = None
+        learning: dict[str, Any] = {}
+        if self.success_store is not None:
+            try:  # evidence only: what the target memory learned per version
+                learning = self.success_store.learning_success_rate(workflow_id)
+            except Exception:  # contained: evidence must not block a rollback
+                _log.exception("autoheal could not read the target memory of %r", workflow_id)
         try:
             target = self.store.rollback(to, reason=reason)
         except Exception as exc:  # contained: a failed restore pauses the workflow
@@ -784,7 +790,11 @@ class AutoHealManager:
                         Rule.ROLLBACK_RESTORE,
                         f"restored {target.label} (known-good set {target.id})",
                         actor=actor,
-                        details={"restored": target.label, "duration_s": round(now - started, 6)},
+                        details={
+                            "restored": target.label,
+                            "duration_s": round(now - started, 6),
+                            "learning_success_rate": learning,
+                        },
                     )
                 else:
                     self._move(

@@ -179,3 +179,56 @@ def test_illegal_force_exits_1(demo_dir: Path, tmp_path: Path) -> None:
         "force", "invoice", "rollback", "--reason", "again", "--data-dir", str(data), check=None
     )
     assert proc.returncode in (0, 1)
+
+
+def test_demo_exports_to_an_otlp_collector(tmp_path: Path) -> None:
+    """With OTEL_EXPORTER_OTLP_ENDPOINT set, the demo sends traces, metrics and logs there."""
+    import os
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+
+    received: dict[str, list[bytes]] = {}
+
+    class Collector(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.setdefault(self.path, []).append(body)
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Collector)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        env = {
+            **os.environ,
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{server.server_address[1]}",
+        }
+        exe = shutil.which("autoheal", path=str(Path(sys.executable).parent))
+        assert exe is not None
+        proc = subprocess.run(
+            [exe, "demo", "--data-dir", str(tmp_path / "d"), "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stderr
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert {"/v1/traces", "/v1/metrics", "/v1/logs"} <= set(received)
+    names = set()
+    for body in received["/v1/traces"]:
+        request = trace_service_pb2.ExportTraceServiceRequest()
+        request.ParseFromString(body)
+        names |= {
+            s.name for rs in request.resource_spans for ss in rs.scope_spans for s in ss.spans
+        }
+    assert {"autoheal.should_execute_step", "autoheal.on_step_result", "autoheal.rollback"} <= names
