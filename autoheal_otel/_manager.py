@@ -146,10 +146,12 @@ class AutoHealManager:
             self._otel = OTelSink(
                 *providers,
                 snapshot=self._gauge_snapshot,
-                sink_errors=lambda: dict(self._publisher.errors),
+                sink_errors=self._sink_error_counts,
                 version=__version__,
             )
             self._publisher.add(self._otel)
+        if self._otel is not None and self.data_dir is not None:
+            self._otel.record_operation("warm_restart", self._monotonic() - now)
         for sink in sinks:
             self._publisher.add(sink)
         for integration in integrations:
@@ -623,7 +625,9 @@ class AutoHealManager:
         settings = self.get_effective_settings(workflow_id)
         if not settings.learning_enabled:
             raise LearningFrozenError(workflow_id, settings.state.value)
+        started = self._monotonic()
         vset = self.store.snapshot(reason, metrics_baseline, known_good=known_good)
+        self.record_operation("snapshot", self._monotonic() - started)
         self._activate_all(vset.label, reason, "autoheal")
         return vset
 
@@ -814,6 +818,7 @@ class AutoHealManager:
         self._publisher.drain()
         if otel is not None:
             otel.end_span(span, "rollback", events, self._monotonic() - started)
+            otel.record_operation("rollback", self._monotonic() - started)
         if target is not None:
             self._activate_all(target.label, f"rolled back: {reason}", actor)
         return info
@@ -887,6 +892,18 @@ class AutoHealManager:
         self._publisher.close()
         if self._analytics is not None:
             self._analytics.close()
+
+    def _sink_error_counts(self) -> dict[str, int]:
+        """Return errors per sink, 0 for the healthy ones (so the series always exists)."""
+        errors = dict(self._publisher.errors)
+        for sink in self._publisher.sinks:
+            errors.setdefault(type(sink).__name__, 0)
+        return errors
+
+    def record_operation(self, operation: str, seconds: float) -> None:
+        """Record how long an auto-heal operation took (snapshot, rollback, warm restart)."""
+        if self._otel is not None:
+            self._otel.record_operation(operation, seconds)
 
     def _gauge_snapshot(self) -> list[tuple[str, str, list[tuple[str, str, int, int]]]]:
         """Return states and window fills for the pull-based gauges (reader thread)."""

@@ -73,6 +73,13 @@ def _parser() -> argparse.ArgumentParser:
     report = command("report", "write a Markdown and HTML report from the audit log")
     report.add_argument("--workflow", default="")
     report.add_argument("--out", type=Path, help="HTML file (default: <data-dir>/report.html)")
+    serve = command("serve", "serve /health, /status and /metrics (read-only)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=9464)
+    serve.add_argument("--policy", type=Path)
+    serve.add_argument("--simulate", action="store_true", help="run the simulated executor too")
+    serve.add_argument("--pace", type=float, default=0.02, help="seconds between simulated steps")
+    serve.add_argument("--duration", type=float, help="stop after this many seconds")
     policy = sub.add_parser("policy", help="validate a policy file or print its JSON Schema")
     psub = policy.add_subparsers(dest="policy_command", required=True)
     validate = psub.add_parser("validate", help="check a policy file")
@@ -101,6 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "compact": _compact,
         "report": _report,
         "policy": _policy,
+        "serve": _serve,
     }
     try:
         return handlers[args.command](args)
@@ -409,6 +417,23 @@ def _report(args: argparse.Namespace) -> int:
         lambda: print(f"report written: {out} and {out.with_suffix('.md')}"),
     )
     return EXIT_OK
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from ._serve import run_serve
+
+    try:
+        return run_serve(
+            args.host,
+            args.port,
+            args.data_dir,
+            args.policy,
+            args.simulate,
+            args.pace,
+            args.duration,
+        )
+    except OSError as exc:
+        raise _Problem(f"cannot serve on {args.host}:{args.port}: {exc.strerror}") from exc
 
 
 def _policy(args: argparse.Namespace) -> int:

@@ -191,6 +191,12 @@ class OTelSink:
             "Time spent in a hook call.",
             explicit_bucket_boundaries_advisory=sc.DURATION_BUCKETS_S,
         )
+        self.operation_duration = m.create_histogram(
+            sc.METRIC_OPERATION_DURATION,
+            "s",
+            "Time taken by auto-heal operations: snapshot, rollback, warm restart.",
+            explicit_bucket_boundaries_advisory=sc.DURATION_BUCKETS_S,
+        )
         self.state_duration = m.create_histogram(
             sc.METRIC_STATE_DURATION,
             "s",
@@ -244,6 +250,11 @@ class OTelSink:
         if step_id is not None:
             attributes[sc.ATTR_STEP_ID] = str(step_id)
         return self.tracer.start_span(name, attributes=attributes)
+
+    def record_operation(self, operation: str, seconds: float) -> None:
+        """Record the duration of an auto-heal operation (snapshot, rollback, warm restart)."""
+        if self.meter is not None:
+            self.operation_duration.record(seconds, {sc.ATTR_OPERATION: operation})
 
     def end_span(
         self, span: Any, hook: str, events: Iterable[DecisionEvent] | None, duration_s: float

@@ -1,0 +1,122 @@
+"""``autoheal serve``: the health/status/metrics endpoint, optionally with a simulated workload.
+
+With ``--simulate`` the simulated executor of the demo runs in the same process on the real
+clock, cycling through healthy work, missing targets, failing postconditions, hangs, a worse
+learned version and an application outage, so every dashboard panel has data to show. The
+loop paces itself (``--pace`` seconds between steps) and stops on SIGINT/SIGTERM or after
+``--duration`` seconds.
+"""
+
+from __future__ import annotations
+
+import itertools
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from .._manager import AutoHealManager
+from .._models import ExecutionState
+from .._policy import PolicyConfig
+from ..integrations import FailureCaseRecorder, PrecisionTracker
+from ..server import AutoHealServer, prometheus_meter_provider
+
+__all__ = ["run_serve"]
+
+
+def _simulate(manager: AutoHealManager, data_dir: Path, stop: threading.Event, pace: float) -> None:
+    from ..sim import SimExecutor
+    from ._demo import WORKFLOWS
+
+    sim = SimExecutor(manager, data_dir, WORKFLOWS, seed=11)
+    ids = [w.workflow_id for w in WORKFLOWS]
+    steps = {w.workflow_id: w.steps for w in WORKFLOWS}
+
+    def run(workflow_ids: list[str], rounds: int) -> None:
+        for _ in range(rounds):
+            for wid in workflow_ids:
+                for step in steps[wid]:
+                    if stop.wait(pace):  # allowed: pacing a simulated workload for scraping
+                        return
+                    sim.run_step(wid, step)
+
+    phases = itertools.cycle(["healthy", "missing", "postcondition", "hang", "learning", "outage"])
+    while not stop.is_set():
+        phase = next(phases)
+        if phase == "missing":
+            sim.hide_target("submit")
+            run(["invoice"], 4)
+            sim.show_target("submit")
+        elif phase == "postcondition":
+            sim.fail_postconditions("click_save", 10)
+            run(["onboarding"], 11)
+        elif phase == "hang":
+            sim.hang("click_print", 120.0, count=3)
+            run(["shipping"], 4)
+        elif phase == "learning":
+            if manager.get_effective_settings("payroll").learning_enabled:
+                sim.degrade_prototypes("payroll", 0.4, 1.5, reason="simulated learning")
+            run(["payroll"], 4)
+        elif phase == "outage":
+            for target in ("vendor", "address", "employee"):
+                sim.hide_target(target)
+            run(["invoice", "shipping", "payroll"], 12)
+            for target in ("vendor", "address", "employee"):
+                sim.show_target(target)
+        run(ids, 3)
+        # The operator of this simulation releases everything between phases.
+        manager.resume_all(reason="simulated operator", actor="autoheal-serve")
+        for wid in ids:
+            if manager.get_mode(wid) in (ExecutionState.QUARANTINED, ExecutionState.PAUSED):
+                manager.force_transition(
+                    wid, ExecutionState.RUNNING, reason="simulated operator", actor="autoheal-serve"
+                )
+
+
+def run_serve(
+    host: str,
+    port: int,
+    data_dir: Path,
+    policy: Path | None,
+    simulate: bool,
+    pace: float,
+    duration: float | None,
+) -> int:
+    """Serve until interrupted (or ``duration`` seconds); return 0."""
+    meter_provider, registry = prometheus_meter_provider()
+    manager = AutoHealManager(
+        policy=policy or PolicyConfig(),
+        data_dir=data_dir,
+        meter_provider=meter_provider,
+        integrations=[FailureCaseRecorder(), PrecisionTracker()],
+    )
+    server = AutoHealServer(manager, host, port, registry=registry).start()
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    bound_host, bound_port = server.address
+    print(
+        f"autoheal serving http://{bound_host}:{bound_port}/health /status /metrics"
+        f"{' (simulated workload running)' if simulate else ''}",
+        flush=True,
+    )
+    worker = None
+    if simulate:
+        worker = threading.Thread(
+            target=_simulate, args=(manager, data_dir, stop, pace), daemon=True
+        )
+        worker.start()
+    stop.wait(duration)  # allowed: the server's main thread waits for a signal
+    stop.set()
+    if worker is not None:
+        worker.join(timeout=30)
+    server.stop()
+    manager.close()
+    meter_provider.shutdown()
+    print("autoheal serve stopped", file=sys.stderr)
+    return 0
