@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 if TYPE_CHECKING:
     from ._manager import AutoHealManager
 
-__all__ = ["AutoHealServer", "HEALTH_STATUS", "prometheus_meter_provider"]
+__all__ = ["HEALTH_STATUS", "AutoHealServer", "prometheus_meter_provider"]
 
 _log = logging.getLogger("autoheal_otel")
 
@@ -99,7 +99,7 @@ class AutoHealServer:
         class Handler(BaseHTTPRequestHandler):
             server_version = "autoheal"
 
-            def do_GET(self) -> None:  # noqa: N802 (the http.server method name)
+            def do_GET(self) -> None:
                 path = urlsplit(self.path).path.rstrip("/") or "/"
                 try:
                     if path == "/health":
@@ -134,13 +134,13 @@ class AutoHealServer:
                     _log.exception("autoheal server failed on %s", path)
                     self._error(500, "internal error (see the server log)")
 
-            def do_HEAD(self) -> None:  # noqa: N802
+            def do_HEAD(self) -> None:
                 self.do_GET()
 
             def _refuse(self) -> None:
                 self._error(405, f"{self.command} is not allowed: this endpoint is read-only")
 
-            do_POST = do_PUT = do_DELETE = do_PATCH = _refuse  # noqa: N815
+            do_POST = do_PUT = do_DELETE = do_PATCH = _refuse
 
             def _error(self, code: int, message: str) -> None:
                 self._send(code, "application/json", json.dumps({"error": message}).encode())
