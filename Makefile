@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench generate clean
+.PHONY: demo test lint bench generate clean prometheus
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,12 +16,23 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/autoheal demo
 
-test: $(STAMP)
+test: $(STAMP) prometheus
 	$(BIN)/python -m pytest
 
+# The dashboard and alert tests run a real Prometheus (Debian's package).
+prometheus:
+	@command -v prometheus >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian's prometheus (the tests run it)"; \
+	    apt-get update -qq >/dev/null && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+	  else \
+	    echo "prometheus is not installed: its tests will be skipped (sudo apt-get install prometheus)"; \
+	  fi; }
+
 lint: $(STAMP)
-	$(BIN)/ruff check autoheal_otel tests bench
-	$(BIN)/ruff format --check autoheal_otel tests bench
+	$(BIN)/ruff check autoheal_otel tests bench dashboards
+	$(BIN)/ruff format --check autoheal_otel tests bench dashboards
 	$(BIN)/mypy
 
 bench: $(STAMP)
@@ -31,6 +42,8 @@ bench: $(STAMP)
 generate: $(STAMP)
 	$(BIN)/python -c "from autoheal_otel import PolicyConfig; PolicyConfig(**{'\$$schema': './auto_heal_policy.schema.json'}).dump('config/auto_heal_policy.json')"
 	$(BIN)/autoheal policy schema > config/auto_heal_policy.schema.json
+	$(BIN)/python dashboards/generate.py
+	$(BIN)/python dashboards/alerts.py
 	$(BIN)/python -c "import re, pathlib; from autoheal_otel._transitions import mermaid; p = pathlib.Path('README.md'); p.write_text(re.sub(r'\x60\x60\x60mermaid\n.*?\x60\x60\x60', lambda m: '\x60\x60\x60mermaid\n' + mermaid() + '\n\x60\x60\x60', p.read_text(), count=1, flags=re.S))"
 
 clean:

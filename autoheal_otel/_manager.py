@@ -147,6 +147,7 @@ class AutoHealManager:
                 *providers,
                 snapshot=self._gauge_snapshot,
                 sink_errors=self._sink_error_counts,
+                dropped=lambda: {"JsonlAuditSink": self.audit.dropped} if self.audit else {},
                 version=__version__,
             )
             self._publisher.add(self._otel)

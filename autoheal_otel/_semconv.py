@@ -100,6 +100,7 @@ METRIC_OPERATION_DURATION = "autoheal.operation.duration"
 METRIC_SINK_ERRORS = "autoheal.sink.errors"
 METRIC_POLICY_RELOADS = "autoheal.policy.reloads"
 METRIC_GLOBAL_PAUSED = "autoheal.global.paused"
+METRIC_EVENTS_DROPPED = "autoheal.events.dropped"
 METRIC_MATCH_PRECISION = "autoheal.match.precision"
 METRIC_MATCH_THRESHOLD = "autoheal.match.threshold"
 
@@ -129,3 +130,22 @@ DURATION_BUCKETS_S = (
     10.0,
 )
 STATE_DURATION_BUCKETS_S = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400)
+
+
+def prometheus_name(metric: str, kind: str = "gauge", unit: str = "") -> str:
+    """Return a metric's name as the OpenTelemetry Prometheus exporter exposes it.
+
+    Dots become underscores; a histogram in seconds gains ``_seconds``; counters gain
+    ``_total``. Dashboards and alert rules build their queries with it.
+    """
+    name = metric.replace(".", "_")
+    if unit == "s":
+        name += "_seconds"
+    if kind == "counter":
+        name += "_total"
+    return name
+
+
+def prometheus_label(attribute: str) -> str:
+    """Return an attribute's Prometheus label name."""
+    return attribute.replace(".", "_")

@@ -137,6 +137,7 @@ class OTelSink:
         snapshot: GaugeSnapshot,
         sink_errors: Callable[[], dict[str, int]],
         version: str,
+        dropped: Callable[[], dict[str, int]] | None = None,
     ) -> None:
         self.tracer = (
             tracer_provider.get_tracer(sc.INSTRUMENTATION_SCOPE, version)
@@ -150,6 +151,7 @@ class OTelSink:
         )
         self._snapshot = snapshot
         self._sink_errors = sink_errors
+        self._dropped: Callable[[], dict[str, int]] = dropped or (lambda: {})
         self._counts_lock = threading.Lock()
         self._decisions: dict[tuple[tuple[str, str], ...], int] = {}
         self._outcomes: dict[tuple[tuple[str, str], ...], int] = {}
@@ -232,6 +234,12 @@ class OTelSink:
             [self._observe_paused],
             "1",
             "1 while the global breaker pauses every workflow.",
+        )
+        m.create_observable_counter(
+            sc.METRIC_EVENTS_DROPPED,
+            [lambda _o: [Observation(n, {sc.ATTR_SINK: s}) for s, n in self._dropped().items()]],
+            "{event}",
+            "Audit lines dropped after the retry buffer overflowed (a full disk for a long time).",
         )
         m.create_observable_counter(
             sc.METRIC_SINK_ERRORS,
