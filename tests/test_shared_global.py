@@ -24,6 +24,12 @@ with AutoHealManager(policy=policy, data_dir=sys.argv[1]) as m:
 """
 
 
+def catch_up(clock: FakeClock, at_least: float) -> None:
+    """Advance the fake clock past the other process's real timestamps (however slow it was)."""
+    behind = (datetime.now(UTC) - clock.now()).total_seconds() + 1
+    clock.advance(max(at_least, behind))
+
+
 def _other_process(data_dir: Path, failures: int, policy_json: str) -> None:
     proc = subprocess.run(
         [sys.executable, "-c", OTHER, str(data_dir), policy_json, str(failures)],
@@ -45,7 +51,7 @@ def test_failures_of_all_processes_count(tmp_path: Path) -> None:
     for i in range(20):
         m.on_step_result(f"mine{i}", "s", POST)
     assert m.get_mode("mine0") is ExecutionState.RUNNING  # 20 < 50 in this process alone
-    clock.advance(10)
+    catch_up(clock, 10)
     allowed, reason = m.should_execute_step("mine0", "s")
     assert not allowed and "global.failure_window: 50" in reason
     assert m.get_mode("mine19") is ExecutionState.PAUSED
@@ -71,7 +77,7 @@ def test_a_pause_in_another_process_is_followed(tmp_path: Path) -> None:
     m = AutoHealManager(policy=policy, data_dir=tmp_path, clock=clock)
     _other_process(tmp_path, 5, policy.dump_json())
     assert m.should_execute_step("mine", "s")[0]
-    clock.advance(11)
+    catch_up(clock, 11)
     assert not m.should_execute_step("mine", "s")[0]
     m.close()
 
@@ -83,6 +89,6 @@ def test_off_by_default(tmp_path: Path) -> None:
     m = AutoHealManager(policy=policy, data_dir=tmp_path, clock=clock)
     _other_process(tmp_path, 4, policy.dump_json())
     m.on_step_result("mine", "s", POST)
-    clock.advance(60)
+    catch_up(clock, 60)
     assert m.should_execute_step("mine", "s")[0]
     m.close()

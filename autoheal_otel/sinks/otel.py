@@ -196,7 +196,7 @@ class OTelSink:
         self.operation_duration = m.create_histogram(
             sc.METRIC_OPERATION_DURATION,
             "s",
-            "Time taken by auto-heal operations: snapshot, rollback, warm restart.",
+            "Time taken by auto-heal operations: snapshot, rollback, warm restart, shared-log queries.",
             explicit_bucket_boundaries_advisory=sc.DURATION_BUCKETS_S,
         )
         self.state_duration = m.create_histogram(
