@@ -149,6 +149,22 @@ class DecisionsMixin(ManagerState):
                 details={"time_in_previous_state_s": round(spent, 6), **(details or {})},
             )
 
+    def _operator_move(
+        self,
+        wf: br.WorkflowRuntime,
+        target: ExecutionState,
+        reason: str,
+        actor: str,
+        now: float,
+        ts: datetime | None,
+        events: Events,
+    ) -> None:
+        """Move a workflow by hand; releasing it (RUNNING, DEGRADED) clears its counters."""
+        previous = wf.state
+        self._move(wf, target, Cause.OPERATOR, now, ts, events, Rule.OPERATOR, reason, actor=actor)
+        if target in (RUNNING, DEGRADED):
+            self._release(wf, previous, now, ts, events, actor)
+
     def _release(
         self,
         wf: br.WorkflowRuntime,

@@ -58,7 +58,6 @@ from ._state import (
     _span_ids,
 )
 from ._step import StepGuard, guard_decorator
-from ._transitions import Cause
 from ._version import __version__
 from ._warm import apply_restored
 from .sinks.jsonl import JsonlAuditSink, new_writer_id
@@ -486,20 +485,7 @@ class AutoHealManager(DecisionsMixin, ArtifactsMixin, PollingMixin):
                 if wf is None:
                     wf = self._add_workflow(workflow_id, now, ts, events)
                 if wf.state is not target:
-                    previous = wf.state
-                    self._move(
-                        wf,
-                        target,
-                        Cause.OPERATOR,
-                        now,
-                        ts,
-                        events,
-                        Rule.OPERATOR,
-                        reason,
-                        actor=actor,
-                    )
-                    if target in (RUNNING, DEGRADED):
-                        self._release(wf, previous, now, ts, events, actor)
+                    self._operator_move(wf, target, reason, actor, now, ts, events)
                 info = _info(wf)
                 if self._publisher.sinks:
                     self._publisher.enqueue(events)
@@ -531,18 +517,7 @@ class AutoHealManager(DecisionsMixin, ArtifactsMixin, PollingMixin):
         with self._lock:
             for wf in self._workflows.values():
                 if wf.state is PAUSED:
-                    self._move(
-                        wf,
-                        target,
-                        Cause.OPERATOR,
-                        now,
-                        ts,
-                        events,
-                        Rule.OPERATOR,
-                        reason,
-                        actor=actor,
-                    )
-                    self._release(wf, PAUSED, now, ts, events, actor)
+                    self._operator_move(wf, target, reason, actor, now, ts, events)
                     released.append(wf.workflow_id)
             self._clear_global_pause(now, ts, events, actor, reason)
             if self._publisher.sinks:

@@ -30,6 +30,7 @@ from pydantic import (
 )
 
 from ._errors import PolicyError
+from ._fs import write_atomic
 from ._models import Trigger
 
 __all__ = [
@@ -414,10 +415,7 @@ class PolicyConfig(_Section):
 
     def dump(self, path: str | os.PathLike[str]) -> None:
         """Write the policy to ``path`` atomically (a reader never sees half a file)."""
-        target = Path(path)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        tmp.write_text(self.dump_json(), encoding="utf-8")
-        os.replace(tmp, target)
+        write_atomic(Path(path), self.dump_json())
 
     @classmethod
     def json_schema(cls) -> dict[str, Any]:

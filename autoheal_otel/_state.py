@@ -123,6 +123,17 @@ class ManagerState:
 
         def _activate_all(self, label: str, reason: str, actor: str) -> None: ...
 
+        def _operator_move(
+            self,
+            wf: br.WorkflowRuntime,
+            target: ExecutionState,
+            reason: str,
+            actor: str,
+            now: float,
+            ts: datetime | None,
+            events: Events,
+        ) -> None: ...
+
         def _restore(
             self, workflow_id: str, to: Any, reason: str, actor: str
         ) -> ExecutionStateInfo: ...

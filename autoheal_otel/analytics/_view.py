@@ -198,7 +198,9 @@ def view_sql(
     - ``audit``: every record (with ``horizon``, only the compacted files that may hold
       records newer than it — a scoping, not a filter: queries still filter on ``ts``);
     - ``audit_events``: every record that is not a gate or a result (transitions, global,
-      activations, sessions, policy, probes): small, for the state queries.
+      activations, sessions, policy, probes): small, for the state queries;
+    - ``audit_resets``, ``audit_step_resets``, ``audit_global_resets``: the records that
+      reset a workflow's windows, its steps' streaks, the global window.
 
     ``live_table`` names a table holding the live JSONL rows (None: no live rows).
     """
@@ -228,7 +230,27 @@ def view_sql(
     return {
         "audit": " UNION ALL ".join(parts_all) if parts_all else _empty(),
         "audit_events": " UNION ALL ".join(parts_events) if parts_events else _empty(),
+        **RESET_VIEWS,
     }
+
+
+#: What resets a window or a streak, said once for every query (the manager's rules: an
+#: operator release or a successful probe clears a workflow's windows; recovery also clears its
+#: steps' streaks; an operator resume clears the global window).
+RESET_VIEWS = {
+    "audit_resets": (
+        "SELECT workflow_id, ts, seq FROM audit_events WHERE kind = 'transition' AND"
+        " (cause = 'probe_success' OR (cause = 'operator' AND state IN ('running', 'degraded')))"
+    ),
+    "audit_step_resets": (
+        "SELECT workflow_id, ts, seq FROM audit_events WHERE kind = 'transition' AND"
+        " (cause IN ('recovery', 'probe_success')"
+        " OR (cause = 'operator' AND state IN ('running', 'degraded')))"
+    ),
+    "audit_global_resets": (
+        "SELECT ts, seq FROM audit_events WHERE kind = 'global' AND reason = 'global.resumed'"
+    ),
+}
 
 
 @dataclass

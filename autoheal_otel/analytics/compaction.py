@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from .._fs import fsync_path
 from ..sinks.jsonl import AUDIT_DIR, is_segment_live, segment_paths
 from ._view import (
     AUDIT_COLUMNS,
@@ -125,7 +126,7 @@ def _write_output(
             f"COPY (SELECT {columns} FROM {table} WHERE {where} ORDER BY ts, seq)"
             f" TO {_quote(tmp)} {options}"
         )
-        _fsync_file(tmp)
+        fsync_path(tmp)
         os.replace(tmp, folder / name)
     rows, lo, hi = con.execute(
         f"SELECT count(*), min(ts), max(ts) FROM {table} WHERE kind IN ('gate', 'result')"
@@ -152,7 +153,7 @@ def _write_output(
         "total_rows": int(total),
         "replaces": list(replaces),
     }
-    _fsync_dir(folder)
+    fsync_path(folder)
     with (folder / MANIFEST).open("a", encoding="utf-8") as manifest:
         manifest.write(json.dumps(entry) + "\n")
         manifest.flush()
@@ -202,22 +203,6 @@ def _clean(folder: Path, audit: Path, report: CompactionReport) -> None:
 
 def _quote(path: Path) -> str:
     return "'" + str(path).replace("'", "''") + "'"
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _count_lines(path: Path) -> int:

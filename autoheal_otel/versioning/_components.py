@@ -21,6 +21,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any, Protocol
 
+from .._fs import fsync_path
 from ._ids import safe_name
 
 # Test seam for the crash-safety sweep: with AUTOHEAL_TEST_CRASH_AT=N the process exits at the
@@ -223,11 +224,7 @@ class FaissIndexComponent(DirectoryComponent):
         target = self.working / self.FILENAME
         tmp = target.with_name(f".{self.FILENAME}.tmp")
         faiss.write_index(index, str(tmp))
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_path(tmp)
         checksum = sha256_file(tmp)  # hashed once, here; snapshots reuse it through the inode
         os.replace(tmp, target)
         self.checksums.remember(target, checksum)

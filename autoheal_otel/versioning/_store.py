@@ -41,6 +41,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from .._clock import Clock, SystemClock
 from .._errors import AutoHealError, InvalidInputError
+from .._fs import fsync_path
 from .._models import VersionInfo
 from ._components import (
     ChecksumCache,
@@ -103,16 +104,8 @@ def _write_atomic(path: Path, text: str) -> None:
         os.fsync(handle.fileno())
     crash_point()
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    fsync_path(path.parent)
     crash_point()
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _vdir(n: int) -> str:
@@ -303,7 +296,7 @@ class VersionedStore:
             shutil.rmtree(tmp)  # unchanged: keep the version the active set already has
             return previous
         os.replace(tmp, root / _vdir(number))
-        _fsync_dir(root)
+        fsync_path(root)
         crash_point()
         return VersionInfo(
             component=name,
@@ -359,7 +352,7 @@ class VersionedStore:
                 crash_point()
         _write_atomic(self.dir / "CURRENT", str(target.id))
         (self.dir / "ROLLBACK").unlink(missing_ok=True)
-        _fsync_dir(self.dir)
+        fsync_path(self.dir)
 
     def mark_known_good(self, set_id: int | None = None) -> VersionSet:
         """Record a set (default: the active one) as the last known-good set."""

@@ -4,9 +4,8 @@
 -- lookback: $window_seconds
 WITH reset AS (
     SELECT max({'ts': ts, 'seq': seq}) AS reset
-    FROM audit_events
-    WHERE kind = 'global' AND reason = 'global.resumed' AND ts <= $as_of::TIMESTAMP
-      AND ts > $as_of::TIMESTAMP - to_microseconds(CAST(ceil($window_seconds::DOUBLE * 1000000) AS BIGINT))
+    FROM audit_global_resets
+    WHERE ts <= $as_of::TIMESTAMP AND ts > $as_of::TIMESTAMP - to_microseconds(CAST(ceil($window_seconds::DOUBLE * 1000000) AS BIGINT))
 )
 SELECT a.trigger, count(*) AS failures
 FROM audit a, reset r

@@ -5,11 +5,8 @@
 -- lookback: since
 WITH resets AS (
     SELECT workflow_id, max({'ts': ts, 'seq': seq}) AS reset
-    FROM audit_events
-    WHERE kind = 'transition'
-      AND ts <= $as_of::TIMESTAMP
-      AND (cause IN ('recovery', 'probe_success')
-           OR (cause = 'operator' AND state IN ('running', 'degraded')))
+    FROM audit_step_resets
+    WHERE ts <= $as_of::TIMESTAMP
     GROUP BY workflow_id
 ), results AS (
     SELECT a.workflow_id, a.step_id, {'ts': a.ts, 'seq': a.seq} AS k,

@@ -5,18 +5,15 @@
 -- lookback: $window_seconds
 WITH resets AS (
     SELECT workflow_id, max({'ts': ts, 'seq': seq}) AS reset
-    FROM audit_events
-    WHERE kind = 'transition'
-      AND ts <= $as_of::TIMESTAMP
+    FROM audit_resets
+    WHERE ts <= $as_of::TIMESTAMP
       -- a reset older than the window cannot exclude anything inside it
       AND ts > $as_of::TIMESTAMP - to_microseconds(CAST(ceil($window_seconds::DOUBLE * 1000000) AS BIGINT))
-      AND (cause = 'probe_success' OR (cause = 'operator' AND state IN ('running', 'degraded')))
     GROUP BY workflow_id
 ), global_reset AS (
     SELECT max({'ts': ts, 'seq': seq}) AS reset
-    FROM audit_events
-    WHERE kind = 'global' AND reason = 'global.resumed' AND ts <= $as_of::TIMESTAMP
-      AND ts > $as_of::TIMESTAMP - to_microseconds(CAST(ceil($window_seconds::DOUBLE * 1000000) AS BIGINT))
+    FROM audit_global_resets
+    WHERE ts <= $as_of::TIMESTAMP AND ts > $as_of::TIMESTAMP - to_microseconds(CAST(ceil($window_seconds::DOUBLE * 1000000) AS BIGINT))
 )
 SELECT a.workflow_id, a.step_id, epoch_us(a.ts) AS ts_us, a.trigger,
        (r.reset IS NULL OR {'ts': a.ts, 'seq': a.seq} > r.reset) AS in_workflow,

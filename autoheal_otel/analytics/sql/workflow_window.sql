@@ -5,12 +5,10 @@
 -- lookback: $window_seconds
 WITH resets AS (
     SELECT workflow_id, max({'ts': ts, 'seq': seq}) AS reset
-    FROM audit_events
-    WHERE kind = 'transition'
-      AND ts <= $as_of::TIMESTAMP
+    FROM audit_resets
+    WHERE ts <= $as_of::TIMESTAMP
       -- a reset older than the window cannot exclude anything inside it
       AND ts > $as_of::TIMESTAMP - to_microseconds(CAST(ceil($window_seconds::DOUBLE * 1000000) AS BIGINT))
-      AND (cause = 'probe_success' OR (cause = 'operator' AND state IN ('running', 'degraded')))
     GROUP BY workflow_id
 )
 SELECT a.workflow_id, a.trigger, count(*) AS failures
