@@ -166,6 +166,7 @@ class AutoHealManager(DecisionsMixin, ArtifactsMixin, PollingMixin):
         if store is not None:
             self.attach_store(store)
         self._sync_at = math.inf
+        self._foreign_since = self._clock.now()
         if self.data_dir is not None and self._policy.breakers.global_.shared_across_processes:
             self._sync_at = now + self._policy.breakers.global_.sync_interval_seconds
         self._poll_at = min(self._watcher.next_check if self._watcher else math.inf, self._sync_at)

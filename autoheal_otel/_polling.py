@@ -8,15 +8,20 @@ from __future__ import annotations
 
 import logging
 import math
+from datetime import UTC
+from typing import Any
 
 from ._errors import InvalidInputError
 from ._events import DecisionEvent, RuleFiring
+from ._models import ExecutionState
 from ._policy import PolicyConfig
 from ._semconv import EventKind, Rule
 from ._state import (
     PAUSED,
+    ROLLBACK,
     ManagerState,
 )
+from ._transitions import Cause, is_legal
 
 _log = logging.getLogger("autoheal_otel")
 
@@ -45,9 +50,12 @@ class PollingMixin(ManagerState):
         self._poll_at = min(self._watcher.next_check if self._watcher else math.inf, self._sync_at)
 
     def _sync_global(self, now: float) -> None:
-        """Count every process's failures in the global window from the shared audit log.
+        """Read the shared audit log: other processes' failures, pauses and operator moves.
 
-        Also follows a global pause that another process recorded after our last look.
+        Counts every process's failures in the global window, follows a global pause another
+        process recorded, and applies operator moves and resumes that other writers (an
+        ``autoheal force``, another executor) recorded since the last look — without recording
+        them again: their own record is the audit entry.
         """
         from .analytics import AuditAnalytics
 
@@ -59,6 +67,11 @@ class PollingMixin(ManagerState):
         db.refresh()
         gp = self._policy.breakers.global_
         wall = self._clock.now()
+        foreign = db.query(
+            "foreign_operator_actions", writer=self.writer, since=self._foreign_since
+        )
+        if foreign:
+            self._apply_foreign(foreign, now)
         rows = db.query(
             "global_window",
             as_of=wall,
@@ -86,6 +99,41 @@ class PollingMixin(ManagerState):
                 if self._publisher.sinks:
                     self._publisher.enqueue(events)
         self._publisher.drain()
+
+    def _apply_foreign(self, actions: list[dict[str, Any]], now: float) -> None:
+        """Apply other writers' operator moves and resumes to the in-memory state (no events)."""
+        with self._lock:
+            for action in actions:
+                self._foreign_since = max(self._foreign_since, action["ts"].replace(tzinfo=UTC))
+                if action["kind"] == EventKind.GLOBAL:
+                    if self._global.paused:
+                        self._global.paused = False
+                        self._global.window.clear()
+                    continue
+                target = ExecutionState(action["state"])
+                wf = self._workflows.get(action["workflow_id"])
+                if wf is None:
+                    wf = self._add_workflow(action["workflow_id"], now, None, None)
+                if wf.state is target or target is ROLLBACK:
+                    continue  # a rollback's restore was done by the writer that recorded it
+                if not is_legal(wf.state, target, Cause.OPERATOR):
+                    _log.warning(
+                        "autoheal ignores %s's move of %r from %s to %s: not an operator edge",
+                        action["writer"],
+                        wf.workflow_id,
+                        wf.state.value,
+                        target.value,
+                    )
+                    continue
+                self._operator_move(
+                    wf,
+                    target,
+                    action["message"] or "operator",
+                    action["actor"] or "operator",
+                    now,
+                    None,
+                    None,
+                )
 
     def _poll_policy(self, now: float) -> None:
         watcher = self._watcher

@@ -74,6 +74,7 @@ class ManagerState:
     _otel: OTelSink | None
     _sync_at: float
     _poll_at: float
+    _foreign_since: datetime
     last_policy_error: PolicyError | None
     writer: str
     store: VersionedStore | None

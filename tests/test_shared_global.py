@@ -92,3 +92,30 @@ def test_off_by_default(tmp_path: Path) -> None:
     catch_up(clock, 60)
     assert m.should_execute_step("mine", "s")[0]
     m.close()
+
+
+def test_a_running_manager_follows_autoheal_force(tmp_path: Path) -> None:
+    """`autoheal force` from another process reaches a running manager at its next sync."""
+    import shutil
+
+    policy = policy_with(**SHARED)
+    clock = FakeClock(start=datetime.now(UTC))
+    m = AutoHealManager(policy=policy, data_dir=tmp_path, clock=clock)
+    m.on_step_result("invoice", "s", POST)
+    exe = shutil.which("autoheal", path=str(Path(sys.executable).parent))
+    assert exe is not None
+    for state in ("quarantined", "running"):
+        proc = subprocess.run([exe, "force", "invoice", state, "--reason", f"ops {state}",
+                               "--actor", "ann", "--data-dir", str(tmp_path)],
+                              capture_output=True, text=True, timeout=60, check=False)
+        assert proc.returncode == 0, proc.stderr
+        catch_up(clock, 10)
+        m.should_execute_step("invoice", "s")  # the sync runs on this hook
+        assert m.get_mode("invoice").value == state
+        assert m.get_state_info("invoice").actor == "ann"
+    m.close()
+    from autoheal_otel.analytics import AuditAnalytics
+
+    with AuditAnalytics(tmp_path) as db:  # recorded once, by the CLI, not again by the manager
+        moves = db.query("transitions", workflow_id="invoice")
+    assert [(t["state"], t["actor"]) for t in moves] == [("quarantined", "ann"), ("running", "ann")]
