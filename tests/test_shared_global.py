@@ -105,9 +105,24 @@ def test_a_running_manager_follows_autoheal_force(tmp_path: Path) -> None:
     exe = shutil.which("autoheal", path=str(Path(sys.executable).parent))
     assert exe is not None
     for state in ("quarantined", "running"):
-        proc = subprocess.run([exe, "force", "invoice", state, "--reason", f"ops {state}",
-                               "--actor", "ann", "--data-dir", str(tmp_path)],
-                              capture_output=True, text=True, timeout=60, check=False)
+        proc = subprocess.run(
+            [
+                exe,
+                "force",
+                "invoice",
+                state,
+                "--reason",
+                f"ops {state}",
+                "--actor",
+                "ann",
+                "--data-dir",
+                str(tmp_path),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         assert proc.returncode == 0, proc.stderr
         catch_up(clock, 10)
         m.should_execute_step("invoice", "s")  # the sync runs on this hook
