@@ -163,7 +163,11 @@ def test_compaction_gives_the_same_answers(tmp_path: Path, clock: FakeClock) -> 
     assert len(report.compacted) == 1 and len(report.skipped_live) == 1
     assert report.bytes_out < report.bytes_in
     compacted = sorted((tmp_path / "audit" / "compacted").glob("*.parquet"))
-    assert [p.name.endswith(".events.parquet") for p in compacted] == [True, False]
+    assert sorted(p.name.split(".", 1)[1] for p in compacted) == [
+        "events.parquet",
+        "parquet",
+        "rollup.parquet",
+    ]  # bulk, small records, version rollup
     with AuditAnalytics(tmp_path) as db:
         assert [db.query(n, **p) for n, p in queries] == before
         meta = db.sql(f"SELECT compression FROM parquet_metadata('{compacted[0]}') LIMIT 1")
@@ -205,7 +209,7 @@ def test_crash_before_the_manifest_line_leaves_only_orphans(
         assert (db.query("transitions", workflow_id=""), db.query("summary")) == before
     assert before[0]  # there was a transition that could have doubled
     report = compact(tmp_path)
-    assert len(report.cleaned) == 2  # the two orphan files
+    assert len(report.cleaned) == 3  # the three orphan files
     with AuditAnalytics(tmp_path) as db:
         assert (db.query("transitions", workflow_id=""), db.query("summary")) == before
 
@@ -217,7 +221,7 @@ def test_small_outputs_are_merged(tmp_path: Path, clock: FakeClock) -> None:
         report = compact(tmp_path)
     assert report.merged and len(report.merged) == 4
     folder = tmp_path / "audit" / "compacted"
-    assert len(list(folder.glob("*.parquet"))) == 2  # one result file, one event file
+    assert len(list(folder.glob("*.parquet"))) == 3  # one result, one event, one rollup file
     with AuditAnalytics(tmp_path) as db:
         after = db.query("summary")
     assert after[0]["results"] == 120
@@ -226,11 +230,39 @@ def test_small_outputs_are_merged(tmp_path: Path, clock: FakeClock) -> None:
     assert json.loads(lines[-1])["replaces"]
     for line in lines[:-1]:
         entry = json.loads(line)
-        for name in (entry["results"], entry["events"]):
+        for name in (entry["results"], entry["events"], entry["rollup"]):
             (folder / name).write_bytes(b"")  # stand-ins: must never be read
     with AuditAnalytics(tmp_path) as db:
         assert db.query("summary") == after
     assert compact(tmp_path).cleaned
+
+
+def test_version_counts_come_from_rollups_after_compaction(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """Per-version counts are the same from the live log, from rollups, and from both."""
+
+    def run(n: int) -> None:
+        with AutoHealManager(data_dir=tmp_path, clock=clock) as m:
+            m.activate_artifact_version(f"v{n}", reason="test")
+            for i in range(6):
+                m.on_step_result("w", "s", POST if i % 3 == 0 else OK)
+
+    def counts() -> list[tuple[str, int, int]]:
+        with AuditAnalytics(tmp_path) as db:
+            return [
+                (r["artifact_version"], r["executions"], r["successes"])
+                for r in db.query("version_counts")
+            ]
+
+    run(1)
+    run(2)
+    live = counts()
+    assert live == [("v1", 6, 4), ("v2", 6, 4)]
+    compact(tmp_path)
+    assert counts() == live
+    run(1)  # v1 again, in a live segment: first use still orders it first
+    assert counts() == [("v1", 12, 8), ("v2", 6, 4)]
 
 
 def test_regression_verdicts(tmp_path: Path, clock: FakeClock) -> None:

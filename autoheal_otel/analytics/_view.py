@@ -109,6 +109,16 @@ class CompactedOutput:
     max_ts: datetime | None
     rows: int
     replaces: tuple[str, ...] = ()
+    rollup: str | None = None
+
+
+#: Executions and successes per workflow and artifact version, with the (ts, seq) key of the
+#: version's first use: written per compaction output, computed live for the JSONL part.
+ROLLUP_SQL = (
+    "SELECT workflow_id, artifact_version, min({{'ts': ts, 'seq': seq}}) AS first_key,"
+    " count(*) AS executions, count(*) FILTER (WHERE outcome = 'success') AS successes"
+    " FROM {source} WHERE kind = 'result' AND artifact_version IS NOT NULL GROUP BY ALL"
+)
 
 
 def read_manifest(folder: Path) -> list[CompactedOutput]:
@@ -134,6 +144,7 @@ def read_manifest(folder: Path) -> list[CompactedOutput]:
                 max_ts=datetime.fromisoformat(e["max_ts"]) if e.get("max_ts") else None,
                 rows=int(e["rows"]),
                 replaces=tuple(e.get("replaces", ())),
+                rollup=e.get("rollup"),
             )
         except (ValueError, KeyError, TypeError):
             continue  # a torn last line: that output is not complete, so it does not count
@@ -151,6 +162,7 @@ class Sources:
     results: list[Path]
     events: list[Path]
     ranges: dict[str, tuple[datetime | None, datetime | None]]
+    rollups: list[Path] = field(default_factory=list)
 
     def results_since(self, horizon: datetime | None) -> list[Path]:
         """Return the result files that may hold a record newer than ``horizon`` (naive UTC)."""
@@ -177,8 +189,9 @@ def sources(data_dir: Path) -> Sources:
     results = [folder / o.results for o in outputs if (folder / o.results).exists()]
     events = [folder / o.events for o in outputs if (folder / o.events).exists()]
     ranges = {o.results: (o.min_ts, o.max_ts) for o in outputs}
+    rollups = [folder / o.rollup for o in outputs if o.rollup and (folder / o.rollup).exists()]
     jsonl = [p for p in segment_paths(audit) if p.stem not in done and p.stat().st_size > 0]
-    return Sources(jsonl, results, events, ranges)
+    return Sources(jsonl, results, events, ranges, rollups)
 
 
 def _files(paths: list[Path]) -> str:
@@ -200,7 +213,9 @@ def view_sql(
     - ``audit_events``: every record that is not a gate or a result (transitions, global,
       activations, sessions, policy, probes): small, for the state queries;
     - ``audit_resets``, ``audit_step_resets``, ``audit_global_resets``: the records that
-      reset a workflow's windows, its steps' streaks, the global window.
+      reset a workflow's windows, its steps' streaks, the global window;
+    - ``audit_version_rollup``: executions and successes per workflow and artifact version,
+      from the rollups compaction wrote and the live JSONL.
 
     ``live_table`` names a table holding the live JSONL rows (None: no live rows).
     """
@@ -227,9 +242,19 @@ def view_sql(
         )
         if p
     ]
+    parts_rollup = [
+        p
+        for p in (
+            ROLLUP_SQL.format(source=live_table) if live_table else None,
+            f"SELECT * FROM read_parquet({_files(src.rollups)})" if src.rollups else None,
+        )
+        if p
+    ]
+    empty_rollup = ROLLUP_SQL.format(source=f"({_empty()})")
     return {
         "audit": " UNION ALL ".join(parts_all) if parts_all else _empty(),
         "audit_events": " UNION ALL ".join(parts_events) if parts_events else _empty(),
+        "audit_version_rollup": " UNION ALL ".join(parts_rollup) if parts_rollup else empty_rollup,
         **RESET_VIEWS,
     }
 

@@ -33,6 +33,7 @@ from ._view import (
     AUDIT_COLUMNS,
     COMPACTED_DIR,
     MANIFEST,
+    ROLLUP_SQL,
     CompactedOutput,
     read_json_sql,
     read_manifest,
@@ -111,46 +112,42 @@ def compact(
 def _write_output(
     con: Any, folder: Path, table: str, segments: list[str], replaces: tuple[str, ...]
 ) -> CompactedOutput:
-    """Write a table's rows as one output and record it in the manifest (see the invariants)."""
+    """Write a table's rows as one output and record it in the manifest (see the invariants).
+
+    Three files: the gates and results, the other records, and a rollup of executions and
+    successes per workflow and artifact version (what a warm restart needs, without a scan).
+    """
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     out_id = f"c-{stamp}-{secrets.token_hex(3)}"
-    results, events = f"{out_id}.parquet", f"{out_id}.events.parquet"
+    names = {
+        "results": f"{out_id}.parquet",
+        "events": f"{out_id}.events.parquet",
+        "rollup": f"{out_id}.rollup.parquet",
+    }
     options = f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP_ROWS})"
     columns = ", ".join(f'"{c}"' for c in AUDIT_COLUMNS)
-    for name, where in (
-        (results, "kind IN ('gate', 'result')"),
-        (events, "kind NOT IN ('gate', 'result')"),
-    ):
+    selects = {
+        "results": f"SELECT {columns} FROM {table} WHERE kind IN ('gate', 'result') ORDER BY ts, seq",
+        "events": f"SELECT {columns} FROM {table} WHERE kind NOT IN ('gate', 'result') ORDER BY ts, seq",
+        "rollup": ROLLUP_SQL.format(source=table),
+    }
+    for key, name in names.items():
         tmp = folder / f".{name}.tmp"
-        con.execute(
-            f"COPY (SELECT {columns} FROM {table} WHERE {where} ORDER BY ts, seq)"
-            f" TO {_quote(tmp)} {options}"
-        )
+        con.execute(f"COPY ({selects[key]}) TO {_quote(tmp)} {options}")
         fsync_path(tmp)
         os.replace(tmp, folder / name)
     rows, lo, hi = con.execute(
         f"SELECT count(*), min(ts), max(ts) FROM {table} WHERE kind IN ('gate', 'result')"
     ).fetchall()[0]
-    total = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
-    out = CompactedOutput(
-        id=out_id,
-        results=results,
-        events=events,
-        segments=tuple(segments),
-        min_ts=lo,
-        max_ts=hi,
-        rows=int(rows),
-        replaces=replaces,
-    )
+    total = int(con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
     entry = {
-        "id": out.id,
-        "results": results,
-        "events": events,
+        "id": out_id,
+        **names,
         "segments": list(segments),
         "min_ts": lo.isoformat() if lo else None,
         "max_ts": hi.isoformat() if hi else None,
         "rows": int(rows),
-        "total_rows": int(total),
+        "total_rows": total,
         "replaces": list(replaces),
     }
     fsync_path(folder)
@@ -159,14 +156,15 @@ def _write_output(
         manifest.flush()
         os.fsync(manifest.fileno())
     return CompactedOutput(
-        id=out.id,
-        results=out.results,
-        events=out.events,
-        segments=out.segments,
-        min_ts=out.min_ts,
-        max_ts=out.max_ts,
-        rows=int(total),
+        id=out_id,
+        results=names["results"],
+        events=names["events"],
+        segments=tuple(segments),
+        min_ts=lo,
+        max_ts=hi,
+        rows=total,
         replaces=replaces,
+        rollup=names["rollup"],
     )
 
 
@@ -176,12 +174,13 @@ def _merge_small(con: Any, folder: Path, report: CompactionReport) -> None:
     if len(small) < MERGE_AT:
         return
     files = [folder / name for o in small for name in (o.results, o.events)]
+    stale = files + [folder / o.rollup for o in small if o.rollup]
     listing = "[" + ", ".join(_quote(p) for p in files) + "]"
     con.execute(f"CREATE OR REPLACE TABLE merged AS SELECT * FROM read_parquet({listing})")
     segments = [s for o in small for s in o.segments]
     _write_output(con, folder, "merged", segments, tuple(o.id for o in small))
     con.execute("DROP TABLE merged")
-    for path in files:
+    for path in stale:
         path.unlink(missing_ok=True)
     report.merged = [o.id for o in small]
 
@@ -189,7 +188,7 @@ def _merge_small(con: Any, folder: Path, report: CompactionReport) -> None:
 def _clean(folder: Path, audit: Path, report: CompactionReport) -> None:
     """Delete what a crashed run left: orphan files, compacted segments, replaced outputs."""
     outputs = read_manifest(folder)
-    named = {MANIFEST} | {name for o in outputs for name in (o.results, o.events)}
+    named = {MANIFEST} | {name for o in outputs for name in (o.results, o.events, o.rollup) if name}
     for path in folder.iterdir():
         if path.name not in named:
             path.unlink(missing_ok=True)
