@@ -169,11 +169,6 @@ class Publisher:
         self.published = 0
         self.errors: dict[str, int] = {}
 
-    @property
-    def active(self) -> bool:
-        """Return True when at least one sink is registered (events are worth building)."""
-        return bool(self.sinks)
-
     def add(self, sink: EventSink) -> None:
         """Register a sink (copy-on-write, so publishing never sees a half-updated list)."""
         if not isinstance(sink, EventSink):

@@ -13,7 +13,6 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -311,7 +310,3 @@ class EffectiveSettings(_Record):
     def step_delay_s(self) -> float:
         """Return the pause between steps in seconds."""
         return self.step_delay_ms / 1000.0
-
-
-def _utc(dt: datetime) -> str:
-    return dt.isoformat().replace("+00:00", "Z")

@@ -8,11 +8,11 @@ versions and the trace id; ``attach`` adds files (a screenshot, an embedding) ne
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._events import DecisionEvent
+from .._fs import write_atomic
 from .._models import ExecutionState
 from .._semconv import EventKind
 from ..versioning import safe_name
@@ -48,9 +48,7 @@ class FailureCaseRecorder:
         folder.mkdir(parents=True, exist_ok=True)
         stamp = event.ts.strftime("%Y%m%dT%H%M%S") if event.ts else "unknown"
         path = folder / f"{stamp}-{event.seq:08d}.json"
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(case, indent=2, default=str), encoding="utf-8")
-        os.replace(tmp, path)
+        write_atomic(path, json.dumps(case, indent=2, default=str))
         self.cases.append(path)
 
     def _case(self, event: DecisionEvent) -> dict[str, Any]:

@@ -8,12 +8,12 @@ timeline (states as bands, failures as ticks) and needs nothing else to open.
 from __future__ import annotations
 
 import html
-import os
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._events import DecisionEvent
+from .._fs import write_atomic
 from .._semconv import EventKind
 from ..versioning import safe_name
 
@@ -222,9 +222,7 @@ class MiniReportWriter:
         stamp = event.ts.strftime("%Y%m%dT%H%M%S") if event.ts else "unknown"
         base = folder / f"{stamp}-{event.seq:08d}"
         for suffix, text in ((".md", markdown), (".html", page)):
-            tmp = base.with_name(f".{base.name}{suffix}.tmp")
-            tmp.write_text(text, encoding="utf-8")
-            os.replace(tmp, base.with_suffix(suffix))
+            write_atomic(base.with_suffix(suffix), text)
         self.reports.append(base.with_suffix(".html"))
 
     def flush(self) -> None:

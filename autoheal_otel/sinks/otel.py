@@ -25,6 +25,7 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 from .. import _semconv as sc
 from .._events import DecisionEvent
+from .._models import ExecutionState
 from .._semconv import EventKind
 
 __all__ = ["GaugeSnapshot", "OTelSink", "resolve_providers"]
@@ -371,8 +372,6 @@ class OTelSink:
         for wid, state, _ in self._snapshot():
             if wid != "*":
                 counts[state] = counts.get(state, 0) + 1
-        from .._models import ExecutionState
-
         return [
             Observation(counts.get(s.value, 0), {sc.ATTR_STATE: s.value}) for s in ExecutionState
         ]

@@ -41,7 +41,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from .._clock import Clock, SystemClock
 from .._errors import AutoHealError, InvalidInputError
-from .._fs import fsync_path
+from .._fs import fsync_path, write_atomic
 from .._models import VersionInfo
 from ._components import (
     ChecksumCache,
@@ -97,15 +97,7 @@ class VerifyReport:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    crash_point()
-    os.replace(tmp, path)
-    fsync_path(path.parent)
-    crash_point()
+    write_atomic(path, text, step=crash_point)
 
 
 def _vdir(n: int) -> str:
