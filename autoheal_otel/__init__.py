@@ -28,10 +28,10 @@ from ._models import (
 )
 from ._policy import PolicyConfig
 from ._report import StatusReport
-from ._semconv import EventKind, Rule
 from ._step import PostconditionFailed, StepGuard, TargetNotFound, WatchdogTimeout
 from ._transitions import Cause, Edge
 from ._version import __version__
+from .semconv import EventKind, Rule
 
 __all__ = [
     "AutoHealError",

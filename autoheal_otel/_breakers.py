@@ -20,8 +20,8 @@ from typing import Any
 from ._events import RuleFiring
 from ._models import OUTCOME_TRIGGER, ExecutionState, Outcome, StepResult, Trigger
 from ._policy import GlobalBreakerPolicy, WorkflowPolicy
-from ._semconv import Rule
 from ._windows import SlidingWindow
+from .semconv import Rule
 
 __all__ = [
     "Classification",
@@ -191,6 +191,15 @@ class WorkflowRuntime:
             else self.policy.running.strict_ambiguity
         )
 
+    def retune(self, policy: WorkflowPolicy) -> None:
+        """Put a new policy in force: cached settings and window lengths follow it."""
+        self.policy = policy
+        self.refresh()
+        self.window.window_seconds = policy.workflow_breaker.window_seconds
+        for step in self.steps.values():
+            if step.window is not None:
+                step.window.window_seconds = policy.step_breaker.window_seconds
+
     def remember(self, entry: dict[str, Any], *, error: bool) -> None:
         """Append a transition (or, with ``error``, a failure) to the bounded history."""
         if error:
@@ -233,11 +242,6 @@ class WorkflowRuntime:
         for step in self.steps.values():
             step.reset()
         self.recovery_streak = 0
-
-    def reset_counters(self) -> None:
-        """Forget the workflow window too (an explicit release: operator or probe)."""
-        self.window.clear()
-        self.reset_steps()
 
 
 class GlobalRuntime:

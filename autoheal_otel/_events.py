@@ -23,7 +23,7 @@ from typing import Any, Protocol, runtime_checkable
 import orjson
 
 from ._models import ExecutionState, Outcome, Trigger
-from ._semconv import AUDIT_SCHEMA_VERSION, EventKind
+from .semconv import AUDIT_SCHEMA_VERSION, EventKind
 
 __all__ = ["DecisionEvent", "EventSink", "Publisher", "RuleFiring"]
 

@@ -1,55 +1,116 @@
 """Periodic work on the hooks' thread, outside the lock: policy hot reload and the shared log.
 
-Checked at most every ``check_interval_seconds`` / ``sync_interval_seconds`` of the injected
-clock; nothing here ever raises into an executor's hook.
+The :class:`Periodic` collaborator runs at most every ``check_interval_seconds`` /
+``sync_interval_seconds`` of the injected clock and turns what it finds into machine inputs
+(a policy change or rejection, other writers' moves, the shared global figures), fed through
+the manager's one input path. Nothing here ever raises into an executor's hook.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from datetime import UTC
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
-from ._errors import InvalidInputError
-from ._events import DecisionEvent, RuleFiring
+from . import _upkeep
+from ._errors import PolicyError
+from ._machine import Machine
 from ._models import ExecutionState
 from ._policy import PolicyConfig
-from ._semconv import EventKind, Rule
-from ._state import (
-    PAUSED,
-    ROLLBACK,
-    ManagerState,
-)
-from ._transitions import Cause, is_legal
+from ._policy_watch import PolicyWatcher
+
+__all__ = ["Periodic"]
 
 _log = logging.getLogger("autoheal_otel")
 
 
-class PollingMixin(ManagerState):
-    """Periodic work on the hooks' thread, outside the lock: policy hot reload and the shared log."""
+class Periodic:
+    """Poll the policy file and the shared audit log when due, and feed the machine."""
 
-    def update_policy(self, policy: PolicyConfig) -> None:
-        """Apply a new policy now (recorded as a policy reload)."""
-        if not isinstance(policy, PolicyConfig):
-            raise InvalidInputError("policy", policy, "must be a PolicyConfig")
-        self._apply_policy(policy, self._monotonic(), source="api")
+    def __init__(
+        self,
+        machine: Machine,
+        decide: Callable[..., Any],
+        watcher: PolicyWatcher | None,
+        data_dir: Path | None,
+        writer: str,
+        now: float,
+        wall: datetime,
+        record_operation: Callable[[str, float], None],
+        monotonic: Callable[[], float],
+    ) -> None:
+        self._machine = machine
+        self._decide = decide
+        self.watcher = watcher
+        self._data_dir = data_dir
+        self._writer = writer
+        self._record_operation = record_operation
+        self._monotonic = monotonic
+        self._analytics: Any = None
+        self._foreign_since = wall
+        #: Why the last policy edit was rejected (None after a good one).
+        self.last_error: PolicyError | None = None
+        self.sync_at = math.inf
+        self._schedule(now)
+        #: When the next check is due (the hooks compare against it, nothing more).
+        self.due = self._next_due()
 
-    # -- policy (called without the lock) ----------------------------------------------------
+    def _schedule(self, now: float) -> None:
+        gp = self._machine.policy.breakers.global_
+        if self._data_dir is not None and gp.shared_across_processes:
+            self.sync_at = min(self.sync_at, now + gp.sync_interval_seconds)
+        else:
+            self.sync_at = math.inf
 
-    def _poll(self, now: float) -> None:
-        """Run the periodic checks that are due: the policy file and the shared global scope."""
-        if now >= self._sync_at:
-            self._sync_at = now + self._policy.breakers.global_.sync_interval_seconds
+    def _next_due(self) -> float:
+        return min(self.watcher.next_check if self.watcher else math.inf, self.sync_at)
+
+    def poll(self, now: float, wall: Callable[[], datetime]) -> None:
+        """Run the checks that are due: the shared global scope, then the policy file."""
+        if now >= self.sync_at:
+            self.sync_at = now + self._machine.policy.breakers.global_.sync_interval_seconds
             try:
-                self._sync_global(now)
+                self._sync_global(wall())
             except Exception:  # reading other processes' logs must never break a hook
                 _log.exception("autoheal could not read the shared audit log")
-        if self._watcher is not None and now >= self._watcher.next_check:
-            self._poll_policy(now)
-        self._poll_at = min(self._watcher.next_check if self._watcher else math.inf, self._sync_at)
+        watcher = self.watcher
+        if watcher is not None and now >= watcher.next_check:
+            change = watcher.poll(now)
+            if change is not None and change.policy is not None:
+                self.apply_policy(change.policy, now, str(watcher.path))
+            elif change is not None and change.error is not None:
+                error = self.last_error = change.error
+                _log.warning("autoheal policy rejected, keeping the last good one: %s", error)
+                self._decide(
+                    None,
+                    "policy",
+                    None,
+                    _upkeep.reject_policy,
+                    self._machine.ledger,
+                    str(error),
+                    error.field,
+                    error.source,
+                )
+        self.due = self._next_due()
 
-    def _sync_global(self, now: float) -> None:
+    def apply_policy(self, policy: PolicyConfig, now: float, source: str) -> None:
+        """Put ``policy`` in force (recorded) and follow its polling intervals."""
+        self.last_error = None
+        self._decide(
+            None, "policy", None, _upkeep.change_policy, self._machine.ledger, policy, source
+        )
+        if self.watcher is not None:
+            if policy.hot_reload.enabled:
+                self.watcher.interval = policy.hot_reload.check_interval_seconds
+            else:
+                self.watcher.next_check = math.inf
+        self._schedule(now)
+        self.due = self._next_due()
+
+    def _sync_global(self, wall: datetime) -> None:
         """Read the shared audit log: other processes' failures, pauses and operator moves.
 
         Counts every process's failures in the global window, follows a global pause another
@@ -59,19 +120,22 @@ class PollingMixin(ManagerState):
         """
         from .analytics import AuditAnalytics
 
-        assert self.data_dir is not None
+        assert self._data_dir is not None
         if self._analytics is None:
-            self._analytics = AuditAnalytics(self.data_dir)
+            self._analytics = AuditAnalytics(self._data_dir)
         db = self._analytics
         started = self._monotonic()
         db.refresh()
-        gp = self._policy.breakers.global_
-        wall = self._clock.now()
+        gp = self._machine.policy.breakers.global_
         foreign = db.query(
-            "foreign_operator_actions", writer=self.writer, since=self._foreign_since
+            "foreign_operator_actions", writer=self._writer, since=self._foreign_since
         )
         if foreign:
-            self._apply_foreign(foreign, now)
+            newest = self._decide(
+                None, "sync", None, _upkeep.follow, self._machine.ledger, foreign, record=False
+            )
+            if newest is not None:
+                self._foreign_since = max(self._foreign_since, newest)
         rows = db.query(
             "global_window",
             as_of=wall,
@@ -80,138 +144,11 @@ class PollingMixin(ManagerState):
         )
         count = sum(int(r["failures"]) for r in rows)
         state = db.query("global_state", as_of=wall)
-        self.record_operation("query", self._monotonic() - started)
-        paused_elsewhere = bool(state) and state[0]["state"] == PAUSED.value
-        events: list[DecisionEvent] = []
-        with self._lock:
-            if self._global.paused:
-                return
-            if count >= gp.failure_threshold or paused_elsewhere:
-                firing = RuleFiring(
-                    Rule.GLOBAL_FAILURE_WINDOW,
-                    "global",
-                    "*",
-                    max(count, gp.failure_threshold) if paused_elsewhere else count,
-                    gp.failure_threshold,
-                    gp.window_seconds,
-                )
-                self._pause_all(firing, now, wall, events)
-                if self._publisher.sinks:
-                    self._publisher.enqueue(events)
-        self._publisher.drain()
+        self._record_operation("query", self._monotonic() - started)
+        paused = bool(state) and state[0]["state"] == ExecutionState.PAUSED.value
+        self._decide(None, "sync", None, _upkeep.shared_pause, self._machine.ledger, count, paused)
 
-    def _apply_foreign(self, actions: list[dict[str, Any]], now: float) -> None:
-        """Apply other writers' operator moves and resumes to the in-memory state (no events)."""
-        with self._lock:
-            for action in actions:
-                self._foreign_since = max(self._foreign_since, action["ts"].replace(tzinfo=UTC))
-                if action["kind"] == EventKind.GLOBAL:
-                    if self._global.paused:
-                        self._global.paused = False
-                        self._global.window.clear()
-                    continue
-                target = ExecutionState(action["state"])
-                wf = self._workflows.get(action["workflow_id"])
-                if wf is None:
-                    wf = self._add_workflow(action["workflow_id"], now, None, None)
-                if wf.state is target or target is ROLLBACK:
-                    continue  # a rollback's restore was done by the writer that recorded it
-                if not is_legal(wf.state, target, Cause.OPERATOR):
-                    _log.warning(
-                        "autoheal ignores %s's move of %r from %s to %s: not an operator edge",
-                        action["writer"],
-                        wf.workflow_id,
-                        wf.state.value,
-                        target.value,
-                    )
-                    continue
-                self._operator_move(
-                    wf,
-                    target,
-                    action["message"] or "operator",
-                    action["actor"] or "operator",
-                    now,
-                    None,
-                    None,
-                )
-
-    def _poll_policy(self, now: float) -> None:
-        watcher = self._watcher
-        if watcher is None:
-            return
-        change = watcher.poll(now)
-        if change is None:
-            return
-        if change.policy is not None:
-            self._apply_policy(change.policy, now, source=str(watcher.path))
-            return
-        assert change.error is not None
-        self.last_policy_error = change.error
-        _log.warning("autoheal policy rejected, keeping the last good one: %s", change.error)
-        ts = self._clock.now()
-        with self._lock:
-            if self._publisher.sinks:
-                events: list[DecisionEvent] = []
-                self._emit(
-                    events,
-                    EventKind.POLICY_REJECTED,
-                    ts,
-                    now,
-                    None,
-                    None,
-                    None,
-                    reason="policy.rejected",
-                    message=str(change.error),
-                    details={"field": change.error.field, "source": change.error.source},
-                )
-                self._publisher.enqueue(events)
-        self._publisher.drain()
-
-    def _apply_policy(self, policy: PolicyConfig, now: float, source: str) -> None:
-        ts = self._clock.now()
-        with self._lock:
-            old = self._policy
-            self._policy = policy
-            self._policy_version = policy.version
-            self.last_policy_error = None
-            for wid, wf in self._workflows.items():
-                wf.policy = policy.for_workflow(wid)
-                wf.refresh()
-                wf.window.window_seconds = wf.policy.workflow_breaker.window_seconds
-                for step in wf.steps.values():
-                    if step.window is not None:
-                        step.window.window_seconds = wf.policy.step_breaker.window_seconds
-            self._global.window.window_seconds = policy.breakers.global_.window_seconds
-            if self._watcher is not None:
-                if policy.hot_reload.enabled:
-                    self._watcher.interval = policy.hot_reload.check_interval_seconds
-                else:
-                    self._watcher.next_check = math.inf
-            gp = policy.breakers.global_
-            if self.data_dir is not None and gp.shared_across_processes:
-                self._sync_at = min(self._sync_at, now + gp.sync_interval_seconds)
-            else:
-                self._sync_at = math.inf
-            self._poll_at = min(
-                self._watcher.next_check if self._watcher else math.inf, self._sync_at
-            )
-            if self._publisher.sinks:
-                events: list[DecisionEvent] = []
-                self._emit(
-                    events,
-                    EventKind.POLICY_RELOAD,
-                    ts,
-                    now,
-                    None,
-                    None,
-                    None,
-                    reason="policy.reloaded",
-                    message=f"policy {old.version} -> {policy.version}",
-                    details={
-                        "source": source,
-                        "previous_version": old.version,
-                        "policy": policy.to_dict(),
-                    },
-                )
-                self._publisher.enqueue(events)
-        self._publisher.drain()
+    def close(self) -> None:
+        """Release the shared log's DuckDB connection."""
+        if self._analytics is not None:
+            self._analytics.close()

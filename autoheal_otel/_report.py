@@ -18,7 +18,7 @@ from . import _breakers as br
 from ._errors import PolicyError
 from ._models import EffectiveSettings, ExecutionState, FailureWindow
 from ._policy import PolicyConfig, WorkflowPolicy
-from ._semconv import Rule
+from .semconv import Rule
 
 __all__ = [
     "GlobalStatus",
@@ -63,7 +63,10 @@ class WorkflowStatus(_Model):
     recovery_streak: int
     recovery_required: int
     settings: EffectiveSettings
+    #: Executions per artifact version, in order of activation (the active version last).
     versions: dict[str, int] = Field(default_factory=dict)
+    #: Successes per artifact version (the regression rule compares the last two).
+    version_successes: dict[str, int] = Field(default_factory=dict)
     history: list[dict[str, Any]] = Field(default_factory=list)
     last_errors: list[dict[str, Any]] = Field(default_factory=list)
     probe_ready_in_s: float | None = None
@@ -221,6 +224,8 @@ def build_report(
             recovery_required=wp.degraded.recovery_successes,
             settings=effective_settings(wid, wf.state, wp),
             history=list(wf.history or ()),
+            versions={v: wf.version_counts.get(v, [0, 0])[0] for v in wf.versions},
+            version_successes={v: wf.version_counts.get(v, [0, 0])[1] for v in wf.versions},
             last_errors=last_errors,
             probe_ready_in_s=probe_in,
         )

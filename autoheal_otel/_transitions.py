@@ -1,9 +1,12 @@
-"""The transition table: the only place that says which state changes are legal.
+"""The transition table: which state changes are legal, and what each one resets.
 
-Each :class:`Edge` is (source, target, cause). The manager asks :func:`check` before every
-change and raises :class:`IllegalTransitionError` otherwise, so an impossible path cannot
-happen by accident. :func:`mermaid` renders the table for the README (a test keeps the two
-equal).
+Each :class:`Edge` is (source, target, cause) plus the counters the change resets. The state
+machine asks :func:`edge` before every change and raises :class:`IllegalTransitionError`
+otherwise, so an impossible path cannot happen by accident; it then applies exactly the
+edge's resets. The SQL that rebuilds windows at a warm restart is generated from the same
+table (:func:`reset_condition`), so the in-memory windows and the DuckDB queries cannot
+disagree about what clears a window. :func:`mermaid` renders the table for the README (a
+test keeps the two equal).
 """
 
 from __future__ import annotations
@@ -13,8 +16,19 @@ from enum import StrEnum
 
 from ._errors import IllegalTransitionError
 from ._models import ExecutionState
+from .semconv import Cause
 
-__all__ = ["TRANSITIONS", "Cause", "Edge", "check", "is_legal", "mermaid"]
+__all__ = [
+    "TRANSITIONS",
+    "Cause",
+    "Edge",
+    "Reset",
+    "check",
+    "edge",
+    "is_legal",
+    "mermaid",
+    "reset_condition",
+]
 
 R = ExecutionState.RUNNING
 D = ExecutionState.DEGRADED
@@ -23,33 +37,33 @@ B = ExecutionState.ROLLBACK
 P = ExecutionState.PAUSED
 
 
-class Cause(StrEnum):
-    """Why a transition happens."""
+class Reset(StrEnum):
+    """A counter a transition clears."""
 
-    STEP_BREAKER = "step_breaker"  # consecutive TARGET_NOT_FOUND / low-confidence on a step
-    WORKFLOW_BREAKER = "workflow_breaker"  # failures in the workflow window
-    GLOBAL_BREAKER = "global_breaker"  # failures of all workflows, or too many quarantines
-    RECOVERY = "recovery"  # consecutive validated successes in DEGRADED
-    REGRESSION = "regression"  # the active artifact version measurably worse
-    RESTORE_OK = "restore_ok"  # rollback restored the last known-good set
-    RESTORE_FAILED = "restore_failed"
-    PROBE_SUCCESS = "probe_success"  # the half-open probe of a quarantine succeeded
-    OPERATOR = "operator"  # force_transition, audited with actor and reason
+    WORKFLOW_WINDOW = "workflow_window"  # the workflow's failure window
+    STEPS = "steps"  # every step's streaks and windows, and the recovery streak
+    PROBE_COOLDOWN = "probe_cooldown"  # the probe cool-down back to the policy's start value
+
+
+_RELEASE = frozenset({Reset.WORKFLOW_WINDOW, Reset.STEPS, Reset.PROBE_COOLDOWN})
+_NONE: frozenset[Reset] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
 class Edge:
-    """One legal transition."""
+    """One legal transition and the counters it resets."""
 
     source: ExecutionState
     target: ExecutionState
     cause: Cause
+    resets: frozenset[Reset] = _NONE
 
 
 def _operator_edges() -> list[Edge]:
     # An operator may move a workflow between any two different states (into ROLLBACK only
     # with a versioned store attached: the manager checks), and out of ROLLBACK only to PAUSED
-    # (abort), since a restore is in flight.
+    # (abort), since a restore is in flight. Releasing (to RUNNING or DEGRADED) clears the
+    # workflow's counters: the operator vouches for it.
     edges = []
     for source in ExecutionState:
         for target in ExecutionState:
@@ -57,7 +71,8 @@ def _operator_edges() -> list[Edge]:
                 continue
             if source == B and target != P:
                 continue
-            edges.append(Edge(source, target, Cause.OPERATOR))
+            resets = _RELEASE if target in (R, D) else _NONE
+            edges.append(Edge(source, target, Cause.OPERATOR, resets))
     return edges
 
 
@@ -67,28 +82,54 @@ TRANSITIONS: tuple[Edge, ...] = (
     Edge(D, Q, Cause.WORKFLOW_BREAKER),
     Edge(R, P, Cause.GLOBAL_BREAKER),
     Edge(D, P, Cause.GLOBAL_BREAKER),
-    Edge(D, R, Cause.RECOVERY),
+    # Recovery keeps the workflow window on purpose: a workflow that flaps between DEGRADED
+    # and RUNNING must still reach its quarantine threshold.
+    Edge(D, R, Cause.RECOVERY, frozenset({Reset.STEPS})),
     Edge(R, B, Cause.REGRESSION),
     Edge(D, B, Cause.REGRESSION),
     Edge(B, D, Cause.RESTORE_OK),
     Edge(B, P, Cause.RESTORE_FAILED),
-    Edge(Q, D, Cause.PROBE_SUCCESS),
-    Edge(Q, R, Cause.PROBE_SUCCESS),
+    Edge(Q, D, Cause.PROBE_SUCCESS, _RELEASE),
+    Edge(Q, R, Cause.PROBE_SUCCESS, _RELEASE),
     *_operator_edges(),
 )
 
-_LEGAL = frozenset((e.source, e.target, e.cause) for e in TRANSITIONS)
+_EDGES = {(e.source, e.target, e.cause): e for e in TRANSITIONS}
 
 
 def is_legal(source: ExecutionState, target: ExecutionState, cause: Cause) -> bool:
     """Return True when the table has the edge."""
-    return (source, target, cause) in _LEGAL
+    return (source, target, cause) in _EDGES
+
+
+def edge(workflow_id: str, source: ExecutionState, target: ExecutionState, cause: Cause) -> Edge:
+    """Return the table's edge, or raise IllegalTransitionError when there is none."""
+    found = _EDGES.get((source, target, cause))
+    if found is None:
+        raise IllegalTransitionError(workflow_id, source.value, target.value, cause.value)
+    return found
 
 
 def check(workflow_id: str, source: ExecutionState, target: ExecutionState, cause: Cause) -> None:
     """Raise IllegalTransitionError unless the table has the edge."""
-    if (source, target, cause) not in _LEGAL:
-        raise IllegalTransitionError(workflow_id, source.value, target.value, cause.value)
+    edge(workflow_id, source, target, cause)
+
+
+def reset_condition(reset: Reset) -> str:
+    """Return a SQL condition over transition records: true where the edge taken resets ``reset``.
+
+    Generated from :data:`TRANSITIONS`: one ``(cause = ... AND state IN (...))`` term per
+    cause, the targets sorted, so the text is stable.
+    """
+    targets: dict[str, set[str]] = {}
+    for e in TRANSITIONS:
+        if reset in e.resets:
+            targets.setdefault(e.cause.value, set()).add(e.target.value)
+    terms = [
+        f"(cause = '{cause}' AND state IN ({', '.join(repr(t) for t in sorted(states))}))"
+        for cause, states in sorted(targets.items())
+    ]
+    return "(" + " OR ".join(terms) + ")" if terms else "false"
 
 
 def mermaid() -> str:

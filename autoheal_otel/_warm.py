@@ -102,7 +102,7 @@ def apply_restored(
         step = owner.steps.setdefault(streak["step_id"], br.StepRuntime())
         step.consecutive_target_not_found = int(streak["consecutive_target_not_found"])
         step.consecutive_low_confidence = int(streak["consecutive_low_confidence"])
-    for row in restored.versions:
+    for row in restored.versions:  # in order of last activation: the active version last
         wid = row["workflow_id"]
         owner = workflows.get(wid)
         if owner is None:
@@ -112,9 +112,6 @@ def apply_restored(
             int(row["successes"]),
         ]
         owner.activate(row["artifact_version"])
-    for row in restored.workflows:  # the last activation wins over the order of first use
-        if row["artifact_version"]:
-            workflows[row["workflow_id"]].activate(row["artifact_version"])
     g = restored.global_state
     if g is not None and g["state"] == ExecutionState.PAUSED.value:
         glob.paused = True

@@ -10,7 +10,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 from ._events import DecisionEvent
-from ._semconv import EventKind
+from .semconv import EventKind
 
 __all__ = ["FakeClock", "InMemorySink"]
 

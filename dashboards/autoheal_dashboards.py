@@ -1,6 +1,6 @@
 """The Grafana dashboards, defined with grafanalib (generate the JSON with ``generate.py``).
 
-Metric and label names come from ``autoheal_otel._semconv``: the same module the library
+Metric and label names come from ``autoheal_otel.semconv``: the same module the library
 uses to emit them. Datasource uids are the ones the compose stack provisions.
 """
 
@@ -18,7 +18,7 @@ from grafanalib.core import (
 )
 from grafanalib.core import Target as _Target
 
-from autoheal_otel import _semconv as sc
+from autoheal_otel import semconv as sc
 
 PROMETHEUS = {"type": "prometheus", "uid": "prometheus"}
 TEMPO_UID = "tempo"

@@ -32,7 +32,7 @@ def test_queries_ship_in_the_package() -> None:
     for expected in (
         "workflow_window",
         "global_window",
-        "regression",
+        "success_rate_drop",
         "success_rate",
         "time_in_state",
         "transitions",
@@ -252,7 +252,7 @@ def test_version_counts_come_from_rollups_after_compaction(
         with AuditAnalytics(tmp_path) as db:
             return [
                 (r["artifact_version"], r["executions"], r["successes"])
-                for r in db.query("version_counts")
+                for r in db.query("version_outcomes", workflow_id="*")
             ]
 
     run(1)
@@ -261,8 +261,8 @@ def test_version_counts_come_from_rollups_after_compaction(
     assert live == [("v1", 6, 4), ("v2", 6, 4)]
     compact(tmp_path)
     assert counts() == live
-    run(1)  # v1 again, in a live segment: first use still orders it first
-    assert counts() == [("v1", 12, 8), ("v2", 6, 4)]
+    run(1)  # v1 activated again, in a live segment: the last activation orders it last
+    assert counts() == [("v2", 6, 4), ("v1", 12, 8)]
 
 
 def test_regression_verdicts(tmp_path: Path, clock: FakeClock) -> None:
@@ -293,7 +293,7 @@ def test_regression_verdicts(tmp_path: Path, clock: FakeClock) -> None:
         rows = {
             r["workflow_id"]: r
             for r in db.query(
-                "regression",
+                "success_rate_drop",
                 as_of=clock.now(),
                 recent_seconds=600,
                 baseline_seconds=1200,

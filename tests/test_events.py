@@ -7,7 +7,7 @@ import json
 import pytest
 
 from autoheal_otel import AutoHealManager, DecisionEvent, EventKind, ExecutionState
-from autoheal_otel._semconv import AUDIT_SCHEMA_VERSION
+from autoheal_otel.semconv import AUDIT_SCHEMA_VERSION
 from autoheal_otel.testing import FakeClock, InMemorySink
 
 from .conftest import OK, TNF

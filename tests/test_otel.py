@@ -29,7 +29,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from autoheal_otel import AutoHealManager
-from autoheal_otel import _semconv as sc
+from autoheal_otel import semconv as sc
 from autoheal_otel.testing import FakeClock
 
 from .conftest import OK, TNF

@@ -133,9 +133,9 @@ def test_version_counts_survive_a_restart(tmp_path: Path) -> None:
     manager.close()
     again = AutoHealManager(data_dir=tmp_path, clock=clock)
     sim2 = SimExecutor(again, tmp_path, [WORKFLOW], seed=3)
-    runtime = again._workflows["invoice"]
-    assert runtime.versions == ["s000001", "s000002"]
-    assert runtime.version_counts["s000001"] == [24, 24]
+    status = again.get_status_report().workflows["invoice"]
+    assert list(status.versions) == ["s000001", "s000002"]
+    assert (status.versions["s000001"], status.version_successes["s000001"]) == (24, 24)
     sim2.run("invoice", 2)
     assert sim2.store.current().id == 1  # type: ignore[union-attr]
     again.close()

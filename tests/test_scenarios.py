@@ -18,6 +18,8 @@ from autoheal_otel import (
     Rule,
     StepResult,
 )
+from autoheal_otel._ledger import NO_TRACE
+from autoheal_otel._machine import Machine
 from autoheal_otel.testing import FakeClock, InMemorySink
 
 from .conftest import OK, POST, TNF, policy_with
@@ -227,9 +229,19 @@ def test_forced_moves_follow_the_table(manager: AutoHealManager) -> None:
     with pytest.raises(InvalidInputError, match="versioned store"):
         manager.force_transition("w", S.ROLLBACK, reason="try")
     manager.should_execute_step("w", "s")
+    machine = Machine(manager.policy, "test", (0.0, manager.clock.now()))
+    machine.gate("w", "s", 0.0, None, NO_TRACE, None)
     with pytest.raises(IllegalTransitionError):
-        manager._move(
-            manager._workflows["w"], S.ROLLBACK, Cause.RECOVERY, 0.0, None, None, "x", "x"
+        machine.ledger.move(
+            machine.ledger.workflows["w"],
+            S.ROLLBACK,
+            Cause.RECOVERY,
+            0.0,
+            None,
+            NO_TRACE,
+            None,
+            "x",
+            "x",
         )
     info = manager.force_transition("w", S.RUNNING, reason="noop")
     assert info.state is S.RUNNING and info.reason == "started"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
@@ -141,6 +142,23 @@ class AuditAnalytics:
                 return [dict(zip(names, row, strict=True)) for row in result.fetchall()]
             finally:
                 cursor.close()
+
+    def iter_sql(self, text: str, batch: int = 10_000) -> Iterator[dict[str, Any]]:
+        """Run SQL over the whole log and yield its rows as dicts, ``batch`` at a time.
+
+        For results too large to hold at once (replay): memory stays at one batch.
+        """
+        with self._lock:
+            self._scope_views(None)
+            cursor = self._con.cursor()
+            result = cursor.execute(text)
+        try:
+            names = [d[0] for d in result.description or ()]
+            while rows := result.fetchmany(batch):
+                for row in rows:
+                    yield dict(zip(names, row, strict=True))
+        finally:
+            cursor.close()
 
     def rows(self, name: str, **params: Any) -> list[tuple[Any, ...]]:
         """Run a packaged query by name and return plain tuples (for large results)."""

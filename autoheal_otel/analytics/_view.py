@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .._semconv import AUDIT_SCHEMA_VERSION, EventKind
+from ..semconv import AUDIT_SCHEMA_VERSION, EventKind
 from ..sinks.jsonl import AUDIT_DIR, segment_paths
 
 __all__ = [

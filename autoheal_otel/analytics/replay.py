@@ -1,39 +1,47 @@
 """Deterministic replay and what-if analysis of a recorded audit log.
 
-Replay folds the recorded inputs (gates, step results, operator moves, artifact activations,
-policy changes) through a fresh state machine on a fake clock set to each record's time, and
-compares the decisions it makes with the recorded ones. With the policy that was recorded,
-the automatic transitions and gate answers must match; a what-if replay passes another
-policy and reports the degrades, quarantines and pauses it would have produced instead.
+Replay reads the log in order of (ts, seq, writer) and feeds the state machine the same
+inputs the live manager fed it — gates, step results, operator moves, finished restores,
+artifact activations, policy changes, sessions and restarts — on the recorded times. With the
+policy that was recorded, the automatic transitions (breakers, recovery, probes, regressions,
+global pauses) and the gate answers must come out as recorded; a what-if replay passes
+another policy and reports the degrades, quarantines and pauses it would have produced.
 
-Records are ordered by (ts, seq, writer). Known limits, reported rather than hidden: a log
-that spans a restart replays the restart as continuous time (a restart resets a recovery
-streak and a probe cool-down), and timestamps have microsecond resolution.
+Records stream through in batches, so memory stays flat whatever the log's size. Known
+limits, reported rather than hidden: several processes writing one directory at once replay
+as one stream, and timestamps have microsecond resolution.
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from .. import _upkeep
 from .._errors import AutoHealError
-from .._manager import AutoHealManager
+from .._events import DecisionEvent
+from .._ledger import NO_TRACE
+from .._machine import Machine
 from .._models import ExecutionState, StepResult
 from .._policy import PolicyConfig
-from .._semconv import EventKind
-from .._transitions import Cause
-from ..testing import FakeClock, InMemorySink
+from ..semconv import Cause, EventKind, Reason
 from . import AuditAnalytics
 from ._view import LogScan, iter_records
 
 __all__ = ["ReplayReport", "replay"]
 
-_EXTERNAL_CAUSES = {"operator", "regression", "restore_ok", "restore_failed"}
+#: Transitions whose cause lies outside the machine: the log gives them as inputs.
+_INPUT_CAUSES = {Cause.OPERATOR.value, Cause.RESTORE_OK.value, Cause.RESTORE_FAILED.value}
+_COLUMNS = (
+    "ts, seq, kind, workflow_id, step_id, state, previous_state, reason, message, allowed,"
+    " outcome, confidence, second_best, validated, duration_s, cause, actor, artifact_version,"
+    " details"
+)
 
 
 @dataclass
@@ -67,10 +75,7 @@ class ReplayReport:
             "matches": self.matches,
             "gates": self.gates,
             "gate_mismatches": self.gate_mismatches,
-            "transitions": {
-                "recorded": dict(self.recorded),
-                "replayed": dict(self.replayed),
-            },
+            "transitions": {"recorded": dict(self.recorded), "replayed": dict(self.replayed)},
             "blocked_gates": {
                 "recorded": self.recorded_blocked_gates,
                 "replayed": self.replayed_blocked_gates,
@@ -78,20 +83,175 @@ class ReplayReport:
             "mismatches": self.mismatches[:50],
         }
 
-
-def _record(row: dict[str, Any]) -> dict[str, Any]:
-    """Turn a row of the ``audit`` view back into the shape of an audit record."""
-    record = dict(row)
-    ts = record["ts"]
-    record["ts"] = ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts
-    for key in ("details", "counts"):
-        value = record.get(key)
-        record[key] = json.loads(value) if isinstance(value, str) else (value or {})
-    return record
+    def mismatch(self, entry: dict[str, Any]) -> None:
+        """Keep the first 50 mismatches (the count of gate mismatches is kept apart)."""
+        if len(self.mismatches) < 50:
+            self.mismatches.append(entry)
 
 
-def _key(event: Any) -> tuple[str | None, str | None, str | None, str | None]:
-    return (event["workflow_id"], event["previous_state"], event["state"], event["cause"])
+def _details(value: Any) -> dict[str, Any]:
+    if isinstance(value, str):
+        loaded = json.loads(value)
+        return loaded if isinstance(loaded, dict) else {}
+    return dict(value) if value else {}
+
+
+def _stream(db: AuditAnalytics) -> Iterator[dict[str, Any]]:
+    yield from db.iter_sql(f"SELECT {_COLUMNS} FROM audit ORDER BY ts, seq, writer")
+
+
+def _recorded_policy(db: AuditAnalytics) -> PolicyConfig:
+    rows = db.sql(
+        "SELECT details FROM audit_events WHERE kind = 'session' AND reason = 'session.start'"
+        " ORDER BY ts, seq LIMIT 1"
+    )
+    policy = _details(rows[0]["details"]).get("policy") if rows else None
+    return PolicyConfig.from_dict(policy) if policy else PolicyConfig()
+
+
+class _Replayer:
+    """Feed one log's records to a machine and compare what it decides."""
+
+    def __init__(self, machine: Machine, report: ReplayReport, start: datetime) -> None:
+        self.machine = machine
+        self.report = report
+        self.start = start
+        self.what_if = report.what_if
+        self.recorded: list[tuple[Any, ...]] = []
+        self.replayed: list[tuple[Any, ...]] = []
+        self.sessions = 0
+
+    def feed(self, rec: dict[str, Any]) -> None:
+        ts = rec["ts"].replace(tzinfo=UTC)
+        now = (ts - self.start).total_seconds()
+        events: list[DecisionEvent] = []
+        try:
+            self._input(rec, now, ts, events)
+        except AutoHealError as exc:
+            self.report.mismatch({"seq": rec["seq"], "kind": rec["kind"], "error": str(exc)})
+        for e in events:
+            if e.kind is EventKind.TRANSITION:
+                self.report.replayed[e.state.value if e.state else "?"] += 1
+                if e.cause not in _INPUT_CAUSES:
+                    prev = e.previous_state.value if e.previous_state else None
+                    state = e.state.value if e.state else None
+                    self.replayed.append((e.workflow_id, prev, state, e.cause))
+            elif e.kind is EventKind.GATE and e.allowed is False:
+                self.report.replayed_blocked_gates += 1
+
+    def _input(self, rec: dict[str, Any], now: float, ts: datetime, events: list[Any]) -> None:
+        m = self.machine
+        kind, wid, step = rec["kind"], rec["workflow_id"], rec["step_id"]
+        if kind == EventKind.GATE:
+            self._gate(rec, m.gate(wid, step, now, ts, NO_TRACE, events)[0])
+        elif kind == EventKind.RESULT:
+            result = StepResult(
+                outcome=rec["outcome"],
+                confidence=rec["confidence"],
+                second_best=rec["second_best"],
+                validated=bool(rec["validated"]),
+                duration_s=rec["duration_s"],
+                details=_details(rec["details"]),
+            )
+            m.result(wid, step, result, now, ts, NO_TRACE, events)
+        elif kind == EventKind.TRANSITION:
+            self._transition(rec, now, ts, events)
+        elif kind == EventKind.GLOBAL and rec["reason"] == Reason.GLOBAL_RESUMED:
+            actor = rec["actor"] or "operator"
+            m.ledger.clear_global_pause(now, ts, NO_TRACE, events, actor, rec["message"] or "")
+        elif kind == EventKind.ACTIVATION and rec["artifact_version"]:
+            _upkeep.activate(
+                m.ledger,
+                wid,
+                rec["artifact_version"],
+                "replayed",
+                rec["actor"] or "autoheal",
+                now,
+                ts,
+                NO_TRACE,
+                events,
+            )
+        elif kind == EventKind.POLICY_RELOAD and not self.what_if:
+            policy = _details(rec["details"]).get("policy")
+            if policy:
+                _upkeep.change_policy(
+                    m.ledger, PolicyConfig.from_dict(policy), "replay", now, ts, NO_TRACE, events
+                )
+        elif kind == EventKind.SESSION:
+            self._session(rec, now)
+
+    def _gate(self, rec: dict[str, Any], allowed: bool) -> None:
+        report = self.report
+        report.gates += 1
+        if rec["allowed"] is False:
+            report.recorded_blocked_gates += 1
+        if not self.what_if and allowed != rec["allowed"]:
+            report.gate_mismatches += 1
+            report.mismatch(
+                {
+                    "seq": rec["seq"],
+                    "gate": rec["workflow_id"],
+                    "step": rec["step_id"],
+                    "recorded": rec["allowed"],
+                    "replayed": allowed,
+                }
+            )
+
+    def _transition(self, rec: dict[str, Any], now: float, ts: datetime, events: list[Any]) -> None:
+        m = self.machine
+        wid, cause, message = str(rec["workflow_id"]), rec["cause"], rec["message"] or ""
+        self.report.recorded[rec["state"]] += 1
+        actor = rec["actor"] or "operator"
+        if cause == Cause.OPERATOR:
+            target = ExecutionState(rec["state"])
+            m.operator(wid, target, message or "replayed", actor, now, ts, NO_TRACE, events)
+        elif cause == Cause.RESTORE_OK:
+            m.restore_done(
+                wid,
+                message.removeprefix("restored "),
+                None,
+                actor,
+                _details(rec["details"]),
+                now,
+                ts,
+                NO_TRACE,
+                events,
+            )
+        elif cause == Cause.RESTORE_FAILED:
+            m.restore_done(
+                wid,
+                None,
+                message.removeprefix("restore failed: "),
+                actor,
+                None,
+                now,
+                ts,
+                NO_TRACE,
+                events,
+            )
+        else:
+            self.recorded.append((wid, rec["previous_state"], rec["state"], cause))
+
+    def _session(self, rec: dict[str, Any], now: float) -> None:
+        details = _details(rec["details"])
+        if rec["reason"] == Reason.SESSION_START:
+            self.sessions += 1
+            if self.sessions > 1:  # a new manager read the log back: a warm restart
+                _upkeep.restart(self.machine.ledger, now)
+            if details.get("versioned"):
+                self.machine.ledger.versioned = True
+        elif rec["reason"] == Reason.STORE_ATTACHED:
+            self.machine.ledger.versioned = True
+
+    def compare(self) -> None:
+        """Record where the automatic transitions differ from the recorded ones."""
+        if self.what_if:
+            return
+        for i in range(max(len(self.recorded), len(self.replayed))):
+            got = self.replayed[i] if i < len(self.replayed) else None
+            want = self.recorded[i] if i < len(self.recorded) else None
+            if got != want:
+                self.report.mismatch({"index": i, "recorded": want, "replayed": got})
 
 
 def replay(
@@ -99,137 +259,31 @@ def replay(
     policy: PolicyConfig | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> ReplayReport:
-    """Replay the audit log of ``data_dir``; with ``policy``, as a what-if."""
+    """Replay the audit log of ``data_dir``; with ``policy``, as a what-if.
+
+    ``progress(done, total)`` is called before the first record and every 10,000 after.
+    """
     scan = LogScan()
     for _ in iter_records(Path(data_dir), scan):  # counts the lines a reader must skip
         pass
+    report = ReplayReport(skipped_lines=len(scan.skipped), what_if=policy is not None)
     with AuditAnalytics(data_dir) as db:  # live JSONL and compacted Parquet alike
-        rows = db.sql("SELECT * FROM audit ORDER BY ts, seq, writer")
-    records = [_record(row) for row in rows]
-    report = ReplayReport(
-        records=len(records), skipped_lines=len(scan.skipped), what_if=policy is not None
-    )
-    if not records:
-        return report
-    recorded_policy = next(
-        (
-            PolicyConfig.from_dict(r["details"]["policy"])
-            for r in records
-            if r["kind"] == EventKind.SESSION and "policy" in (r.get("details") or {})
-        ),
-        PolicyConfig(),
-    )
-    start = records[0]["ts"]
-    clock = FakeClock(start=start)
-    sink = InMemorySink()
-    manager = AutoHealManager(policy=policy or recorded_policy, clock=clock, sinks=[sink])
-    report.policy_version = manager.policy.version
-    recorded_transitions: list[tuple[Any, ...]] = []
-    elapsed = 0.0
-    for index, rec in enumerate(records, start=1):
-        if progress is not None and index % 1000 == 0:
-            progress(index, len(records))
-        offset = (rec["ts"] - start).total_seconds()
-        if offset > elapsed:
-            clock.advance(offset - elapsed)
-            elapsed = offset
-        _apply(manager, rec, report, recorded_transitions, policy is not None)
+        total = int(db.sql("SELECT count(*) AS n FROM audit")[0]["n"])
+        if total == 0:
+            return report
+        first = db.sql("SELECT min(ts) AS ts FROM audit")[0]["ts"].replace(tzinfo=UTC)
+        config = policy or _recorded_policy(db)
+        machine = Machine(config, "replay", (0.0, first))
+        report.policy_version = machine.policy.version
+        replayer = _Replayer(machine, report, first)
+        if progress is not None:
+            progress(0, total)
+        for index, rec in enumerate(_stream(db), start=1):
+            replayer.feed(rec)
+            if progress is not None and index % 10_000 == 0:
+                progress(index, total)
+        report.records = total
     if progress is not None:
-        progress(len(records), len(records))
-    manager.close()
-    replayed_transitions = [
-        (
-            e.workflow_id,
-            e.previous_state.value if e.previous_state else None,
-            e.state.value if e.state else None,
-            e.cause,
-        )
-        for e in sink.transitions
-        if e.cause not in _EXTERNAL_CAUSES
-    ]
-    for e in sink.transitions:
-        report.replayed[e.state.value if e.state else "?"] += 1
-    report.replayed_blocked_gates = sum(
-        1 for e in sink.of_kind(EventKind.GATE) if e.allowed is False
-    )
-    if policy is None:
-        for i in range(max(len(recorded_transitions), len(replayed_transitions))):
-            got = replayed_transitions[i] if i < len(replayed_transitions) else None
-            want = recorded_transitions[i] if i < len(recorded_transitions) else None
-            if got != want:
-                report.mismatches.append({"index": i, "recorded": want, "replayed": got})
+        progress(total, total)
+    replayer.compare()
     return report
-
-
-def _apply(
-    manager: AutoHealManager,
-    rec: dict[str, Any],
-    report: ReplayReport,
-    recorded_transitions: list[tuple[Any, ...]],
-    what_if: bool,
-) -> None:
-    kind = rec["kind"]
-    wid, step = rec.get("workflow_id"), rec.get("step_id")
-    details = rec.get("details") or {}
-    if kind == EventKind.GATE:
-        report.gates += 1
-        if rec.get("allowed") is False:
-            report.recorded_blocked_gates += 1
-        allowed, _ = manager.should_execute_step(wid, step)  # type: ignore[arg-type]
-        if not what_if and allowed != rec.get("allowed"):
-            report.gate_mismatches += 1
-            if len(report.mismatches) < 50:
-                report.mismatches.append(
-                    {
-                        "seq": rec["seq"],
-                        "gate": wid,
-                        "step": step,
-                        "recorded": rec.get("allowed"),
-                        "replayed": allowed,
-                    }
-                )
-    elif kind == EventKind.RESULT:
-        result = StepResult(
-            outcome=rec["outcome"],
-            confidence=rec.get("confidence"),
-            second_best=rec.get("second_best"),
-            validated=bool(rec.get("validated")),
-            duration_s=rec.get("duration_s"),
-            details=details,
-        )
-        manager.on_step_result(wid, step, result)  # type: ignore[arg-type]
-    elif kind == EventKind.TRANSITION:
-        report.recorded[rec["state"]] += 1
-        if rec.get("cause") == "operator":
-            try:
-                manager.force_transition(
-                    str(wid),
-                    ExecutionState(rec["state"]),
-                    reason=rec.get("message") or "replayed",
-                    actor=rec.get("actor") or "operator",
-                )
-            except AutoHealError as exc:
-                report.mismatches.append({"seq": rec["seq"], "operator": wid, "error": str(exc)})
-        elif rec.get("cause") in _EXTERNAL_CAUSES:
-            # A regression or a restore: decided by the versioned store, an input here.
-            try:
-                manager._replay_transition(
-                    str(wid),
-                    ExecutionState(rec["state"]),
-                    Cause(rec["cause"]),
-                    rec.get("message") or "replayed",
-                    rec.get("actor"),
-                )
-            except AutoHealError as exc:
-                report.mismatches.append({"seq": rec["seq"], "external": wid, "error": str(exc)})
-        else:
-            recorded_transitions.append(
-                (wid, rec.get("previous_state"), rec["state"], rec.get("cause"))
-            )
-    elif kind == EventKind.ACTIVATION and rec.get("artifact_version"):
-        if wid is None:  # a version set activated for every workflow
-            manager.activate_artifact_version(rec["artifact_version"], reason="replayed")
-        else:
-            manager.set_artifact_version(wid, rec["artifact_version"], reason="replayed")
-    elif kind == EventKind.POLICY_RELOAD and not what_if and "policy" in details:
-        manager.update_policy(PolicyConfig.from_dict(details["policy"]))

@@ -54,7 +54,7 @@ def load_restored_state(data_dir: Path, policy: PolicyConfig, as_of: datetime) -
             entries=db.rows("window_entries", as_of=when, window_seconds=longest),
             streaks=db.query("step_streaks", as_of=when, since=since),
             max_seq=int(db.query("max_seq", since=since)[0]["max_seq"]),
-            versions=db.query("version_counts"),
+            versions=db.query("version_outcomes", workflow_id="*"),
         )
         glob = db.query("global_state", as_of=when)
         state.global_state = glob[0] if glob and glob[0]["state"] is not None else None

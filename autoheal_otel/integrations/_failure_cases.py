@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from .._events import DecisionEvent
 from .._fs import write_atomic
 from .._models import ExecutionState
-from .._semconv import EventKind
+from ..semconv import EventKind
 from ..versioning import safe_name
 
 if TYPE_CHECKING:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._events import DecisionEvent
 from .._models import Outcome
-from .._semconv import ATTR_METHOD, METRIC_MATCH_PRECISION, METRIC_MATCH_THRESHOLD, EventKind
+from ..semconv import ATTR_METHOD, METRIC_MATCH_PRECISION, METRIC_MATCH_THRESHOLD, EventKind
 
 if TYPE_CHECKING:
     from .._manager import AutoHealManager
@@ -40,7 +40,7 @@ class PrecisionTracker:
 
     def bind(self, manager: AutoHealManager) -> None:
         """Export precision and thresholds as gauges, and feed thresholds to the settings."""
-        manager.threshold_provider = self.thresholds
+        manager.set_threshold_provider(self.thresholds)
         meter = getattr(manager, "meter", None)
         if meter is not None:
             from opentelemetry.metrics import Observation

@@ -23,10 +23,10 @@ from opentelemetry import _logs, metrics, trace
 from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
-from .. import _semconv as sc
+from .. import semconv as sc
 from .._events import DecisionEvent
 from .._models import ExecutionState
-from .._semconv import EventKind
+from ..semconv import EventKind
 
 __all__ = ["GaugeSnapshot", "OTelSink", "resolve_providers"]
 

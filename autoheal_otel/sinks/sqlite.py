@@ -23,7 +23,7 @@ import orjson
 
 from .._events import DecisionEvent
 from .._models import ExecutionState, Outcome
-from .._semconv import EventKind
+from ..semconv import EventKind
 
 __all__ = ["SuccessStore", "stores_success"]
 

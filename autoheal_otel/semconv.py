@@ -1,13 +1,16 @@
-"""Names: the one place that spells every event kind, rule, attribute and metric.
+"""Names: the one place that spells every event kind, rule, cause, reason code and metric.
 
-Code, SQL, dashboards and tests import these constants instead of repeating strings.
+Public: code, SQL, dashboards, notebooks and users' own queries import these constants
+instead of repeating strings. An audit record's ``kind`` is an :class:`EventKind`, its
+``cause`` a :class:`Cause`, its ``reason`` a :class:`Rule`, a :class:`Reason` or
+``blocked.<state>`` (see :func:`blocked_reason`).
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["AUDIT_SCHEMA_VERSION", "EventKind", "Rule"]
+__all__ = ["AUDIT_SCHEMA_VERSION", "Cause", "EventKind", "Reason", "Rule", "blocked_reason"]
 
 #: Version of the audit record layout (bumped on an incompatible change).
 AUDIT_SCHEMA_VERSION = 1
@@ -41,6 +44,41 @@ class Rule(StrEnum):
     ROLLBACK_REGRESSION = "rollback.regression"
     ROLLBACK_RESTORE = "rollback.restore"
     OPERATOR = "operator"
+
+
+class Cause(StrEnum):
+    """Why a transition happens (the ``cause`` of a transition or global record)."""
+
+    STEP_BREAKER = "step_breaker"  # consecutive TARGET_NOT_FOUND / low-confidence on a step
+    WORKFLOW_BREAKER = "workflow_breaker"  # failures in the workflow window
+    GLOBAL_BREAKER = "global_breaker"  # failures of all workflows, or too many quarantines
+    RECOVERY = "recovery"  # consecutive validated successes in DEGRADED
+    REGRESSION = "regression"  # the active artifact version measurably worse
+    RESTORE_OK = "restore_ok"  # rollback restored the last known-good set
+    RESTORE_FAILED = "restore_failed"
+    PROBE_SUCCESS = "probe_success"  # the half-open probe of a quarantine succeeded
+    OPERATOR = "operator"  # force_transition, audited with actor and reason
+
+
+class Reason(StrEnum):
+    """The fixed reason codes of records that no :class:`Rule` explains."""
+
+    OK = "ok"  # an allowed gate, a clean result
+    PROBE_ADMITTED = "probe.admitted"
+    PROBE_FAILED = "probe.failed"
+    PROBE_EXPIRED = "probe.expired"
+    GLOBAL_RESUMED = "global.resumed"
+    ARTIFACT_ACTIVATED = "artifact.activated"
+    POLICY_RELOADED = "policy.reloaded"
+    POLICY_REJECTED = "policy.rejected"
+    SESSION_START = "session.start"
+    SESSION_STOP = "session.stop"
+    STORE_ATTACHED = "store.attached"
+
+
+def blocked_reason(state: str) -> str:
+    """Return the reason code of a refused gate in ``state`` (``blocked.quarantined``)."""
+    return f"blocked.{state}"
 
 
 # -- OpenTelemetry names (dotted lowercase; units live in ``unit=``, never in the name) ----

@@ -1,0 +1,253 @@
+"""The machine's state, and the one way to change it: a legal edge, recorded.
+
+A :class:`Ledger` holds the workflows, the global scope, the policy in force and the
+sequence number. :meth:`Ledger.move` is the only place a workflow changes state: it takes an
+edge of the transition table (raising on an illegal one), records the transition, and
+applies exactly the resets the edge declares. Events get consecutive ``seq`` numbers in the
+order they are made, and the trace ids of the input they belong to, passed explicitly.
+
+Pure: no clock reads (time comes with every call), no I/O, no locks, no telemetry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from . import _breakers as br
+from ._events import DecisionEvent, RuleFiring
+from ._models import ExecutionState, check_id
+from ._policy import PolicyConfig
+from ._transitions import Reset, edge
+from .semconv import Cause, EventKind, Reason, Rule
+
+__all__ = ["NO_TRACE", "Events", "Ledger", "Trace"]
+
+RUNNING = ExecutionState.RUNNING
+DEGRADED = ExecutionState.DEGRADED
+QUARANTINED = ExecutionState.QUARANTINED
+PAUSED = ExecutionState.PAUSED
+
+#: Where an input appends its decision events (None when nothing is recorded).
+Events = list[DecisionEvent] | None
+#: The (trace_id, span_id) of the span an input belongs to, in hex.
+Trace = tuple[str | None, str | None]
+NO_TRACE: Trace = (None, None)
+
+
+class Ledger:
+    """The workflows, the global scope and the record of every change."""
+
+    def __init__(self, policy: PolicyConfig, writer: str, anchor: tuple[float, datetime]) -> None:
+        self.policy = policy
+        # Cached: reading a pydantic private attribute costs more than the rest of an event.
+        self.policy_version = policy.version
+        self.writer = writer
+        self.seq = 0
+        self.workflows: dict[str, br.WorkflowRuntime] = {}
+        self.glob = br.GlobalRuntime(policy.breakers.global_)
+        self.artifact_default: str | None = None
+        #: A versioned store is attached: the regression rule may roll back.
+        self.versioned = False
+        # (monotonic, wall) of one instant: the wall time of a change when the caller records
+        # nothing and so passes no ``ts``.
+        self._anchor = anchor
+
+    # -- events ----------------------------------------------------------------------------
+
+    def emit(
+        self,
+        events: list[DecisionEvent],
+        kind: EventKind,
+        ts: datetime | None,
+        trace: Trace,
+        workflow_id: str | None,
+        step_id: str | None,
+        state: ExecutionState | None,
+        **fields: Any,
+    ) -> None:
+        """Append one decision event with the next ``seq``."""
+        self.seq += 1
+        events.append(
+            DecisionEvent(
+                seq=self.seq,
+                ts=ts,
+                writer=self.writer,
+                kind=kind,
+                workflow_id=workflow_id,
+                step_id=step_id,
+                state=state,
+                policy_version=self.policy_version,
+                trace_id=trace[0],
+                span_id=trace[1],
+                **fields,
+            )
+        )
+
+    def wall(self, now: float, ts: datetime | None) -> datetime:
+        """Return ``ts``, or the wall time of ``now`` derived from the anchor."""
+        if ts is not None:
+            return ts
+        mono, wall = self._anchor
+        return wall + timedelta(seconds=now - mono)
+
+    # -- workflows and transitions ---------------------------------------------------------
+
+    def workflow(
+        self, workflow_id: str, now: float, ts: datetime | None, trace: Trace, events: Events
+    ) -> br.WorkflowRuntime:
+        """Return the workflow's runtime, creating it (PAUSED during a global pause)."""
+        wf = self.workflows.get(workflow_id)
+        if wf is not None:
+            return wf
+        check_id("workflow_id", workflow_id)
+        wf = br.WorkflowRuntime(
+            workflow_id, self.policy.for_workflow(workflow_id), now, self.wall(now, ts)
+        )
+        if self.artifact_default is not None:
+            wf.activate(self.artifact_default)
+        self.workflows[workflow_id] = wf
+        glob = self.glob
+        if glob.paused:
+            rule = glob.rule or Rule.GLOBAL_FAILURE_WINDOW
+            self.move(wf, PAUSED, Cause.GLOBAL_BREAKER, now, ts, trace, events, rule, glob.reason)
+        return wf
+
+    def move(
+        self,
+        wf: br.WorkflowRuntime,
+        target: ExecutionState,
+        cause: Cause,
+        now: float,
+        ts: datetime | None,
+        trace: Trace,
+        events: Events,
+        rule: RuleFiring | str,
+        message: str,
+        *,
+        actor: str | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Change a workflow's state along a legal edge, record it, apply the edge's resets."""
+        source = wf.state
+        taken = edge(wf.workflow_id, source, target, cause)
+        wall = self.wall(now, ts)
+        spent = now - wf.since_monotonic
+        firing = rule if isinstance(rule, RuleFiring) else None
+        code = firing.rule if firing is not None else str(rule)
+        wf.previous_state, wf.state = source, target
+        wf.since, wf.since_monotonic = wall, now
+        wf.reason, wf.rule, wf.actor = message, firing, actor
+        wf.refresh()
+        wf.remember(
+            {
+                "ts": wall.isoformat(),
+                "from": source.value,
+                "to": target.value,
+                "cause": cause.value,
+                "reason": code,
+                "message": message,
+                "actor": actor,
+            },
+            error=False,
+        )
+        quarantined = self.glob.quarantined
+        if source is QUARANTINED:
+            quarantined.discard(wf.workflow_id)
+            wf.probe_step = wf.probe_deadline = None
+        if target is QUARANTINED:
+            quarantined.add(wf.workflow_id)
+            wf.probe_ready_at = now + wf.probe_cooldown
+        if events is not None:
+            self.emit(
+                events,
+                EventKind.TRANSITION,
+                ts,
+                trace,
+                wf.workflow_id,
+                None,
+                target,
+                previous_state=source,
+                reason=code,
+                message=message,
+                rule=firing,
+                cause=cause.value,
+                actor=actor,
+                artifact_version=wf.artifact_version,
+                counts={"workflow_window": wf.window.total(now)},
+                details={"time_in_previous_state_s": round(spent, 6), **(details or {})},
+            )
+        resets = taken.resets
+        if resets:
+            if Reset.WORKFLOW_WINDOW in resets:
+                wf.window.clear()
+            if Reset.STEPS in resets:
+                wf.reset_steps()
+            if Reset.PROBE_COOLDOWN in resets:
+                wf.probe_cooldown = wf.policy.quarantine.probe_cooldown_seconds
+
+    def clear_global_pause(
+        self,
+        now: float,
+        ts: datetime | None,
+        trace: Trace,
+        events: Events,
+        actor: str,
+        reason: str,
+    ) -> None:
+        """Lift the global pause and clear the global window (recorded)."""
+        glob = self.glob
+        if not glob.paused:
+            return
+        glob.paused = False
+        glob.window.clear()
+        if events is not None:
+            self.emit(
+                events,
+                EventKind.GLOBAL,
+                ts,
+                trace,
+                None,
+                None,
+                RUNNING,
+                previous_state=PAUSED,
+                reason=Reason.GLOBAL_RESUMED.value,
+                message=reason,
+                cause=Cause.OPERATOR.value,
+                actor=actor,
+            )
+
+    def pause_all(
+        self, firing: RuleFiring, now: float, ts: datetime | None, trace: Trace, events: Events
+    ) -> None:
+        """Set the global pause and move every RUNNING or DEGRADED workflow to PAUSED.
+
+        Workflows are paused in the order of their ids, so a live run, a restarted one and
+        a replay record the same transitions in the same order.
+        """
+        glob = self.glob
+        glob.paused = True
+        glob.paused_since = self.wall(now, ts)
+        glob.rule = firing
+        glob.reason = firing.describe()
+        if events is not None:
+            self.emit(
+                events,
+                EventKind.GLOBAL,
+                ts,
+                trace,
+                None,
+                None,
+                PAUSED,
+                previous_state=RUNNING,
+                reason=firing.rule,
+                message=glob.reason,
+                rule=firing,
+                cause=Cause.GLOBAL_BREAKER.value,
+            )
+        for _, wf in sorted(self.workflows.items()):
+            if wf.state is RUNNING or wf.state is DEGRADED:
+                self.move(
+                    wf, PAUSED, Cause.GLOBAL_BREAKER, now, ts, trace, events, firing, glob.reason
+                )

@@ -1,0 +1,267 @@
+"""The machine's inputs from outside the hooks: activations, policy, sessions, restarts.
+
+Functions over a :class:`~._ledger.Ledger`, pure like it: an artifact version became
+active, a policy changed or was rejected, a manager started or stopped (or a store was
+attached), other writers recorded operator moves or a global pause in a shared directory, the
+log was read back at a warm restart, or (in replay) a process restarted.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from ._events import RuleFiring
+from ._ledger import Events, Ledger, Trace
+from ._models import ExecutionState
+from ._policy import PolicyConfig
+from ._transitions import is_legal
+from ._warm import apply_restored
+from .semconv import Cause, EventKind, Reason, Rule
+
+__all__ = [
+    "activate",
+    "change_policy",
+    "follow",
+    "note_session",
+    "reject_policy",
+    "restart",
+    "restore",
+    "shared_pause",
+]
+
+_log = logging.getLogger("autoheal_otel")
+
+
+def activate(
+    ledger: Ledger,
+    workflow_id: str | None,
+    version: str,
+    reason: str,
+    actor: str,
+    now: float,
+    ts: datetime | None,
+    trace: Trace,
+    events: Events,
+) -> None:
+    """Input: an artifact version became active for one workflow (or, None, for all)."""
+    if workflow_id is None:
+        previous = ledger.artifact_default
+        ledger.artifact_default = version
+        for wf in ledger.workflows.values():
+            wf.activate(version)
+        state = None
+    else:
+        wf = ledger.workflow(workflow_id, now, ts, trace, events)
+        previous = wf.artifact_version
+        wf.activate(version)
+        state = wf.state
+    if events is not None:
+        ledger.emit(
+            events,
+            EventKind.ACTIVATION,
+            ts,
+            trace,
+            workflow_id,
+            None,
+            state,
+            reason=Reason.ARTIFACT_ACTIVATED.value,
+            message=f"version {version} active: {reason}",
+            actor=actor,
+            artifact_version=version,
+            details={"previous_version": previous},
+        )
+
+
+def change_policy(
+    ledger: Ledger,
+    policy: PolicyConfig,
+    source: str,
+    now: float,
+    ts: datetime | None,
+    trace: Trace,
+    events: Events,
+) -> None:
+    """Input: a new policy is in force (recorded with the policy itself)."""
+    old = ledger.policy
+    ledger.policy = policy
+    ledger.policy_version = policy.version
+    for wid, wf in ledger.workflows.items():
+        wf.retune(policy.for_workflow(wid))
+    ledger.glob.window.window_seconds = policy.breakers.global_.window_seconds
+    if events is not None:
+        ledger.emit(
+            events,
+            EventKind.POLICY_RELOAD,
+            ts,
+            trace,
+            None,
+            None,
+            None,
+            reason=Reason.POLICY_RELOADED.value,
+            message=f"policy {old.version} -> {policy.version}",
+            details={
+                "source": source,
+                "previous_version": old.version,
+                "policy": policy.to_dict(),
+            },
+        )
+
+
+def reject_policy(
+    ledger: Ledger,
+    message: str,
+    field: str,
+    source: str,
+    now: float,
+    ts: datetime | None,
+    trace: Trace,
+    events: Events,
+) -> None:
+    """Input: a policy edit was invalid; the one in force stays (recorded)."""
+    if events is not None:
+        ledger.emit(
+            events,
+            EventKind.POLICY_REJECTED,
+            ts,
+            trace,
+            None,
+            None,
+            None,
+            reason=Reason.POLICY_REJECTED.value,
+            message=message,
+            details={"field": field, "source": source},
+        )
+
+
+def note_session(
+    ledger: Ledger,
+    reason: Reason,
+    message: str,
+    details: Mapping[str, Any],
+    now: float,
+    ts: datetime | None,
+    trace: Trace,
+    events: Events,
+) -> None:
+    """Input: a manager started or stopped, or a store was attached (recorded)."""
+    if reason is Reason.STORE_ATTACHED:
+        ledger.versioned = True
+    if events is not None:
+        ledger.emit(
+            events,
+            EventKind.SESSION,
+            ts,
+            trace,
+            None,
+            None,
+            None,
+            reason=reason.value,
+            message=message,
+            details=dict(details),
+        )
+
+
+def follow(
+    ledger: Ledger,
+    actions: list[dict[str, Any]],
+    now: float,
+    ts: datetime | None,
+    trace: Trace,
+    events: Events,
+) -> datetime | None:
+    """Input: other writers' operator moves and resumes.
+
+    Their own records are the audit entries, so the caller passes no ``events`` and nothing
+    is recorded again. Returns the newest action's time (None: none).
+    """
+    newest: datetime | None = None
+    glob = ledger.glob
+    for action in actions:
+        ts = action["ts"].replace(tzinfo=UTC)
+        newest = ts if newest is None else max(newest, ts)
+        if action["kind"] == EventKind.GLOBAL:
+            if glob.paused:
+                glob.paused = False
+                glob.window.clear()
+            continue
+        target = ExecutionState(action["state"])
+        wf = ledger.workflow(action["workflow_id"], now, ts, trace, events)
+        if wf.state is target or target is ExecutionState.ROLLBACK:
+            continue  # a rollback's restore was done by the writer that recorded it
+        if not is_legal(wf.state, target, Cause.OPERATOR):
+            _log.warning(
+                "autoheal ignores %s's move of %r from %s to %s: not an operator edge",
+                action["writer"],
+                wf.workflow_id,
+                wf.state.value,
+                target.value,
+            )
+            continue
+        previous = wf.state
+        reason = action["message"] or "operator"
+        actor = action["actor"] or "operator"
+        ledger.move(
+            wf,
+            target,
+            Cause.OPERATOR,
+            now,
+            ts,
+            trace,
+            events,
+            Rule.OPERATOR,
+            reason,
+            actor=actor,
+        )
+        if target in (ExecutionState.RUNNING, ExecutionState.DEGRADED) and (
+            previous is ExecutionState.PAUSED and glob.paused
+        ):
+            ledger.clear_global_pause(now, ts, trace, events, actor, f"released {wf.workflow_id!r}")
+    return newest
+
+
+def shared_pause(
+    ledger: Ledger,
+    count: int,
+    paused_elsewhere: bool,
+    now: float,
+    ts: datetime | None,
+    trace: Trace,
+    events: Events,
+) -> None:
+    """Input: the global figures of every writer sharing the data directory."""
+    gp = ledger.policy.breakers.global_
+    if ledger.glob.paused or (count < gp.failure_threshold and not paused_elsewhere):
+        return
+    firing = RuleFiring(
+        Rule.GLOBAL_FAILURE_WINDOW,
+        "global",
+        "*",
+        max(count, gp.failure_threshold) if paused_elsewhere else count,
+        gp.failure_threshold,
+        gp.window_seconds,
+    )
+    ledger.pause_all(firing, now, ts, trace, events)
+
+
+def restore(ledger: Ledger, restored: Any, now: float, wall: datetime) -> dict[str, int]:
+    """Input: the state a new manager reads back from the log (the warm restart)."""
+    figures = apply_restored(restored, ledger.workflows, ledger.glob, ledger.policy, now, wall)
+    ledger.seq = max(ledger.seq, restored.max_seq)
+    return figures
+
+
+def restart(ledger: Ledger, now: float) -> None:
+    """Input: the process restarted here (replay): what a warm restart does not carry.
+
+    A DEGRADED workflow's recovery streak starts at zero, a quarantine's probe cool-down
+    starts anew, and a probe in flight is forgotten (see ``analytics.restore``).
+    """
+    for wf in ledger.workflows.values():
+        wf.recovery_streak = 0
+        wf.probe_cooldown = wf.policy.quarantine.probe_cooldown_seconds
+        wf.probe_step = wf.probe_deadline = None
+        if wf.state is ExecutionState.QUARANTINED:
+            wf.probe_ready_at = now + wf.probe_cooldown
