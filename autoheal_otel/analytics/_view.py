@@ -20,7 +20,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ..semconv import AUDIT_SCHEMA_VERSION, EventKind
+from .._transitions import Reset, reset_condition
+from ..semconv import AUDIT_SCHEMA_VERSION, EventKind, Reason
 from ..sinks.jsonl import AUDIT_DIR, segment_paths
 
 __all__ = [
@@ -259,21 +260,20 @@ def view_sql(
     }
 
 
-#: What resets a window or a streak, said once for every query (the manager's rules: an
-#: operator release or a successful probe clears a workflow's windows; recovery also clears its
-#: steps' streaks; an operator resume clears the global window).
+#: What resets a window or a streak, generated from the transition table's edges (the same
+#: declaration the state machine applies), for every query that rebuilds a window.
 RESET_VIEWS = {
     "audit_resets": (
-        "SELECT workflow_id, ts, seq FROM audit_events WHERE kind = 'transition' AND"
-        " (cause = 'probe_success' OR (cause = 'operator' AND state IN ('running', 'degraded')))"
+        "SELECT workflow_id, ts, seq FROM audit_events WHERE kind = 'transition' AND "
+        + reset_condition(Reset.WORKFLOW_WINDOW)
     ),
     "audit_step_resets": (
-        "SELECT workflow_id, ts, seq FROM audit_events WHERE kind = 'transition' AND"
-        " (cause IN ('recovery', 'probe_success')"
-        " OR (cause = 'operator' AND state IN ('running', 'degraded')))"
+        "SELECT workflow_id, ts, seq FROM audit_events WHERE kind = 'transition' AND "
+        + reset_condition(Reset.STEPS)
     ),
     "audit_global_resets": (
-        "SELECT ts, seq FROM audit_events WHERE kind = 'global' AND reason = 'global.resumed'"
+        "SELECT ts, seq FROM audit_events WHERE kind = 'global' AND reason = "
+        f"'{Reason.GLOBAL_RESUMED.value}'"
     ),
 }
 

@@ -1,0 +1,138 @@
+"""The pure core: one machine for live hooks, restart and replay; defects it fixed stay fixed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from autoheal_otel import AutoHealManager, EventKind, ExecutionState
+from autoheal_otel._transitions import TRANSITIONS, Reset
+from autoheal_otel.analytics import AuditAnalytics
+from autoheal_otel.analytics.regression import check_regression
+from autoheal_otel.analytics.replay import replay
+from autoheal_otel.sim import SimExecutor, SimWorkflow
+from autoheal_otel.testing import FakeClock, InMemorySink
+
+from .conftest import OK, POST, policy_with
+
+S = ExecutionState
+WORKFLOW = SimWorkflow.of("invoice", "name", "amount", "date", "vendor", "submit", "confirm")
+
+
+def test_records_outside_the_hooks_carry_no_hook_span(tmp_path: Path) -> None:
+    """Regression: activation and policy records carried the span ids of the last hook."""
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(InMemorySpanExporter()))
+    sink = InMemorySink()
+    with AutoHealManager(clock=FakeClock(), tracer_provider=provider, sinks=[sink]) as m:
+        m.should_execute_step("w", "s")
+        m.activate_artifact_version("v1", reason="learned")
+        m.update_policy(policy_with(breakers={"workflow": {"failure_threshold": 3}}))
+    gate = sink.of_kind(EventKind.GATE)[0]
+    assert gate.trace_id is not None and gate.span_id is not None
+    for kind in (EventKind.ACTIVATION, EventKind.POLICY_RELOAD):
+        record = sink.of_kind(kind)[0]
+        assert (record.trace_id, record.span_id) == (None, None), kind
+
+
+def test_check_regression_agrees_with_the_live_rule_after_a_rollback(tmp_path: Path) -> None:
+    """Regression: after an automatic rollback the SQL called the bad set active and said fail."""
+    clock = FakeClock()
+    manager = AutoHealManager(data_dir=tmp_path, clock=clock)
+    sim = SimExecutor(manager, tmp_path, [WORKFLOW], seed=3)
+    sim.run("invoice", 4)
+    sim.degrade_prototypes("invoice", fraction=0.5, noise=1.5, reason="learned")
+    sim.run("invoice", 2)
+    status = manager.get_status_report().workflows["invoice"]
+    manager.close()
+    assert list(status.versions)[-1] == "s000001", "the known-good set is active again"
+    verdict = check_regression(tmp_path, "invoice", manager.policy.rollback)
+    assert verdict.active_version == "s000001" and verdict.previous_version == "s000002"
+    assert verdict.active_executions == status.versions["s000001"]
+    assert verdict.verdict == "pass"
+    assert replay(tmp_path).matches
+
+
+def test_replay_reproduces_an_operator_rollback(tmp_path: Path) -> None:
+    """Regression: replay failed on a log holding a forced rollback (it needed a store)."""
+    clock = FakeClock()
+    manager = AutoHealManager(data_dir=tmp_path, clock=clock)
+    sim = SimExecutor(manager, tmp_path, [WORKFLOW], seed=3)
+    sim.run("invoice", 2)
+    manager.force_transition("invoice", S.ROLLBACK, reason="bad labels")
+    assert manager.get_mode("invoice") is S.DEGRADED
+    sim.run("invoice", 2)
+    manager.close()
+    report = replay(tmp_path)
+    assert report.matches, report.mismatches[:3]
+    assert report.replayed["rollback"] == report.recorded["rollback"] == 1
+
+
+def test_replay_matches_after_a_warm_restart_and_a_global_pause(tmp_path: Path) -> None:
+    """Regression: a restart rebuilt workflows alphabetically, so a global pause replayed in
+    another order and replay reported a false mismatch."""
+    clock = FakeClock()
+    with AutoHealManager(data_dir=tmp_path, clock=clock) as m:
+        for wid in ("zeta", "omega", "beta", "alpha"):
+            m.should_execute_step(wid, "s")
+    clock.advance(1)
+    with AutoHealManager(data_dir=tmp_path, clock=clock) as m:
+        for wid in ("zeta", "mid", "alpha"):
+            for _ in range(10):
+                clock.advance(1)
+                m.on_step_result(wid, "s", POST)
+        assert m.get_status_report().global_.paused
+        assert m.get_mode("beta") is S.PAUSED and m.get_mode("omega") is S.PAUSED
+    report = replay(tmp_path)
+    assert report.recorded["paused"] == 2
+    assert report.matches, report.mismatches[:3]
+
+
+def test_replay_reproduces_probes_and_restarts(tmp_path: Path) -> None:
+    """Probes, a policy reload and a restart in the middle replay to the same decisions."""
+    clock = FakeClock()
+    policy = policy_with(quarantine={"probe_enabled": True, "probe_cooldown_seconds": 30})
+    with AutoHealManager(policy=policy, data_dir=tmp_path, clock=clock) as m:
+        for _ in range(10):
+            clock.advance(1)
+            m.on_step_result("w", "s", POST)
+        clock.advance(31)
+        assert m.should_execute_step("w", "s")[0]  # the probe
+        m.on_step_result("w", "s", POST)  # fails: the cool-down backs off
+    clock.advance(5)
+    with AutoHealManager(policy=policy, data_dir=tmp_path, clock=clock) as m:
+        assert m.get_mode("w") is S.QUARANTINED
+        clock.advance(31)
+        assert m.should_execute_step("w", "s")[0]
+        m.on_step_result("w", "s", OK)
+        assert m.get_mode("w") is not S.QUARANTINED
+    report = replay(tmp_path)
+    assert report.matches, report.mismatches[:3]
+
+
+def test_window_resets_are_declared_once(tmp_path: Path) -> None:
+    """The SQL reset views select exactly the transitions whose edge declares the reset."""
+    clock = FakeClock()
+    with AutoHealManager(data_dir=tmp_path, clock=clock) as m:
+        for _ in range(10):
+            m.on_step_result("w", "s", POST)
+        m.force_transition("w", S.DEGRADED, reason="fixed")
+        m.force_transition("w", S.PAUSED, reason="hold")
+    with AuditAnalytics(tmp_path) as db:
+        resets = db.sql("SELECT count(*) AS n FROM audit_resets")[0]["n"]
+        transitions = db.sql(
+            "SELECT state, cause FROM audit_events WHERE kind = 'transition' ORDER BY seq"
+        )
+    expected = sum(
+        1
+        for t in transitions
+        if any(
+            Reset.WORKFLOW_WINDOW in e.resets
+            for e in TRANSITIONS
+            if e.cause == t["cause"] and e.target == t["state"]
+        )
+    )
+    assert resets == expected == 1
