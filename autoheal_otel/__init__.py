@@ -12,7 +12,11 @@ from ._errors import (
     LearningFrozenError,
     ManagerClosedError,
     PolicyError,
+    PostconditionFailed,
     StepBlockedError,
+    StoreError,
+    TargetNotFound,
+    WatchdogTimeout,
 )
 from ._events import DecisionEvent, EventSink, RuleFiring
 from ._manager import AutoHealManager
@@ -28,10 +32,10 @@ from ._models import (
 )
 from ._policy import PolicyConfig
 from ._report import StatusReport
-from ._step import PostconditionFailed, StepGuard, TargetNotFound, WatchdogTimeout
-from ._transitions import Cause, Edge
+from ._step import StepGuard
+from ._transitions import Edge
 from ._version import __version__
-from .semconv import EventKind, Rule
+from .semconv import Cause, EventKind, Reason, Rule
 
 __all__ = [
     "AutoHealError",
@@ -54,12 +58,14 @@ __all__ = [
     "PolicyConfig",
     "PolicyError",
     "PostconditionFailed",
+    "Reason",
     "Rule",
     "RuleFiring",
     "StatusReport",
     "StepBlockedError",
     "StepGuard",
     "StepResult",
+    "StoreError",
     "SystemClock",
     "TargetNotFound",
     "Trigger",

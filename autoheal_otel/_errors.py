@@ -10,7 +10,14 @@ structured attributes next to a message that names the value and the rule::
     ├── StepBlockedError         .workflow_id, .step_id, .state, .reason
     ├── LearningFrozenError      .workflow_id, .state   (a snapshot while learning is off)
     ├── StoreError               (versioning: no such set, nothing active yet)
-    └── ManagerClosedError       (a hook was called after close())
+    ├── ManagerClosedError       (a hook was called after close())
+    └── step signals, raised by executor code inside a guarded step (``manager.step``):
+        ├── TargetNotFound       -> Outcome.TARGET_NOT_FOUND
+        ├── PostconditionFailed  -> Outcome.POSTCONDITION_FAILED
+        └── WatchdogTimeout      -> Outcome.WATCHDOG_TIMEOUT (also a TimeoutError)
+
+Every class in the tree is exported from ``autoheal_otel`` (a test keeps the tree, this
+docstring and the exports equal).
 """
 
 from __future__ import annotations
@@ -24,7 +31,11 @@ __all__ = [
     "LearningFrozenError",
     "ManagerClosedError",
     "PolicyError",
+    "PostconditionFailed",
     "StepBlockedError",
+    "StoreError",
+    "TargetNotFound",
+    "WatchdogTimeout",
 ]
 
 
@@ -99,3 +110,19 @@ class LearningFrozenError(AutoHealError):
 
 class ManagerClosedError(AutoHealError):
     """The manager was used after ``close()``."""
+
+
+class StoreError(AutoHealError):
+    """A store operation could not be done (the store is left at the old set)."""
+
+
+class TargetNotFound(AutoHealError):
+    """Raise inside a guarded step when the target is not on screen."""
+
+
+class PostconditionFailed(AutoHealError):
+    """Raise inside a guarded step when the action's postcondition does not hold."""
+
+
+class WatchdogTimeout(AutoHealError, TimeoutError):
+    """Raised by :meth:`StepGuard.check_deadline` once the step's deadline has passed."""

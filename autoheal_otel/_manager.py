@@ -216,12 +216,11 @@ class AutoHealManager:
         returned. ``record=False`` builds no events (inputs whose record exists already).
         """
         now = self._monotonic()
-        otel = self._otel
+        otel = self._otel if span_name is not None else None
         span = None
-        trace = NO_TRACE
         if otel is not None and span_name is not None:
             span = otel.start_span(span_name, workflow_id, step_id)
-            trace = _span_ids(span)
+        trace = _span_ids(span) if span is not None else NO_TRACE
         publisher = self._publisher
         ts = self._clock.now() if record and publisher.sinks else None
         events: list[DecisionEvent] | None = [] if ts is not None else None
@@ -239,8 +238,8 @@ class AutoHealManager:
             raise
         if events:
             publisher.drain()
-        if span is not None:
-            otel.end_span(span, hook, events, self._monotonic() - now)  # type: ignore[union-attr]
+        if otel is not None:
+            otel.end_span(span, hook, events, self._monotonic() - now)
         return out
 
     # -- hooks -----------------------------------------------------------------------------

@@ -17,13 +17,53 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from ._errors import AutoHealError, StepBlockedError
-from ._models import EffectiveSettings, Outcome, StepResult
+from ._clock import Clock
+from ._errors import (
+    PostconditionFailed,
+    StepBlockedError,
+    TargetNotFound,
+    WatchdogTimeout,
+)
+from ._models import EffectiveSettings, ExecutionState, Outcome, StepResult
 
-if TYPE_CHECKING:
-    from ._manager import AutoHealManager
+
+class Hooks(Protocol):
+    """What a guarded step needs of the manager (the manager satisfies it)."""
+
+    @property
+    def clock(self) -> Clock:
+        """Return the injected clock."""
+        ...
+
+    def should_execute_step(self, workflow_id: str, step_id: str) -> tuple[bool, str]:
+        """Ask the gate."""
+        ...
+
+    def on_step_result(self, workflow_id: str, step_id: str, result: StepResult) -> None:
+        """Report the step's result."""
+        ...
+
+    def get_mode(self, workflow_id: str) -> ExecutionState:
+        """Return the workflow's state."""
+        ...
+
+    def get_effective_settings(self, workflow_id: str) -> EffectiveSettings:
+        """Return the workflow's settings."""
+        ...
+
+    def step(
+        self,
+        workflow_id: str,
+        step_id: str,
+        *,
+        timeout_s: float | None = None,
+        exceptions: Mapping[type[BaseException], Any] | None = None,
+    ) -> StepGuard:
+        """Wrap one step."""
+        ...
+
 
 __all__ = [
     "PostconditionFailed",
@@ -32,18 +72,6 @@ __all__ = [
     "WatchdogTimeout",
     "guard_decorator",
 ]
-
-
-class TargetNotFound(AutoHealError):
-    """Raise inside a guarded step when the target is not on screen."""
-
-
-class PostconditionFailed(AutoHealError):
-    """Raise inside a guarded step when the action's postcondition does not hold."""
-
-
-class WatchdogTimeout(AutoHealError, TimeoutError):
-    """Raised by :meth:`StepGuard.check_deadline` once the step's deadline has passed."""
 
 
 DEFAULT_EXCEPTIONS: Mapping[type[BaseException], Outcome] = {
@@ -65,7 +93,7 @@ class StepGuard:
 
     def __init__(
         self,
-        manager: AutoHealManager,
+        manager: Hooks,
         workflow_id: str,
         step_id: str,
         *,
@@ -201,7 +229,7 @@ class StepGuard:
 
 
 def guard_decorator(
-    manager: AutoHealManager, workflow_id: str, step_id: str, timeout_s: float | None
+    manager: Hooks, workflow_id: str, step_id: str, timeout_s: float | None
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Build the decorator of :meth:`AutoHealManager.guard`.
 

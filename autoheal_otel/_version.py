@@ -1,3 +1,8 @@
-"""The package version (one place)."""
+"""The package version, read once from the installed distribution's metadata."""
 
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("autoheal-otel")
+except PackageNotFoundError:  # run from a source tree that was never installed
+    __version__ = "0+unknown"

@@ -136,3 +136,23 @@ def test_window_resets_are_declared_once(tmp_path: Path) -> None:
         )
     )
     assert resets == expected == 1
+
+
+def test_a_meter_without_a_tracer_still_decides_and_measures() -> None:
+    """Regression: with metrics but no tracing, every hook raised on a missing span."""
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    reader = InMemoryMetricReader()
+    with AutoHealManager(clock=FakeClock(), meter_provider=MeterProvider([reader])) as m:
+        assert m.should_execute_step("w", "s") == (True, "running")
+        m.on_step_result("w", "s", OK)
+    data = reader.get_metrics_data()
+    assert data is not None
+    names = {
+        metric.name
+        for rm in data.resource_metrics
+        for sm in rm.scope_metrics
+        for metric in sm.metrics
+    }
+    assert "autoheal.hook.duration" in names

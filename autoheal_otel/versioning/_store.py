@@ -40,7 +40,7 @@ from typing import Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from .._clock import Clock, SystemClock
-from .._errors import AutoHealError, InvalidInputError
+from .._errors import InvalidInputError, StoreError
 from .._fs import fsync_path, write_atomic
 from .._models import VersionInfo
 from ._components import (
@@ -55,10 +55,6 @@ from ._components import (
 __all__ = ["StoreError", "VerifyReport", "VersionSet", "VersionedStore"]
 
 Target = int | Literal["known_good", "previous"]
-
-
-class StoreError(AutoHealError):
-    """A store operation could not be done (the store is left at the old set)."""
 
 
 class VersionSet(BaseModel):
