@@ -34,6 +34,7 @@ from ..analytics import AuditAnalytics
 from ..integrations import FailureCaseRecorder, MiniReportWriter, PrecisionTracker, render_report
 from ..sim import SimExecutor, SimWorkflow
 from ..testing import FakeClock
+from ._common import Problem
 
 __all__ = ["run_demo"]
 
@@ -119,10 +120,13 @@ def _otel_from_env() -> tuple[Any, Any, Any, Callable[[], None]]:
 
 
 def _prepare(data_dir: Path) -> None:
+    if data_dir.exists() and not data_dir.is_dir():
+        raise Problem(f"--data-dir {data_dir} is a file", "choose a folder for the demo's outputs")
     if data_dir.exists():
         if not (data_dir / MARKER).exists() and any(data_dir.iterdir()):
-            raise SystemExit(
-                f"autoheal: {data_dir} exists and is not a demo directory; choose another --data-dir"
+            raise Problem(
+                f"{data_dir} exists and is not a demo directory (the demo replaces its folder)",
+                "choose another --data-dir",
             )
         shutil.rmtree(data_dir)
     data_dir.mkdir(parents=True)

@@ -1,6 +1,6 @@
 -- Executions and successes per workflow and artifact version, each workflow's versions in the
--- order they were first used: a restarted manager rebuilds the regression rule's counts.
--- Read from the per-output rollups compaction writes (plus the live JSONL), never a full scan.
+-- order they were first used: a restarted manager rebuilds the regression rule's counts. Read
+-- from the per-output rollups compaction writes (plus the live JSONL), never a full scan.
 SELECT workflow_id, artifact_version,
        sum(executions)::BIGINT AS executions,
        sum(successes)::BIGINT AS successes

@@ -1,6 +1,6 @@
 -- Executions and successes per workflow and artifact version, with the version's first and
 -- last use: the regression monitor compares the active version with the previous one.
--- Params: $workflow_id.
+-- param workflow_id text: the workflow to show
 SELECT coalesce(artifact_version, '') AS artifact_version,
        count(*) AS executions,
        count(*) FILTER (WHERE outcome = 'success') AS successes,
