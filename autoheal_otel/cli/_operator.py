@@ -42,24 +42,28 @@ def run_force(args: argparse.Namespace) -> int:
         raise Problem(f"--data-dir {args.data_dir} is a file, not a data directory")
     args.data_dir.mkdir(parents=True, exist_ok=True)
     need_writable(args.data_dir, "force", "records the move in the audit log")
+    policy = load_policy(args.policy)
+    # Decide from a reader first: a refused move must leave the log untouched.
+    reader = AutoHealManager(policy=policy, data_dir=args.data_dir, read_only=True)
+    try:
+        known = reader.get_status_report().workflows
+    finally:
+        reader.close()
+    current = known.get(args.workflow)
+    if current is None and not args.create:
+        raise Problem(
+            f"no workflow {args.workflow!r} in {args.data_dir}'s audit log"
+            f"{close_matches(args.workflow, known)}",
+            "pass --create to start tracking a new workflow in that state",
+        )
+    if current is not None and current.state.value == args.state:
+        raise Problem(
+            f"{args.workflow} is already {args.state} (since {current.since:%Y-%m-%d %H:%M:%S}"
+            f" UTC: {current.reason}); nothing recorded",
+            f"`{command_name()} status --data-dir {args.data_dir}` shows every state",
+        )
     store = VersionedStore.open(args.data_dir) if args.state == "rollback" else None
-    with AutoHealManager(
-        policy=load_policy(args.policy), data_dir=args.data_dir, store=store
-    ) as manager:
-        known = manager.get_status_report().workflows
-        current = known.get(args.workflow)
-        if current is None and not args.create:
-            raise Problem(
-                f"no workflow {args.workflow!r} in {args.data_dir}'s audit log"
-                f"{close_matches(args.workflow, known)}",
-                "pass --create to start tracking a new workflow in that state",
-            )
-        if current is not None and current.state.value == args.state:
-            raise Problem(
-                f"{args.workflow} is already {args.state} (since {current.since:%Y-%m-%d %H:%M:%S}"
-                f" UTC: {current.reason}); nothing recorded",
-                f"`{command_name()} status --data-dir {args.data_dir}` shows every state",
-            )
+    with AutoHealManager(policy=policy, data_dir=args.data_dir, store=store) as manager:
         info = manager.force_transition(
             args.workflow, args.state, reason=args.reason, actor=args.actor
         )
