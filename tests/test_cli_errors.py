@@ -149,3 +149,38 @@ def test_read_only_data_directory(data: Path, tmp_path: Path) -> None:
         assert proc is not None and proc.returncode == 1, (args, proc and proc.stderr)
         assert "not writable" in proc.stderr and "Traceback" not in proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("blocked", "args"),
+    [
+        ("faiss", ["demo", "--data-dir", "{tmp}/demo"]),
+        ("numpy", ["demo", "--data-dir", "{tmp}/demo"]),
+        ("opentelemetry.exporter.prometheus", ["serve", "--port", "0", "--duration", "1"]),
+        ("opentelemetry.sdk", ["serve", "--port", "0", "--duration", "1"]),
+    ],
+    ids=["demo-no-faiss", "demo-no-numpy", "serve-no-prometheus-exporter", "serve-no-sdk"],
+)
+def test_missing_extras_name_the_install(blocked: str, args: list[str], tmp_path: Path) -> None:
+    """Without an optional package, demo/serve say which extra to install in one line (was ModuleNotFoundError)."""
+    import sys
+
+    # A plain install lacks the module: make its import fail as it would there.
+    program = (
+        f"import sys; sys.modules[{blocked!r}] = None; "
+        "from autoheal_otel.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    proc = subprocess.run(
+        [sys.executable, "-c", program, *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 1, proc.stderr
+    line = proc.stderr.strip()
+    assert line.startswith(f"autoheal: autoheal {args[0]} needs the optional extras ({blocked}")
+    assert line.endswith("pip install 'autoheal-otel[faiss,otel]'") and "\n" not in line
+    assert not (tmp_path / "demo").exists()
