@@ -28,7 +28,7 @@ def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One demo run shared by the tests of this module (the main job, for real)."""
     data = tmp_path_factory.mktemp("demo") / "demo-data"
     proc = autoheal("demo", "--data-dir", str(data), "--no-live")
-    for needle in ("DEGRADED", "QUARANTINED", "ROLLBACK", "global PAUSE", "done in"):
+    for needle in ("DEGRADED", "QUARANTINED", "ROLLBACK", "global PAUSE", "robot time"):
         assert needle in proc.stdout
     return data
 
