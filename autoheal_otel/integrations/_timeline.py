@@ -23,7 +23,27 @@ COLORS = {
 }
 _WIDTH, _LEFT, _RIGHT, _ROW, _TOP = 900, 120, 20, 36, 8
 _MIN_BAND = 5.0  # px: narrower states get this width and a marker
-_STEPS = [1, 5, 10, 30, 60, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400]
+_STEPS = [
+    1,
+    2,
+    5,
+    10,
+    15,
+    30,
+    60,
+    120,
+    300,
+    600,
+    900,
+    1200,
+    1800,
+    3600,
+    7200,
+    10800,
+    21600,
+    43200,
+    86400,
+]
 
 
 def _ticks(start: datetime, end: datetime, most: int = 8) -> list[datetime]:
@@ -76,8 +96,8 @@ def timeline_svg(
             f"{_label(t, span)}</text>"
         )
     parts.append(
-        f'<line x1="{_LEFT}" x2="{_WIDTH - _RIGHT}" y1="{rows_bottom + 4}" '
-        f'y2="{rows_bottom + 4}" stroke="#333"/>'
+        f'<line x1="{_LEFT}" x2="{_WIDTH - _RIGHT}" y1="{rows_bottom + 4.5}" '
+        f'y2="{rows_bottom + 4.5}" stroke="#333"/>'
         f'<text x="{_WIDTH - _RIGHT}" y="{rows_bottom + 34}" text-anchor="end" fill="#333">'
         f"time (UTC, {start:%Y-%m-%d})</text>"
     )
@@ -86,16 +106,17 @@ def timeline_svg(
         parts.append(f'<text x="4" y="{y + 24}">{html.escape(wid[:16])}</text>')
         changes = [t for t in transitions if t["workflow_id"] == wid]
         bands = [(start, "running")] + [(t["ts"], t["state"]) for t in changes]
+        brief: list[str] = []  # drawn last, over their neighbours, so they stay visible
         for (since, state), (until, _) in zip(bands, [*bands[1:], (end, "")], strict=True):
             x0, width = x(since), x(until) - x(since)
             color = COLORS.get(state, "#999")
             tip = f"<title>{html.escape(state)} from {since:%H:%M:%S} to {until:%H:%M:%S}</title>"
-            parts.append(
+            (brief if width < _MIN_BAND else parts).append(
                 f'<rect x="{x0:.1f}" y="{y + 10}" width="{max(_MIN_BAND, width):.1f}" '
                 f'height="{_ROW - 14}" fill="{color}">{tip}</rect>'
             )
             if width < _MIN_BAND:
-                parts.append(
+                brief.append(
                     f'<path d="M{x0 - 5:.1f},{y} L{x0 + 7:.1f},{y} L{x0 + 1:.1f},{y + 9} Z" '
                     f'fill="{color}" stroke="black" stroke-width="0.8">{tip}</path>'
                 )
@@ -104,6 +125,7 @@ def timeline_svg(
                 parts.append(
                     f'<text x="{x0 + 4:.1f}" y="{y + 25}" fill="{fill}">{html.escape(state)}</text>'
                 )
+        parts.extend(brief)
         for f in (f for f in failures if f["workflow_id"] == wid):
             fx = x(f["ts"])
             parts.append(
