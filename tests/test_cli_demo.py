@@ -6,6 +6,7 @@ import fcntl
 import json
 import os
 import pty
+import shutil
 import socket
 import struct
 import subprocess
@@ -36,6 +37,12 @@ def test_each_transition_stays_on_screen_in_80_columns(tmp_path: Path) -> None:
     for line, t in zip(shown, recorded, strict=True):
         assert line.startswith(f"   - {t['workflow_id']}: {t['previous_state']} -> {t['state']}")
     assert "minutes of robot time" in proc.stdout
+    # The hints name the command as this user can run it (it said `autoheal`, not on PATH).
+    on_path = shutil.which("autoheal")
+    runnable = (
+        "autoheal" if on_path and Path(on_path).resolve() == Path(str(EXE)).resolve() else EXE
+    )
+    assert f"  {runnable} status --data-dir d" in lines
 
 
 def test_live_mode_redraws_only_the_table(tmp_path: Path) -> None:

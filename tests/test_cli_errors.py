@@ -184,3 +184,11 @@ def test_missing_extras_name_the_install(blocked: str, args: list[str], tmp_path
     assert line.startswith(f"autoheal: autoheal {args[0]} needs the optional extras ({blocked}")
     assert line.endswith("pip install 'autoheal-otel[faiss,otel]'") and "\n" not in line
     assert not (tmp_path / "demo").exists()
+
+
+def test_version() -> None:
+    """`autoheal --version` prints the installed version."""
+    from autoheal_otel import __version__
+
+    proc = run(["--version"])
+    assert proc.returncode == 0 and proc.stdout.strip() == f"autoheal {__version__}"
