@@ -148,4 +148,4 @@ def describe(sql: str) -> str:
         if line.startswith(("-- param ", "-- lookback:")):
             continue
         lines.append(line[2:].strip())
-    return " ".join(lines)
+    return re.sub(r"\$(\w)", r"\1", " ".join(lines))

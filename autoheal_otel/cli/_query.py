@@ -8,6 +8,7 @@ run with none. ``autoheal query NAME --help`` lists a query's parameters.
 from __future__ import annotations
 
 import argparse
+import textwrap
 from typing import Any
 
 from .._errors import InvalidInputError
@@ -51,7 +52,12 @@ def run_query(args: argparse.Namespace) -> int:
         emit(
             args,
             listing,
-            lambda: print("\n".join(f"{q['query']:<26} {q['description'][:52]}" for q in listing)),
+            lambda: print(
+                "\n".join(
+                    f"{q['query']:<25} {textwrap.shorten(q['description'], 53, placeholder='...')}"
+                    for q in listing
+                )
+            ),
         )
         return EXIT_OK
     sql = _check_name(args.name)
