@@ -83,7 +83,7 @@ def _describe(exc: Exception, args: argparse.Namespace) -> tuple[str, str, int]:
     if isinstance(exc, PolicyError):
         return (
             f"invalid policy: {exc}",
-            f"fix the field named above; `{command_name()} policy schema` lists every setting",
+            f"fix the file or field named above; `{command_name()} policy schema` lists every setting",
             EXIT_PROBLEM,
         )
     if isinstance(exc, AutoHealError):
@@ -150,7 +150,7 @@ def _serve(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise Problem(
             f"cannot serve on {args.host}:{args.port}: {exc.strerror}",
-            "choose another --port (or stop what uses it)",
+            "check --host, and choose another --port if that one is in use",
         ) from exc
 
 
