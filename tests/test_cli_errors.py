@@ -53,6 +53,8 @@ def _cases(data: Path, scratch: Path) -> list[tuple[list[str], int, str]]:
         (["query", "global_state", "--param", "as_of=yesterday", *d], 2, "as_of must be"),
         (["query", "summary", "--param", "limit=3", *d], 2, "not a parameter"),
         (["query", "sumary", *d], 2, "did you mean summary"),
+        (["replay", "--data-dir", str(a_file)], 1, "is a file"),
+        (["what-if", *d], 2, "--policy"),
         (["what-if", "--policy", str(bad_policy), *d], 1, "invalid policy"),
         (["what-if", "--policy", str(scratch / "nope.json"), *d], 1, "nope.json"),
         (["compact", "--data-dir", str(scratch / "nope")], 1, "has no audit log"),
