@@ -93,19 +93,22 @@ def render_report(
     trips = _trip_reports(Path(data_dir), link_from) if link_from is not None else {}
 
     def trip_link(t: dict[str, Any]) -> str:
+        if link_from is None:
+            return ""
         key = (safe_name(t["workflow_id"]), f"{t['ts']:%Y%m%dT%H%M%S}-{t['seq']:08d}")
-        return f"[report]({trips[key]}.md)" if key in trips else ""
+        return f" [report]({trips[key]}.md) |" if key in trips else "  |"
 
+    extra = (" report |", "---|") if link_from is not None else ("", "")
     md += [
         "",
         "## Transitions",
         "",
-        "| time (UTC) | workflow | from | to | cause | why | report |",
-        "|---|---|---|---|---|---|---|",
+        f"| time (UTC) | workflow | from | to | cause | why |{extra[0]}",
+        f"|---|---|---|---|---|---|{extra[1]}",
     ]
     md += [
         f"| {t['ts']:%Y-%m-%d %H:%M:%S} | {t['workflow_id']} | {t['previous_state']} | {t['state']} | "
-        f"{t['cause']} | {(t['message'] or '').replace('|', '/')} | {trip_link(t)} |"
+        f"{t['cause']} | {(t['message'] or '').replace('|', '/')} |{trip_link(t)}"
         for t in transitions
     ]
     md += ["", "## Time in state (seconds)", "", "| workflow | state | seconds |", "|---|---|---|"]
