@@ -1,4 +1,4 @@
-"""What every ``autoheal`` command shares: its errors, output helpers and data-directory checks.
+"""What every ``autoheal`` command shares: its errors, output formatting and data-directory checks.
 
 Errors are raised as :class:`Problem` (exit 1: the command ran and found something wrong) or
 :class:`Usage` (exit 2: the command line itself is wrong); :func:`autoheal_otel.cli.main`
