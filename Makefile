@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench generate clean prometheus
+.PHONY: demo test lint bench generate clean prometheus chromium
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/autoheal demo
 
-test: $(STAMP) prometheus
+test: $(STAMP) prometheus chromium
 	$(BIN)/python -m pytest
 
 # The dashboard and alert tests run a real Prometheus (Debian's package).
@@ -30,13 +30,28 @@ prometheus:
 	    echo "prometheus is not installed: its tests will be skipped (sudo apt-get install prometheus)"; \
 	  fi; }
 
+# The report's screenshot test renders report.html in headless Chromium (Debian's package).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian's chromium (the report's screenshot test runs it)"; \
+	    apt-get update -qq >/dev/null && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null || \
+	    echo "chromium could not be installed: the report's screenshot test will be skipped"; \
+	  else \
+	    echo "chromium is not installed: the report's screenshot test will be skipped (sudo apt-get install chromium)"; \
+	  fi; }
+
 lint: $(STAMP)
 	$(BIN)/ruff check autoheal_otel tests bench dashboards
 	$(BIN)/ruff format --check autoheal_otel tests bench dashboards
 	$(BIN)/mypy
 
+# Every benchmark under bench/; each removes what it writes under the temporary directory.
 bench: $(STAMP)
-	$(BIN)/python bench/hot_path.py
+	@for script in bench/*.py; do \
+	  echo "== $$script"; $(BIN)/python $$script || exit 1; \
+	done
 
 # Regenerate the committed artifacts that tests compare against (policy, schema, diagram).
 generate: $(STAMP)

@@ -173,6 +173,27 @@ def measure(data_dir: Path, as_of: datetime, repeat: int) -> dict[str, float]:
     return out
 
 
+def run_size(data_dir: Path, events: int, repeat: int) -> None:
+    """Generate one log, measure it raw, compact it, measure again, print the table."""
+    t0 = time.perf_counter()
+    last = generate(data_dir, events)
+    gen_s = time.perf_counter() - t0
+    size = sum(p.stat().st_size for p in (data_dir / "audit").glob("*.jsonl"))
+    raw = measure(data_dir, last, max(1, repeat // 2))
+    t0 = time.perf_counter()
+    report = compact(data_dir)
+    compact_s = time.perf_counter() - t0
+    compacted = measure(data_dir, last, repeat)
+    print(
+        f"\n{events:,} events: JSONL {size / 2**20:,.0f} MiB (generated in {gen_s:.1f} s); "
+        f"compacted to {report.bytes_out / 2**20:,.0f} MiB in {compact_s:.1f} s"
+    )
+    print(f"  {'operation':<24} {'raw JSONL':>11} {'compacted':>11} {'ratio':>8}")
+    for name, raw_ms in raw.items():
+        c = compacted[name]
+        print(f"  {name:<24} {raw_ms:9.1f} ms {c:9.1f} ms {raw_ms / c:7.1f}x")
+
+
 def main() -> None:
     """Generate, measure raw JSONL, compact, measure again; print a table."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -182,26 +203,11 @@ def main() -> None:
     args = parser.parse_args()
     for events in args.events:
         root = Path(args.keep or tempfile.mkdtemp(prefix="autoheal-bench-"))
-        data_dir = root / f"events-{events}"
-        t0 = time.perf_counter()
-        last = generate(data_dir, events)
-        gen_s = time.perf_counter() - t0
-        size = sum(p.stat().st_size for p in (data_dir / "audit").glob("*.jsonl"))
-        raw = measure(data_dir, last, max(1, args.repeat // 2))
-        t0 = time.perf_counter()
-        report = compact(data_dir)
-        compact_s = time.perf_counter() - t0
-        compacted = measure(data_dir, last, args.repeat)
-        print(
-            f"\n{events:,} events: JSONL {size / 2**20:,.0f} MiB (generated in {gen_s:.1f} s); "
-            f"compacted to {report.bytes_out / 2**20:,.0f} MiB in {compact_s:.1f} s"
-        )
-        print(f"  {'operation':<24} {'raw JSONL':>11} {'compacted':>11} {'ratio':>8}")
-        for name, raw_ms in raw.items():
-            c = compacted[name]
-            print(f"  {name:<24} {raw_ms:9.1f} ms {c:9.1f} ms {raw_ms / c:7.1f}x")
-        if not args.keep:
-            shutil.rmtree(root)
+        try:
+            run_size(root / f"events-{events}", events, args.repeat)
+        finally:
+            if not args.keep:
+                shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import tempfile
 import timeit
 import tracemalloc
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import pybreaker
@@ -121,21 +122,17 @@ def memory_per_workflow(count: int) -> float:
     return (after - before) / count
 
 
-def main() -> None:
-    """Print the figures."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--number", type=int, default=100_000)
-    parser.add_argument("--repeat", type=int, default=7)
-    args = parser.parse_args()
+def _hot_path(number: int, repeat: int, root: Path) -> None:
+    """Measure and print the per-step figures; audited managers write under ``root``."""
     manager = AutoHealManager(clock=FakeClock())
     system = AutoHealManager()  # the real clock: time.monotonic on every hook
     # Audit on: every decision's JSONL line reaches the OS before the hook returns.
-    audited = AutoHealManager(data_dir=tempfile.mkdtemp(prefix="autoheal-bench-"))
-    jsonl_only = AutoHealManager(data_dir=tempfile.mkdtemp(prefix="autoheal-bench-"))
+    audited = AutoHealManager(data_dir=root / "audited")
+    jsonl_only = AutoHealManager(data_dir=root / "jsonl-only")
     assert jsonl_only.success_store is not None
     jsonl_only.remove_sink(jsonl_only.success_store)
     lean = AutoHealManager(
-        data_dir=tempfile.mkdtemp(prefix="autoheal-bench-"),
+        data_dir=root / "lean",
         policy=PolicyConfig(audit={"record_allowed_gates": False}),
     )
     assert lean.success_store is not None
@@ -149,11 +146,11 @@ def main() -> None:
             "+ JSONL, no allowed gates": autoheal_step(lean),
             "+ JSONL + success store": autoheal_step(audited),
         },
-        args.number,
-        args.repeat,
+        number,
+        repeat,
     )
     base = medians["pybreaker.call"]
-    print(f"hot path, median of {args.repeat} x {args.number} steps (gate + result)")
+    print(f"hot path, median of {repeat} x {number} steps (gate + result)")
     for name, value in medians.items():
         print(f"  {name:<26} {value:7.3f} us/step   {value / base:5.2f}x pybreaker")
     tracer_provider, meter_provider = sdk_providers()
@@ -163,8 +160,8 @@ def main() -> None:
             "two bare SDK spans": two_bare_spans(tracer_provider),
             "autoheal + OTel SDK": autoheal_step(traced),
         },
-        args.number // 5,
-        args.repeat,
+        number // 5,
+        repeat,
     )
     spans = otel["two bare SDK spans"]
     print("with the OTel SDK (batch span processor, metrics on, nothing exported)")
@@ -174,6 +171,18 @@ def main() -> None:
         m.close()
     tracer_provider.shutdown()
     meter_provider.shutdown()
+
+
+def main() -> None:
+    """Print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--number", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=7)
+    args = parser.parse_args()
+    # Every audited manager writes under one temporary folder, removed at the end whatever
+    # happens (a full run writes about 2 GB of audit log there).
+    with tempfile.TemporaryDirectory(prefix="autoheal-bench-") as root:
+        _hot_path(args.number, args.repeat, Path(root))
     per_wf = memory_per_workflow(10_000)
     total_mib = per_wf * 10_000 / 2**20
     print(f"memory: {per_wf:,.0f} B per active workflow -> {total_mib:.1f} MiB per 10,000")

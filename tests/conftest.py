@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -55,3 +56,14 @@ def manager(make_manager: Callable[..., AutoHealManager]) -> AutoHealManager:
 def policy_with(**sections: Any) -> PolicyConfig:
     """Build a policy from partial sections given as dicts."""
     return PolicyConfig.from_dict(sections)
+
+
+@pytest.fixture(scope="session")
+def demo_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One demo run (through the installed `autoheal` command) that CLI tests read or copy."""
+    from .cli_support import run
+
+    data = tmp_path_factory.mktemp("demo-shared") / "demo-data"
+    proc = run(["demo", "--no-live", "--data-dir", str(data)])
+    assert proc.returncode == 0, proc.stderr
+    return data

@@ -137,3 +137,24 @@ def test_decorator_reports_returned_results(manager: AutoHealManager, sink: InMe
         click()
     assert manager.get_mode("w") is ExecutionState.DEGRADED
     assert _last_result(sink).step_id == "click"
+
+
+def test_readme_mapping_a_users_exception_degrades_the_workflow(
+    manager: AutoHealManager,
+) -> None:
+    """As the README says: an unmapped exception is an `error` that never degrades; mapped, it does."""
+
+    class ElementNotFound(Exception):
+        pass
+
+    for _ in range(3):
+        with pytest.raises(ElementNotFound), manager.step("w", "s"):
+            raise ElementNotFound
+    assert manager.get_mode("w") is ExecutionState.RUNNING
+    for _ in range(3):
+        with (
+            pytest.raises(ElementNotFound),
+            manager.step("w", "s", exceptions={ElementNotFound: Outcome.TARGET_NOT_FOUND}),
+        ):
+            raise ElementNotFound
+    assert manager.get_mode("w") is ExecutionState.DEGRADED

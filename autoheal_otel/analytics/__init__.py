@@ -19,9 +19,19 @@ from pathlib import Path
 from typing import Any, Self
 
 from .._errors import InvalidInputError
+from ._params import QueryParam, parse_params
 from ._view import iter_records, read_json_sql, scan, sources, view_sql
 
-__all__ = ["AuditAnalytics", "iter_records", "load_query", "query_names", "scan", "ts_param"]
+__all__ = [
+    "AuditAnalytics",
+    "QueryParam",
+    "iter_records",
+    "load_query",
+    "query_names",
+    "query_params",
+    "scan",
+    "ts_param",
+]
 
 _PARAM = re.compile(r"\$([a-z_]+)")
 
@@ -41,6 +51,15 @@ def load_query(name: str) -> str:
     if name not in query_names():
         raise InvalidInputError("query", name, f"must be one of {', '.join(query_names())}")
     return (resources.files(__name__) / "sql" / f"{name}.sql").read_text(encoding="utf-8")
+
+
+def query_params(name: str) -> list[QueryParam]:
+    """Return the parameters a packaged query declares (type, default and help of each).
+
+    Raises:
+        InvalidInputError: no query has that name.
+    """
+    return parse_params(load_query(name))
 
 
 def ts_param(value: datetime | str | None) -> str:

@@ -1,6 +1,7 @@
 """``autoheal demo``: a simulated executor with real FAISS matching, through every state.
 
-Four workflows run on a simulated screen (a fake clock, so the whole day takes seconds):
+Four workflows run on a simulated screen, on a fake clock: about ten minutes of robot time
+(the failure windows are 10 minutes long) pass in about a second of real time.
 
 1. everything is healthy;
 2. ``invoice`` loses its submit button: 3 x TARGET_NOT_FOUND -> DEGRADED, it comes back, 5
@@ -21,12 +22,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from .._manager import AutoHealManager
 from .._models import ExecutionState
@@ -34,6 +37,8 @@ from ..analytics import AuditAnalytics
 from ..integrations import FailureCaseRecorder, MiniReportWriter, PrecisionTracker, render_report
 from ..sim import SimExecutor, SimWorkflow
 from ..testing import FakeClock
+from ._common import Problem, command_name
+from ._demo_screen import DemoScreen
 
 __all__ = ["run_demo"]
 
@@ -44,51 +49,36 @@ WORKFLOWS = [
     SimWorkflow.of("payroll", "employee", "hours", "rate", "approve", "export"),
     SimWorkflow.of("shipping", "address", "carrier", "label", "print", "done"),
 ]
-_STATE_COLOR = {
-    "running": "32",
-    "degraded": "33",
-    "quarantined": "31",
-    "rollback": "35",
-    "paused": "90",
-}
 
 
-class _Table:
-    """The live table of workflow states (redrawn in place on a terminal)."""
-
-    def __init__(self, manager: AutoHealManager, live: bool) -> None:
-        self.manager = manager
-        self.live = live
-        self.lines = 0
-
-    def draw(self, act: str) -> None:
-        report = self.manager.get_status_report()
-        rows = [
-            f"  {act}",
-            f"  {'workflow':<12} {'state':<12} {'failures (10 min)':<18} {'version':<9} reason",
-        ]
-        for wid, wf in sorted(report.workflows.items()):
-            state = wf.state.value
-            shown = (
-                f"\x1b[{_STATE_COLOR[state]}m{state:<12}\x1b[0m" if self.live else f"{state:<12}"
-            )
-            reason = "" if wf.state is ExecutionState.RUNNING else wf.reason[:60]
-            rows.append(
-                f"  {wid:<12} {shown} {wf.window.count:>3}/{wf.window.threshold:<14} "
-                f"{(wf.settings and self.manager.get_artifact_version(wid)) or '-':<9} {reason}"
-            )
-        g = report.global_
-        rows.append(f"  global health: {g.health}" + (f" — {g.reason}" if g.paused else ""))
-        if self.live and self.lines:
-            sys.stdout.write(f"\x1b[{self.lines}F\x1b[J")
-        sys.stdout.write("\n".join(rows) + "\n")
-        sys.stdout.flush()
-        self.lines = len(rows) if self.live else 0
+def _reachable(endpoint: str) -> bool:
+    """Tell whether anything accepts connections at the collector's address (1 s at most)."""
+    parts = urlsplit(endpoint if "//" in endpoint else f"http://{endpoint}")
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 4318)
+        with socket.create_connection((parts.hostname or "localhost", port), timeout=1.0):
+            return True
+    except (OSError, ValueError):
+        return False
 
 
 def _otel_from_env() -> tuple[Any, Any, Any, Callable[[], None]]:
-    """Set up OTLP exporters when OTEL_EXPORTER_OTLP_ENDPOINT is set; else no telemetry."""
-    if not os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+    """Set up OTLP exporters when OTEL_EXPORTER_OTLP_ENDPOINT is set; else no telemetry.
+
+    An endpoint that refuses connections gets one warning line and no exporters (each
+    exporter would otherwise retry with back-off for its whole timeout, batch after batch);
+    the exporters' timeouts are short (2 s unless OTEL_EXPORTER_OTLP_TIMEOUT says otherwise)
+    so a collector that goes away mid-run cannot stall the demo for long either.
+    """
+    endpoint = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    if not endpoint:
+        return None, None, None, lambda: None
+    if not _reachable(endpoint):
+        print(
+            f"autoheal: warning: no OTLP collector answers at {endpoint}; "
+            "running the demo without exporting telemetry",
+            file=sys.stderr,
+        )
         return None, None, None, lambda: None
     from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
@@ -101,15 +91,18 @@ def _otel_from_env() -> tuple[Any, Any, Any, Callable[[], None]]:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
+    timeout = None if os.environ.get("OTEL_EXPORTER_OTLP_TIMEOUT") else 2.0
     resource = Resource.create({"service.name": "autoheal-demo"})
     tracer_provider = TracerProvider(resource=resource)
-    tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(timeout=timeout)))
     meter_provider = MeterProvider(
         resource=resource,
-        metric_readers=[PeriodicExportingMetricReader(OTLPMetricExporter(), 5000)],
+        metric_readers=[PeriodicExportingMetricReader(OTLPMetricExporter(timeout=timeout), 5000)],
     )
     logger_provider = LoggerProvider(resource=resource)
-    logger_provider.add_log_record_processor(BatchLogRecordProcessor(OTLPLogExporter()))
+    logger_provider.add_log_record_processor(
+        BatchLogRecordProcessor(OTLPLogExporter(timeout=timeout))
+    )
 
     def shutdown() -> None:
         for provider in (tracer_provider, meter_provider, logger_provider):
@@ -119,10 +112,13 @@ def _otel_from_env() -> tuple[Any, Any, Any, Callable[[], None]]:
 
 
 def _prepare(data_dir: Path) -> None:
+    if data_dir.exists() and not data_dir.is_dir():
+        raise Problem(f"--data-dir {data_dir} is a file", "choose a folder for the demo's outputs")
     if data_dir.exists():
         if not (data_dir / MARKER).exists() and any(data_dir.iterdir()):
-            raise SystemExit(
-                f"autoheal: {data_dir} exists and is not a demo directory; choose another --data-dir"
+            raise Problem(
+                f"{data_dir} exists and is not a demo directory (the demo replaces its folder)",
+                "choose another --data-dir",
             )
         shutil.rmtree(data_dir)
     data_dir.mkdir(parents=True)
@@ -140,6 +136,7 @@ def run_demo(
     # The simulated day ends before now, so what an operator does afterwards (with the real
     # clock) comes after it in the log.
     clock = FakeClock(start=datetime.now(UTC).replace(microsecond=0) - timedelta(days=1))
+    t0 = clock.now()
     tracer_provider, meter_provider, logger_provider, shutdown = _otel_from_env()
     failure_cases = FailureCaseRecorder()
     reports = MiniReportWriter(scenario={"run": "autoheal demo", "workflows": len(WORKFLOWS)})
@@ -153,15 +150,14 @@ def run_demo(
         integrations=[failure_cases, reports, precision],
     )
     sim = SimExecutor(manager, data_dir, WORKFLOWS, seed=7)
-    table = _Table(manager, live and not as_json)
+    screen = DemoScreen(manager, live and not as_json)
+    if not as_json:
+        manager.add_sink(screen)
     ids = [w.workflow_id for w in WORKFLOWS]
 
     def act(title: str) -> None:
-        if as_json:
-            return
-        table.draw(title)
-        if not live:
-            print()
+        if not as_json:
+            screen.phase(title)
 
     sim.run_many(ids, rounds=4)
     act("1. all four workflows healthy")
@@ -203,10 +199,13 @@ def run_demo(
             )
     sim.run_many(ids, rounds=2)
     act("6. an operator checked, resumed every workflow and released the quarantines")
+    simulated = (clock.now() - t0).total_seconds()
     manager.close()
     shutdown()
 
-    markdown, page = render_report(data_dir, title="autoheal demo: every workflow")
+    markdown, page = render_report(
+        data_dir, title="autoheal demo: every workflow", link_from=data_dir
+    )
     (data_dir / "report.md").write_text(markdown, encoding="utf-8")
     (data_dir / "report.html").write_text(page, encoding="utf-8")
     with AuditAnalytics(data_dir) as db:
@@ -226,6 +225,7 @@ def run_demo(
             json.dumps(
                 {
                     "seconds": round(elapsed, 2),
+                    "simulated_seconds": round(simulated, 1),
                     "released": released,
                     "summary": summary,
                     "transitions": len(transitions),
@@ -236,7 +236,7 @@ def run_demo(
             )
         )
         return 0
-    print("\nDuckDB summary of the audit log (autoheal query summary):")
+    print(f"\nDuckDB summary of the audit log ({command_name()} query summary):")
     print(
         f"  {'workflow':<12} {'decisions':>9} {'results':>8} {'failures':>8} {'blocked':>8} {'transitions':>11}"
     )
@@ -247,17 +247,18 @@ def run_demo(
         )
     states = sorted({t["state"] for t in transitions})
     print(f"\n{len(transitions)} transitions through: {', '.join(states)}")
-    print(f"done in {elapsed:.1f} s. Outputs:")
+    print(f"done: {simulated / 60:.0f} minutes of robot time (on a fake clock) in {elapsed:.1f} s.")
     print(f"  audit log      {outputs['audit_log']}/")
-    for case in outputs["failure_cases"][:3]:
-        print(f"  failure case   {case}")
+    print(f"  failure cases  {len(failure_cases.cases)} in {data_dir / 'failure_cases'}/")
+    print(f"  HTML report    {outputs['overall_report']} (a timeline; links to the")
     print(
-        f"  HTML report    {outputs['overall_report']}  (+{len(outputs['reports'])} per-trip reports in {data_dir / 'reports'}/)"
+        f"                 {len(outputs['reports'])} per-trip reports in {data_dir / 'reports'}/)"
     )
-    print(
-        f"  versions       {outputs['versions']}/  (autoheal versions list --data-dir {data_dir})"
-    )
-    print(
-        f"  try: autoheal status --data-dir {data_dir}  |  autoheal query transitions --data-dir {data_dir}"
-    )
+    print(f"  versions       {outputs['versions']}/")
+    cmd = command_name()
+    print("next:")
+    for hint in ("status", "query transitions", "versions list", "report --out report.md"):
+        print(f"  {cmd} {hint} --data-dir {data_dir}")
+    if cmd != "autoheal":
+        print(f"  (or `source {Path(cmd).parent}/activate` once, then plain `autoheal`)")
     return 0

@@ -8,6 +8,8 @@ timeline (states as bands, failures as ticks) and needs nothing else to open.
 from __future__ import annotations
 
 import html
+import os
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,64 +18,24 @@ from .._events import DecisionEvent
 from .._fs import write_atomic
 from ..semconv import EventKind
 from ..versioning import safe_name
+from ._timeline import timeline_svg
 
 if TYPE_CHECKING:
     from .._manager import AutoHealManager
 
 __all__ = ["MiniReportWriter", "render_report"]
 
-_COLORS = {
-    "running": "#2e7d32",
-    "degraded": "#f9a825",
-    "quarantined": "#c62828",
-    "rollback": "#6a1b9a",
-    "paused": "#455a64",
-}
 _TRIPS = {"step_breaker", "workflow_breaker", "global_breaker", "regression"}
+_LINK = re.compile(r"\[([^\]]+)\]\(([^)]+)\.md\)")
 
 
-def _timeline_svg(
-    transitions: list[dict[str, Any]],
-    failures: list[dict[str, Any]],
-    workflows: list[str],
-    start: datetime,
-    end: datetime,
-) -> str:
-    width, row, left = 900, 28, 140
-    span = max((end - start).total_seconds(), 1.0)
-
-    def x(ts: datetime) -> float:
-        return left + (width - left - 10) * (ts - start).total_seconds() / span
-
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" '
-        f'height="{row * len(workflows) + 40}" font-family="sans-serif" font-size="12">'
-    ]
-    for i, wid in enumerate(workflows):
-        y = 10 + i * row
-        parts.append(f'<text x="4" y="{y + 16}">{html.escape(wid[:20])}</text>')
-        changes = [t for t in transitions if t["workflow_id"] == wid]
-        bands = [(start, "running")] + [(t["ts"], t["state"]) for t in changes]
-        for (since, state), (until, _) in zip(bands, [*bands[1:], (end, "")], strict=True):
-            parts.append(
-                f'<rect x="{x(since):.1f}" y="{y}" width="{max(1.0, x(until) - x(since)):.1f}" '
-                f'height="{row - 8}" fill="{_COLORS.get(state, "#999")}" opacity="0.75">'
-                f"<title>{html.escape(state)} from {since:%H:%M:%S}</title></rect>"
-            )
-        for f in (f for f in failures if f["workflow_id"] == wid):
-            parts.append(
-                f'<line x1="{x(f["ts"]):.1f}" x2="{x(f["ts"]):.1f}" y1="{y - 2}" y2="{y + row - 6}" '
-                f'stroke="black" stroke-width="1"><title>{html.escape(str(f["trigger"]))} '
-                f"{html.escape(str(f['step_id']))} at {f['ts']:%H:%M:%S}</title></line>"
-            )
-    legend_y = 10 + len(workflows) * row + 18
-    for j, (state, color) in enumerate(_COLORS.items()):
-        parts.append(
-            f'<rect x="{left + j * 110}" y="{legend_y - 10}" width="12" height="12" fill="{color}"/>'
-            f'<text x="{left + j * 110 + 16}" y="{legend_y}">{state}</text>'
-        )
-    parts.append("</svg>")
-    return "".join(parts)
+def _trip_reports(data_dir: Path, link_from: Path) -> dict[tuple[str, str], str]:
+    """Return {(workflow folder, file stem): link base} for the per-trip reports on disk."""
+    found = {}
+    for path in (data_dir / "reports").glob("*/*.md"):
+        rel = os.path.relpath(path.with_suffix(""), link_from)
+        found[(path.parent.name, path.stem)] = Path(rel).as_posix()
+    return found
 
 
 def render_report(
@@ -81,8 +43,14 @@ def render_report(
     workflow_id: str = "",
     title: str = "",
     scenario: dict[str, Any] | None = None,
+    *,
+    link_from: Path | None = None,
 ) -> tuple[str, str]:
-    """Return (markdown, html) describing one workflow ('' = every workflow)."""
+    """Return (markdown, html) describing one workflow ('' = every workflow).
+
+    With ``link_from`` (the folder the report is written to), each transition that tripped a
+    breaker links to its per-trip report under ``<data_dir>/reports`` (relative links).
+    """
     from ..analytics import AuditAnalytics
 
     with AuditAnalytics(data_dir) as db:
@@ -122,16 +90,25 @@ def render_report(
         f"{r['blocked_gates']} | {r['transitions']} |"
         for r in summary
     ]
+    trips = _trip_reports(Path(data_dir), link_from) if link_from is not None else {}
+
+    def trip_link(t: dict[str, Any]) -> str:
+        if link_from is None:
+            return ""
+        key = (safe_name(t["workflow_id"]), f"{t['ts']:%Y%m%dT%H%M%S}-{t['seq']:08d}")
+        return f" [report]({trips[key]}.md) |" if key in trips else "  |"
+
+    extra = (" report |", "---|") if link_from is not None else ("", "")
     md += [
         "",
         "## Transitions",
         "",
-        "| time (UTC) | workflow | from | to | cause | why |",
-        "|---|---|---|---|---|---|",
+        f"| time (UTC) | workflow | from | to | cause | why |{extra[0]}",
+        f"|---|---|---|---|---|---|{extra[1]}",
     ]
     md += [
         f"| {t['ts']:%Y-%m-%d %H:%M:%S} | {t['workflow_id']} | {t['previous_state']} | {t['state']} | "
-        f"{t['cause']} | {(t['message'] or '').replace('|', '/')} |"
+        f"{t['cause']} | {(t['message'] or '').replace('|', '/')} |{trip_link(t)}"
         for t in transitions
     ]
     md += ["", "## Time in state (seconds)", "", "| workflow | state | seconds |", "|---|---|---|"]
@@ -150,13 +127,14 @@ def render_report(
     ]
     markdown = "\n".join(md) + "\n"
     workflows = sorted({r["workflow_id"] for r in summary})
-    svg = _timeline_svg(transitions, failures, workflows, start, end) if start and workflows else ""
+    svg = timeline_svg(transitions, failures, workflows, start, end) if start and workflows else ""
     body = _markdown_tables_to_html(md)
     page = (
         "<!doctype html><html><head><meta charset='utf-8'>"
         f"<title>{html.escape(heading)}</title><style>"
         "body{font-family:sans-serif;margin:2em;max-width:1000px}table{border-collapse:collapse}"
         "td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px}h1,h2{font-weight:500}"
+        "svg{max-width:100%;height:auto}"
         "</style></head><body>"
         f"<h1>{html.escape(heading)}</h1><h2>Timeline</h2>{svg}{body}</body></html>\n"
     )
@@ -171,7 +149,10 @@ def _markdown_tables_to_html(lines: list[str]) -> str:
         elif line.startswith("|---"):
             continue
         elif line.startswith("|"):
-            cells = [html.escape(c.strip()) for c in line.strip("|").split("|")]
+            cells = [
+                _LINK.sub(r'<a href="\2.html">\1</a>', html.escape(c.strip(), quote=False))
+                for c in line.strip("|").split("|")
+            ]
             tag = "th" if not table else "td"
             if not table:
                 out.append("<table>")

@@ -302,7 +302,8 @@ class SqliteComponent:
 def _sqlite_content_digest(path: Path) -> str:
     """Return a digest of a database's logical content (stable across page layouts)."""
     digest = hashlib.sha256()
-    conn = sqlite3.connect(path)
+    # A frozen copy never changes: open it immutable, so a read-only medium can be verified.
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?immutable=1", uri=True)
     try:
         tables = [
             r[0]

@@ -116,6 +116,8 @@ class VersionedStore:
         components: Sequence[Component],
         keep: int = 5,
         clock: Clock | None = None,
+        *,
+        read_only: bool = False,
     ) -> None:
         if keep < 1:
             raise InvalidInputError("keep", keep, "must be >= 1")
@@ -124,7 +126,8 @@ class VersionedStore:
             raise InvalidInputError("components", names, "must be a non-empty list of unique names")
         self.data_dir = Path(data_dir)
         self.dir = self.data_dir / "versions"
-        (self.dir / "sets").mkdir(parents=True, exist_ok=True)
+        if not read_only:
+            (self.dir / "sets").mkdir(parents=True, exist_ok=True)
         self.keep = keep
         self.clock = clock or SystemClock()
         self.checksums = ChecksumCache()
@@ -133,6 +136,8 @@ class VersionedStore:
             component.bind(self.data_dir, self.checksums)
         self._lock = threading.Lock()
         self.recovered: dict[str, Any] = {}
+        if read_only:  # for readers of a read-only copy: no recovery, no lock file
+            return
         with self._locked():
             self.recovered = self._recover()
             specs = [getattr(c, "spec")() for c in components if callable(getattr(c, "spec", None))]  # noqa: B009
@@ -141,9 +146,17 @@ class VersionedStore:
 
     @classmethod
     def open(
-        cls, data_dir: str | Path, keep: int = 5, clock: Clock | None = None
+        cls,
+        data_dir: str | Path,
+        keep: int = 5,
+        clock: Clock | None = None,
+        *,
+        read_only: bool = False,
     ) -> VersionedStore:
         """Reopen a store with the components it was created with (built-in ones only).
+
+        ``read_only`` opens it for reading only (list, current, verify): nothing is
+        recovered or written, so it works on a read-only data directory.
 
         Raises:
             StoreError: the data directory has no store, or it uses custom components.
@@ -156,7 +169,7 @@ class VersionedStore:
             components = [component_from_spec(spec) for spec in specs]
         except (OSError, ValueError, KeyError) as exc:
             raise StoreError(f"no versioned store to open in {data_dir} ({exc})") from exc
-        return cls(data_dir, components, keep=keep, clock=clock)
+        return cls(data_dir, components, keep=keep, clock=clock, read_only=read_only)
 
     # -- reading -------------------------------------------------------------------------
 

@@ -1,5 +1,5 @@
 -- Every failing result, oldest first, for timelines; $workflow_id '' means every workflow.
--- Params: $workflow_id.
+-- param workflow_id text = '': the workflow to show ('' means every workflow)
 SELECT ts, workflow_id, step_id, trigger, confidence
 FROM audit
 WHERE kind = 'result' AND trigger IS NOT NULL

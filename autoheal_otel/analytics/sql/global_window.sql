@@ -1,6 +1,8 @@
 -- Failures of every workflow (every writer sharing the data directory) per trigger inside the
 -- global window, as of an instant, after the last operator resume of the global breaker.
--- Params: $as_of, $window_seconds, $triggers.
+-- param as_of timestamp = now: the instant to look from
+-- param window_seconds seconds = 600: how far back the window reaches
+-- param triggers triggers = all: the triggers counted
 -- lookback: $window_seconds
 WITH reset AS (
     SELECT max({'ts': ts, 'seq': seq}) AS reset

@@ -1,7 +1,7 @@
 -- The highest sequence number recorded after $since, or by any session, transition or other
 -- state record (a restarted manager continues after it). Sequence numbers need only be unique
 -- per writer, and every process is a new writer, so a bounded lookback is enough.
--- Params: $since.
+-- param since timestamp = 1970-01-01: look at result records after this instant
 -- lookback: since
 SELECT coalesce(max(seq), 0) AS max_seq
 FROM (

@@ -1,7 +1,8 @@
 -- Consecutive TARGET_NOT_FOUND and low-confidence results per step, as of an instant, since
 -- the workflow's steps were last reset (recovery, probe success or operator release), looking
 -- back no further than $since (a warm restart bounds its lookback; analysts pass an old date).
--- Params: $as_of, $since.
+-- param as_of timestamp = now: the instant to look from
+-- param since timestamp = 1970-01-01: look back no further than this instant
 -- lookback: since
 WITH resets AS (
     SELECT workflow_id, max({'ts': ts, 'seq': seq}) AS reset

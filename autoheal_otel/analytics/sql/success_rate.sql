@@ -1,5 +1,6 @@
 -- Success rate per workflow and artifact version between two instants.
--- Params: $since, $until (timestamp text).
+-- param since timestamp = 1970-01-01: the start of the period (excluded)
+-- param until timestamp = now: the end of the period (included)
 -- lookback: since
 SELECT workflow_id,
        coalesce(artifact_version, '') AS artifact_version,

@@ -1,7 +1,11 @@
--- Recent success rate against a baseline, per workflow, with a verdict: 'fail' when the
--- recent rate dropped by at least $drop_points percentage points, 'inconclusive' when either
--- side has fewer than $min_executions results, else 'pass'.
--- Params: $as_of, $recent_seconds, $baseline_seconds, $min_executions, $drop_points.
+-- Recent success rate against a baseline, per workflow, with a verdict: 'fail' when the recent
+-- rate dropped by at least $drop_points percentage points, 'inconclusive' when either side has
+-- fewer than $min_executions results, else 'pass'.
+-- param as_of timestamp = now: the instant to look from
+-- param recent_seconds seconds = 3600: the recent side of the comparison
+-- param baseline_seconds seconds = 21600: the baseline side, before the recent one
+-- param min_executions count = 10: results each side needs for a verdict
+-- param drop_points number = 20: the drop in percentage points that fails
 -- lookback: $recent_seconds + $baseline_seconds
 WITH r AS (
     SELECT workflow_id,

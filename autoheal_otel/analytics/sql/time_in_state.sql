@@ -1,5 +1,6 @@
--- Seconds each workflow spent in each state up to an instant (a workflow starts RUNNING at
--- its first record). Params: $as_of.
+-- Seconds each workflow spent in each state up to an instant (a workflow starts RUNNING at its
+-- first record).
+-- param as_of timestamp = now: the instant to count up to
 WITH firsts AS (
     SELECT workflow_id, min(ts) AS ts FROM audit
     WHERE workflow_id IS NOT NULL AND ts <= $as_of::TIMESTAMP

@@ -1,4 +1,5 @@
--- The steps with the most failing results, by trigger. Params: $limit.
+-- The steps with the most failing results, by trigger.
+-- param limit count = 20: how many steps to list
 SELECT workflow_id, step_id,
        count(*) AS failures,
        count(*) FILTER (WHERE trigger = 'target_not_found') AS target_not_found,

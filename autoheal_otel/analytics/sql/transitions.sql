@@ -1,4 +1,5 @@
--- Transition history, oldest first; $workflow_id '' means every workflow. Params: $workflow_id.
+-- Transition history, oldest first; $workflow_id '' means every workflow.
+-- param workflow_id text = '': the workflow to show ('' means every workflow)
 SELECT ts, workflow_id, previous_state, state, cause, reason, message, actor,
        rule.count AS rule_count, rule.threshold AS rule_threshold, writer, seq
 FROM audit_events

@@ -5,7 +5,7 @@
 -- the last one before it (the set the workflow started with). The regression rule compares
 -- the last two rows of a workflow; a warm restart rebuilds its counts from the same rows.
 -- Reads the per-output rollups and the small event view, never a full scan of the results.
--- Params: $workflow_id ('*' for every workflow).
+-- param workflow_id text = *: the workflow to show (* for every workflow)
 WITH counts AS (
     SELECT workflow_id, artifact_version, min(first_key) AS first_key,
            sum(executions)::BIGINT AS executions, sum(successes)::BIGINT AS successes

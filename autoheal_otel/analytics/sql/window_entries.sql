@@ -1,7 +1,8 @@
 -- The failing results that can still be inside a window (warm restart rebuilds the in-memory
 -- windows from these). Workflow entries come after the workflow's last reset; the global flag
 -- says whether the entry also comes after the last global resume.
--- Params: $as_of, $window_seconds (the longest window of any scope).
+-- param as_of timestamp = now: the instant to look from
+-- param window_seconds seconds = 600: the longest window of any scope
 -- lookback: $window_seconds
 WITH resets AS (
     SELECT workflow_id, max({'ts': ts, 'seq': seq}) AS reset

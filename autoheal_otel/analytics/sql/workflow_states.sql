@@ -1,6 +1,8 @@
 -- Each workflow's state as of an instant: its last transition, with why and since when, and
 -- the artifact version last activated for it. Lists every workflow with a transition or an
--- activation, and those with any record after $since. Params: $as_of, $since.
+-- activation, and those with any record after $since.
+-- param as_of timestamp = now: the instant to look from
+-- param since timestamp = 1970-01-01: also list workflows with a record after this instant
 -- lookback: since
 WITH last_transition AS (
     SELECT workflow_id,

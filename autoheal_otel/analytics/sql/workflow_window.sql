@@ -1,7 +1,9 @@
--- Failures per workflow and trigger inside the workflow window, as of an instant.
--- Mirrors the in-memory window: a failing result counts while as_of - ts < window_seconds,
--- and only after the workflow's last reset (an operator release or a successful probe).
--- Params: $as_of (timestamp text), $window_seconds (double), $triggers (counted triggers).
+-- Failures per workflow and trigger inside the workflow window, as of an instant. Mirrors the
+-- in-memory window: a failing result counts while as_of - ts < window_seconds, and only after
+-- the workflow's last reset (an operator release or a successful probe).
+-- param as_of timestamp = now: the instant to look from
+-- param window_seconds seconds = 600: how far back the window reaches
+-- param triggers triggers = all: the triggers counted
 -- lookback: $window_seconds
 WITH resets AS (
     SELECT workflow_id, max({'ts': ts, 'seq': seq}) AS reset

@@ -1,0 +1,159 @@
+"""The command line of ``autoheal``: every command, its arguments and their checks.
+
+A bad command line exits 2 with one line naming the argument and what it expects (one JSON
+object with ``--json``), never argparse's usage dump or a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from .._version import __version__
+from ._common import EXIT_USAGE
+
+__all__ = ["DEFAULT_DATA_DIR", "build_parser"]
+
+DEFAULT_DATA_DIR = os.environ.get("AUTOHEAL_DATA_DIR", "data")
+STATES = ["running", "degraded", "quarantined", "rollback", "paused"]
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (or JSON), exit 2."""
+
+    wants_json = False
+
+    def error(self, message: str) -> NoReturn:
+        hint = f"`{self.prog} --help` shows the usage"
+        if _Parser.wants_json:
+            print(json.dumps({"error": f"{self.prog}: {message}", "hint": hint, "exit_code": 2}))
+        else:
+            print(f"{self.prog}: {message}; {hint}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number from 0 to 65535, but was {text!r}")
+    return port
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, but was {text!r}")
+    return value
+
+
+def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
+    """Return the parser of every command (``argv`` only decides the error format)."""
+    _Parser.wants_json = "--json" in argv
+    parser = _Parser(
+        prog="autoheal", description="Keep unattended UI-automation robots running safely."
+    )
+    parser.add_argument("--version", action="version", version=f"autoheal {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(
+        name: str, help_text: str, data_dir: bool = True, add_help: bool = True
+    ) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text, add_help=add_help)
+        p.add_argument("--json", action="store_true", help="print JSON for scripts")
+        if data_dir:
+            p.add_argument(
+                "--data-dir",
+                type=Path,
+                default=Path(DEFAULT_DATA_DIR),
+                help=f"the data directory (default: $AUTOHEAL_DATA_DIR or {DEFAULT_DATA_DIR})",
+            )
+        return p
+
+    demo = command("demo", "run the simulated executor through every state", data_dir=False)
+    demo.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path("demo-data"),
+        help="where to leave the outputs (default demo-data; replaced on each run)",
+    )
+    demo.add_argument(
+        "--no-live",
+        action="store_true",
+        help="print each phase's table one after another instead of redrawing one live table "
+        "(the default when the output is not a terminal)",
+    )
+    status = command("status", "show every workflow's state, counters and global health")
+    status.add_argument("--policy", type=Path, help="the policy file in use (default: defaults)")
+    force = command("force", "move a workflow to a state by hand (audited)")
+    force.add_argument("workflow")
+    force.add_argument("state", choices=STATES)
+    force.add_argument("--reason", required=True)
+    force.add_argument("--actor", default=os.environ.get("USER", "operator"))
+    force.add_argument("--policy", type=Path)
+    force.add_argument(
+        "--create", action="store_true", help="allow a workflow id the log has never seen"
+    )
+    versions = command("versions", "list, snapshot, roll back or verify learned artifacts")
+    versions.add_argument("action", choices=["list", "snapshot", "rollback", "verify"])
+    versions.add_argument("--reason", default="by hand (autoheal versions)")
+    versions.add_argument(
+        "--to", default="known_good", help="a set id as listed (s000002), known_good or previous"
+    )
+    versions.add_argument("--actor", default=os.environ.get("USER", "operator"))
+    query = command(
+        "query",
+        "run a packaged analytics query over the audit log "
+        "(`autoheal query NAME --help` lists its parameters)",
+        add_help=False,
+    )
+    query.add_argument("-h", "--help", action="store_true", help="show this help (or a query's)")
+    query.add_argument("name", nargs="?", help="query name (omit to list them)")
+    query.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a query parameter (lists as a,b); left-out parameters take their default",
+    )
+    query.set_defaults(query_help=query.format_help())
+    command("replay", "replay the audit log and check that every decision is reproduced")
+    whatif = command("what-if", "replay the audit log with another policy")
+    whatif.add_argument("--policy", type=Path, required=True)
+    command("compact", "compact closed audit segments to Parquet")
+    report = command("report", "write a Markdown and HTML report from the audit log")
+    report.add_argument("--workflow", default="", help="one workflow (default: every workflow)")
+    report.add_argument(
+        "--out",
+        type=Path,
+        action="append",
+        help="a .md or .html file to write (twice for both; default: <data-dir>/report.md "
+        "and report.html)",
+    )
+    serve = command("serve", "serve /health, /status and /metrics (read-only)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=_port, default=9464, help="port (default 9464; 0: any)")
+    serve.add_argument("--policy", type=Path)
+    serve.add_argument("--simulate", action="store_true", help="run the simulated executor too")
+    serve.add_argument(
+        "--pace", type=_positive, default=0.02, help="seconds between simulated steps"
+    )
+    serve.add_argument("--duration", type=_positive, help="stop after this many seconds")
+    policy = sub.add_parser("policy", help="validate a policy file or print its JSON Schema")
+    psub = policy.add_subparsers(dest="policy_command", required=True)
+    validate = psub.add_parser("validate", help="check a policy file")
+    validate.add_argument("path", type=Path)
+    validate.add_argument("--json", action="store_true")
+    psub.add_parser("schema", help="print the policy's JSON Schema")
+    psub.add_parser("default", help="print the complete default policy")
+    return parser

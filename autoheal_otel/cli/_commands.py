@@ -1,0 +1,145 @@
+"""The read-mostly commands: ``status``, ``replay``, ``what-if``, ``compact`` and ``policy``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from .._policy import PolicyConfig
+from ._common import (
+    EXIT_OK,
+    EXIT_PROBLEM,
+    emit,
+    load_policy,
+    need_log,
+    need_writable,
+    progress,
+    table,
+)
+
+__all__ = ["run_compact", "run_policy", "run_replay", "run_status", "run_what_if"]
+
+
+def run_status(args: argparse.Namespace) -> int:
+    """Print every workflow's state and the global health (reads the log, writes nothing)."""
+    from .._manager import AutoHealManager
+
+    need_log(args.data_dir)
+    manager = AutoHealManager(
+        policy=load_policy(args.policy), data_dir=args.data_dir, read_only=True
+    )
+    report = manager.get_status_report()
+
+    def human() -> None:
+        rows = [
+            {
+                "workflow": wid,
+                "state": w.state.value,
+                "since": w.since,
+                "failures": f"{w.window.count}/{w.window.threshold}",
+                "reason": w.reason,
+            }
+            for wid, w in sorted(report.workflows.items())
+        ]
+        table(rows)
+        g = report.global_
+        print(
+            f"\nglobal health: {g.health}  (failures {g.window.count}/{g.window.threshold} in "
+            f"{g.window.window_seconds:g} s, quarantined {g.quarantined_workflows}/"
+            f"{g.quarantined_workflows_threshold}){'  PAUSED: ' + g.reason if g.paused else ''}"
+        )
+
+    emit(args, json.loads(report.to_json()), human)
+    return EXIT_OK
+
+
+def run_replay(args: argparse.Namespace) -> int:
+    """Replay the log; exit 1 unless every decision is reproduced."""
+    from ..analytics.replay import replay
+
+    need_log(args.data_dir)
+    report = replay(args.data_dir, progress=progress("replay"))
+    emit(
+        args,
+        report.to_dict(),
+        lambda: print(
+            f"{report.records} records replayed: {'every decision reproduced' if report.matches else 'MISMATCH'}"
+            f" ({report.gates} gates, transitions {dict(report.replayed)}, {report.skipped_lines} bad lines skipped)"
+        ),
+    )
+    for m in report.mismatches[:10] if not args.json else []:
+        print(f"  {m}")
+    return EXIT_OK if report.matches else EXIT_PROBLEM
+
+
+def run_what_if(args: argparse.Namespace) -> int:
+    """Replay the log with another policy and compare what it would have decided."""
+    from ..analytics.replay import replay
+
+    need_log(args.data_dir)
+    policy = PolicyConfig.load(args.policy)
+    report = replay(args.data_dir, policy=policy, progress=progress("what-if"))
+
+    def human() -> None:
+        states = sorted(set(report.recorded) | set(report.replayed))
+        table(
+            [
+                {
+                    "entered": s,
+                    "recorded": report.recorded.get(s, 0),
+                    "with this policy": report.replayed.get(s, 0),
+                }
+                for s in states
+            ]
+        )
+        print(
+            f"blocked steps: recorded {report.recorded_blocked_gates}, with this policy "
+            f"{report.replayed_blocked_gates}"
+        )
+
+    emit(args, report.to_dict(), human)
+    return EXIT_OK
+
+
+def run_compact(args: argparse.Namespace) -> int:
+    """Compact closed audit segments to Parquet."""
+    from ..analytics.compaction import compact
+
+    need_log(args.data_dir)
+    need_writable(args.data_dir, "compact", "rewrites closed audit segments as Parquet")
+    report = compact(args.data_dir, progress=progress("compact"))
+    data = {
+        "compacted": report.compacted,
+        "skipped_live": report.skipped_live,
+        "merged": report.merged,
+        "rows": report.rows,
+        "bad_lines": report.bad_lines,
+        "bytes_in": report.bytes_in,
+        "bytes_out": report.bytes_out,
+    }
+    emit(
+        args,
+        data,
+        lambda: print(
+            f"{len(report.compacted)} segments compacted ({report.rows} rows, "
+            f"{report.bytes_in / 2**20:.1f} MiB -> {report.bytes_out / 2**20:.2f} MiB), "
+            f"{len(report.skipped_live)} live segments left, {report.bad_lines} bad lines dropped"
+        ),
+    )
+    return EXIT_OK
+
+
+def run_policy(args: argparse.Namespace) -> int:
+    """Validate a policy file, or print the JSON Schema or the defaults."""
+    if args.policy_command == "schema":
+        print(json.dumps(PolicyConfig.json_schema(), indent=2))
+        return EXIT_OK
+    if args.policy_command == "default":
+        print(PolicyConfig().dump_json(), end="")
+        return EXIT_OK
+    policy = PolicyConfig.load(args.path)
+    if args.json:
+        print(json.dumps({"valid": True, "path": str(args.path), "version": policy.version}))
+    else:
+        print(f"{args.path}: valid (policy version {policy.version})")
+    return EXIT_OK

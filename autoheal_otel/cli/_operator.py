@@ -1,0 +1,180 @@
+"""``autoheal force`` and ``autoheal versions``: operator moves, each one audited or refused.
+
+A move that would change nothing (forcing a workflow into the state it is in) or invent
+something (forcing a workflow id the log has never seen, without ``--create``) is refused
+with exit 1 and nothing is written. Snapshots and rollbacks of the versioned artifacts leave
+an activation record in the audit log, with the actor and the reason, through the manager.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from typing import Any, Literal
+
+from .._manager import AutoHealManager
+from ..versioning import VersionedStore, VersionSet
+from ._common import (
+    EXIT_OK,
+    EXIT_PROBLEM,
+    Problem,
+    Usage,
+    close_matches,
+    command_name,
+    emit,
+    load_policy,
+    need_log,
+    need_writable,
+    table,
+)
+
+__all__ = ["run_force", "run_versions"]
+
+_SET_ID = re.compile(r"^s?0*(\d+)$")
+
+
+def run_force(args: argparse.Namespace) -> int:
+    """Move a workflow to a state by hand; refuse moves that change nothing or invent ids."""
+    if not args.create:
+        need_log(args.data_dir)
+    if args.data_dir.is_file():
+        raise Problem(f"--data-dir {args.data_dir} is a file, not a data directory")
+    args.data_dir.mkdir(parents=True, exist_ok=True)
+    need_writable(args.data_dir, "force", "records the move in the audit log")
+    policy = load_policy(args.policy)
+    # Decide from a reader first: a refused move must leave the log untouched.
+    reader = AutoHealManager(policy=policy, data_dir=args.data_dir, read_only=True)
+    try:
+        known = reader.get_status_report().workflows
+    finally:
+        reader.close()
+    current = known.get(args.workflow)
+    if current is None and not args.create:
+        raise Problem(
+            f"no workflow {args.workflow!r} in {args.data_dir}'s audit log"
+            f"{close_matches(args.workflow, known)}",
+            "pass --create to start tracking a new workflow in that state",
+        )
+    if current is not None and current.state.value == args.state:
+        raise Problem(
+            f"{args.workflow} is already {args.state} (since {current.since:%Y-%m-%d %H:%M:%S}"
+            f" UTC: {current.reason}); nothing recorded",
+            f"`{command_name()} status --data-dir {args.data_dir}` shows every state",
+        )
+    store = VersionedStore.open(args.data_dir) if args.state == "rollback" else None
+    with AutoHealManager(policy=policy, data_dir=args.data_dir, store=store) as manager:
+        info = manager.force_transition(
+            args.workflow, args.state, reason=args.reason, actor=args.actor
+        )
+    emit(
+        args,
+        json.loads(info.to_json()),
+        lambda: print(
+            f"{info.workflow_id}: {info.previous_state} -> {info.state.value} "
+            f"(by {info.actor}: {info.reason})"
+        ),
+    )
+    return EXIT_OK
+
+
+def _target(text: str) -> int | Literal["known_good", "previous"]:
+    """Return the set id in ``s000002``/``2`` form, or ``known_good``/``previous``."""
+    if text == "known_good":
+        return "known_good"
+    if text == "previous":
+        return "previous"
+    match = _SET_ID.match(text.strip())
+    if match is None:
+        raise Usage(
+            f"--to must be a set id (as `versions list` prints it, e.g. s000002), "
+            f"known_good or previous, but was {text!r}"
+        )
+    return int(match.group(1))
+
+
+def _open_store(args: argparse.Namespace, read_only: bool) -> VersionedStore:
+    if not (args.data_dir / "versions" / "components.json").is_file():
+        raise Problem(
+            f"{args.data_dir} has no versioned artifacts",
+            f"pass --data-dir (or run `{command_name()} demo` to make one)",
+        )
+    return VersionedStore.open(args.data_dir, read_only=read_only)
+
+
+def _audit_activation(args: argparse.Namespace, vset: VersionSet, reason: str) -> None:
+    """Record the newly active set in the audit log, through the manager (the one writer)."""
+    with AutoHealManager(data_dir=args.data_dir) as manager:
+        manager.activate_artifact_version(vset.label, reason=reason, actor=args.actor)
+
+
+def run_versions(args: argparse.Namespace) -> int:
+    """List, snapshot, roll back or verify the versioned artifacts."""
+    writes = args.action in ("snapshot", "rollback")
+    to = _target(args.to) if args.action == "rollback" else None
+    if writes:
+        _open_store(args, read_only=True)
+        need_writable(args.data_dir, f"versions {args.action}", "writes the artifacts and the log")
+    store = _open_store(args, read_only=not writes)
+    if args.action == "list":
+        return _list(args, store)
+    if args.action == "snapshot":
+        vset = store.snapshot(args.reason)
+        _audit_activation(args, vset, f"snapshot {vset.label}: {args.reason}")
+        emit(
+            args,
+            json.loads(vset.model_dump_json()),
+            lambda: print(f"snapshot {vset.label} is active (recorded in the audit log)"),
+        )
+        return EXIT_OK
+    if args.action == "rollback":
+        assert to is not None
+        vset = store.rollback(to, reason=args.reason)
+        _audit_activation(args, vset, f"rolled back to {vset.label}: {args.reason}")
+        emit(
+            args,
+            json.loads(vset.model_dump_json()),
+            lambda: print(f"rolled back: {vset.label} is active (recorded in the audit log)"),
+        )
+        return EXIT_OK
+    report = store.verify()
+    emit(
+        args,
+        {"set": report.set_id, "checked": report.checked, "problems": report.problems},
+        lambda: print(
+            f"set s{report.set_id:06d}: {report.checked} files checked, "
+            f"{'all match' if report.ok else str(len(report.problems)) + ' problems'}"
+        ),
+    )
+    for problem in report.problems if not args.json else []:
+        print(f"  {problem['component']}/{problem['file']}: {problem['problem']}")
+    return EXIT_OK if report.ok else EXIT_PROBLEM
+
+
+def _list(args: argparse.Namespace, store: VersionedStore) -> int:
+    current, known = store.current(), store.known_good()
+    sets: list[dict[str, Any]] = [
+        {
+            "set": s.label,
+            "created_at": s.created_at,
+            "reason": s.reason,
+            "active": current is not None and s.id == current.id,
+            "known_good": known is not None and s.id == known.id,
+            "components": {k: v.version for k, v in s.components.items()},
+        }
+        for s in store.list()
+    ]
+    emit(
+        args,
+        sets,
+        lambda: table(
+            [
+                {
+                    **s,
+                    "components": ", ".join(f"{k}=v{v:02d}" for k, v in s["components"].items()),
+                }
+                for s in sets
+            ]
+        ),
+    )
+    return EXIT_OK
