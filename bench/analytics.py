@@ -154,7 +154,7 @@ def measure(data_dir: Path, as_of: datetime, repeat: int) -> dict[str, float]:
         )
         out["regression query"] = median_ms(
             lambda: db.query(
-                "regression",
+                "success_rate_drop",
                 as_of=as_of,
                 recent_seconds=3600,
                 baseline_seconds=6 * 3600,

@@ -97,9 +97,9 @@ def test_query_params_are_typed_and_lists_take_commas(demo_data: Path) -> None:
 
 def test_query_help_lists_parameters() -> None:
     """`autoheal query NAME --help` lists each parameter with its type, default and help."""
-    proc = run(["query", "regression", "--help"])
+    proc = run(["query", "success_rate_drop", "--help"])
     assert proc.returncode == 0
-    for p in query_params("regression"):
+    for p in query_params("success_rate_drop"):
         assert f"{p.name} ({p.type}, default {p.default})" in proc.stdout
     listing = run(["query"]).stdout
     assert all(name in listing for name in query_names())

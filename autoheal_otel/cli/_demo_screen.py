@@ -16,7 +16,7 @@ import threading
 from .._events import DecisionEvent
 from .._manager import AutoHealManager
 from .._models import ExecutionState
-from .._semconv import EventKind
+from ..semconv import EventKind
 
 __all__ = ["DemoScreen"]
 
