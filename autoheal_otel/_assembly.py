@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from datetime import datetime
@@ -19,16 +20,67 @@ from . import _upkeep
 from ._clock import Clock
 from ._errors import InvalidInputError
 from ._events import Publisher
-from ._ledger import Ledger
+from ._ledger import NO_TRACE, Ledger, Trace
 from ._machine import Machine
 from ._models import ExecutionState, ExecutionStateInfo
+from ._policy import PolicyConfig
+from ._policy_watch import PolicyWatcher
 from ._version import __version__
 from .semconv import Rule
 from .sinks.jsonl import JsonlAuditSink
 from .sinks.otel import OTelSink, resolve_providers
 from .sinks.sqlite import SuccessStore
 
-__all__ = ["Telemetry", "open_data_dir", "state_info"]
+__all__ = [
+    "Telemetry",
+    "check_text",
+    "coerce_state",
+    "open_data_dir",
+    "resolve_policy",
+    "span_ids",
+    "state_info",
+]
+
+
+def coerce_state(state: ExecutionState | str) -> ExecutionState:
+    """Return the state ``state`` names, or raise InvalidInputError naming the choices."""
+    try:
+        return ExecutionState(state)
+    except ValueError:
+        allowed = ", ".join(s.value for s in ExecutionState)
+        raise InvalidInputError("state", state, f"must be one of {allowed}") from None
+
+
+def check_text(**values: object) -> None:
+    """Raise InvalidInputError for the first value that is not a non-empty string."""
+    for name, value in values.items():
+        if not isinstance(value, str) or not value.strip():
+            raise InvalidInputError(name, value, "must be a non-empty string")
+
+
+def span_ids(span: Any) -> Trace:
+    """Return a span's (trace_id, span_id) in hex, or no ids for an invalid span."""
+    ctx = span.get_span_context()
+    if not ctx.is_valid:
+        return NO_TRACE
+    return (format(ctx.trace_id, "032x"), format(ctx.span_id, "016x"))
+
+
+def resolve_policy(
+    policy: PolicyConfig | str | os.PathLike[str] | None, now: float
+) -> tuple[PolicyConfig, PolicyWatcher | None]:
+    """Return the policy a manager starts with, and the watcher of its file (if a path)."""
+    if policy is None:
+        return PolicyConfig(), None
+    if isinstance(policy, PolicyConfig):
+        return policy, None
+    if isinstance(policy, str | os.PathLike):
+        path = Path(policy)
+        config = PolicyConfig.load(path)
+        interval = config.hot_reload.check_interval_seconds
+        return config, PolicyWatcher(path, interval, now) if config.hot_reload.enabled else None
+    raise InvalidInputError("policy", policy, "must be a path, a PolicyConfig or None")
+
 
 Opened = tuple[dict[str, int], JsonlAuditSink | None, SuccessStore | None]
 

@@ -23,15 +23,22 @@ from typing import TYPE_CHECKING, Any, Self
 
 from . import _upkeep
 from ._artifacts import ArtifactKeeper
-from ._assembly import Telemetry, open_data_dir, state_info
+from ._assembly import (
+    Telemetry,
+    check_text,
+    coerce_state,
+    open_data_dir,
+    resolve_policy,
+    span_ids,
+    state_info,
+)
 from ._clock import Clock, SystemClock
 from ._errors import InvalidInputError, LearningFrozenError, ManagerClosedError, PolicyError
 from ._events import DecisionEvent, EventSink, Publisher
-from ._ledger import NO_TRACE, Trace
+from ._ledger import NO_TRACE
 from ._machine import Machine
 from ._models import EffectiveSettings, ExecutionState, ExecutionStateInfo, StepResult, check_id
 from ._policy import PolicyConfig
-from ._policy_watch import PolicyWatcher
 from ._polling import Periodic
 from ._report import StatusReport, build_report, effective_settings
 from ._step import StepGuard, guard_decorator
@@ -50,27 +57,6 @@ __all__ = ["AutoHealManager"]
 RUNNING = ExecutionState.RUNNING
 DEGRADED = ExecutionState.DEGRADED
 ROLLBACK = ExecutionState.ROLLBACK
-
-
-def _coerce_state(state: ExecutionState | str) -> ExecutionState:
-    try:
-        return ExecutionState(state)
-    except ValueError:
-        allowed = ", ".join(s.value for s in ExecutionState)
-        raise InvalidInputError("state", state, f"must be one of {allowed}") from None
-
-
-def _check_text(**values: object) -> None:
-    for name, value in values.items():
-        if not isinstance(value, str) or not value.strip():
-            raise InvalidInputError(name, value, "must be a non-empty string")
-
-
-def _span_ids(span: Any) -> Trace:
-    ctx = span.get_span_context()
-    if not ctx.is_valid:
-        return NO_TRACE
-    return (format(ctx.trace_id, "032x"), format(ctx.span_id, "016x"))
 
 
 class AutoHealManager:
@@ -116,18 +102,7 @@ class AutoHealManager:
         self._monotonic: Callable[[], float] = self._clock.monotonic
         now = self._monotonic()
         wall = self._clock.now()
-        watcher: PolicyWatcher | None = None
-        if policy is None:
-            config = PolicyConfig()
-        elif isinstance(policy, PolicyConfig):
-            config = policy
-        elif isinstance(policy, str | os.PathLike):
-            path = Path(policy)
-            config = PolicyConfig.load(path)
-            if config.hot_reload.enabled:
-                watcher = PolicyWatcher(path, config.hot_reload.check_interval_seconds, now)
-        else:
-            raise InvalidInputError("policy", policy, "must be a path, a PolicyConfig or None")
+        config, watcher = resolve_policy(policy, now)
         self._writer = writer or new_writer_id()
         self._machine = Machine(config, self._writer, (now, wall))
         self._lock = threading.Lock()
@@ -171,8 +146,7 @@ class AutoHealManager:
             watcher,
             self._data_dir,
             self._writer,
-            now,
-            wall,
+            (now, wall),
             self.record_operation,
             self._monotonic,
         )
@@ -187,16 +161,7 @@ class AutoHealManager:
                 "restored": restored,
                 "versioned": store is not None,
             }
-            self._decide(
-                None,
-                "session",
-                None,
-                _upkeep.note_session,
-                self._machine.ledger,
-                Reason.SESSION_START,
-                f"manager started (writer {self._writer})",
-                details,
-            )
+            self._note(Reason.SESSION_START, f"manager started (writer {self._writer})", details)
 
     # -- the one input path ----------------------------------------------------------------
 
@@ -205,9 +170,9 @@ class AutoHealManager:
         span_name: str | None,
         hook: str,
         workflow_id: str | None,
+        step_id: str | None,
         feed: Callable[..., Any],
         *args: Any,
-        step_id: str | None = None,
         record: bool = True,
     ) -> Any:
         """Run one machine input: clock, span, lock, closed check, publish, span end.
@@ -220,7 +185,7 @@ class AutoHealManager:
         span = None
         if otel is not None and span_name is not None:
             span = otel.start_span(span_name, workflow_id, step_id)
-        trace = _span_ids(span) if span is not None else NO_TRACE
+        trace = span_ids(span) if span is not None else NO_TRACE
         publisher = self._publisher
         ts = self._clock.now() if record and publisher.sinks else None
         events: list[DecisionEvent] | None = [] if ts is not None else None
@@ -242,6 +207,12 @@ class AutoHealManager:
             otel.end_span(span, hook, events, self._monotonic() - now)
         return out
 
+    def _note(self, reason: Reason, message: str, details: Mapping[str, Any]) -> None:
+        ledger = self._machine.ledger
+        self._decide(
+            None, "session", None, None, _upkeep.note_session, ledger, reason, message, details
+        )
+
     # -- hooks -----------------------------------------------------------------------------
 
     def should_execute_step(self, workflow_id: str, step_id: str) -> tuple[bool, str]:
@@ -254,14 +225,9 @@ class AutoHealManager:
         periodic = self._periodic
         if self._monotonic() >= periodic.due:
             periodic.poll(self._monotonic(), self._clock.now)
+        gate = self._machine.gate
         answer: tuple[bool, str] = self._decide(
-            SPAN_GATE,
-            "should_execute_step",
-            workflow_id,
-            self._machine.gate,
-            workflow_id,
-            step_id,
-            step_id=step_id,
+            SPAN_GATE, "should_execute_step", workflow_id, step_id, gate, workflow_id, step_id
         )
         return answer
 
@@ -282,15 +248,9 @@ class AutoHealManager:
         periodic = self._periodic
         if self._monotonic() >= periodic.due:
             periodic.poll(self._monotonic(), self._clock.now)
+        feed = self._machine.result
         action = self._decide(
-            SPAN_RESULT,
-            "on_step_result",
-            workflow_id,
-            self._machine.result,
-            workflow_id,
-            step_id,
-            result,
-            step_id=step_id,
+            SPAN_RESULT, "on_step_result", workflow_id, step_id, feed, workflow_id, step_id, result
         )
         if action is not None:
             self._artifacts.carry_out(action)
@@ -299,7 +259,13 @@ class AutoHealManager:
 
     def get_mode(self, workflow_id: str) -> ExecutionState:
         """Return the workflow's current state (RUNNING for one never seen, unless paused)."""
-        return self.get_state_info(workflow_id).state
+        with self._lock:
+            wf = self._machine.ledger.workflows.get(workflow_id)
+            if wf is not None:
+                return wf.state
+            paused = self._machine.ledger.glob.paused
+        check_id("workflow_id", workflow_id)
+        return ExecutionState.PAUSED if paused else RUNNING
 
     def get_state_info(self, workflow_id: str) -> ExecutionStateInfo:
         """Return the workflow's state with since when and why."""
@@ -320,17 +286,8 @@ class AutoHealManager:
         now = self._monotonic()
         wall = self._clock.now()
         with self._lock:
-            ledger = self._machine.ledger
-            return build_report(
-                ledger.workflows,
-                ledger.glob,
-                ledger.policy,
-                now,
-                wall,
-                last_policy_error=self.last_policy_error,
-                published=self._publisher.published,
-                sink_errors=dict(self._publisher.errors),
-            )
+            error = self.last_policy_error
+            return build_report(self._machine.ledger, now, wall, error, self._publisher)
 
     def force_transition(
         self,
@@ -349,17 +306,19 @@ class AutoHealManager:
             IllegalTransitionError: the transition table has no operator edge for this move.
             InvalidInputError: unknown state, empty reason or actor, no store for a rollback.
         """
-        target = _coerce_state(state)
-        _check_text(reason=reason, actor=actor)
+        target = coerce_state(state)
+        check_text(reason=reason, actor=actor)
         if target is ROLLBACK and self._artifacts.store is None:
             raise InvalidInputError(
                 "state", target.value, "needs a versioned store (attach_store) to roll back"
             )
+        feed = self._machine.operator
         action = self._decide(
             SPAN_FORCE,
             "force_transition",
             workflow_id,
-            self._machine.operator,
+            None,
+            feed,
             workflow_id,
             target,
             reason,
@@ -377,12 +336,13 @@ class AutoHealManager:
         Returns:
             the ids of the workflows released.
         """
-        target = _coerce_state(state)
+        target = coerce_state(state)
         if target not in (RUNNING, DEGRADED):
             raise InvalidInputError("state", target.value, "must be running or degraded")
-        _check_text(reason=reason, actor=actor)
+        check_text(reason=reason, actor=actor)
+        feed = self._machine.resume_all
         released: list[str] = self._decide(
-            SPAN_FORCE, "resume_all", None, self._machine.resume_all, target, reason, actor
+            SPAN_FORCE, "resume_all", None, None, feed, target, reason, actor
         )
         return released
 
@@ -406,7 +366,7 @@ class AutoHealManager:
         self, workflow_id: str, version: str, reason: str, actor: str = "autoheal"
     ) -> None:
         """Record that a learned-artifact version became active for one workflow (audited)."""
-        _check_text(version=version, reason=reason)
+        check_text(version=version, reason=reason)
         self._artifacts.activate(workflow_id, version, reason, actor)
 
     def activate_artifact_version(self, version: str, reason: str, actor: str = "autoheal") -> None:
@@ -415,7 +375,7 @@ class AutoHealManager:
         The store does this by itself on snapshots and rollbacks; call it when artifacts are
         versioned outside a :class:`VersionedStore`.
         """
-        _check_text(version=version, reason=reason)
+        check_text(version=version, reason=reason)
         self._artifacts.activate(None, version, reason, actor)
 
     def get_artifact_version(self, workflow_id: str) -> str | None:
@@ -560,16 +520,8 @@ class AutoHealManager:
         if self._closed:
             return
         if self._audit is not None:
-            self._decide(
-                None,
-                "close",
-                None,
-                _upkeep.note_session,
-                self._machine.ledger,
-                Reason.SESSION_STOP,
-                f"manager closed (writer {self._writer})",
-                {"writer": self._writer},
-            )
+            details = {"writer": self._writer}
+            self._note(Reason.SESSION_STOP, f"manager closed (writer {self._writer})", details)
         with self._lock:
             self._closed = True
         self._publisher.close()

@@ -37,8 +37,7 @@ class Periodic:
         watcher: PolicyWatcher | None,
         data_dir: Path | None,
         writer: str,
-        now: float,
-        wall: datetime,
+        anchor: tuple[float, datetime],
         record_operation: Callable[[str, float], None],
         monotonic: Callable[[], float],
     ) -> None:
@@ -49,6 +48,7 @@ class Periodic:
         self._writer = writer
         self._record_operation = record_operation
         self._monotonic = monotonic
+        now, wall = anchor
         self._analytics: Any = None
         self._foreign_since = wall
         #: Why the last policy edit was rejected (None after a good one).
@@ -88,6 +88,7 @@ class Periodic:
                     None,
                     "policy",
                     None,
+                    None,
                     _upkeep.reject_policy,
                     self._machine.ledger,
                     str(error),
@@ -100,7 +101,7 @@ class Periodic:
         """Put ``policy`` in force (recorded) and follow its polling intervals."""
         self.last_error = None
         self._decide(
-            None, "policy", None, _upkeep.change_policy, self._machine.ledger, policy, source
+            None, "policy", None, None, _upkeep.change_policy, self._machine.ledger, policy, source
         )
         if self.watcher is not None:
             if policy.hot_reload.enabled:
@@ -132,7 +133,14 @@ class Periodic:
         )
         if foreign:
             newest = self._decide(
-                None, "sync", None, _upkeep.follow, self._machine.ledger, foreign, record=False
+                None,
+                "sync",
+                None,
+                None,
+                _upkeep.follow,
+                self._machine.ledger,
+                foreign,
+                record=False,
             )
             if newest is not None:
                 self._foreign_since = max(self._foreign_since, newest)
@@ -146,7 +154,9 @@ class Periodic:
         state = db.query("global_state", as_of=wall)
         self._record_operation("query", self._monotonic() - started)
         paused = bool(state) and state[0]["state"] == ExecutionState.PAUSED.value
-        self._decide(None, "sync", None, _upkeep.shared_pause, self._machine.ledger, count, paused)
+        self._decide(
+            None, "sync", None, None, _upkeep.shared_pause, self._machine.ledger, count, paused
+        )
 
     def close(self) -> None:
         """Release the shared log's DuckDB connection."""

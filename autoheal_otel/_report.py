@@ -14,10 +14,11 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from . import _breakers as br
 from ._errors import PolicyError
+from ._events import Publisher
+from ._ledger import Ledger
 from ._models import EffectiveSettings, ExecutionState, FailureWindow
-from ._policy import PolicyConfig, WorkflowPolicy
+from ._policy import WorkflowPolicy
 from .semconv import Rule
 
 __all__ = [
@@ -149,17 +150,15 @@ def _window(
 
 
 def build_report(
-    workflows: Mapping[str, br.WorkflowRuntime],
-    glob: br.GlobalRuntime,
-    policy: PolicyConfig,
+    ledger: Ledger,
     now: float,
     wall: datetime,
-    *,
     last_policy_error: PolicyError | None,
-    published: int,
-    sink_errors: dict[str, int],
+    publisher: Publisher,
 ) -> StatusReport:
     """Assemble the report (call it with the manager's lock held)."""
+    workflows, glob, policy = ledger.workflows, ledger.glob, ledger.policy
+    published, sink_errors = publisher.published, dict(publisher.errors)
     states = dict.fromkeys(ExecutionState, 0)
     entries: dict[str, WorkflowStatus] = {}
     for wid, wf in workflows.items():
