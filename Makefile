@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench generate clean prometheus
+.PHONY: demo test lint bench generate clean prometheus chromium robot-demo test-rf-min
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/autoheal demo
 
-test: $(STAMP) prometheus
+test: $(STAMP) prometheus chromium
 	$(BIN)/python -m pytest
 
 # The dashboard and alert tests run a real Prometheus (Debian's package).
@@ -28,6 +28,17 @@ prometheus:
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
 	  else \
 	    echo "prometheus is not installed: its tests will be skipped (sudo apt-get install prometheus)"; \
+	  fi; }
+
+# The Robot Framework tests drive a real headless browser (Debian's chromium + chromium-driver).
+chromium:
+	@{ command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; } || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian's chromium and chromium-driver (the Robot Framework tests run them)"; \
+	    apt-get update -qq >/dev/null && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null; \
+	  else \
+	    echo "chromium is not installed: the real-browser tests will be skipped (sudo apt-get install chromium chromium-driver)"; \
 	  fi; }
 
 lint: $(STAMP)
