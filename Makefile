@@ -16,6 +16,10 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/autoheal demo
 
+# The Robot Framework example on a real headless Chromium (see README, "Robot Framework").
+robot-demo: $(STAMP) chromium
+	$(BIN)/python examples/robot/run_demo.py robot-demo-data
+
 test: $(STAMP) prometheus chromium
 	$(BIN)/python -m pytest
 
@@ -42,9 +46,22 @@ chromium:
 	  fi; }
 
 lint: $(STAMP)
-	$(BIN)/ruff check autoheal_otel tests bench dashboards
-	$(BIN)/ruff format --check autoheal_otel tests bench dashboards
+	$(BIN)/ruff check autoheal_otel tests bench dashboards examples
+	$(BIN)/ruff format --check autoheal_otel tests bench dashboards examples
 	$(BIN)/mypy
+
+# The Robot Framework tests again under the lowest supported RF (7.1.1), in their own venv.
+RF_MIN := 7.1.1
+RF_MIN_VENV := .venv-rf-min
+$(RF_MIN_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(RF_MIN_VENV)
+	$(RF_MIN_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(RF_MIN_VENV)/bin/python -m pip install --quiet -e '.[test]'
+	$(RF_MIN_VENV)/bin/python -m pip install --quiet 'robotframework==$(RF_MIN)'
+	touch $@
+
+test-rf-min: $(RF_MIN_VENV)/.installed chromium
+	$(RF_MIN_VENV)/bin/python -m pytest tests/test_robot_listener.py tests/test_robot_browser.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/hot_path.py
@@ -58,4 +75,4 @@ generate: $(STAMP)
 	$(BIN)/python -c "import re, pathlib; from autoheal_otel._transitions import mermaid; p = pathlib.Path('README.md'); p.write_text(re.sub(r'\x60\x60\x60mermaid\n.*?\x60\x60\x60', lambda m: '\x60\x60\x60mermaid\n' + mermaid() + '\n\x60\x60\x60', p.read_text(), count=1, flags=re.S))"
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(RF_MIN_VENV) .pytest_cache .mypy_cache .ruff_cache

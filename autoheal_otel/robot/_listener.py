@@ -109,19 +109,25 @@ def _exception_names() -> frozenset[str]:
     """Return the class names (with bases) of the failure RF is reporting right now.
 
     ``end_keyword`` runs inside RF's ``StatusReporter.__exit__``, while the keyword's exception
-    is being handled; RF wraps a library's exception in ``HandlerExecutionFailed`` whose
-    ``error.error`` is the original one.
+    is being handled. A library keyword's exception is the library's own; a user keyword's is
+    RF's wrapper, whose inner failures (``get_errors()``) were raised while handling the
+    library's exceptions (their ``__context__``).
     """
-    exc = sys.exc_info()[1]
     names: set[str] = set()
+    todo = [sys.exc_info()[1]]
     seen = 0
-    while exc is not None and seen < 8:
-        names.update(cls.__name__ for cls in type(exc).__mro__)
-        if getattr(exc, "timeout", False):
-            names.add("TimeoutExceeded")
-        details = getattr(exc, "error", None)
-        exc = getattr(details, "error", None) if details is not None else None
+    while todo and seen < 32:
+        exc = todo.pop()
+        if exc is None:
+            continue
         seen += 1
+        names.update(cls.__name__ for cls in type(exc).__mro__)
+        if getattr(exc, "timeout", False) or getattr(exc, "keyword_timeout", False):
+            names.add("TimeoutExceeded")
+        todo.append(exc.__context__)
+        get_errors = getattr(exc, "get_errors", None)
+        if get_errors is not None:
+            todo.extend(e for e in get_errors() if e is not exc)
     return frozenset(names)
 
 

@@ -13,7 +13,8 @@ Built-in rules (``DEFAULT_RULES``):
   Selenium's ``NoSuchElementException`` family, the Browser library's ``waiting for locator``
   timeouts → target_not_found;
 - an assertion keyword (name matching ``assertion_keywords``, default ``Should``) failing
-  after an action step of the same task → postcondition_failed.
+  after an action step of the same task, or a step failing with an ``AssertionError`` raised
+  inside it (a user keyword that acts and then verifies) → postcondition_failed.
 
 Invariant: ``classify`` is a pure function of its arguments and the loaded rules.
 """
@@ -135,7 +136,10 @@ class OutcomeMapping:
             for rule in DEFAULT_RULES:
                 if rule.matches(keyword, message, names):
                     return rule.outcome
-            if after_action and (self.is_assertion(keyword) or "AssertionError" in names):
+            assertion = self.is_assertion(keyword)
+            # An assertion step verifies the action before it; a composite step (a user
+            # keyword) whose own assertion failed has acted first by itself.
+            if (assertion or "AssertionError" in names) and (after_action or not assertion):
                 return Outcome.POSTCONDITION_FAILED
         return Outcome.ERROR
 
