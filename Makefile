@@ -61,7 +61,7 @@ $(RF_MIN_VENV)/.installed: pyproject.toml
 	touch $@
 
 test-rf-min: $(RF_MIN_VENV)/.installed chromium
-	$(RF_MIN_VENV)/bin/python -m pytest tests/test_robot_listener.py tests/test_robot_browser.py
+	$(RF_MIN_VENV)/bin/python -m pytest tests/test_robot_listener.py tests/test_robot_pabot.py tests/test_robot_browser.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/hot_path.py
