@@ -411,3 +411,31 @@ def test_listener_module_loads_through_robot_command_line_syntax(tmp_path: Path)
     )  # fmt: skip
     assert rc == 0
     assert any((tmp_path / "data" / "audit").glob("audit-*.jsonl"))
+
+
+def test_readme_mapping_example_is_a_valid_mapping() -> None:
+    """The mapping file shown in the README loads and its rules apply."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    block = next(b for b in re.findall(r"```json\n(.*?)```", readme, re.S) if '"rules"' in b)
+    mapping = OutcomeMapping.from_dict(json.loads(block))
+    assert (
+        mapping.classify("Click Image", "No match above 0.8", set(), True)
+        is Outcome.TARGET_NOT_FOUND
+    )
+    assert mapping.classify("Verify Total", "12 != 13", set(), True) is Outcome.POSTCONDITION_FAILED
+
+
+def test_robot_public_api_is_pinned() -> None:
+    """The robot subpackage exports exactly its documented names."""
+    import autoheal_otel.robot as package
+
+    assert package.__all__ == [
+        "ARGUMENTS",
+        "BLOCKED_TAG",
+        "DEFAULT_RULES",
+        "AutoHealLibrary",
+        "AutoHealListener",
+        "ListenerConfig",
+        "OutcomeMapping",
+        "OutcomeRule",
+    ]
