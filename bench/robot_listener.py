@@ -104,7 +104,8 @@ def bench_browser(rounds: int) -> None:
             for gated in (False, True):
                 app, url = serve()
                 command = [
-                    robot_cmd, "--rpa", "--output", "NONE", "--log", "NONE", "--report", "NONE",
+                    robot_cmd, "--rpa", "--outputdir", tmp, "--output", "NONE",
+                    "--log", "NONE", "--report", "NONE",
                     "--console", "none", "--variable", f"URL:{url}",
                     "--variable", f"PROFILE:{tmp}/profile-{r}-{gated}",
                 ]  # fmt: skip

@@ -51,7 +51,11 @@ def listener(data_dir: Path, **args: str) -> str:
 def run_suite(
     tmp: Path, body: str, *, listener_value: str | None = None, name: str = "suite", **options: Any
 ) -> Run:
-    """Write ``body`` (after the shared settings) as a suite and run it in-process under RF."""
+    """Write ``body`` (after the shared settings) as a suite and run it in-process under RF.
+
+    ``listener_value`` is the --listener value (default: the listener on ``tmp/data``);
+    an empty string runs without the listener.
+    """
     suite = tmp / f"{name}.robot"
     suite.write_text(SETTINGS + body, encoding="utf-8")
     side = tmp / "side.txt"
@@ -59,7 +63,7 @@ def run_suite(
     out, err = io.StringIO(), io.StringIO()
     rc = robot.run(
         str(suite),
-        listener=listener_value if listener_value is not None else listener(data),
+        listener=[] if listener_value == "" else listener_value or listener(data),
         variable=[f"SIDE:{side}"],
         outputdir=str(tmp / "out"),
         log="NONE",

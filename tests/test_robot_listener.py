@@ -439,3 +439,17 @@ def test_robot_public_api_is_pinned() -> None:
         "OutcomeMapping",
         "OutcomeRule",
     ]
+
+
+def test_settings_keyword_works_without_the_listener(tmp_path: Path) -> None:
+    """A suite run without the listener still gets the default RUNNING settings."""
+    body = """*** Tasks ***
+Task
+    ${settings}=    Get Autoheal Settings
+    Act    ${settings}[state] ${settings}[min_confidence] ${settings}[step_delay]
+    Report Match Confidence    0.9    0.1
+"""
+    run = run_suite(tmp_path, body, listener_value="")
+    assert run.tests()["Task"].status == "PASS"
+    assert run.side == ["running 0.75 0.0"]
+    assert not (tmp_path / "data").exists()

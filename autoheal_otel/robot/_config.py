@@ -41,7 +41,7 @@ _BLOCK = {"FAIL": "FAIL", "SKIP": "SKIP", "NOT_RUN": "NOT RUN", "NOT RUN": "NOT 
 class ListenerConfig:
     """The validated settings of one :class:`AutoHealListener`."""
 
-    policy: PolicyConfig | Path | None = None
+    policy: Path | None = None
     data_dir: Path | None = None
     workflow: WorkflowSource = "test"
     tag_prefix: str = "wf-"
@@ -75,7 +75,7 @@ class ListenerConfig:
         for name, value in values.items():
             if not value:
                 raise InvalidInputError(name, value, "must not be empty")
-        policy: PolicyConfig | Path | None = None
+        policy: Path | None = None
         if "policy" in values:
             path = Path(values["policy"])
             PolicyConfig.load(path)  # fail now, naming the field, rather than at the first task

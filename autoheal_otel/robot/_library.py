@@ -53,10 +53,10 @@ class AutoHealLibrary:
         listener = active_listener()
         wf = workflow or (listener.current_workflow() if listener is not None else None)
         if listener is None or listener.config_error is not None:
-            manager = AutoHealManager(PolicyConfig())
+            with AutoHealManager(PolicyConfig()) as defaults:
+                settings = defaults.get_effective_settings(wf or "robot")
         else:
-            manager = listener.session.manager
-        settings = manager.get_effective_settings(wf or "robot")
+            settings = listener.session.manager.get_effective_settings(wf or "robot")
         values = settings.model_dump(mode="json")
         values["step_delay"] = settings.step_delay_s
         return values

@@ -197,6 +197,7 @@ class AutoHealListener:
         task, self._task = self._task, None
         skipped = self._skipped.pop(id(result), None)
         if skipped is not None:
+            data.tags.remove(_SKIP_TAG)
             result.tags.remove(_SKIP_TAG)
             result.tags.add(BLOCKED_TAG)
             result.message = skipped
