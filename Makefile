@@ -56,8 +56,7 @@ RF_MIN_VENV := .venv-rf-min
 $(RF_MIN_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(RF_MIN_VENV)
 	$(RF_MIN_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(RF_MIN_VENV)/bin/python -m pip install --quiet -e '.[test]'
-	$(RF_MIN_VENV)/bin/python -m pip install --quiet 'robotframework==$(RF_MIN)'
+	$(RF_MIN_VENV)/bin/python -m pip install --quiet -e '.[robot-test]' 'robotframework==$(RF_MIN)'
 	touch $@
 
 test-rf-min: $(RF_MIN_VENV)/.installed chromium

@@ -453,3 +453,36 @@ Task
     assert run.tests()["Task"].status == "PASS"
     assert run.side == ["running 0.75 0.0"]
     assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.skipif(
+    tuple(int(p) for p in robot.version.VERSION.split(".")[:2]) < (7, 2),
+    reason="GROUP blocks exist from Robot Framework 7.2",
+)
+def test_keywords_inside_a_group_are_steps(tmp_path: Path) -> None:
+    """A keyword inside a GROUP block is a step like one in the body."""
+    body = """*** Tasks ***
+Task
+    GROUP    Fill the form
+        Act    in group
+    END
+"""
+    run = run_suite(tmp_path, body)
+    steps = run.audit("SELECT step_id FROM audit WHERE kind='result'")
+    assert steps == [{"step_id": "Act    in group"}]
+
+
+def test_a_vision_library_reports_scores_from_python(tmp_path: Path) -> None:
+    """Scores a Python keyword reports through AutoHealLibrary land in its own step's result."""
+    body = "*** Tasks ***\nTask\n    Click Image    0.42    0.40\n    Act    after\n"
+    run = run_suite(tmp_path, body)
+    rows = run.audit(
+        "SELECT step_id, confidence, second_best, signals FROM audit WHERE kind='result' ORDER BY seq"
+    )
+    assert (rows[0]["step_id"], rows[0]["confidence"], rows[0]["second_best"]) == (
+        "Click Image    0.42    0.40",
+        0.42,
+        0.40,
+    )
+    assert "low_confidence" in rows[0]["signals"]  # 0.42 is below the 0.70 floor
+    assert rows[1]["confidence"] is None

@@ -46,7 +46,7 @@ def run(out: Path) -> int:
         ]  # fmt: skip
         rc = subprocess.run(command, check=False).returncode
     app.shutdown()
-    print("\nWhat the audit log says (DuckDB over", data / "audit", "):")
+    print(f"\nWhat the audit log says (DuckDB over {data / 'audit'}):")
     with AuditAnalytics(data) as db:
         for row in db.sql(
             "SELECT strftime(ts, '%H:%M:%S.%g') AS at, previous_state, state, reason "

@@ -33,6 +33,13 @@ class StepLib:
         if actual != expected:
             raise AssertionError(f"{actual} != {expected}")
 
+    def click_image(self, best: str, runner_up: str) -> None:
+        """Act like a vision library: match, then hand the scores to auto-heal from Python."""
+        from autoheal_otel.robot import AutoHealLibrary
+
+        AutoHealLibrary().report_match_confidence(float(best), float(runner_up), "template")
+        self.act("clicked image")
+
     def crash(self, message: str = "boom") -> None:
         """Fail with an unexpected error."""
         raise RuntimeError(message)
