@@ -488,3 +488,19 @@ def test_a_vision_library_reports_scores_from_python(tmp_path: Path) -> None:
     )
     assert "low_confidence" in rows[0]["signals"]  # 0.42 is below the 0.70 floor
     assert rows[1]["confidence"] is None
+
+
+def test_autoheal_keywords_are_never_steps_whatever_the_library_is_called(tmp_path: Path) -> None:
+    """AutoHealLibrary imported under another name still gives no steps of its own."""
+    body = """*** Settings ***
+Library    autoheal_otel.robot.AutoHealLibrary    AS    Heal
+
+*** Tasks ***
+Task
+    ${settings}=    Heal.Get Autoheal Settings
+    Act    x
+    Heal.Report Match Confidence    0.9    0.2
+"""
+    run = run_suite(tmp_path, body)
+    rows = run.audit("SELECT step_id, confidence FROM audit WHERE kind='result'")
+    assert rows == [{"step_id": "Act    x", "confidence": 0.9}]

@@ -32,6 +32,7 @@ from typing import Any
 from robot import running
 from robot.api import logger
 from robot.running.context import EXECUTION_CONTEXTS  # type: ignore[import-untyped]
+from robot.utils import normalize  # type: ignore[import-untyped]
 
 from .._errors import AutoHealError
 from .._models import ExecutionState, Outcome, StepResult
@@ -50,6 +51,7 @@ _BLOCKS = tuple(
     if hasattr(running.model, name)  # Group exists from RF 7.2
 )
 _OWN_LIBRARY = "AutoHealLibrary"
+_OWN_KEYWORDS = frozenset({"reportmatchconfidence", "getautohealsettings"})
 _SKIP_TAG = "robot:skip"
 #: The tag a task skipped by auto-heal carries in RF's reports.
 BLOCKED_TAG = "autoheal:blocked"
@@ -93,11 +95,24 @@ def _is_step(data: Any) -> bool:
     return isinstance(parent, running.TestCase)
 
 
+def _is_own_library(implementation: Any) -> bool:
+    """Return True for a keyword of :class:`AutoHealLibrary` (whatever name it was imported as)."""
+    code = getattr(getattr(implementation, "owner", None), "code", None)
+    return getattr(code, "__name__", None) == _OWN_LIBRARY and "autoheal_otel" in str(
+        getattr(code, "__module__", "")
+    )
+
+
 def _first_keyword(body: Any) -> Any:
-    """Return the first keyword call of a task body (looking into its blocks), or None."""
+    """Return the first keyword call of a task body (looking into its blocks), or None.
+
+    Calls of AutoHealLibrary's keywords are skipped by name: they are never steps.
+    """
     for item in body:
         if isinstance(item, running.Keyword):
-            return item
+            if normalize(str(item.name), ignore="_").rsplit(".", 1)[-1] not in _OWN_KEYWORDS:
+                return item
+            continue
         inner = getattr(item, "body", None)
         found = _first_keyword(inner) if inner is not None else None
         if found is not None:
@@ -220,8 +235,7 @@ class AutoHealListener:
 
     def start_library_keyword(self, data: Any, implementation: Any, result: Any) -> None:
         """Gate a library keyword that is a step."""
-        owner = getattr(implementation, "owner", None)
-        if owner is not None and str(owner.name).rsplit(".", 1)[-1] == _OWN_LIBRARY:
+        if _is_own_library(implementation):
             return  # Report Match Confidence / Get Autoheal Settings are never steps
         self._start_step(data, implementation, result)
 
