@@ -7,6 +7,13 @@
 Needs the ``robot`` extra (``pip install 'autoheal-otel[robot]'``, Robot Framework >= 7.1.1).
 """
 
+try:
+    import robot as _robot  # noqa: F401  (checked first, for a clear message)
+except ModuleNotFoundError as exc:  # pragma: no cover - depends on the environment
+    raise ModuleNotFoundError(
+        "autoheal_otel.robot needs Robot Framework >= 7.1.1: pip install 'autoheal-otel[robot]'"
+    ) from exc
+
 from ._config import ARGUMENTS, ListenerConfig
 from ._library import AutoHealLibrary
 from ._listener import BLOCKED_TAG, AutoHealListener
