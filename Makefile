@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench generate clean prometheus chromium
+.PHONY: demo test lint bench generate clean prometheus chromium robot-demo test-rf-min
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,6 +15,10 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/autoheal demo
+
+# The Robot Framework example on a real headless Chromium (see README, "Robot Framework").
+robot-demo: $(STAMP) chromium
+	$(BIN)/python examples/robot/run_demo.py robot-demo-data
 
 test: $(STAMP) prometheus chromium
 	$(BIN)/python -m pytest
@@ -30,22 +34,35 @@ prometheus:
 	    echo "prometheus is not installed: its tests will be skipped (sudo apt-get install prometheus)"; \
 	  fi; }
 
-# The report's screenshot test renders report.html in headless Chromium (Debian's package).
+# Real browsers for the tests: the report's screenshot test (chromium) and the Robot Framework
+# tests (chromium + chromium-driver), Debian's packages.
 chromium:
-	@command -v chromium >/dev/null 2>&1 || { \
+	@{ command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; } || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing Debian's chromium (the report's screenshot test runs it)"; \
+	    echo "installing Debian's chromium and chromium-driver (the browser tests run them)"; \
 	    apt-get update -qq >/dev/null && \
-	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null || \
-	    echo "chromium could not be installed: the report's screenshot test will be skipped"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null || \
+	    echo "chromium could not be installed: the real-browser tests will be skipped"; \
 	  else \
-	    echo "chromium is not installed: the report's screenshot test will be skipped (sudo apt-get install chromium)"; \
+	    echo "chromium is not installed: the real-browser tests will be skipped (sudo apt-get install chromium chromium-driver)"; \
 	  fi; }
 
 lint: $(STAMP)
-	$(BIN)/ruff check autoheal_otel tests bench dashboards
-	$(BIN)/ruff format --check autoheal_otel tests bench dashboards
+	$(BIN)/ruff check autoheal_otel tests bench dashboards examples
+	$(BIN)/ruff format --check autoheal_otel tests bench dashboards examples
 	$(BIN)/mypy
+
+# The Robot Framework tests again under the lowest supported RF (7.1.1), in their own venv.
+RF_MIN := 7.1.1
+RF_MIN_VENV := .venv-rf-min
+$(RF_MIN_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(RF_MIN_VENV)
+	$(RF_MIN_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(RF_MIN_VENV)/bin/python -m pip install --quiet -e '.[robot-test]' 'robotframework==$(RF_MIN)'
+	touch $@
+
+test-rf-min: $(RF_MIN_VENV)/.installed chromium
+	$(RF_MIN_VENV)/bin/python -m pytest tests/test_robot_listener.py tests/test_robot_pabot.py tests/test_robot_browser.py
 
 # Every benchmark under bench/; each removes what it writes under the temporary directory.
 bench: $(STAMP)
@@ -62,4 +79,4 @@ generate: $(STAMP)
 	$(BIN)/python -c "import re, pathlib; from autoheal_otel._transitions import mermaid; p = pathlib.Path('README.md'); p.write_text(re.sub(r'\x60\x60\x60mermaid\n.*?\x60\x60\x60', lambda m: '\x60\x60\x60mermaid\n' + mermaid() + '\n\x60\x60\x60', p.read_text(), count=1, flags=re.S))"
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(RF_MIN_VENV) .pytest_cache .mypy_cache .ruff_cache

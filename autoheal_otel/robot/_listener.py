@@ -1,0 +1,390 @@
+"""The Robot Framework listener (API v3) that puts every task of a run under auto-heal.
+
+::
+
+    robot --listener autoheal_otel.robot.AutoHealListener:policy=policy.json:data_dir=data tasks.robot
+
+- A workflow is a task (its full name), its suite, or the value of a ``wf-<name>`` tag.
+- A step is a keyword called from the task body, through FOR/WHILE/IF/TRY/GROUP blocks; never
+  a setup or teardown, never a keyword nested inside a step.
+- Before a step, ``should_execute_step``; a refused step is not run: RF raises
+  ``autoheal blocked: <reason>`` in its place (``implementation.error``) and the step ends
+  FAIL, SKIP or NOT RUN as configured. The rest of that task is not run either (it is not
+  gated again), and its teardown still runs. A task whose workflow is already blocked is
+  skipped as a whole, with the reason.
+- After a step, ``on_step_result``. A successful action waits for the next step: when that is
+  an assertion that passes, the action is reported *validated* (DEGRADED requires it);
+  otherwise it is reported unvalidated before the next step's gate. Failures are classified by
+  :class:`OutcomeMapping`.
+- RF's dry run is never gated; a misconfigured listener fails every task with one message
+  rather than letting the run go on ungated.
+
+Invariant: every step whose gate said yes gets exactly one ``on_step_result`` (PASS or FAIL),
+by the end of its task.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+from robot import running
+from robot.api import logger
+from robot.running.context import EXECUTION_CONTEXTS  # type: ignore[import-untyped]
+from robot.utils import normalize  # type: ignore[import-untyped]
+
+from .._errors import AutoHealError
+from .._models import ExecutionState, Outcome, StepResult
+from ._config import ListenerConfig
+from ._session import ManagerSession
+
+__all__ = ["AutoHealListener", "active_listener"]
+
+_BLOCKING = (ExecutionState.QUARANTINED, ExecutionState.ROLLBACK, ExecutionState.PAUSED)
+# Control structures a step may sit in; anything else between a keyword and its task (a user
+# keyword, a library keyword running another one) makes it an internal, not a step.
+_BLOCK_NAMES = ("For", "ForIteration", "While", "WhileIteration", "If", "IfBranch", "Try")
+_BLOCKS = tuple(
+    getattr(running.model, name)
+    for name in (*_BLOCK_NAMES, "TryBranch", "Group")
+    if hasattr(running.model, name)  # Group exists from RF 7.2
+)
+_OWN_LIBRARY = "AutoHealLibrary"
+_OWN_KEYWORDS = frozenset({"reportmatchconfidence", "getautohealsettings"})
+_SKIP_TAG = "robot:skip"
+#: The tag a task skipped by auto-heal carries in RF's reports.
+BLOCKED_TAG = "autoheal:blocked"
+
+_active: list[AutoHealListener] = []
+
+
+def active_listener() -> AutoHealListener | None:
+    """Return the listener of the running robot, or None when none is active."""
+    return _active[-1] if _active else None
+
+
+@dataclass
+class _Step:
+    step_id: str
+    result: Any  # the RF result object, matched by identity in end_keyword
+    assertion: bool
+    blocked: bool = False
+    confidence: float | None = None
+    second_best: float | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    duration_s: float | None = None
+
+
+@dataclass
+class _Task:
+    workflow: str
+    blocked: str | None = None  # "autoheal blocked: ..." once a step was refused
+    acted: bool = False  # an action step ran before (an assertion failing now is a postcondition)
+    pending: _Step | None = None  # a successful action awaiting the next step's verdict
+    pre_gated: str | None = None  # the step id the task-level gate already admitted (a probe)
+
+
+def _is_step(data: Any) -> bool:
+    """Return True for a keyword called from a task body (possibly through control blocks)."""
+    if data.type != data.KEYWORD:
+        return False  # SETUP, TEARDOWN
+    parent = data.parent
+    while isinstance(parent, _BLOCKS):
+        parent = parent.parent
+    return isinstance(parent, running.TestCase)
+
+
+def _is_own_library(implementation: Any) -> bool:
+    """Return True for a keyword of :class:`AutoHealLibrary` (whatever name it was imported as)."""
+    code = getattr(getattr(implementation, "owner", None), "code", None)
+    return getattr(code, "__name__", None) == _OWN_LIBRARY and "autoheal_otel" in str(
+        getattr(code, "__module__", "")
+    )
+
+
+def _first_keyword(body: Any) -> Any:
+    """Return the first keyword call of a task body (looking into its blocks), or None.
+
+    Calls of AutoHealLibrary's keywords are skipped by name: they are never steps.
+    """
+    for item in body:
+        if isinstance(item, running.Keyword):
+            if normalize(str(item.name), ignore="_").rsplit(".", 1)[-1] not in _OWN_KEYWORDS:
+                return item
+            continue
+        inner = getattr(item, "body", None)
+        found = _first_keyword(inner) if inner is not None else None
+        if found is not None:
+            return found
+    return None
+
+
+def _exception_names() -> frozenset[str]:
+    """Return the class names (with bases) of the failure RF is reporting right now.
+
+    ``end_keyword`` runs inside RF's ``StatusReporter.__exit__``, while the keyword's exception
+    is being handled. A library keyword's exception is the library's own; a user keyword's is
+    RF's wrapper, whose inner failures (``get_errors()``) were raised while handling the
+    library's exceptions (their ``__context__``).
+    """
+    names: set[str] = set()
+    todo = [sys.exc_info()[1]]
+    seen = 0
+    while todo and seen < 32:
+        exc = todo.pop()
+        if exc is None:
+            continue
+        seen += 1
+        names.update(cls.__name__ for cls in type(exc).__mro__)
+        if getattr(exc, "timeout", False) or getattr(exc, "keyword_timeout", False):
+            names.add("TimeoutExceeded")
+        todo.append(exc.__context__)
+        get_errors = getattr(exc, "get_errors", None)
+        if get_errors is not None:
+            todo.extend(e for e in get_errors() if e is not exc)
+    return frozenset(names)
+
+
+class AutoHealListener:
+    """Gate every task of a Robot Framework run with an :class:`AutoHealManager`.
+
+    Args:
+        *args, **kwargs: the listener arguments as RF passes them (strings, ``name=value``);
+            see :data:`autoheal_otel.robot.ARGUMENTS`.
+    """
+
+    ROBOT_LISTENER_API_VERSION = 3
+
+    def __init__(self, *args: str, **kwargs: str) -> None:
+        self.config_error: str | None = None
+        self.config = ListenerConfig()
+        try:
+            self.config = ListenerConfig.from_args(args, kwargs)
+        except AutoHealError as exc:
+            self.config_error = f"autoheal listener: {exc}"
+        self.session = ManagerSession(self.config.policy, self.config.data_dir)
+        self._task: _Task | None = None
+        self._step: _Step | None = None
+        self._skipped: dict[int, str] = {}
+        self._reported = False
+        _active.append(self)
+
+    # -- suites and tasks ----------------------------------------------------------------
+
+    def start_suite(self, data: Any, result: Any) -> None:
+        """Report a misconfiguration once, at the start of the run."""
+        if self.config_error is not None and not self._reported:
+            self._reported = True
+            logger.error(self.config_error)
+
+    def start_test(self, data: Any, result: Any) -> None:
+        """Resolve the task's workflow; skip the task when its workflow is blocked."""
+        self._task = None
+        self._step = None
+        if self.config_error is not None:
+            data.error = self.config_error
+            return
+        if _dry_run():
+            return
+        try:
+            self.session.refresh()
+            manager = self.session.manager
+            workflow = self._workflow_of(data, result)
+            task = _Task(workflow)
+            if manager.get_mode(workflow) in _BLOCKING:
+                keyword = _first_keyword(data.body)
+                first = self._step_id(keyword) if keyword is not None else str(data.name)[:256]
+                allowed, reason = manager.should_execute_step(workflow, first)
+                if not allowed:
+                    self._skipped[id(result)] = f"autoheal blocked: {reason}"
+                    data.tags.add(_SKIP_TAG)  # RF < 7.2 reads the data's tags ...
+                    result.tags.add(_SKIP_TAG)  # ... later ones the result's
+                    return
+                task.pre_gated = first
+        except AutoHealError as exc:
+            data.error = f"autoheal: {exc}"
+            return
+        self._task = task
+
+    def end_test(self, data: Any, result: Any) -> None:
+        """Report the last pending step; mark the task with its workflow's state."""
+        task, self._task = self._task, None
+        skipped = self._skipped.pop(id(result), None)
+        if skipped is not None:
+            data.tags.remove(_SKIP_TAG)
+            result.tags.remove(_SKIP_TAG)
+            result.tags.add(BLOCKED_TAG)
+            result.message = skipped
+            return
+        if task is None:
+            return
+        self._flush(task, validated=False)
+        mode = self.session.manager.get_mode(task.workflow)
+        result.tags.add(f"autoheal:{mode.value}")
+        if task.blocked and not result.message:
+            result.message = task.blocked
+
+    def close(self) -> None:
+        """Flush and close the manager when the run ends."""
+        if self in _active:
+            _active.remove(self)
+        self.session.close()
+
+    # -- keywords ------------------------------------------------------------------------
+
+    def start_library_keyword(self, data: Any, implementation: Any, result: Any) -> None:
+        """Gate a library keyword that is a step."""
+        if _is_own_library(implementation):
+            return  # Report Match Confidence / Get Autoheal Settings are never steps
+        self._start_step(data, implementation, result)
+
+    def start_user_keyword(self, data: Any, implementation: Any, result: Any) -> None:
+        """Gate a user keyword that is a step."""
+        self._start_step(data, implementation, result)
+
+    def _start_step(self, data: Any, implementation: Any, result: Any) -> None:
+        task = self._task
+        if task is None or self._step is not None or result.status == "NOT RUN":
+            return  # outside a task, nested in a step, or after a failure (RF visits, not runs)
+        if not _is_step(data):
+            return
+        step_id = self._step_id(data)
+        if task.blocked is not None:
+            implementation.error = task.blocked
+            self._step = _Step(step_id, result, assertion=False, blocked=True)
+            return
+        assertion = self.config.mapping.is_assertion(str(data.name))
+        if not assertion:
+            self._flush(task, validated=False)
+        if task.pre_gated == step_id:
+            task.pre_gated = None
+            allowed, reason = True, ""
+        else:
+            try:
+                allowed, reason = self.session.manager.should_execute_step(task.workflow, step_id)
+            except AutoHealError as exc:  # fail closed: an ungated step must not run
+                allowed, reason = False, f"gate error: {exc}"
+        if not allowed:
+            task.blocked = f"autoheal blocked: {reason}"
+            implementation.error = task.blocked
+            self._step = _Step(step_id, result, assertion, blocked=True)
+            return
+        self._step = _Step(step_id, result, assertion)
+
+    def end_keyword(self, data: Any, result: Any) -> None:
+        """Report a step's outcome (or mark a refused step with the configured status)."""
+        step, task = self._step, self._task
+        if step is None or task is None or result is not step.result:
+            return
+        self._step = None
+        if step.blocked:
+            result.message = task.blocked
+            result.status = self.config.on_block
+            return
+        step.duration_s = result.elapsed_time.total_seconds()
+        if result.status == "PASS":
+            if step.assertion:
+                self._flush(task, validated=True)
+                self._report(task, step, Outcome.SUCCESS, validated=True)
+            else:
+                task.pending = step
+                task.acted = True
+            return
+        if result.status != "FAIL":
+            return  # SKIP (the Skip keyword) or NOT RUN: nothing ran that can be judged
+        outcome = self.config.mapping.classify(
+            str(data.name), str(result.message), _exception_names(), task.acted
+        )
+        self._flush(task, validated=False)
+        self._report(task, step, outcome, validated=False, message=str(result.message))
+        if not step.assertion:
+            task.acted = True
+
+    # -- what the keyword library calls --------------------------------------------------
+
+    def report_confidence(
+        self, best: float, runner_up: float | None, details: dict[str, Any]
+    ) -> bool:
+        """Attach match scores to the running step, or to the step that just succeeded.
+
+        Returns:
+            False when no step of a task can take them (outside a task, or after a failure).
+        """
+        task = self._task
+        step = self._step if self._step is not None else (task.pending if task else None)
+        if step is None:
+            return False
+        step.confidence, step.second_best = best, runner_up
+        step.details.update(details)
+        return True
+
+    def current_workflow(self) -> str | None:
+        """Return the workflow of the running task, if any."""
+        return self._task.workflow if self._task is not None else None
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _flush(self, task: _Task, validated: bool) -> None:
+        step, task.pending = task.pending, None
+        if step is not None:
+            self._report(task, step, Outcome.SUCCESS, validated=validated)
+
+    def _report(
+        self,
+        task: _Task,
+        step: _Step,
+        outcome: Outcome,
+        validated: bool,
+        message: str | None = None,
+    ) -> None:
+        details = dict(step.details)
+        if message:
+            details["message"] = message[:500]
+        manager = self.session.manager
+        before = manager.get_mode(task.workflow)
+        try:
+            manager.on_step_result(
+                task.workflow,
+                step.step_id,
+                StepResult(
+                    outcome=outcome,
+                    confidence=step.confidence,
+                    second_best=step.second_best,
+                    validated=validated,
+                    duration_s=step.duration_s,
+                    details=details,
+                ),
+            )
+        except AutoHealError as exc:  # a bad score must not break the robot; say so
+            logger.error(f"autoheal could not record step {step.step_id!r}: {exc}")
+            return
+        after = manager.get_mode(task.workflow)
+        if after is not before:
+            info = manager.get_state_info(task.workflow)
+            logger.warn(
+                f"autoheal: workflow {task.workflow!r} {before.value} → {after.value}: "
+                f"{info.reason}"
+            )
+
+    def _workflow_of(self, data: Any, result: Any) -> str:
+        source = self.config.workflow
+        if source == "suite":
+            return str(result.parent.full_name)
+        if source == "tag":
+            prefix = self.config.tag_prefix
+            for tag in result.tags:
+                if tag.startswith(prefix) and len(tag) > len(prefix):
+                    return str(tag[len(prefix) :])
+        return str(result.full_name)
+
+    def _step_id(self, data: Any) -> str:
+        """Return a step's id: its name, or its name and arguments as written (no values)."""
+        if self.config.step == "keyword":
+            return str(data.name)[:256]
+        return "    ".join([str(data.name), *(str(a) for a in data.args)])[:256]
+
+
+def _dry_run() -> bool:
+    ctx = EXECUTION_CONTEXTS.current
+    return bool(ctx is not None and ctx.dry_run)
