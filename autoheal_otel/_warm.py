@@ -38,6 +38,45 @@ def _rule(struct: dict[str, Any] | None) -> RuleFiring | None:
     )
 
 
+def _restore_windows(
+    rows: list[tuple[Any, ...]],
+    workflows: dict[str, br.WorkflowRuntime],
+    glob: br.GlobalRuntime,
+    policy: PolicyConfig,
+    now: float,
+    wall: datetime,
+) -> int:
+    """Put the log's in-window failures back into the windows; return the workflow entries."""
+    gpolicy = policy.breakers.global_
+    entries = 0
+    # Plain arithmetic on epoch microseconds: a restart may rebuild tens of thousands of entries.
+    wall_us = int(wall.timestamp() * 1_000_000)
+    triggers = {t.value: t for t in Trigger}
+    for wid, step_id, ts_us, trigger_name, in_workflow, in_global in rows:
+        found = workflows.get(wid)
+        if found is None:
+            continue
+        wf = found
+        t = now - max(0.0, (wall_us - ts_us) / 1_000_000)
+        trigger = triggers[trigger_name]
+        if in_workflow and trigger in wf.policy.workflow_breaker.counted_triggers:
+            if now - t < wf.window.window_seconds:
+                wf.window.add(t, trigger)
+                entries += 1
+            step_policy = wf.policy.step_breaker
+            if (
+                step_policy.window_failure_threshold is not None
+                and now - t < step_policy.window_seconds
+            ):
+                step = wf.steps.setdefault(step_id, br.StepRuntime())
+                if step.window is None:
+                    step.window = SlidingWindow(step_policy.window_seconds)
+                step.window.add(t, trigger)
+        if in_global and trigger in gpolicy.counted_triggers and now - t < gpolicy.window_seconds:
+            glob.window.add(t, trigger)
+    return entries
+
+
 def apply_restored(
     restored: Any,
     workflows: dict[str, br.WorkflowRuntime],
@@ -68,33 +107,7 @@ def apply_restored(
             glob.quarantined.add(wid)
             wf.probe_ready_at = now + wf.probe_cooldown
         workflows[wid] = wf
-    gpolicy = policy.breakers.global_
-    entries = 0
-    # Plain arithmetic on epoch microseconds: a restart may rebuild tens of thousands of entries.
-    wall_us = int(wall.timestamp() * 1_000_000)
-    triggers = {t.value: t for t in Trigger}
-    for wid, step_id, ts_us, trigger_name, in_workflow, in_global in restored.entries:
-        found = workflows.get(wid)
-        if found is None:
-            continue
-        wf = found
-        t = now - max(0.0, (wall_us - ts_us) / 1_000_000)
-        trigger = triggers[trigger_name]
-        if in_workflow and trigger in wf.policy.workflow_breaker.counted_triggers:
-            if now - t < wf.window.window_seconds:
-                wf.window.add(t, trigger)
-                entries += 1
-            step_policy = wf.policy.step_breaker
-            if (
-                step_policy.window_failure_threshold is not None
-                and now - t < step_policy.window_seconds
-            ):
-                step = wf.steps.setdefault(step_id, br.StepRuntime())
-                if step.window is None:
-                    step.window = SlidingWindow(step_policy.window_seconds)
-                step.window.add(t, trigger)
-        if in_global and trigger in gpolicy.counted_triggers and now - t < gpolicy.window_seconds:
-            glob.window.add(t, trigger)
+    entries = _restore_windows(restored.entries, workflows, glob, policy, now, wall)
     for streak in restored.streaks:
         owner = workflows.get(streak["workflow_id"])
         if owner is None:

@@ -25,7 +25,7 @@ from ..server import AutoHealServer, prometheus_meter_provider
 __all__ = ["run_serve"]
 
 
-def _simulate(manager: AutoHealManager, data_dir: Path, stop: threading.Event, pace: float) -> None:
+def _simulate(manager: AutoHealManager, data_dir: Path, stop: threading.Event, pace: float) -> None:  # noqa: C901 — a scripted scenario, read top to bottom
     from ..sim import SimExecutor
     from ._demo import WORKFLOWS
 
