@@ -23,6 +23,7 @@ from typing import Any
 from .._transitions import Reset, reset_condition
 from ..semconv import AUDIT_SCHEMA_VERSION, EventKind, Reason
 from ..sinks.jsonl import AUDIT_DIR, segment_paths
+from ._columns import AUDIT_COLUMNS
 
 __all__ = [
     "AUDIT_COLUMNS",
@@ -40,38 +41,6 @@ __all__ = [
 
 COMPACTED_DIR = "compacted"
 
-AUDIT_COLUMNS: dict[str, str] = {
-    "schema_version": "INTEGER",
-    "ts": "TIMESTAMP",
-    "seq": "BIGINT",
-    "kind": "VARCHAR",
-    "writer": "VARCHAR",
-    "workflow_id": "VARCHAR",
-    "step_id": "VARCHAR",
-    "state": "VARCHAR",
-    "previous_state": "VARCHAR",
-    "reason": "VARCHAR",
-    "message": "VARCHAR",
-    "allowed": "BOOLEAN",
-    "outcome": "VARCHAR",
-    "trigger": "VARCHAR",
-    "signals": "VARCHAR[]",
-    "confidence": "DOUBLE",
-    "second_best": "DOUBLE",
-    "validated": "BOOLEAN",
-    "duration_s": "DOUBLE",
-    "rule": "STRUCT(rule VARCHAR, scope VARCHAR, key VARCHAR, count BIGINT, threshold BIGINT,"
-    " window_seconds DOUBLE)",
-    "cause": "VARCHAR",
-    "actor": "VARCHAR",
-    "policy_version": "VARCHAR",
-    "artifact_version": "VARCHAR",
-    "learning": "BOOLEAN",
-    "trace_id": "VARCHAR",
-    "span_id": "VARCHAR",
-    "counts": "JSON",
-    "details": "JSON",
-}
 KNOWN_KINDS = tuple(k.value for k in EventKind)
 _COLUMN_LIST = ", ".join(f'"{c}"' for c in AUDIT_COLUMNS)
 _VALID = (
