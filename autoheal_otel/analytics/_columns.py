@@ -36,9 +36,7 @@ _OVERRIDES = {"schema_version": "INTEGER"}
 
 
 def _struct(cls: type) -> str:
-    members = ", ".join(
-        f"{f.name} {_SQL_TYPES[str(f.type)]}" for f in dataclasses.fields(cls)
-    )
+    members = ", ".join(f"{f.name} {_SQL_TYPES[str(f.type)]}" for f in dataclasses.fields(cls))
     return f"STRUCT({members})"
 
 
