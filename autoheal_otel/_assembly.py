@@ -19,12 +19,12 @@ from typing import Any
 from . import _upkeep
 from ._clock import Clock
 from ._errors import InvalidInputError
-from ._events import Publisher
 from ._ledger import NO_TRACE, Ledger, Trace
 from ._machine import Machine
 from ._models import ExecutionState, ExecutionStateInfo
 from ._policy import PolicyConfig
 from ._policy_watch import PolicyWatcher
+from ._publisher import Publisher
 from ._version import __version__
 from .semconv import Rule
 from .sinks.jsonl import JsonlAuditSink

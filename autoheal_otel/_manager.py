@@ -34,12 +34,13 @@ from ._assembly import (
 )
 from ._clock import Clock, SystemClock
 from ._errors import InvalidInputError, LearningFrozenError, ManagerClosedError, PolicyError
-from ._events import DecisionEvent, EventSink, Publisher
+from ._events import DecisionEvent, EventSink
 from ._ledger import NO_TRACE
 from ._machine import Machine
 from ._models import EffectiveSettings, ExecutionState, ExecutionStateInfo, StepResult, check_id
 from ._policy import PolicyConfig
 from ._polling import Periodic
+from ._publisher import Publisher
 from ._report import StatusReport, build_report, effective_settings
 from ._step import StepGuard, guard_decorator
 from .semconv import SPAN_FORCE, SPAN_GATE, SPAN_RESULT, Reason

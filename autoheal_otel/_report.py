@@ -15,10 +15,10 @@ from typing import Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from ._errors import PolicyError
-from ._events import Publisher
 from ._ledger import Ledger
 from ._models import EffectiveSettings, ExecutionState, FailureWindow
 from ._policy import WorkflowPolicy
+from ._publisher import Publisher
 from .semconv import Rule
 
 __all__ = [

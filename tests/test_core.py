@@ -156,3 +156,27 @@ def test_a_meter_without_a_tracer_still_decides_and_measures() -> None:
         for metric in sm.metrics
     }
     assert "autoheal.hook.duration" in names
+
+
+CORE = ("_machine", "_ledger", "_probe", "_upkeep", "_breakers", "_regression", "_transitions",
+        "_windows", "_warm", "_events", "_models", "semconv")  # fmt: skip
+FORBIDDEN = ("sinks", "analytics", "duckdb", "faiss", "opentelemetry", "_manager", "threading")
+
+
+def test_the_core_imports_no_io_layer() -> None:
+    """The state machine's modules import no sink, analytics, DuckDB, FAISS, OTel or lock."""
+    import ast
+
+    package = Path(__file__).resolve().parent.parent / "autoheal_otel"
+    for name in CORE:
+        tree = ast.parse((package / f"{name}.py").read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                modules = [node.module or ""]
+            elif isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            else:
+                continue
+            for module in modules:
+                parts = module.split(".")
+                assert not set(parts) & set(FORBIDDEN), f"{name} imports {module}"
