@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC
 from pathlib import Path
 
 from opentelemetry.sdk.trace import TracerProvider
@@ -180,3 +181,56 @@ def test_the_core_imports_no_io_layer() -> None:
             for module in modules:
                 parts = module.split(".")
                 assert not set(parts) & set(FORBIDDEN), f"{name} imports {module}"
+
+
+SESSION = """
+import os, random, sys
+from datetime import datetime
+from autoheal_otel import AutoHealManager, ExecutionState, PolicyConfig, StepResult
+from autoheal_otel.testing import FakeClock
+data_dir, seed, start = sys.argv[1], int(sys.argv[2]), datetime.fromisoformat(sys.argv[3])
+policy = PolicyConfig.from_dict({
+    "breakers": {"workflow": {"failure_threshold": 4, "window_seconds": 120},
+                 "global": {"failure_threshold": 9, "window_seconds": 120}},
+    "quarantine": {"probe_enabled": True, "probe_cooldown_seconds": 20},
+})
+rng = random.Random(seed)
+clock = FakeClock(start=start)
+m = AutoHealManager(policy=policy, data_dir=data_dir, clock=clock)
+outcomes = ["success"] * 6 + ["target_not_found", "postcondition_failed", "error"]
+for i in range(120):
+    clock.advance(rng.choice([0.5, 2, 5, 15]))
+    wid = rng.choice(["alpha", "zeta", "mid", "beta"])
+    if m.should_execute_step(wid, "s")[0]:
+        m.on_step_result(wid, "s", StepResult(outcome=rng.choice(outcomes), validated=True))
+    if i % 40 == 39:
+        m.resume_all(reason="operator sweep")
+    if i % 50 == 25 and m.get_mode(wid) is not ExecutionState.RUNNING:
+        m.force_transition(wid, "running", reason="checked by hand")
+print(clock.now().isoformat())
+os._exit(0)  # like kill -9: no close, no session stop
+"""
+
+
+def test_replay_matches_across_killed_restarts(tmp_path: Path) -> None:
+    """Five sessions, each dying without closing, with pauses, probes and operator moves in
+    between: replay reproduces every decision of the whole log."""
+    import subprocess
+    import sys
+    from datetime import datetime, timedelta
+
+    start = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
+    for seed in range(5):
+        proc = subprocess.run(
+            [sys.executable, "-c", SESSION, str(tmp_path), str(seed), start.isoformat()],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        start = datetime.fromisoformat(proc.stdout.strip()) + timedelta(seconds=3)
+    report = replay(tmp_path)
+    assert report.records > 500
+    assert sum(report.recorded.values()) > 10, "the workload should move workflows around"
+    assert report.recorded["paused"] > 0 and report.recorded["quarantined"] > 0
+    assert report.matches, report.mismatches[:3]
