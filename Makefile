@@ -20,8 +20,9 @@ demo: $(STAMP)
 robot-demo: $(STAMP) chromium
 	$(BIN)/python examples/robot/run_demo.py robot-demo-data
 
+# Branch coverage of the package is measured on every run, with a floor (see pyproject.toml).
 test: $(STAMP) prometheus chromium
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --cov=autoheal_otel --cov-report=term:skip-covered
 
 # The dashboard and alert tests run a real Prometheus (Debian's package).
 prometheus:
