@@ -30,7 +30,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from autoheal_otel import AutoHealManager
 from autoheal_otel import semconv as sc
-from autoheal_otel.testing import FakeClock
+from autoheal_otel.testing import FakeClock, InMemorySink
 
 from .conftest import OK, TNF
 from .test_audit_log import lines
@@ -150,8 +150,11 @@ def test_audit_record_carries_the_span_ids(tel: Telemetry, tmp_path: Path) -> No
 
 def test_unconfigured_globals_cost_nothing() -> None:
     """With no SDK configured anywhere, the manager creates no telemetry at all."""
-    m = AutoHealManager(clock=FakeClock())
-    assert m._otel is None
+    sink = InMemorySink()
+    m = AutoHealManager(clock=FakeClock(), sinks=[sink])
+    m.should_execute_step("w", "s")
+    assert m.meter is None
+    assert sink.events and all(e.trace_id is None for e in sink.events)
 
 
 def test_failing_hook_records_the_exception_on_its_span(tel: Telemetry) -> None:
