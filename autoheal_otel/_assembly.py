@@ -149,12 +149,13 @@ class Telemetry:
     def __init__(
         self,
         providers: tuple[Any, Any, Any],
-        ledger: Ledger,
-        lock: threading.Lock,
-        monotonic: Callable[[], float],
-        publisher: Publisher,
-        dropped: Callable[[], dict[str, int]],
+        state: tuple[
+            Ledger, threading.Lock, Callable[[], float], Publisher, Callable[[], dict[str, int]]
+        ],
     ) -> None:
+        """Wire the sink to ``providers`` and the gauges to ``(ledger, lock, monotonic,
+        publisher, dropped)``: what they read, under which lock, and the dropped counts."""
+        ledger, lock, monotonic, publisher, dropped = state
         tracer_provider, meter_provider, logger_provider = resolve_providers(*providers)
         self._ledger = ledger
         self._lock = lock

@@ -101,8 +101,7 @@ class AutoHealManager:
     ) -> None:
         self._clock: Clock = clock if clock is not None else SystemClock()
         self._monotonic: Callable[[], float] = self._clock.monotonic
-        now = self._monotonic()
-        wall = self._clock.now()
+        now, wall = self._monotonic(), self._clock.now()
         config, watcher = resolve_policy(policy, now)
         self._writer = writer or new_writer_id()
         self._machine = Machine(config, self._writer, (now, wall))
@@ -112,43 +111,40 @@ class AutoHealManager:
         self._threshold_provider: Callable[[], dict[str, float]] | None = None
         self._data_dir = Path(data_dir) if data_dir is not None else None
         self._read_only = read_only
+        restored: dict[str, int] = {}
         self._audit: JsonlAuditSink | None = None
         self._success_store: SuccessStore | None = None
-        restored: dict[str, int] = {}
         if self._data_dir is not None:
-            opened = open_data_dir(
+            restored, self._audit, self._success_store = open_data_dir(
                 self._data_dir, self._machine, self._clock, self._writer, read_only
             )
-            restored, self._audit, self._success_store = opened
-            for own in (self._audit, self._success_store):
-                if own is not None:
-                    self._publisher.add(own)
+        audit = self._audit
+
+        def dropped() -> dict[str, int]:
+            return {"JsonlAuditSink": audit.dropped} if audit is not None else {}
+
         self._telemetry = Telemetry(
             (tracer_provider, meter_provider, logger_provider),
-            self._machine.ledger,
-            self._lock,
-            self._monotonic,
-            self._publisher,
-            lambda: {"JsonlAuditSink": self._audit.dropped} if self._audit else {},
+            (self._machine.ledger, self._lock, self._monotonic, self._publisher, dropped),
         )
         self._otel = self._telemetry.sink
-        if self._otel is not None:
-            self._publisher.add(self._otel)
-            if self._data_dir is not None:
-                self._otel.record_operation("warm_restart", self._monotonic() - now)
-        for sink in sinks:
-            self._publisher.add(sink)
+        for sink in (self._audit, self._success_store, self._otel, *sinks):
+            if sink is not None:
+                self._publisher.add(sink)
+        if self._otel is not None and self._data_dir is not None:
+            self._otel.record_operation("warm_restart", self._monotonic() - now)
+        decide, record = self._decide, self.record_operation
         self._artifacts = ArtifactKeeper(
-            self._machine, self._decide, self._monotonic, self.record_operation, self._evidence
+            self._machine, decide, self._monotonic, record, self._evidence
         )
         self._periodic = Periodic(
             self._machine,
-            self._decide,
+            decide,
             watcher,
             self._data_dir,
             self._writer,
             (now, wall),
-            self.record_operation,
+            record,
             self._monotonic,
         )
         for integration in integrations:
