@@ -32,12 +32,9 @@ import shutil
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
-
-from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from .._clock import Clock, SystemClock
 from .._errors import InvalidInputError, StoreError
@@ -51,45 +48,11 @@ from ._components import (
     crash_point,
     sha256_file,
 )
+from ._sets import VerifyReport, VersionSet
 
 __all__ = ["StoreError", "VerifyReport", "VersionSet", "VersionedStore"]
 
 Target = int | Literal["known_good", "previous"]
-
-
-class VersionSet(BaseModel):
-    """One consistent set of component versions."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    id: int
-    created_at: AwareDatetime
-    reason: str
-    parent: int | None = None
-    components: dict[str, VersionInfo]
-
-    @property
-    def label(self) -> str:
-        """Return the set's label as results record it (``s000007``)."""
-        return f"s{self.id:06d}"
-
-    def version_of(self, component: str) -> int:
-        """Return the version of one component in this set."""
-        return self.components[component].version
-
-
-@dataclass
-class VerifyReport:
-    """What :meth:`VersionedStore.verify` found."""
-
-    set_id: int
-    checked: int = 0
-    problems: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        """Return True when every file matched its checksum."""
-        return not self.problems
 
 
 def _write_atomic(path: Path, text: str) -> None:
