@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from opentelemetry import _logs, metrics, trace
+from opentelemetry import _logs, trace
 from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
@@ -27,100 +27,14 @@ from .. import semconv as sc
 from .._events import DecisionEvent
 from .._models import ExecutionState
 from ..semconv import EventKind
+from ._otel_attrs import EVENT_NAMES, attrs, bump, resolve_providers, span_attrs
 
 __all__ = ["GaugeSnapshot", "OTelSink", "resolve_providers"]
 
-_EVENT_NAMES = {
-    EventKind.TRANSITION: sc.EVENT_TRANSITION,
-    EventKind.GLOBAL: sc.EVENT_GLOBAL,
-    EventKind.POLICY_RELOAD: sc.EVENT_POLICY,
-    EventKind.POLICY_REJECTED: sc.EVENT_POLICY,
-    EventKind.PROBE: sc.EVENT_PROBE,
-    EventKind.ACTIVATION: sc.EVENT_ACTIVATION,
-}
 _INFO, _WARN = _logs.SeverityNumber.INFO, _logs.SeverityNumber.WARN
-
 #: (workflow_id, state, [(scope, rule, count, threshold)]) for every workflow, plus
 #: ("*", "paused"|"running", [global windows]) for the global scope.
 GaugeSnapshot = Callable[[], Sequence[tuple[str, str, Sequence[tuple[str, str, int, int]]]]]
-
-
-def _configured(provider: Any) -> bool:
-    # The API hands out proxies (or no-op providers) until an SDK provider is set.
-    return provider is not None and not type(provider).__name__.startswith(
-        ("Proxy", "_Proxy", "NoOp", "_NoOp", "DefaultTracerProvider")
-    )
-
-
-def resolve_providers(
-    tracer_provider: Any, meter_provider: Any, logger_provider: Any
-) -> tuple[Any, Any, Any]:
-    """Return the providers to use (explicit ones, else configured globals, else None)."""
-    tp = tracer_provider if tracer_provider is not None else trace.get_tracer_provider()
-    mp = meter_provider if meter_provider is not None else metrics.get_meter_provider()
-    lp = logger_provider if logger_provider is not None else _logs.get_logger_provider()
-    return (
-        tp if _configured(tp) else None,
-        mp if _configured(mp) else None,
-        lp if _configured(lp) else None,
-    )
-
-
-def _attrs(event: DecisionEvent) -> dict[str, Any]:
-    attrs: dict[str, Any] = {
-        sc.ATTR_KIND: event.kind.value,
-        sc.ATTR_SEQ: event.seq,
-        sc.ATTR_REASON: event.reason,
-    }
-    if event.workflow_id is not None:
-        attrs[sc.ATTR_WORKFLOW_ID] = event.workflow_id
-    if event.step_id is not None:
-        attrs[sc.ATTR_STEP_ID] = event.step_id
-    if event.state is not None:
-        attrs[sc.ATTR_STATE] = event.state.value
-    if event.previous_state is not None:
-        attrs[sc.ATTR_PREVIOUS_STATE] = event.previous_state.value
-    if event.allowed is not None:
-        attrs[sc.ATTR_ALLOWED] = event.allowed
-    if event.outcome is not None:
-        attrs[sc.ATTR_OUTCOME] = event.outcome.value
-    if event.trigger is not None:
-        attrs[sc.ATTR_TRIGGER] = event.trigger.value
-    if event.confidence is not None:
-        attrs[sc.ATTR_CONFIDENCE] = event.confidence
-    if event.rule is not None:
-        attrs[sc.ATTR_RULE] = event.rule.rule
-        attrs[sc.ATTR_RULE_COUNT] = event.rule.count
-        attrs[sc.ATTR_RULE_THRESHOLD] = event.rule.threshold
-    if event.cause is not None:
-        attrs[sc.ATTR_CAUSE] = event.cause
-    if event.actor is not None:
-        attrs[sc.ATTR_ACTOR] = event.actor
-    if event.policy_version:
-        attrs[sc.ATTR_POLICY_VERSION] = event.policy_version
-    if event.artifact_version is not None:
-        attrs[sc.ATTR_ARTIFACT_VERSION] = event.artifact_version
-    return attrs
-
-
-def _bump(counts: dict[tuple[tuple[str, str], ...], int], key: tuple[tuple[str, str], ...]) -> None:
-    counts[key] = counts.get(key, 0) + 1
-
-
-def _span_attrs(event: DecisionEvent) -> dict[str, Any]:
-    """The few attributes a hook span needs beyond the ids it was started with."""
-    attrs: dict[str, Any] = {sc.ATTR_REASON: event.reason}
-    if event.state is not None:
-        attrs[sc.ATTR_STATE] = event.state.value
-    if event.allowed is not None:
-        attrs[sc.ATTR_ALLOWED] = event.allowed
-    if event.outcome is not None:
-        attrs[sc.ATTR_OUTCOME] = event.outcome.value
-        if event.trigger is not None:
-            attrs[sc.ATTR_TRIGGER] = event.trigger.value
-        if event.confidence is not None:
-            attrs[sc.ATTR_CONFIDENCE] = event.confidence
-    return attrs
 
 
 class OTelSink:
@@ -272,10 +186,10 @@ class OTelSink:
         if span is not None:
             for event in events or ():
                 if event.kind is EventKind.GATE or event.kind is EventKind.RESULT:
-                    span.set_attributes(_span_attrs(event))
+                    span.set_attributes(span_attrs(event))
                 else:
                     span.add_event(
-                        _EVENT_NAMES.get(event.kind, "autoheal." + event.kind.value), _attrs(event)
+                        EVENT_NAMES.get(event.kind, "autoheal." + event.kind.value), attrs(event)
                     )
             span.end()
         if self.meter is not None:
@@ -290,7 +204,7 @@ class OTelSink:
             wid = event.workflow_id or ""
             state = event.state.value if event.state is not None else ""
             with self._counts_lock:
-                _bump(
+                bump(
                     self._decisions,
                     (
                         (sc.ATTR_KIND, kind.value),
@@ -299,7 +213,7 @@ class OTelSink:
                     ),
                 )
                 if kind is EventKind.RESULT and event.outcome is not None:
-                    _bump(
+                    bump(
                         self._outcomes,
                         (
                             (sc.ATTR_WORKFLOW_ID, wid),
@@ -309,7 +223,7 @@ class OTelSink:
                     )
                 elif kind is EventKind.TRANSITION:
                     previous = event.previous_state.value if event.previous_state else ""
-                    _bump(
+                    bump(
                         self._transitions,
                         (
                             (sc.ATTR_WORKFLOW_ID, wid),
@@ -321,12 +235,12 @@ class OTelSink:
                     )
                 elif kind is EventKind.POLICY_RELOAD or kind is EventKind.POLICY_REJECTED:
                     result = "applied" if kind is EventKind.POLICY_RELOAD else "rejected"
-                    _bump(self._reloads, (("autoheal.result", result),))
+                    bump(self._reloads, (("autoheal.result", result),))
             if kind is EventKind.TRANSITION:
                 spent = event.details.get("time_in_previous_state_s")
                 if isinstance(spent, int | float) and event.previous_state is not None:
                     self.state_duration.record(spent, {sc.ATTR_STATE: event.previous_state.value})
-        name = _EVENT_NAMES.get(kind)
+        name = EVENT_NAMES.get(kind)
         if name is not None and self.logger is not None:
             context = None
             if event.trace_id and event.span_id:
@@ -345,7 +259,7 @@ class OTelSink:
                 or (event.state is not None and event.state.is_blocked)
                 else _INFO,
                 body=event.message or event.reason,
-                attributes=_attrs(event),
+                attributes=attrs(event),
                 event_name=name,
             )
 
