@@ -68,6 +68,8 @@ class Machine:
 
     def __init__(self, policy: PolicyConfig, writer: str, anchor: tuple[float, datetime]) -> None:
         self.ledger = Ledger(policy, writer, anchor)
+        # The ledger's dict, never replaced: one attribute read on the hot path.
+        self._workflows = self.ledger.workflows
 
     @property
     def policy(self) -> PolicyConfig:
@@ -86,7 +88,7 @@ class Machine:
         events: Events,
     ) -> tuple[bool, str]:
         """Input: the executor asks whether a step may run. Returns (allowed, reason)."""
-        wf = self.ledger.workflows.get(workflow_id)
+        wf = self._workflows.get(workflow_id)
         if wf is None:
             wf = self.ledger.workflow(workflow_id, now, ts, trace, events)
         if step_id not in wf.steps:
@@ -127,7 +129,7 @@ class Machine:
         events: Events,
     ) -> Action:
         """Input: what happened when a step ran. Returns a follow-up action, if any."""
-        wf = self.ledger.workflows.get(workflow_id)
+        wf = self._workflows.get(workflow_id)
         if wf is None:
             wf = self.ledger.workflow(workflow_id, now, ts, trace, events)
         step = wf.steps.get(step_id)

@@ -170,21 +170,23 @@ class AutoHealManager:
         step_id: str | None,
         feed: Callable[..., Any],
         *args: Any,
-        record: bool = True,
     ) -> Any:
         """Run one machine input: clock, span, lock, closed check, publish, span end.
 
         ``feed(*args, now, ts, trace, events)`` is the machine's input; its return value is
-        returned. ``record=False`` builds no events (inputs whose record exists already).
+        returned. The executor's two hooks (the inputs with a ``step_id``) first run the
+        periodic checks (policy file, shared log) when they are due, outside the lock.
         """
         now = self._monotonic()
-        otel = self._otel if span_name is not None else None
+        if step_id is not None and now >= self._periodic.due:
+            self._periodic.poll(now, self._clock.now)
+        otel = self._otel
         span = None
         if otel is not None and span_name is not None:
             span = otel.start_span(span_name, workflow_id, step_id)
         trace = span_ids(span) if span is not None else NO_TRACE
         publisher = self._publisher
-        ts = self._clock.now() if record and publisher.sinks else None
+        ts = self._clock.now() if publisher.sinks else None
         events: list[DecisionEvent] | None = [] if ts is not None else None
         try:
             with self._lock:
@@ -200,7 +202,7 @@ class AutoHealManager:
             raise
         if events:
             publisher.drain()
-        if otel is not None:
+        if otel is not None and span_name is not None:
             otel.end_span(span, hook, events, self._monotonic() - now)
         return out
 
@@ -219,9 +221,6 @@ class AutoHealManager:
             ``(allowed, reason)``: True with the mode (``"running"``, ``"degraded: ..."``),
             or False with why and since when the workflow is blocked.
         """
-        periodic = self._periodic
-        if self._monotonic() >= periodic.due:
-            periodic.poll(self._monotonic(), self._clock.now)
         gate = self._machine.gate
         answer: tuple[bool, str] = self._decide(
             SPAN_GATE, "should_execute_step", workflow_id, step_id, gate, workflow_id, step_id
@@ -242,9 +241,6 @@ class AutoHealManager:
                 raise InvalidInputError(
                     "result", result, "must be a StepResult or a mapping of its fields"
                 )
-        periodic = self._periodic
-        if self._monotonic() >= periodic.due:
-            periodic.poll(self._monotonic(), self._clock.now)
         feed = self._machine.result
         action = self._decide(
             SPAN_RESULT, "on_step_result", workflow_id, step_id, feed, workflow_id, step_id, result

@@ -133,14 +133,7 @@ class Periodic:
         )
         if foreign:
             newest = self._decide(
-                None,
-                "sync",
-                None,
-                None,
-                _upkeep.follow,
-                self._machine.ledger,
-                foreign,
-                record=False,
+                None, "sync", None, None, _upkeep.follow, self._machine.ledger, foreign
             )
             if newest is not None:
                 self._foreign_since = max(self._foreign_since, newest)

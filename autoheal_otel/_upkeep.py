@@ -174,9 +174,11 @@ def follow(
 ) -> datetime | None:
     """Input: other writers' operator moves and resumes.
 
-    Their own records are the audit entries, so the caller passes no ``events`` and nothing
-    is recorded again. Returns the newest action's time (None: none).
+    Applied without being recorded again (their own records are the audit entries).
+    Returns the newest action's time (None: none).
     """
+    # Their own records are the audit entries: nothing is recorded again here.
+    ts, events = None, None
     newest: datetime | None = None
     glob = ledger.glob
     for action in actions:
