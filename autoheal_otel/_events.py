@@ -18,7 +18,7 @@ import orjson
 from ._models import ExecutionState, Outcome, Trigger
 from .semconv import AUDIT_SCHEMA_VERSION, EventKind
 
-__all__ = ["DecisionEvent", "EventSink", "RuleFiring"]
+__all__ = ["ALWAYS", "DecisionEvent", "EventSink", "RuleFiring", "dumps", "record_fields"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,8 +107,12 @@ class DecisionEvent:
         return self.kind is EventKind.TRANSITION
 
     def to_json(self) -> bytes:
-        """Return the audit line of this event (compact JSON and a newline)."""
-        return orjson.dumps(self, option=_ORJSON_OPTIONS, default=_default)
+        """Return the audit line of this event (compact JSON and a newline).
+
+        The line holds :func:`record_fields`: a field with no value is left out, except
+        the keys of :data:`ALWAYS` (a reader sees a missing field as null).
+        """
+        return dumps(record_fields(self)) + b"\n"
 
     def to_record(self) -> dict[str, Any]:
         """Return the audit record of this event as plain JSON data."""
@@ -116,7 +120,34 @@ class DecisionEvent:
         return record
 
 
-_ORJSON_OPTIONS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS | orjson.OPT_UTC_Z
+#: The keys every audit record carries, even when their value is null.
+ALWAYS = frozenset(
+    {
+        "schema_version",
+        "ts",
+        "seq",
+        "kind",
+        "writer",
+        "workflow_id",
+        "step_id",
+        "state",
+        "reason",
+        "trace_id",
+        "span_id",
+    }
+)
+_EMPTY: tuple[Any, ...] = (None, "", (), {})
+_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_UTC_Z
+
+
+def record_fields(event: DecisionEvent) -> dict[str, Any]:
+    """Return the fields an audit line holds: every field with a value, and :data:`ALWAYS`."""
+    out: dict[str, Any] = {}
+    for name in event.__dataclass_fields__:
+        value = getattr(event, name)
+        if name in ALWAYS or not (value is None or (not value and value in _EMPTY)):
+            out[name] = value
+    return out
 
 
 def _default(value: Any) -> Any:
@@ -126,6 +157,11 @@ def _default(value: Any) -> Any:
     if isinstance(value, set | frozenset):
         return sorted(value, key=str)
     return str(value)
+
+
+def dumps(value: Any) -> bytes:
+    """Serialize audit data as the log writes it (compact, UTC ``Z`` times, any details)."""
+    return orjson.dumps(value, option=_OPTIONS, default=_default)
 
 
 @runtime_checkable

@@ -13,7 +13,7 @@ import dataclasses
 
 from .._events import DecisionEvent, RuleFiring
 
-__all__ = ["AUDIT_COLUMNS", "audit_columns"]
+__all__ = ["AUDIT_COLUMNS", "JSON_SELECT", "audit_columns"]
 
 # Python annotation (as written in the dataclass) -> DuckDB type.
 _SQL_TYPES = {
@@ -54,3 +54,13 @@ def audit_columns() -> dict[str, str]:
 
 
 AUDIT_COLUMNS: dict[str, str] = audit_columns()
+
+# A line leaves out a field with no value (see DecisionEvent.to_json): a missing list or
+# object reads back as empty, like the empty value it stands for, never as NULL.
+_EMPTY_AS = {"VARCHAR[]": "[]::VARCHAR[]", "JSON": "'{}'::JSON"}
+
+#: The select list over raw JSONL lines: every column, missing lists and objects as empty.
+JSON_SELECT = ", ".join(
+    f'coalesce("{name}", {_EMPTY_AS[kind]}) AS "{name}"' if kind in _EMPTY_AS else f'"{name}"'
+    for name, kind in AUDIT_COLUMNS.items()
+)

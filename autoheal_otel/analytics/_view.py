@@ -23,7 +23,7 @@ from typing import Any
 from .._transitions import Reset, reset_condition
 from ..semconv import AUDIT_SCHEMA_VERSION, EventKind, Reason
 from ..sinks.jsonl import AUDIT_DIR, segment_paths
-from ._columns import AUDIT_COLUMNS
+from ._columns import AUDIT_COLUMNS, JSON_SELECT
 
 __all__ = [
     "AUDIT_COLUMNS",
@@ -59,7 +59,7 @@ def read_json_sql(paths: list[Path]) -> str:
     columns = "{" + ", ".join(f"'{k}': '{v}'" for k, v in AUDIT_COLUMNS.items()) + "}"
     files = "[" + ", ".join(_quote(p) for p in paths) + "]"
     return (
-        f"SELECT {_COLUMN_LIST} FROM read_json({files}, format='newline_delimited',"
+        f"SELECT {JSON_SELECT} FROM read_json({files}, format='newline_delimited',"
         f" ignore_errors=true, columns={columns}) WHERE {_VALID}"
     )
 

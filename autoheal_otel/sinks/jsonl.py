@@ -29,6 +29,7 @@ from pathlib import Path
 
 from .._events import DecisionEvent
 from .._policy import AuditPolicy
+from ._lines import LineEncoder
 
 __all__ = ["AUDIT_DIR", "JsonlAuditSink", "is_segment_live", "new_writer_id", "segment_paths"]
 
@@ -82,6 +83,7 @@ class JsonlAuditSink:
         self.dropped = 0
         self.lines = 0
         self._pending: deque[bytes] = deque()
+        self._encoder = LineEncoder()
         self._fd: int | None = None
         self._path: Path | None = None
         self._size = 0
@@ -97,7 +99,7 @@ class JsonlAuditSink:
 
     def emit(self, event: DecisionEvent) -> None:
         """Append the event's record to the live segment."""
-        line = event.to_json()
+        line = self._encoder.encode(event)
         ts = event.ts
         day = ts.date() if ts is not None else self._day
         if (
