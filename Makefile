@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench generate clean prometheus
+.PHONY: demo test lint bench chaos generate clean prometheus
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,11 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/hot_path.py
+
+# Random kill -9 of writers, compaction, snapshots and rollbacks, then exactly-once, store and
+# replay checks (a few minutes on 2 cores; not part of `make test`).
+chaos: $(STAMP)
+	$(BIN)/python bench/chaos.py --kills 1000
 
 # Regenerate the committed artifacts that tests compare against (policy, schema, diagram).
 generate: $(STAMP)

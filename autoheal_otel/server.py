@@ -133,6 +133,7 @@ class AutoHealServer:
         self._stopping = threading.Event()
         self._done = threading.Event()
         self._running = False
+        self._loop_thread: threading.Thread | None = None
         self._thread: threading.Thread | None = None
         #: Connections dropped for idling past ``idle_timeout`` or to make room.
         self.dropped = 0
@@ -154,6 +155,7 @@ class AutoHealServer:
     def serve_forever(self) -> None:
         """Serve in this thread until :meth:`stop` (from another thread or a signal handler)."""
         self._running = True
+        self._loop_thread = threading.current_thread()
         self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="autoheal-http")
         pending: dict[int, _Pending] = {}
         sel = selectors.DefaultSelector()
@@ -179,15 +181,24 @@ class AutoHealServer:
                 self._drop(sel, pending, fd, count=False)
             sel.close()
             self._pool.shutdown(wait=True)
+            self._release()
             self._done.set()
 
     def stop(self) -> None:
-        """Stop serving, finish the requests in hand, and release the port."""
+        """Stop serving, finish the requests in hand, and release the port.
+
+        From another thread it returns once the port is released; from a signal handler that
+        interrupted :meth:`serve_forever` it returns at once and the loop ends right after.
+        """
         self._stopping.set()
         with contextlib.suppress(OSError):  # the loop is gone already
             self._wake_w.send(b"x")
-        if self._running:
+        if not self._running:
+            self._release()
+        elif threading.current_thread() is not self._loop_thread:
             self._done.wait()
+
+    def _release(self) -> None:
         self._listener.close()
         self._wake_r.close()
         self._wake_w.close()
