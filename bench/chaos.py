@@ -171,8 +171,29 @@ def _check(round_dir: Path) -> dict[str, Any]:
         "matches": report.matches,
         "mismatches": len(report.mismatches) + report.gate_mismatches,
         "first_mismatch": report.mismatches[0] if report.mismatches else None,
+        "cause": _classify(data, report.mismatches[0]) if report.mismatches else None,
     }
     return found
+
+
+def _classify(data: Path, mismatch: dict[str, Any]) -> str:
+    """Name the likely cause of a replay's first mismatch."""
+    if "gate" not in mismatch:
+        return "other"
+    with AuditAnalytics(data) as db:
+        rows = db.sql(
+            "SELECT writer, kind, seq, step_id FROM audit WHERE workflow_id = $w"
+            " ORDER BY ts, seq, writer",
+            {"w": mismatch["gate"]},
+        )
+    for i, row in enumerate(rows):
+        if row["kind"] == "gate" and row["seq"] == mismatch["seq"] and i > 0:
+            before = rows[i - 1]
+            if before["writer"] != row["writer"] and before["kind"] == "result":
+                # The killed writer recorded a result but died before the transition it
+                # caused: the restart applies it at the next result, replay at once.
+                return "kill between a result and its transition"
+    return "other"
 
 
 def _write_check(round_dir: Path, out: Path) -> None:
@@ -265,7 +286,14 @@ def _summary(rounds: list[dict[str, Any]], elapsed: float, kept: Path | None) ->
         f" (records replayed: {sum(r.get('replay', {}).get('records', 0) for r in rounds)})"
     )
     if mismatched:
-        print(f"  replay mismatches (reported, not fatal): {', '.join(mismatched)}")
+        causes: dict[str, int] = {}
+        for r in rounds:
+            if "replay" in r and not r["replay"]["matches"]:
+                cause = r["replay"].get("cause") or "other"
+                causes[cause] = causes.get(cause, 0) + 1
+        print(f"  replay mismatches (reported, not fatal): {', '.join(mismatched)}; first causes:")
+        for cause, n in causes.items():
+            print(f"    {n} x {cause}")
     if bad:
         print(f"  errors: {bad}")
     if kept is not None:
