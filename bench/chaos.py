@@ -178,6 +178,10 @@ def _check(round_dir: Path) -> dict[str, Any]:
 
 def _classify(data: Path, mismatch: dict[str, Any]) -> str:
     """Name the likely cause of a replay's first mismatch."""
+    if "index" in mismatch and mismatch.get("recorded") is None:
+        # Replay made a transition the log lacks, at its end: the last writer died between
+        # a result and the transition it caused.
+        return "kill between a result and its transition"
     if "gate" not in mismatch:
         return "other"
     with AuditAnalytics(data) as db:
