@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -57,7 +56,6 @@ def test_serve_command_follows_the_log(tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "OTEL_SDK_DISABLED": "true"},
     )
     try:
         assert serve.stdout is not None
