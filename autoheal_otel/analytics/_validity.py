@@ -18,6 +18,7 @@ same rule; a test keeps them equal on hostile records.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
@@ -63,23 +64,29 @@ VALID_SQL = " AND ".join(
 )
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+
+
 def _bad_id(value: Any) -> bool:
     return (
         not isinstance(value, str)
         or not 1 <= len(value) <= MAX_ID_LENGTH
-        or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value)
+        or _CONTROL.search(value) is not None
     )
 
 
+_VOCABULARIES = (
+    ("state", frozenset(KNOWN_STATES)),
+    ("previous_state", frozenset(KNOWN_STATES)),
+    ("outcome", frozenset(KNOWN_OUTCOMES)),
+    ("trigger", frozenset(KNOWN_TRIGGERS)),
+)
+
+
 def _value_problem(record: dict[str, Any]) -> str | None:
-    for key, known in (
-        ("state", KNOWN_STATES),
-        ("previous_state", KNOWN_STATES),
-        ("outcome", KNOWN_OUTCOMES),
-        ("trigger", KNOWN_TRIGGERS),
-    ):
+    for key, known in _VOCABULARIES:
         value = record.get(key)
-        if value is not None and value not in known:
+        if value is not None and (not isinstance(value, str) or value not in known):
             return f"unknown {key} {value!r}"
     kind = record["kind"]
     if kind == "transition" and (record.get("state") is None or _bad_id(record.get("workflow_id"))):

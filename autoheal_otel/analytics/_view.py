@@ -22,6 +22,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from ..sinks.jsonl import AUDIT_DIR, segment_paths
 from ._validity import VALID_SQL, record_problem
 
@@ -285,11 +287,12 @@ class LogScan:
 
 def _problem(line: bytes) -> tuple[dict[str, Any] | None, str | None]:
     try:
-        record = json.loads(line)
-    except (ValueError, UnicodeDecodeError):
+        record = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        # orjson refuses nesting past 1024 levels itself: no RecursionError can escape.
+        if "depth limit" in str(exc):
+            return None, "JSON nested too deep to read"
         return None, "torn or malformed JSON"
-    except RecursionError:
-        return None, "JSON nested too deep to read"
     problem = record_problem(record)
     return (None, problem) if problem is not None else (record, None)
 
