@@ -127,7 +127,11 @@ def run_serve(
     bound_host, bound_port = server.address
     print(
         f"autoheal serving http://{bound_host}:{bound_port}/health /status /metrics"
-        f"{' (simulated workload running)' if simulate else ''}",
+        + (
+            " (simulated workload running)"
+            if simulate
+            else f" (following {data_dir}, refreshed every {refresh_seconds:g} s)"
+        ),
         flush=True,
     )
     worker = None
