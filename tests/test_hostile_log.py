@@ -124,3 +124,14 @@ def test_seq_at_bigint_max_does_not_push_the_next_writer_past_it(
     assert scan(tmp_path).records == _duckdb_count(tmp_path)
     with AutoHealManager(data_dir=tmp_path, clock=clock) as again:
         assert again.get_mode("w") is ExecutionState.QUARANTINED
+
+
+def test_restore_reports_what_it_left_out(tmp_path: Path, clock: FakeClock) -> None:
+    """The warm restart lists (and logs) a sequence number it will not continue from."""
+    from autoheal_otel import PolicyConfig
+    from autoheal_otel.analytics.restore import load_restored_state
+
+    _log_with(tmp_path, clock, _record(clock, seq=2**63 - 1))
+    state = load_restored_state(tmp_path, PolicyConfig(), clock.now())
+    assert state.max_seq < 1000
+    assert [s["what"] for s in state.skipped] == ["seq"] and state.skipped[0]["key"] == 1
