@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Self
@@ -155,6 +155,15 @@ class LiveView:
         def paused(_options: CallbackOptions) -> Iterable[Observation]:
             return [Observation(1 if self.get_status_report().global_.paused else 0)]
 
+        def window(value: Callable[[int, int], float]) -> Callable[..., Iterable[Observation]]:
+            def observe(_options: CallbackOptions) -> Iterable[Observation]:
+                return [
+                    Observation(value(count, threshold), {sc.ATTR_WORKFLOW_ID: wid, **labels})
+                    for wid, labels, count, threshold in self._windows()
+                ]
+
+            return observe
+
         meter.create_observable_gauge(
             sc.METRIC_VIEW_LAG, [lag], "s", "How old the status served from the log is."
         )
@@ -165,8 +174,57 @@ class LiveView:
             sc.METRIC_WORKFLOW_STATE, [workflow_state], "1", "1 for each workflow's current state."
         )
         meter.create_observable_gauge(
+            sc.METRIC_WINDOW_COUNT,
+            [window(lambda count, _t: count)],
+            "{failure}",
+            "Failures inside a sliding window.",
+        )
+        meter.create_observable_gauge(
+            sc.METRIC_WINDOW_THRESHOLD,
+            [window(lambda _c, threshold: threshold)],
+            "{failure}",
+            "The threshold of a sliding window.",
+        )
+        meter.create_observable_gauge(
+            sc.METRIC_WINDOW_FILL,
+            [window(lambda count, threshold: count / threshold if threshold else 0.0)],
+            "1",
+            "Window count over its threshold.",
+        )
+        meter.create_observable_gauge(
             sc.METRIC_GLOBAL_PAUSED,
             [paused],
             "1",
             "1 while the global breaker pauses every workflow.",
         )
+
+    def _windows(self) -> list[tuple[str, dict[str, str], int, int]]:
+        """Return (workflow, labels, count, threshold) per window, as the manager's gauges."""
+        report = self.get_status_report()
+        out = [
+            (
+                wid,
+                {sc.ATTR_SCOPE: "workflow", sc.ATTR_RULE: w.window.rule},
+                w.window.count,
+                w.window.threshold or 0,
+            )
+            for wid, w in report.workflows.items()
+        ]
+        glob = report.global_
+        out.append(
+            (
+                "*",
+                {sc.ATTR_SCOPE: "global", sc.ATTR_RULE: glob.window.rule},
+                glob.window.count,
+                glob.window.threshold or 0,
+            )
+        )
+        out.append(
+            (
+                "*",
+                {sc.ATTR_SCOPE: "global", sc.ATTR_RULE: sc.Rule.GLOBAL_QUARANTINED_WORKFLOWS.value},
+                glob.quarantined_workflows,
+                glob.quarantined_workflows_threshold,
+            )
+        )
+        return out

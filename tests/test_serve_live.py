@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -41,6 +42,9 @@ def test_live_view_follows_another_writer_and_says_how_fresh_it_is(tmp_path: Pat
         assert status["view"]["as_of"] == "2026-01-01T00:00:05+00:00"
         metrics = get(server.address, b"GET /metrics HTTP/1.0\r\n\r\n")[1].decode()
         assert "autoheal_view_lag_seconds" in metrics and " 1.5" in metrics
+        assert re.search(r"autoheal_workflows{autoheal_state=\"quarantined\"[^}]*} 1.0", metrics)
+        assert 'autoheal_rule="workflow.failure_window"' in metrics
+        assert 'autoheal_rule="global.quarantined_workflows"' in metrics
     provider.shutdown()
 
 
