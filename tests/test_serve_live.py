@@ -94,3 +94,34 @@ def test_serve_command_follows_the_log(tmp_path: Path) -> None:
         serve.terminate()
         _, err = serve.communicate(timeout=30)
     assert "Traceback" not in err
+
+
+def test_failed_refresh_keeps_the_last_view_and_says_so(tmp_path: Path) -> None:
+    """A rebuild that fails (an unreadable compacted file) keeps the last good view, counts the
+    error and reports it, while the lag keeps growing."""
+    clock = FakeClock()
+    with AutoHealManager(data_dir=tmp_path, clock=clock) as writer:
+        writer.on_step_result("invoice", "s", OK)
+    view = LiveView(tmp_path, clock=clock, interval=0.01)
+    compacted = tmp_path / "audit" / "compacted"
+    compacted.mkdir()
+    (compacted / "x.parquet").write_bytes(b"not parquet")
+    (compacted / "x.events.parquet").write_bytes(b"not parquet")
+    (compacted / "manifest.jsonl").write_text(
+        json.dumps(
+            {"id": "x", "results": "x.parquet", "events": "x.events.parquet", "segments": []}
+            | {"min_ts": None, "max_ts": None, "rows": 0}
+        )
+        + "\n"
+    )
+    clock.advance(30)
+    pause = threading.Event()
+    with view:
+        for _ in range(200):  # bounded: the refresher runs every 10 ms
+            if view.errors:
+                break
+            pause.wait(0.05)  # allowed: waiting for a background thread's first turn
+    fresh = view.freshness()
+    assert view.errors >= 1 and fresh["last_refresh_error"]
+    assert fresh["lag_seconds"] == 30
+    assert "invoice" in view.get_status_report().workflows
