@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench generate clean prometheus chromium robot-demo test-rf-min
+.PHONY: demo test lint bench chaos generate clean prometheus chromium robot-demo test-rf-min
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -65,11 +65,17 @@ $(RF_MIN_VENV)/.installed: pyproject.toml
 test-rf-min: $(RF_MIN_VENV)/.installed chromium
 	$(RF_MIN_VENV)/bin/python -m pytest tests/test_robot_listener.py tests/test_robot_pabot.py tests/test_robot_browser.py
 
-# Every benchmark under bench/; each removes what it writes under the temporary directory.
+# Every benchmark under bench/ (the chaos run has its own target); each removes what it writes
+# under the temporary directory.
 bench: $(STAMP)
-	@for script in bench/*.py; do \
+	@for script in $(filter-out bench/chaos.py,$(wildcard bench/*.py)); do \
 	  echo "== $$script"; $(BIN)/python $$script || exit 1; \
 	done
+
+# Random kill -9 of writers, compaction, snapshots and rollbacks, then exactly-once, store and
+# replay checks (a few minutes on 2 cores; not part of `make test`).
+chaos: $(STAMP)
+	$(BIN)/python bench/chaos.py --kills 1000
 
 # Regenerate the committed artifacts that tests compare against (policy, schema, diagram).
 generate: $(STAMP)

@@ -2,11 +2,47 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["fsync_path", "write_atomic"]
+__all__ = ["MAX_READ_BYTES", "fsync_path", "read_regular_file", "write_atomic"]
+
+#: The largest file :func:`read_regular_file` reads (a policy is a few kilobytes).
+MAX_READ_BYTES = 16 * 1024 * 1024
+
+
+def read_regular_file(path: Path, limit: int = MAX_READ_BYTES) -> bytes:
+    """Return a regular file's bytes without ever blocking on what the path turned out to be.
+
+    A FIFO, a device or a socket would block a plain ``open``/``read`` (a FIFO until a writer
+    comes): the file is opened with ``O_NONBLOCK`` and checked with ``fstat`` on the open
+    descriptor (no window between the check and the read), and refused unless it is a
+    regular file of at most ``limit`` bytes.
+
+    Raises:
+        OSError: the file cannot be read, is not a regular file (``EINVAL``), or is too large
+            (``EFBIG``); ``strerror`` says which.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        if st.st_size > limit:
+            raise OSError(errno.EFBIG, f"larger than {limit} bytes", str(path))
+        chunks = []
+        total = 0
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > limit:
+                raise OSError(errno.EFBIG, f"larger than {limit} bytes", str(path))
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def fsync_path(path: Path) -> None:

@@ -5,6 +5,8 @@ Invariants:
 - unknown keys are rejected (a typo never silently falls back to a default);
 - probabilities are finite and in [0, 1]; the degraded threshold is >= the normal one and
   <= its cap; windows are > 0 s; counts are >= 1;
+- every number has an upper bound (``MAX_SECONDS``, ``MAX_COUNT``) that the clock, DuckDB and
+  the log can carry, so a policy that validates always runs and is always recorded;
 - per-workflow overrides are merged over the global sections and validated as a whole at load
   time, so ``for_workflow`` never fails;
 - ``load(dump(p)) == p`` and ``version`` is a hash of the canonical dump.
@@ -30,7 +32,7 @@ from pydantic import (
 )
 
 from ._errors import PolicyError
-from ._fs import write_atomic
+from ._fs import read_regular_file, write_atomic
 from ._models import Trigger
 
 __all__ = [
@@ -61,6 +63,13 @@ _DEFAULT_COUNTED = (
     Trigger.AMBIGUOUS_MATCH,
 )
 
+
+#: Upper bounds every number must respect, so that a policy that validates always runs: a
+#: duration must fit the clock's datetime arithmetic (ten years), a count a 32-bit integer (what
+#: orjson, DuckDB and every JSON reader carry exactly), a segment 1 TiB.
+MAX_SECONDS = 10 * 365.25 * 86_400
+MAX_COUNT = 2**31 - 1
+MAX_SEGMENT_BYTES = 2**40
 
 # Strict scalars: a JSON `true` or "3" where a count belongs is a mistake, not a 1 or a 3.
 Count = Annotated[int, Strict()]
@@ -128,35 +137,38 @@ class ConfidencePolicy(_Section):
 class StepBreakerPolicy(_Section):
     """Step scope: consecutive counters (and an optional sliding window) -> DEGRADED."""
 
-    consecutive_target_not_found: Count = Field(3, ge=1)
-    consecutive_low_confidence: Count = Field(3, ge=1)
+    consecutive_target_not_found: Count = Field(3, ge=1, le=MAX_COUNT)
+    consecutive_low_confidence: Count = Field(3, ge=1, le=MAX_COUNT)
     window_failure_threshold: Count | None = Field(
-        None, ge=1, description="Failures of one step in the window -> DEGRADED (null: off)."
+        None,
+        ge=1,
+        le=MAX_COUNT,
+        description="Failures of one step in the window -> DEGRADED (null: off).",
     )
-    window_seconds: Number = Field(600.0, gt=0)
+    window_seconds: Number = Field(600.0, gt=0, le=MAX_SECONDS)
 
 
 class WorkflowBreakerPolicy(_Section):
     """Workflow scope: failures in a sliding window -> QUARANTINED."""
 
-    failure_threshold: Count = Field(10, ge=1)
-    window_seconds: Number = Field(600.0, gt=0)
+    failure_threshold: Count = Field(10, ge=1, le=MAX_COUNT)
+    window_seconds: Number = Field(600.0, gt=0, le=MAX_SECONDS)
     counted_triggers: tuple[Trigger, ...] = Field(_DEFAULT_COUNTED, min_length=1)
 
 
 class GlobalBreakerPolicy(_Section):
     """Global scope: failures of all workflows, or quarantined workflows -> PAUSED."""
 
-    failure_threshold: Count = Field(50, ge=1)
-    window_seconds: Number = Field(600.0, gt=0)
-    quarantined_workflows_threshold: Count = Field(3, ge=1)
+    failure_threshold: Count = Field(50, ge=1, le=MAX_COUNT)
+    window_seconds: Number = Field(600.0, gt=0, le=MAX_SECONDS)
+    quarantined_workflows_threshold: Count = Field(3, ge=1, le=MAX_COUNT)
     counted_triggers: tuple[Trigger, ...] = Field(_DEFAULT_COUNTED, min_length=1)
     shared_across_processes: Flag = Field(
         False,
         description="Also count the failures other processes wrote to the shared audit log"
         " (and follow their global pauses), re-read every sync_interval_seconds.",
     )
-    sync_interval_seconds: Number = Field(10.0, gt=0)
+    sync_interval_seconds: Number = Field(10.0, gt=0, le=MAX_SECONDS)
 
 
 class BreakerPolicy(_Section):
@@ -170,8 +182,8 @@ class BreakerPolicy(_Section):
 class RunningPolicy(_Section):
     """What the executor applies in RUNNING."""
 
-    step_delay_ms: Count = Field(0, ge=0)
-    max_retries: Count = Field(2, ge=0)
+    step_delay_ms: Count = Field(0, ge=0, le=MAX_COUNT)
+    max_retries: Count = Field(2, ge=0, le=MAX_COUNT)
     postcondition_required: Flag = False
     strict_ambiguity: Flag = False
 
@@ -179,9 +191,11 @@ class RunningPolicy(_Section):
 class DegradedPolicy(_Section):
     """What changes in DEGRADED, and how it recovers."""
 
-    recovery_successes: Count = Field(5, ge=1, description="Consecutive validated successes.")
-    step_delay_ms: Count = Field(500, ge=0)
-    max_retries: Count = Field(1, ge=0)
+    recovery_successes: Count = Field(
+        5, ge=1, le=MAX_COUNT, description="Consecutive validated successes."
+    )
+    step_delay_ms: Count = Field(500, ge=0, le=MAX_COUNT)
+    max_retries: Count = Field(1, ge=0, le=MAX_COUNT)
     postcondition_required: Flag = True
     freeze_learning: Flag = True
     strict_ambiguity: Flag = True
@@ -191,11 +205,14 @@ class QuarantinePolicy(_Section):
     """The optional timed half-open probe that can release a quarantine."""
 
     probe_enabled: Flag = False
-    probe_cooldown_seconds: Number = Field(300.0, gt=0)
-    probe_backoff_factor: Number = Field(2.0, ge=1.0)
-    probe_max_cooldown_seconds: Number = Field(3600.0, gt=0)
+    probe_cooldown_seconds: Number = Field(300.0, gt=0, le=MAX_SECONDS)
+    probe_backoff_factor: Number = Field(2.0, ge=1.0, le=1000.0)
+    probe_max_cooldown_seconds: Number = Field(3600.0, gt=0, le=MAX_SECONDS)
     probe_timeout_seconds: Number = Field(
-        120.0, gt=0, description="A probe with no result after this counts as failed."
+        120.0,
+        gt=0,
+        le=MAX_SECONDS,
+        description="A probe with no result after this counts as failed.",
     )
     release_to: Literal["degraded", "running"] = "degraded"
 
@@ -213,7 +230,7 @@ class QuarantinePolicy(_Section):
 class WatchdogPolicy(_Section):
     """The step wrapper's default deadline."""
 
-    default_timeout_seconds: Number = Field(60.0, gt=0)
+    default_timeout_seconds: Number = Field(60.0, gt=0, le=MAX_SECONDS)
 
 
 class RollbackPolicy(_Section):
@@ -227,22 +244,22 @@ class RollbackPolicy(_Section):
         description="Mark the active set known-good once it passes the regression test.",
     )
     success_rate_drop_points: Number = Field(20.0, gt=0, le=100)
-    min_executions: Count = Field(10, ge=1)
+    min_executions: Count = Field(10, ge=1, le=MAX_COUNT)
     confidence_level: Number = Field(0.95, gt=0.5, lt=1.0)
 
 
 class VersioningPolicy(_Section):
     """Retention of learned-artifact versions."""
 
-    keep_versions: Count = Field(5, ge=1)
+    keep_versions: Count = Field(5, ge=1, le=MAX_COUNT)
 
 
 class AuditPolicy(_Section):
     """The JSONL audit log."""
 
     fsync: Literal["never", "interval", "always"] = "never"
-    fsync_interval_seconds: Number = Field(1.0, gt=0)
-    segment_max_bytes: Count = Field(64 * 1024 * 1024, ge=4096)
+    fsync_interval_seconds: Number = Field(1.0, gt=0, le=MAX_SECONDS)
+    segment_max_bytes: Count = Field(64 * 1024 * 1024, ge=4096, le=MAX_SEGMENT_BYTES)
     rotate_daily: Flag = True
     record_allowed_gates: Flag = Field(
         True,
@@ -253,6 +270,7 @@ class AuditPolicy(_Section):
     restore_horizon_seconds: Number = Field(
         3600.0,
         gt=0,
+        le=MAX_SECONDS,
         description="How far back a warm restart looks for step streaks, idle workflows and"
         " the last sequence number (states, windows and the global scope are always restored"
         " in full).",
@@ -263,7 +281,7 @@ class HotReloadPolicy(_Section):
     """How often the manager re-reads a policy file it was given by path."""
 
     enabled: Flag = True
-    check_interval_seconds: Number = Field(5.0, gt=0)
+    check_interval_seconds: Number = Field(5.0, gt=0, le=MAX_SECONDS)
 
 
 class WorkflowPolicy(_Section):
@@ -370,7 +388,7 @@ class PolicyConfig(_Section):
         """
         source = Path(path)
         try:
-            text = source.read_text(encoding="utf-8")
+            text = read_regular_file(source)
         except OSError as exc:
             raise PolicyError(
                 f"cannot read policy: {exc.strerror}", field="", source=str(source)

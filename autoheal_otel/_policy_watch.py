@@ -6,18 +6,23 @@ injected clock, outside the manager's lock. Invariants:
 - a file that did not change (same mtime, size, inode, or same bytes) is never parsed twice;
 - a valid change yields the new :class:`PolicyConfig`; an invalid one yields the error and the
   last good policy stays in force; the same bad content is reported once, not on every poll;
-- nothing it does raises into the caller (a deleted or unreadable file is a reported error).
+- nothing it does raises into the caller (a deleted or unreadable file is a reported error);
+- nothing it does blocks the caller: a path that is not a regular file (a FIFO, a device) is
+  refused from its ``stat`` without being opened, and the read itself never blocks
+  (:func:`read_regular_file`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 from ._errors import PolicyError
+from ._fs import read_regular_file
 from ._policy import PolicyConfig
 
 __all__ = ["PolicyChange", "PolicyWatcher"]
@@ -42,16 +47,16 @@ class PolicyWatcher:
         self._signature = self._stat()
         self._digest = self._hash()
 
-    def _stat(self) -> tuple[int, int, int] | None:
+    def _stat(self) -> tuple[int, int, int, int] | None:
         try:
             st = os.stat(self.path)
         except OSError:
             return None
-        return (st.st_mtime_ns, st.st_size, st.st_ino)
+        return (st.st_mtime_ns, st.st_size, st.st_ino, st.st_mode)
 
     def _hash(self) -> str | None:
         try:
-            return hashlib.sha256(self.path.read_bytes()).hexdigest()
+            return hashlib.sha256(read_regular_file(self.path)).hexdigest()
         except OSError:
             return None
 
@@ -77,8 +82,17 @@ class PolicyWatcher:
                 )
                 self._digest = None
                 return PolicyChange(None, error)
+            if not stat.S_ISREG(signature[3]):
+                self._digest = None
+                return PolicyChange(
+                    None,
+                    PolicyError(
+                        "cannot read policy: not a regular file; keeping the last good policy",
+                        source=str(self.path),
+                    ),
+                )
             try:
-                text = self.path.read_bytes()
+                text = read_regular_file(self.path)
             except OSError as exc:
                 return PolicyChange(
                     None, PolicyError(f"cannot read policy: {exc.strerror}", source=str(self.path))

@@ -141,6 +141,7 @@ METRIC_GLOBAL_PAUSED = "autoheal.global.paused"
 METRIC_EVENTS_DROPPED = "autoheal.events.dropped"
 METRIC_MATCH_PRECISION = "autoheal.match.precision"
 METRIC_MATCH_THRESHOLD = "autoheal.match.threshold"
+METRIC_VIEW_LAG = "autoheal.view.lag"  # how old the status a follower (`autoheal serve`) shows
 
 #: Histogram buckets in seconds, from a microsecond (a hook) to minutes (time in a state).
 DURATION_BUCKETS_S = (

@@ -55,7 +55,7 @@ def test_empty_data_dir_gives_empty_results(tmp_path: Path) -> None:
     """With no log at all, queries return no rows (not an error)."""
     with AuditAnalytics(tmp_path) as db:
         assert db.query("summary") == []
-        assert db.query("max_seq", since="1970-01-01") == [{"max_seq": 0}]
+        assert db.query("max_seq", since="1970-01-01") == [{"max_seq": 0, "ignored": 0}]
 
 
 events = st.lists(

@@ -2,9 +2,11 @@
 
 Invariants:
 - the log is read with an explicit schema (a column never changes type with the data);
-- a torn or malformed line, a record of an unknown ``kind`` or of a newer ``schema_version``
-  is excluded (DuckDB turns a bad line into an all-NULL row, so the view filters on non-null
-  keys); :func:`scan` reports each such line with its file and line number;
+- a torn or malformed line (even one nested too deep to parse), and a record a reader cannot
+  use (``_validity``: an unknown ``kind``, state, outcome or trigger, a newer
+  ``schema_version``, a ``seq`` outside BIGINT) is excluded from every view and every
+  iteration (DuckDB turns a bad line into an all-NULL row, so the views filter on non-null
+  keys); :func:`scan` reports each such line with its file, line number and reason;
 - compacted data is what the manifest (``compacted/manifest.jsonl``) records: a JSONL segment
   it names is read from Parquet only, and a Parquet file it does not name is ignored, so no
   crash during compaction can lose or double a record;
@@ -20,10 +22,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from .._transitions import Reset, reset_condition
-from ..semconv import AUDIT_SCHEMA_VERSION, EventKind, Reason
+from ..semconv import Reason
 from ..sinks.jsonl import AUDIT_DIR, segment_paths
 from ._columns import AUDIT_COLUMNS, JSON_SELECT
+from ._validity import VALID_SQL, record_problem
 
 __all__ = [
     "AUDIT_COLUMNS",
@@ -41,13 +46,8 @@ __all__ = [
 
 COMPACTED_DIR = "compacted"
 
-KNOWN_KINDS = tuple(k.value for k in EventKind)
 _COLUMN_LIST = ", ".join(f'"{c}"' for c in AUDIT_COLUMNS)
-_VALID = (
-    f"seq IS NOT NULL AND ts IS NOT NULL AND schema_version IS NOT NULL"
-    f" AND schema_version <= {AUDIT_SCHEMA_VERSION}"
-    f" AND kind IN ({', '.join(repr(k) for k in KNOWN_KINDS)})"
-)
+_VALID = VALID_SQL
 
 
 def _quote(path: Path) -> str:
@@ -257,19 +257,14 @@ class LogScan:
 
 def _problem(line: bytes) -> tuple[dict[str, Any] | None, str | None]:
     try:
-        record = json.loads(line)
-    except (ValueError, UnicodeDecodeError):
+        record = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        # orjson refuses nesting past 1024 levels itself: no RecursionError can escape.
+        if "depth limit" in str(exc):
+            return None, "JSON nested too deep to read"
         return None, "torn or malformed JSON"
-    if not isinstance(record, dict):
-        return None, "not a JSON object"
-    version = record.get("schema_version")
-    if not isinstance(version, int) or version > AUDIT_SCHEMA_VERSION:
-        return None, f"unsupported schema_version {version!r}"
-    if record.get("kind") not in KNOWN_KINDS:
-        return None, f"unknown kind {record.get('kind')!r}"
-    if not isinstance(record.get("seq"), int) or not isinstance(record.get("ts"), str):
-        return None, "missing seq or ts"
-    return record, None
+    problem = record_problem(record)
+    return (None, problem) if problem is not None else (record, None)
 
 
 def iter_records(data_dir: Path, scan_report: LogScan | None = None) -> Iterator[dict[str, Any]]:

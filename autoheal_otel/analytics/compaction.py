@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from .._errors import InvalidInputError
 from .._fs import fsync_path
 from ..sinks.jsonl import AUDIT_DIR, is_segment_live, segment_paths
 from ._view import (
@@ -66,7 +67,24 @@ class CompactionReport:
 def compact(
     data_dir: str | Path, progress: Callable[[int, int], None] | None = None
 ) -> CompactionReport:
-    """Compact every closed segment of ``data_dir``'s audit log, then merge small outputs."""
+    """Compact every closed segment of ``data_dir``'s audit log, then merge small outputs.
+
+    Raises:
+        InvalidInputError: ``data_dir`` cannot be written (read-only, full): nothing was
+            lost, and the next run picks up where this one stopped.
+    """
+    import duckdb
+
+    try:
+        return _compact(data_dir, progress)
+    except (OSError, duckdb.IOException) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise InvalidInputError(
+            "data_dir", str(data_dir), f"must be writable to compact ({reason})"
+        ) from exc
+
+
+def _compact(data_dir: str | Path, progress: Callable[[int, int], None] | None) -> CompactionReport:
     import duckdb
 
     audit = Path(data_dir) / AUDIT_DIR

@@ -7,10 +7,17 @@ workflows with no transition are looked up within ``audit.restore_horizon_second
 default), which keeps a restart fast on a long log. Two things restart conservatively and are
 documented as such: a DEGRADED workflow's recovery streak starts at zero
 (it must prove itself again), and a quarantine's probe cool-down starts anew.
+
+Only usable records reach the runtime: the views already drop what a reader cannot use (see
+``_validity``), and this module checks again what the runtime parses (states, triggers), so
+a row it cannot apply is skipped and reported (``RestoredState.skipped``, and a warning on the
+``autoheal_otel`` logger) instead of stopping the manager. A sequence number above 2^53 - 1 is
+not continued from (``max_seq`` stays one a writer can carry on from).
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -18,6 +25,9 @@ from typing import Any
 
 from .._policy import PolicyConfig
 from . import AuditAnalytics, ts_param
+from ._validity import KNOWN_STATES, KNOWN_TRIGGERS
+
+_log = logging.getLogger("autoheal_otel")
 
 __all__ = ["RestoredState", "load_restored_state"]
 
@@ -33,6 +43,8 @@ class RestoredState:
     versions: list[dict[str, Any]] = field(default_factory=list)
     global_state: dict[str, Any] | None = None
     max_seq: int = 0
+    #: What was left out, and why: {"what": ..., "key": ..., "reason": ...}.
+    skipped: list[dict[str, Any]] = field(default_factory=list)
 
 
 def load_restored_state(data_dir: Path, policy: PolicyConfig, as_of: datetime) -> RestoredState:
@@ -49,13 +61,59 @@ def load_restored_state(data_dir: Path, policy: PolicyConfig, as_of: datetime) -
     when = ts_param(as_of)
     since = ts_param(as_of - timedelta(seconds=policy.audit.restore_horizon_seconds))
     with AuditAnalytics(data_dir) as db:
+        seq = db.query("max_seq", since=since)[0]
         state = RestoredState(
             workflows=db.query("workflow_states", as_of=when, since=since),
             entries=db.rows("window_entries", as_of=when, window_seconds=longest),
             streaks=db.query("step_streaks", as_of=when, since=since),
-            max_seq=int(db.query("max_seq", since=since)[0]["max_seq"]),
+            max_seq=int(seq["max_seq"]),
             versions=db.query("version_outcomes", workflow_id="*"),
         )
         glob = db.query("global_state", as_of=when)
         state.global_state = glob[0] if glob and glob[0]["state"] is not None else None
+    if seq["ignored"]:
+        state.skipped.append(
+            {
+                "what": "seq",
+                "key": int(seq["ignored"]),
+                "reason": "record(s) with a seq above 2^53 - 1, not continued from",
+            }
+        )
+    _keep_usable(state)
+    for item in state.skipped:
+        _log.warning("warm restart skipped %s %r: %s", item["what"], item["key"], item["reason"])
     return state
+
+
+def _keep_usable(state: RestoredState) -> None:
+    """Drop (and list in ``state.skipped``) the rows the runtime could not apply."""
+    workflows = []
+    for row in state.workflows:
+        bad = next(
+            (
+                f"unknown {key} {row[key]!r}"
+                for key in ("state", "previous_state")
+                if row[key] is not None and row[key] not in KNOWN_STATES
+            ),
+            None,
+        )
+        if bad is None:
+            workflows.append(row)
+        else:
+            state.skipped.append({"what": "workflow", "key": row["workflow_id"], "reason": bad})
+    state.workflows = workflows
+    entries = []
+    for entry in state.entries:
+        if entry[3] in KNOWN_TRIGGERS:
+            entries.append(entry)
+        else:
+            state.skipped.append(
+                {"what": "window entry", "key": entry[0], "reason": f"unknown trigger {entry[3]!r}"}
+            )
+    state.entries = entries
+    glob = state.global_state
+    if glob is not None and glob["state"] not in KNOWN_STATES:
+        state.skipped.append(
+            {"what": "global", "key": None, "reason": f"unknown state {glob['state']!r}"}
+        )
+        state.global_state = None

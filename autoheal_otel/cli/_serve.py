@@ -1,5 +1,10 @@
 """``autoheal serve``: the health/status/metrics endpoint, optionally with a simulated workload.
 
+Without ``--simulate`` it follows the data directory's audit log (a :class:`LiveView` rebuilt
+every ``REFRESH_SECONDS``, writing nothing): decisions of every process sharing the directory
+and operator moves show up within one interval, and ``/health``, ``/status`` and the
+``autoheal.view.lag`` gauge say how fresh the view is.
+
 With ``--simulate`` the simulated executor of the demo runs in the same process on the real
 clock, cycling through healthy work, missing targets, failing postconditions, hangs, a worse
 learned version and an application outage, so every dashboard panel has data to show. The
@@ -20,9 +25,12 @@ from .._manager import AutoHealManager
 from .._models import ExecutionState
 from .._policy import PolicyConfig
 from ..integrations import FailureCaseRecorder, PrecisionTracker
-from ..server import AutoHealServer, prometheus_meter_provider
+from ..server import AutoHealServer, LiveView, StatusSource, prometheus_meter_provider
 
-__all__ = ["run_serve"]
+__all__ = ["REFRESH_SECONDS", "run_serve"]
+
+#: Seconds between two rebuilds of the followed log's view.
+REFRESH_SECONDS = 2.0
 
 
 def _simulate(manager: AutoHealManager, data_dir: Path, stop: threading.Event, pace: float) -> None:  # noqa: C901 — a scripted scenario, read top to bottom
@@ -82,16 +90,33 @@ def run_serve(
     simulate: bool,
     pace: float,
     duration: float | None,
+    refresh_seconds: float = REFRESH_SECONDS,
 ) -> int:
     """Serve until interrupted (or ``duration`` seconds); return 0."""
     meter_provider, registry = prometheus_meter_provider()
-    manager = AutoHealManager(
-        policy=policy or PolicyConfig(),
-        data_dir=data_dir,
-        meter_provider=meter_provider,
-        integrations=[FailureCaseRecorder(), PrecisionTracker()],
-    )
-    server = AutoHealServer(manager, host, port, registry=registry).start()
+    manager: AutoHealManager | None = None
+    view: LiveView | None = None
+    source: StatusSource
+    if simulate:
+        manager = source = AutoHealManager(
+            policy=policy or PolicyConfig(),
+            data_dir=data_dir,
+            meter_provider=meter_provider,
+            integrations=[FailureCaseRecorder(), PrecisionTracker()],
+        )
+    else:
+        loaded = PolicyConfig.load(policy) if policy is not None else None
+        view = source = LiveView(data_dir, loaded, refresh_seconds, meter_provider=meter_provider)
+        view.start()
+    try:
+        server = AutoHealServer(source, host, port, registry=registry)
+    except OSError:
+        if view is not None:
+            view.stop()
+        if manager is not None:
+            manager.close()
+        raise
+    server.start()
     stop = threading.Event()
 
     def on_signal(signum: int, frame: Any) -> None:
@@ -102,11 +127,15 @@ def run_serve(
     bound_host, bound_port = server.address
     print(
         f"autoheal serving http://{bound_host}:{bound_port}/health /status /metrics"
-        f"{' (simulated workload running)' if simulate else ''}",
+        + (
+            " (simulated workload running)"
+            if simulate
+            else f" (following {data_dir}, refreshed every {refresh_seconds:g} s)"
+        ),
         flush=True,
     )
     worker = None
-    if simulate:
+    if manager is not None:
         worker = threading.Thread(
             target=_simulate, args=(manager, data_dir, stop, pace), daemon=True
         )
@@ -116,7 +145,10 @@ def run_serve(
     if worker is not None:
         worker.join(timeout=30)
     server.stop()
-    manager.close()
+    if manager is not None:
+        manager.close()
+    if view is not None:
+        view.stop()
     meter_provider.shutdown()
     print("autoheal serve stopped", file=sys.stderr)
     return 0

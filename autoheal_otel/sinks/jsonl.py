@@ -12,8 +12,11 @@ one manager process (host, pid, a random token). Invariants:
   (its writer rotated away or died), which is what compaction looks for;
 - a failed write (full disk, read-only directory) keeps the line in a bounded retry buffer,
   counts the error and raises, so the publisher logs it; the next emit or flush retries the
-  buffered lines first, in order. Nothing acknowledged is dropped until the buffer overflows,
-  and overflows are counted.
+  buffered lines first, in order, into the same segment: a write that failed part-way is
+  truncated back to the last whole line first (the segment never holds a torn line before a
+  whole one), and only a segment that cannot be truncated is abandoned for a new one. So a
+  full disk costs no new files, and nothing acknowledged is dropped until the buffer
+  overflows; overflows are counted.
 """
 
 from __future__ import annotations
@@ -111,9 +114,9 @@ class JsonlAuditSink:
             # The common case, kept short: nothing to retry, no rotation due.
             try:
                 _write_all(self._fd, line)
-            except OSError:
+            except OSError as exc:
                 self._pending.append(line)
-                self._fail()
+                self._fail(isinstance(exc, TornWriteError))
                 raise
             self._size += len(line)
             self.lines += 1
@@ -144,18 +147,33 @@ class JsonlAuditSink:
                 self._size += len(line)
                 self.lines += 1
                 self._unsynced = True
+        except OSError as exc:
+            self._fail(isinstance(exc, TornWriteError))
+            raise
+        try:
             self._maybe_fsync(now)
         except OSError:
-            self._fail()
+            # The kernel may have dropped what it failed to sync: end this segment.
+            self.write_errors += 1
+            self._abandon()
             raise
 
-    def _fail(self) -> None:
-        """Count a failed write and abandon the segment.
+    def _fail(self, torn: bool) -> None:
+        """Count a failed write; keep the segment for the retry when it is still whole.
 
-        A partial write may have left a torn prefix: never append after it. The retry opens a
-        new segment, and readers skip the torn last line of this one.
+        A write that failed part-way left a torn prefix: cut it off (the segment's size is
+        known, it has one writer) so the retry appends right after the last whole line. A
+        segment that cannot be cut is abandoned: the retry opens a new one, and readers skip
+        the torn last line of this one.
         """
         self.write_errors += 1
+        if torn and self._fd is not None:
+            try:
+                os.ftruncate(self._fd, self._size)
+            except OSError:
+                self._abandon()
+
+    def _abandon(self) -> None:
         try:
             self._close_segment()
         except OSError:
@@ -221,8 +239,17 @@ class JsonlAuditSink:
         return len(self._pending)
 
 
+class TornWriteError(OSError):
+    """A write failed after part of the line reached the file."""
+
+
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
-        written = os.write(fd, view)
+        try:
+            written = os.write(fd, view)
+        except OSError as exc:
+            if len(view) == len(data):
+                raise
+            raise TornWriteError(exc.errno, exc.strerror) from exc
         view = view[written:]

@@ -18,9 +18,10 @@ import hashlib
 import os
 import shutil
 import sqlite3
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
+from .._errors import InvalidInputError
 from .._fs import fsync_path
 from ._ids import safe_name
 
@@ -142,8 +143,13 @@ class DirectoryComponent:
         return self.data_dir / self._working_rel
 
     def write_file(self, relative: str, data: bytes) -> Path:
-        """Replace one working file atomically (write, fsync, rename); return its path."""
-        target = self.working / relative
+        """Replace one working file atomically (write, fsync, rename); return its path.
+
+        Raises:
+            InvalidInputError: ``relative`` is not a relative path that stays inside the
+                working folder (empty, absolute, ``..``, a NUL, or a symlink out of it).
+        """
+        target = self._contained(relative)
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.tmp")
         with tmp.open("wb") as handle:
@@ -152,6 +158,27 @@ class DirectoryComponent:
             os.fsync(handle.fileno())
         os.replace(tmp, target)
         self.checksums.remember(target, hashlib.sha256(data).hexdigest())
+        return target
+
+    def _contained(self, relative: str) -> Path:
+        """Return the working path of a file name, refusing any that would leave the folder."""
+        parts = PurePosixPath(relative).parts if isinstance(relative, str) else ()
+        if (
+            not parts
+            or "\x00" in relative
+            or PurePosixPath(relative).is_absolute()
+            or any(part in ("..", ".") for part in relative.split("/"))
+        ):
+            raise InvalidInputError(
+                "relative",
+                relative,
+                "must be a relative file path inside the component (no '..', '.', NUL,"
+                " absolute path or empty name)",
+            )
+        target = self.working / relative
+        root = self.working.resolve()
+        if not target.parent.resolve().is_relative_to(root) or target.resolve() == root:
+            raise InvalidInputError("relative", relative, "must stay inside the component folder")
         return target
 
     def freeze(self, version_dir: Path) -> dict[str, str]:
