@@ -21,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Self
 
-from . import _semconv as sc
+from . import semconv as sc
 from ._clock import Clock, SystemClock
 from ._manager import AutoHealManager
 from ._models import ExecutionState

@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import Any
 
 from .._models import MAX_ID_LENGTH, ExecutionState, Outcome, Trigger
-from .._semconv import AUDIT_SCHEMA_VERSION, EventKind
+from ..semconv import AUDIT_SCHEMA_VERSION, EventKind
 
 __all__ = ["KNOWN_KINDS", "SEQ_MAX", "VALID_SQL", "record_problem"]
 
