@@ -25,7 +25,7 @@ from datetime import datetime
 from typing import Any
 
 from . import _breakers as br
-from . import _probe
+from . import _calibration, _probe
 from ._events import RuleFiring
 from ._ledger import Events, Ledger, Trace
 from ._models import ExecutionState, Outcome, StepResult, check_id
@@ -173,6 +173,8 @@ class Machine:
                 learning=state is RUNNING
                 or (state is DEGRADED and not wf.policy.degraded.freeze_learning),
             )
+        if conf is not None:
+            _calibration.observe(self.ledger, result, now, ts, trace, events)
         action: Action = None
         version = wf.artifact_version
         if version is not None:

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from . import _calibration
 from ._events import RuleFiring
 from ._ledger import Events, Ledger, Trace
 from ._models import ExecutionState
@@ -108,6 +109,7 @@ def change_policy(
                 "policy": policy.to_dict(),
             },
         )
+    _calibration.retune(ledger, now, ts, trace, events)
 
 
 def reject_policy(
@@ -249,6 +251,9 @@ def shared_pause(
 def restore(ledger: Ledger, restored: Any, now: float, wall: datetime) -> dict[str, int]:
     """Input: the state a new manager reads back from the log (the warm restart)."""
     figures = apply_restored(restored, ledger.workflows, ledger.glob, ledger.policy, now, wall)
+    figures["calibration_samples"] = _calibration.restore(
+        ledger, restored.calibration_samples, restored.calibration_recorded
+    )
     ledger.seq = max(ledger.seq, restored.max_seq)
     return figures
 

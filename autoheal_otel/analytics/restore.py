@@ -12,14 +12,14 @@ documented as such: a DEGRADED workflow's recovery streak starts at zero
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from .._policy import PolicyConfig
 from . import AuditAnalytics, ts_param
 
-__all__ = ["RestoredState", "load_restored_state"]
+__all__ = ["RestoredState", "load_calibration", "load_restored_state"]
 
 
 @dataclass
@@ -33,6 +33,10 @@ class RestoredState:
     versions: list[dict[str, Any]] = field(default_factory=list)
     global_state: dict[str, Any] | None = None
     max_seq: int = 0
+    #: (method, confidence, correct) of each calibration window, oldest first
+    calibration_samples: list[tuple[Any, ...]] = field(default_factory=list)
+    #: (method, threshold, recorded at) of the thresholds last recorded
+    calibration_recorded: list[tuple[Any, ...]] = field(default_factory=list)
 
 
 def load_restored_state(data_dir: Path, policy: PolicyConfig, as_of: datetime) -> RestoredState:
@@ -58,4 +62,30 @@ def load_restored_state(data_dir: Path, policy: PolicyConfig, as_of: datetime) -
         )
         glob = db.query("global_state", as_of=when)
         state.global_state = glob[0] if glob and glob[0]["state"] is not None else None
+        load_calibration(db, state, policy, when)
     return state
+
+
+def load_calibration(
+    db: AuditAnalytics, state: RestoredState, policy: PolicyConfig, when: str
+) -> None:
+    """Read the calibration windows and the last recorded thresholds (``precision`` SQL)."""
+    cal = policy.calibration
+    rows = db.rows("precision_samples", as_of=when, window=cal.window)
+    state.calibration_samples = [(m, conf, ok) for m, conf, ok, _, _ in rows]
+    figures = db.query(
+        "precision",
+        as_of=when,
+        target_precision=cal.target_precision,
+        min_samples=cal.min_samples,
+        window=cal.window,
+    )
+    state.calibration_recorded = [
+        (r["method"], r["recorded_threshold"], _utc(r["recorded_at"]))
+        for r in figures
+        if r["recorded_threshold"] is not None
+    ]
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
