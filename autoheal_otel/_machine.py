@@ -14,7 +14,8 @@ Inputs: :meth:`gate`, :meth:`result`, :meth:`operator`, :meth:`resume_all`,
 :meth:`note_session`, :meth:`follow`, :meth:`shared_pause`, :meth:`restore` and
 :meth:`restart`. The state and the one way to change it live in :class:`~._ledger.Ledger`;
 the rules in :mod:`._breakers` and :mod:`._probe`; the regression rule in
-:mod:`._regression`; the transition table in :mod:`._transitions`.
+:mod:`._regression`; the transition table in :mod:`._transitions`; the per-method threshold
+calibration, fed by every result, in :mod:`._calibration`.
 """
 
 from __future__ import annotations
