@@ -21,6 +21,7 @@ from autoheal_otel import AutoHealManager, Outcome, PolicyConfig, PolicyError, S
 from autoheal_otel import semconv as sc
 from autoheal_otel._calibration import threshold_of
 from autoheal_otel.analytics import AuditAnalytics
+from autoheal_otel.analytics.compaction import compact
 from autoheal_otel.analytics.replay import replay
 from autoheal_otel.integrations import PrecisionTracker
 from autoheal_otel.server import AutoHealServer
@@ -113,6 +114,7 @@ def test_a_record_is_written_only_when_the_value_changes() -> None:
     assert len(records) > 3 and all(r["previous"] != r["threshold"] for r in records)
     assert all(r["target_precision"] == 0.9 and r["samples"] >= 10 for r in records)
     assert tracker.thresholds() == current
+    assert (tracker.target_precision, tracker.min_samples, tracker.window) == (0.9, 10, 40)
     manager.close()
 
 
@@ -159,6 +161,24 @@ def test_restart_mid_run_keeps_the_threshold(tmp_path: Path) -> None:
     )
     second.close()
     unbroken.close()
+
+
+def test_restart_reads_the_calibration_back_from_compacted_parquet(tmp_path: Path) -> None:
+    """After compaction the restart restores the same calibration from the Parquet files."""
+    clock = FakeClock()
+    first = AutoHealManager(
+        data_dir=tmp_path, clock=clock, integrations=[PrecisionTracker(min_samples=20)]
+    )
+    feed(first, clock, matches(3, 200))
+    before = first.get_calibration()
+    first.close()
+    report = compact(tmp_path)
+    assert report.compacted and not list((tmp_path / "audit").glob("*.jsonl"))
+    second = AutoHealManager(
+        data_dir=tmp_path, clock=clock, integrations=[PrecisionTracker(min_samples=20)]
+    )
+    assert second.get_calibration() == before and before["faiss"].threshold is not None
+    second.close()
 
 
 def test_replay_reproduces_every_calibration_record_and_the_settings(tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .._calibration_policy import CalibrationPolicy
 from .._events import DecisionEvent
 from ..semconv import ATTR_METHOD, METRIC_MATCH_PRECISION, METRIC_MATCH_THRESHOLD
 
@@ -81,6 +82,27 @@ class PrecisionTracker:
                 "1",
                 "Calibrated confidence threshold per matching method.",
             )
+
+    @property
+    def settings(self) -> CalibrationPolicy:
+        """Return the calibration settings in force: the policy's, with the overrides."""
+        base = self._manager.policy.calibration if self._manager is not None else None
+        return (base or CalibrationPolicy()).model_copy(update=self.overrides)
+
+    @property
+    def target_precision(self) -> float:
+        """Return the precision matches above a calibrated threshold must reach."""
+        return self.settings.target_precision
+
+    @property
+    def min_samples(self) -> int:
+        """Return the decided matches a method needs before it has a threshold."""
+        return self.settings.min_samples
+
+    @property
+    def window(self) -> int:
+        """Return how many of a method's most recent decided matches count."""
+        return self.settings.window
 
     def _calibration(self) -> dict[str, Calibration]:
         return self._manager.get_calibration() if self._manager is not None else {}
