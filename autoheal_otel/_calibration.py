@@ -160,6 +160,17 @@ class Calibrator:
         for method in self.samples:
             self._resize(method, merged.window)
 
+    def restart(self) -> None:
+        """Forget the overrides and keep what a warm restart restores (the policy's window).
+
+        A new process starts from its policy: it restores each method's last
+        ``policy.window`` decided matches, and its integrations configure it again.
+        """
+        self.overrides = {}
+        self.settings = self.base
+        for method in self.samples:
+            self._resize(method, self.base.window)
+
     def _resize(self, method: str, window: int) -> None:
         old = self.samples[method]
         if old.maxlen == window:

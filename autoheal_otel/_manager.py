@@ -150,8 +150,6 @@ class AutoHealManager:
             self.record_operation,
             self._monotonic,
         )
-        for integration in integrations:
-            self.add_integration(integration)
         if store is not None:
             self.attach_store(store)
         if self._audit is not None:  # session records exist for the audit log (and replay)
@@ -162,6 +160,10 @@ class AutoHealManager:
                 "versioned": store is not None,
             }
             self._note(Reason.SESSION_START, f"manager started (writer {self._writer})", details)
+        # After the session start: what an integration turns on (calibration) is recorded
+        # after the restart that replay mirrors at that record.
+        for integration in integrations:
+            self.add_integration(integration)
 
     # -- the one input path ----------------------------------------------------------------
 

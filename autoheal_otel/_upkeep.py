@@ -262,8 +262,10 @@ def restart(ledger: Ledger, now: float) -> None:
     """Input: the process restarted here (replay): what a warm restart does not carry.
 
     A DEGRADED workflow's recovery streak starts at zero, a quarantine's probe cool-down
-    starts anew, and a probe in flight is forgotten (see ``analytics.restore``).
+    starts anew, a probe in flight is forgotten, and calibration keeps the policy's window
+    without the last process's overrides (see ``analytics.restore``).
     """
+    ledger.calibration.restart()
     for wf in ledger.workflows.values():
         wf.recovery_streak = 0
         wf.probe_cooldown = wf.policy.quarantine.probe_cooldown_seconds

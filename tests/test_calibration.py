@@ -216,6 +216,38 @@ def test_replay_reproduces_every_calibration_record_and_the_settings(tmp_path: P
     assert report.settings["w"] == settings_live
 
 
+def test_replay_mirrors_restarts_with_a_larger_tracker_window_and_without_a_tracker(
+    tmp_path: Path,
+) -> None:
+    """A restart keeps the policy's window and drops the last process's overrides; replay agrees."""
+    policy = PolicyConfig(calibration={"window": 30, "min_samples": 10})
+    clock = FakeClock()
+    results = matches(10, 400)
+    for restored, batch in [(0, results[:200]), (30, results[200:300])]:
+        live = AutoHealManager(
+            policy=policy,
+            data_dir=tmp_path,
+            clock=clock,
+            integrations=[PrecisionTracker(window=100)],
+        )
+        faiss = live.get_calibration().get("faiss")
+        assert (faiss.samples if faiss else 0) == restored  # the policy's window, not 100
+        feed(live, clock, batch)
+        assert live.get_calibration()["faiss"].window == 100
+        live.close()
+        clock.advance(60.0)
+    sink = InMemorySink()
+    plain = AutoHealManager(policy=policy, data_dir=tmp_path, clock=clock, sinks=[sink])
+    feed(plain, clock, results[300:])
+    assert plain.get_effective_settings("w").method_thresholds == {}  # calibration off here
+    assert changes(sink.events) == []
+    plain.close()
+    report = replay(tmp_path)
+    assert report.matches, report.mismatches
+    assert report.replayed_calibrations == report.recorded_calibrations != []
+    assert report.method_thresholds == {}
+
+
 def test_what_if_varies_target_precision_and_min_samples(tmp_path: Path) -> None:
     """A what-if policy's target and minimum sample count change the thresholds it reports."""
     clock = FakeClock()
