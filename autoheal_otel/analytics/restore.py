@@ -2,14 +2,15 @@
 
 Nothing resets on a restart: each workflow's state (with why and since when), its window
 entries, its steps' consecutive counters, the global window and pause, and the sequence number
-are read back with the packaged queries, as of the new manager's clock; so is the calibration
-of per-method thresholds (each method's window of decided matches, up to the policy's
-``calibration.window``, and the thresholds last recorded: ``precision_samples`` and
-``precision``). Step streaks and
+are read back with the packaged queries, as of the new manager's clock. Step streaks and
 workflows with no transition are looked up within ``audit.restore_horizon_seconds`` (an hour by
 default), which keeps a restart fast on a long log. Two things restart conservatively and are
 documented as such: a DEGRADED workflow's recovery streak starts at zero
 (it must prove itself again), and a quarantine's probe cool-down starts anew.
+
+The calibration of per-method thresholds is read back too: each method's window of decided
+matches (up to the policy's ``calibration.window``, with ``precision_samples``) and the
+thresholds last recorded (with ``precision``).
 """
 
 from __future__ import annotations
