@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from . import _breakers as br
+from ._calibration import Calibrator
 from ._events import DecisionEvent, RuleFiring
 from ._models import ExecutionState, check_id
 from ._policy import PolicyConfig
@@ -50,6 +51,8 @@ class Ledger:
         self.artifact_default: str | None = None
         #: A versioned store is attached: the regression rule may roll back.
         self.versioned = False
+        #: Per-method calibrated thresholds, fed by the results (see ``_calibration``).
+        self.calibration = Calibrator(policy.calibration)
         # (monotonic, wall) of one instant: the wall time of a change when the caller records
         # nothing and so passes no ``ts``.
         self._anchor = anchor

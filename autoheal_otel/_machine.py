@@ -14,7 +14,8 @@ Inputs: :meth:`gate`, :meth:`result`, :meth:`operator`, :meth:`resume_all`,
 :meth:`note_session`, :meth:`follow`, :meth:`shared_pause`, :meth:`restore` and
 :meth:`restart`. The state and the one way to change it live in :class:`~._ledger.Ledger`;
 the rules in :mod:`._breakers` and :mod:`._probe`; the regression rule in
-:mod:`._regression`; the transition table in :mod:`._transitions`.
+:mod:`._regression`; the transition table in :mod:`._transitions`; the per-method threshold
+calibration, fed by every result, in :mod:`._calibration`.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from datetime import datetime
 from typing import Any
 
 from . import _breakers as br
-from . import _probe
+from . import _calibration, _probe
 from ._events import RuleFiring
 from ._ledger import Events, Ledger, Trace
 from ._models import ExecutionState, Outcome, StepResult, check_id
@@ -175,6 +176,8 @@ class Machine:
                 learning=state is RUNNING
                 or (state is DEGRADED and not wf.policy.degraded.freeze_learning),
             )
+        if conf is not None:
+            _calibration.observe(self.ledger, result, now, ts, trace, events)
         action: Action = None
         version = wf.artifact_version
         if version is not None:

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
-from . import _upkeep
+from . import _calibration, _upkeep
 from ._artifacts import ArtifactKeeper
 from ._assembly import (
     Telemetry,
@@ -147,8 +147,6 @@ class AutoHealManager:
             record,
             self._monotonic,
         )
-        for integration in integrations:
-            self.add_integration(integration)
         if store is not None:
             self.attach_store(store)
         if self._audit is not None:  # session records exist for the audit log (and replay)
@@ -159,6 +157,10 @@ class AutoHealManager:
                 "versioned": store is not None,
             }
             self._note(Reason.SESSION_START, f"manager started (writer {self._writer})", details)
+        # After the session start: what an integration turns on (calibration) is recorded
+        # after the restart that replay mirrors at that record.
+        for integration in integrations:
+            self.add_integration(integration)
 
     # -- the one input path ----------------------------------------------------------------
 
@@ -271,7 +273,11 @@ class AutoHealManager:
         state = self.get_mode(workflow_id)
         policy = self._machine.policy.for_workflow(workflow_id)
         provider = self._threshold_provider
-        thresholds = provider() if provider is not None else {}
+        if provider is not None:
+            thresholds = provider()
+        else:
+            with self._lock:
+                thresholds = self._machine.ledger.calibration.thresholds()
         return effective_settings(workflow_id, state, policy, thresholds)
 
     def get_status_report(self) -> StatusReport:
@@ -456,8 +462,27 @@ class AutoHealManager:
         return self._telemetry.meter
 
     def set_threshold_provider(self, provider: Callable[[], dict[str, float]] | None) -> None:
-        """Take calibrated per-method thresholds from ``provider`` (a PrecisionTracker)."""
+        """Take per-method thresholds from ``provider`` instead of the recorded calibration."""
         self._threshold_provider = provider
+
+    def configure_calibration(self, **overrides: Any) -> None:
+        """Calibrate per-method thresholds, overriding the policy's ``calibration`` section.
+
+        Recorded (kind ``calibration``), so replay turns it on at the same point; the
+        overrides (``target_precision``, ``min_samples``, ``window``) outlive policy reloads.
+
+        Raises:
+            PolicyError: an override is unknown or out of its bounds (the field is named).
+        """
+        checked = _calibration.check_overrides(self._machine.policy, overrides)
+        ledger = self._machine.ledger
+        self._decide(None, "calibration", None, None, _calibration.configure, ledger, checked)
+
+    def get_calibration(self) -> dict[str, _calibration.Calibration]:
+        """Return each matching method's calibration with its evidence."""
+        with self._lock:
+            cal = self._machine.ledger.calibration
+            return {m: cal.evidence(m) for m in cal.methods()}
 
     # -- sinks, step wrapper, lifecycle ----------------------------------------------------
 

@@ -31,6 +31,7 @@ from pydantic import (
     model_validator,
 )
 
+from ._calibration_policy import CalibrationPolicy
 from ._errors import PolicyError
 from ._fs import read_regular_file, write_atomic
 from ._models import Trigger
@@ -329,6 +330,7 @@ class PolicyConfig(_Section):
     versioning: VersioningPolicy = VersioningPolicy()
     audit: AuditPolicy = AuditPolicy()
     hot_reload: HotReloadPolicy = HotReloadPolicy()
+    calibration: CalibrationPolicy = CalibrationPolicy()
     workflows: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="Per-workflow overrides, merged over the global policy."
     )

@@ -23,6 +23,7 @@ from .semconv import Rule
 
 __all__ = [
     "GlobalStatus",
+    "MethodCalibration",
     "StatusReport",
     "StepStatus",
     "WorkflowStatus",
@@ -86,6 +87,23 @@ class GlobalStatus(_Model):
     states: dict[ExecutionState, int]
 
 
+class MethodCalibration(_Model):
+    """One matching method's calibrated threshold and its evidence (the last window)."""
+
+    samples: int
+    correct: int
+    precision: float | None = None
+    #: The threshold last recorded (None until ``min_samples`` decided matches).
+    threshold: float | None = None
+    #: Calibration is on: the executor's settings apply the threshold.
+    applied: bool = False
+    target_precision: float
+    min_samples: int
+    window: int
+    #: When the threshold in force was recorded.
+    since: AwareDatetime | None = None
+
+
 class StatusReport(_Model):
     """What :meth:`AutoHealManager.get_status_report` returns."""
 
@@ -96,6 +114,8 @@ class StatusReport(_Model):
     workflows: dict[str, WorkflowStatus]
     events_published: int
     sink_errors: dict[str, int] = Field(default_factory=dict)
+    #: Per matching method: the calibrated threshold and its evidence.
+    calibration: dict[str, MethodCalibration] = Field(default_factory=dict)
 
     def to_json(self, indent: int | None = 2) -> str:
         """Return the report as JSON (``global`` spelled out)."""
@@ -161,6 +181,7 @@ def build_report(
     published, sink_errors = publisher.published, dict(publisher.errors)
     states = dict.fromkeys(ExecutionState, 0)
     entries: dict[str, WorkflowStatus] = {}
+    calibrated = ledger.calibration.thresholds()
     for wid, wf in workflows.items():
         states[wf.state] += 1
         wp = wf.policy
@@ -221,7 +242,7 @@ def build_report(
             steps=steps,
             recovery_streak=wf.recovery_streak,
             recovery_required=wp.degraded.recovery_successes,
-            settings=effective_settings(wid, wf.state, wp),
+            settings=effective_settings(wid, wf.state, wp, calibrated),
             history=list(wf.history or ()),
             versions={v: wf.version_counts.get(v, [0, 0])[0] for v in wf.versions},
             version_successes={v: wf.version_counts.get(v, [0, 0])[1] for v in wf.versions},
@@ -254,4 +275,24 @@ def build_report(
         workflows=entries,
         events_published=published,
         sink_errors=sink_errors,
+        calibration=_calibration(ledger),
     )
+
+
+def _calibration(ledger: Ledger) -> dict[str, MethodCalibration]:
+    cal = ledger.calibration
+    out = {}
+    for method in cal.methods():
+        e = cal.evidence(method)
+        out[method] = MethodCalibration(
+            samples=e.samples,
+            correct=e.correct,
+            precision=e.precision,
+            threshold=e.threshold,
+            applied=cal.settings.enabled,
+            target_precision=e.target_precision,
+            min_samples=e.min_samples,
+            window=e.window,
+            since=e.since,
+        )
+    return out

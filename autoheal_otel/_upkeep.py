@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from . import _calibration
 from ._events import RuleFiring
 from ._ledger import Events, Ledger, Trace
 from ._models import ExecutionState
@@ -108,6 +109,7 @@ def change_policy(
                 "policy": policy.to_dict(),
             },
         )
+    _calibration.retune(ledger, now, ts, trace, events)
 
 
 def reject_policy(
@@ -251,6 +253,9 @@ def shared_pause(
 def restore(ledger: Ledger, restored: Any, now: float, wall: datetime) -> dict[str, int]:
     """Input: the state a new manager reads back from the log (the warm restart)."""
     figures = apply_restored(restored, ledger.workflows, ledger.glob, ledger.policy, now, wall)
+    figures["calibration_samples"] = _calibration.restore(
+        ledger, restored.calibration_samples, restored.calibration_recorded
+    )
     ledger.seq = max(ledger.seq, restored.max_seq)
     return figures
 
@@ -259,8 +264,10 @@ def restart(ledger: Ledger, now: float) -> None:
     """Input: the process restarted here (replay): what a warm restart does not carry.
 
     A DEGRADED workflow's recovery streak starts at zero, a quarantine's probe cool-down
-    starts anew, and a probe in flight is forgotten (see ``analytics.restore``).
+    starts anew, a probe in flight is forgotten, and calibration keeps the policy's window
+    without the last process's overrides (see ``analytics.restore``).
     """
+    ledger.calibration.restart()
     for wf in ledger.workflows.values():
         wf.recovery_streak = 0
         wf.probe_cooldown = wf.policy.quarantine.probe_cooldown_seconds

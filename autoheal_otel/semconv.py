@@ -28,6 +28,7 @@ class EventKind(StrEnum):
     POLICY_REJECTED = "policy_rejected"  # a changed policy file was invalid; last good kept
     SESSION = "session"  # a manager started (with its policy and what it restored) or stopped
     ACTIVATION = "activation"  # a workflow's learned-artifact version became active
+    CALIBRATION = "calibration"  # a method's calibrated threshold changed, or was configured
 
 
 class Rule(StrEnum):
@@ -74,6 +75,8 @@ class Reason(StrEnum):
     SESSION_START = "session.start"
     SESSION_STOP = "session.stop"
     STORE_ATTACHED = "store.attached"
+    CALIBRATION_CHANGED = "calibration.changed"  # a method's threshold moved or first appeared
+    CALIBRATION_CONFIGURED = "calibration.configured"  # calibration turned on, with overrides
 
 
 def blocked_reason(state: str) -> str:
@@ -115,6 +118,20 @@ ATTR_ARTIFACT_VERSION = "autoheal.artifact.version"
 ATTR_SEQ = "autoheal.seq"
 ATTR_METHOD = "autoheal.match.method"
 ATTR_OPERATION = "autoheal.operation"
+ATTR_CALIBRATION_PREVIOUS = "autoheal.calibration.previous"
+ATTR_CALIBRATION_THRESHOLD = "autoheal.calibration.threshold"
+ATTR_CALIBRATION_SAMPLES = "autoheal.calibration.samples"
+ATTR_CALIBRATION_PRECISION = "autoheal.calibration.precision"
+ATTR_CALIBRATION_TARGET = "autoheal.calibration.target_precision"
+#: The ``details`` keys of a calibration record and the log-event attribute of each.
+CALIBRATION_ATTRS = {
+    "method": ATTR_METHOD,
+    "previous": ATTR_CALIBRATION_PREVIOUS,
+    "threshold": ATTR_CALIBRATION_THRESHOLD,
+    "samples": ATTR_CALIBRATION_SAMPLES,
+    "precision": ATTR_CALIBRATION_PRECISION,
+    "target_precision": ATTR_CALIBRATION_TARGET,
+}
 
 # Log-based events (``event_name``) and span events.
 EVENT_TRANSITION = "autoheal.transition"
@@ -122,6 +139,7 @@ EVENT_GLOBAL = "autoheal.global"
 EVENT_POLICY = "autoheal.policy"
 EVENT_PROBE = "autoheal.probe"
 EVENT_ACTIVATION = "autoheal.activation"
+EVENT_CALIBRATION = "autoheal.calibration"
 
 # Metrics.
 METRIC_DECISIONS = "autoheal.decisions"

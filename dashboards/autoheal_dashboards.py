@@ -39,6 +39,7 @@ THRESHOLD = P(sc.METRIC_WINDOW_THRESHOLD)
 SINK_ERRORS = P(sc.METRIC_SINK_ERRORS, "counter")
 PAUSED = P(sc.METRIC_GLOBAL_PAUSED)
 PRECISION = P(sc.METRIC_MATCH_PRECISION)
+MATCH_THRESHOLD = P(sc.METRIC_MATCH_THRESHOLD)
 
 
 def target(expr: str, legend: str = "", ref: str = "A") -> _Target:
@@ -217,8 +218,18 @@ def overview() -> Dashboard:
         series(
             "Match precision per method",
             [target(f"max by ({L(sc.ATTR_METHOD)}) ({PRECISION})", f"{{{{{L(sc.ATTR_METHOD)}}}}}")],
-            (0, 32, 24, 6),
+            (0, 32, 12, 6),
             unit="percentunit",
+        ),
+        series(
+            "Calibrated threshold per method",
+            [
+                target(
+                    f"max by ({L(sc.ATTR_METHOD)}) ({MATCH_THRESHOLD})",
+                    f"{{{{{L(sc.ATTR_METHOD)}}}}}",
+                )
+            ],
+            (12, 32, 12, 6),
         ),
     ]
     return Dashboard(

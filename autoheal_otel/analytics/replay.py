@@ -22,13 +22,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .. import _upkeep
+from .. import _calibration, _upkeep
 from .._errors import AutoHealError
 from .._events import DecisionEvent
 from .._ledger import NO_TRACE
 from .._machine import Machine
-from .._models import ExecutionState, StepResult
+from .._models import EffectiveSettings, ExecutionState, StepResult
 from .._policy import PolicyConfig
+from .._report import effective_settings
 from ..semconv import Cause, EventKind, Reason
 from . import AuditAnalytics
 from ._view import LogScan, iter_records
@@ -59,6 +60,13 @@ class ReplayReport:
     recorded_blocked_gates: int = 0
     replayed_blocked_gates: int = 0
     mismatches: list[dict[str, Any]] = field(default_factory=list)
+    #: Calibration changes (method, previous, threshold) recorded in the log and replayed.
+    recorded_calibrations: list[tuple[Any, ...]] = field(default_factory=list)
+    replayed_calibrations: list[tuple[Any, ...]] = field(default_factory=list)
+    #: The calibrated thresholds in force at the end, per method.
+    method_thresholds: dict[str, float] = field(default_factory=dict)
+    #: Each workflow's effective settings at the end of the log (calibration applied).
+    settings: dict[str, EffectiveSettings] = field(default_factory=dict)
 
     @property
     def matches(self) -> bool:
@@ -81,6 +89,12 @@ class ReplayReport:
                 "replayed": self.replayed_blocked_gates,
             },
             "mismatches": self.mismatches[:50],
+            "calibration": {
+                "recorded": len(self.recorded_calibrations),
+                "replayed": len(self.replayed_calibrations),
+                "thresholds": dict(self.method_thresholds),
+            },
+            "settings": {w: s.model_dump(mode="json") for w, s in self.settings.items()},
         }
 
     def mismatch(self, entry: dict[str, Any]) -> None:
@@ -94,6 +108,11 @@ def _details(value: Any) -> dict[str, Any]:
         loaded = json.loads(value)
         return loaded if isinstance(loaded, dict) else {}
     return dict(value) if value else {}
+
+
+def _change(details: Any) -> tuple[Any, ...]:
+    """Return a calibration change as (method, previous, threshold)."""
+    return (details.get("method"), details.get("previous"), details.get("threshold"))
 
 
 def _stream(db: AuditAnalytics) -> Iterator[dict[str, Any]]:
@@ -138,6 +157,8 @@ class _Replayer:
                     self.replayed.append((e.workflow_id, prev, state, e.cause))
             elif e.kind is EventKind.GATE and e.allowed is False:
                 self.report.replayed_blocked_gates += 1
+            elif e.kind is EventKind.CALIBRATION and e.reason == Reason.CALIBRATION_CHANGED:
+                self.report.replayed_calibrations.append(_change(e.details))
 
     def _input(self, rec: dict[str, Any], now: float, ts: datetime, events: list[Any]) -> None:
         m = self.machine
@@ -179,6 +200,19 @@ class _Replayer:
                 )
         elif kind == EventKind.SESSION:
             self._session(rec, now)
+        elif kind == EventKind.CALIBRATION:
+            self._calibration(rec, now, ts, events)
+
+    def _calibration(
+        self, rec: dict[str, Any], now: float, ts: datetime, events: list[Any]
+    ) -> None:
+        details = _details(rec["details"])
+        if rec["reason"] == Reason.CALIBRATION_CHANGED:
+            self.report.recorded_calibrations.append(_change(details))
+        elif rec["reason"] == Reason.CALIBRATION_CONFIGURED:
+            # A what-if keeps calibration on but takes its knobs from the policy it was given.
+            overrides = {} if self.what_if else dict(details.get("overrides") or {})
+            _calibration.configure(self.machine.ledger, overrides, now, ts, NO_TRACE, events)
 
     def _gate(self, rec: dict[str, Any], allowed: bool) -> None:
         report = self.report
@@ -243,10 +277,29 @@ class _Replayer:
         elif rec["reason"] == Reason.STORE_ATTACHED:
             self.machine.ledger.versioned = True
 
+    def finish(self) -> None:
+        """Keep the calibration and every workflow's effective settings at the end."""
+        ledger = self.machine.ledger
+        thresholds = ledger.calibration.thresholds()
+        self.report.method_thresholds = thresholds
+        self.report.settings = {
+            wid: effective_settings(wid, wf.state, wf.policy, thresholds)
+            for wid, wf in sorted(ledger.workflows.items())
+        }
+
     def compare(self) -> None:
-        """Record where the automatic transitions differ from the recorded ones."""
+        """Record where the automatic transitions and calibrations differ from the log's."""
         if self.what_if:
             return
+        report = self.report
+        if report.recorded_calibrations != report.replayed_calibrations:
+            report.mismatch(
+                {
+                    "calibration": "differs",
+                    "recorded": report.recorded_calibrations[:10],
+                    "replayed": report.replayed_calibrations[:10],
+                }
+            )
         for i in range(max(len(self.recorded), len(self.replayed))):
             got = self.replayed[i] if i < len(self.replayed) else None
             want = self.recorded[i] if i < len(self.recorded) else None
@@ -283,6 +336,7 @@ def replay(
             if progress is not None and index % 10_000 == 0:
                 progress(index, total)
         report.records = total
+        replayer.finish()
     if progress is not None:
         progress(total, total)
     replayer.compare()

@@ -13,13 +13,17 @@ Only usable records reach the runtime: the views already drop what a reader cann
 a row it cannot apply is skipped and reported (``RestoredState.skipped``, and a warning on the
 ``autoheal_otel`` logger) instead of stopping the manager. A sequence number above 2^53 - 1 is
 not continued from (``max_seq`` stays one a writer can carry on from).
+
+The calibration of per-method thresholds is read back too: each method's window of decided
+matches (up to the policy's ``calibration.window``, with ``precision_samples``) and the
+thresholds last recorded (with ``precision``).
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +33,7 @@ from ._validity import KNOWN_STATES, KNOWN_TRIGGERS
 
 _log = logging.getLogger("autoheal_otel")
 
-__all__ = ["RestoredState", "load_restored_state"]
+__all__ = ["RestoredState", "load_calibration", "load_restored_state"]
 
 
 @dataclass
@@ -45,6 +49,10 @@ class RestoredState:
     max_seq: int = 0
     #: What was left out, and why: {"what": ..., "key": ..., "reason": ...}.
     skipped: list[dict[str, Any]] = field(default_factory=list)
+    #: (method, confidence, correct) of each calibration window, oldest first
+    calibration_samples: list[tuple[Any, ...]] = field(default_factory=list)
+    #: (method, threshold, recorded at) of the thresholds last recorded
+    calibration_recorded: list[tuple[Any, ...]] = field(default_factory=list)
 
 
 def load_restored_state(data_dir: Path, policy: PolicyConfig, as_of: datetime) -> RestoredState:
@@ -71,6 +79,7 @@ def load_restored_state(data_dir: Path, policy: PolicyConfig, as_of: datetime) -
         )
         glob = db.query("global_state", as_of=when)
         state.global_state = glob[0] if glob and glob[0]["state"] is not None else None
+        load_calibration(db, state, policy, when)
     if seq["ignored"]:
         state.skipped.append(
             {
@@ -117,3 +126,28 @@ def _keep_usable(state: RestoredState) -> None:
             {"what": "global", "key": None, "reason": f"unknown state {glob['state']!r}"}
         )
         state.global_state = None
+
+
+def load_calibration(
+    db: AuditAnalytics, state: RestoredState, policy: PolicyConfig, when: str
+) -> None:
+    """Read the calibration windows and the last recorded thresholds (``precision`` SQL)."""
+    cal = policy.calibration
+    rows = db.rows("precision_samples", as_of=when, window=cal.window)
+    state.calibration_samples = [(m, conf, ok) for m, conf, ok, _, _ in rows]
+    figures = db.query(
+        "precision",
+        as_of=when,
+        target_precision=cal.target_precision,
+        min_samples=cal.min_samples,
+        window=cal.window,
+    )
+    state.calibration_recorded = [
+        (r["method"], r["recorded_threshold"], _utc(r["recorded_at"]))
+        for r in figures
+        if r["recorded_threshold"] is not None
+    ]
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value

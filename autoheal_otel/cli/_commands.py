@@ -96,6 +96,13 @@ def run_what_if(args: argparse.Namespace) -> int:
             f"blocked steps: recorded {report.recorded_blocked_gates}, with this policy "
             f"{report.replayed_blocked_gates}"
         )
+        if report.recorded_calibrations or report.replayed_calibrations:
+            thresholds = ", ".join(f"{m} {t:g}" for m, t in report.method_thresholds.items())
+            print(
+                f"calibration changes: recorded {len(report.recorded_calibrations)}, with this"
+                f" policy {len(report.replayed_calibrations)} (thresholds at the end:"
+                f" {thresholds or 'none'})"
+            )
 
     emit(args, report.to_dict(), human)
     return EXIT_OK

@@ -25,6 +25,7 @@ EVENT_NAMES = {
     EventKind.POLICY_REJECTED: sc.EVENT_POLICY,
     EventKind.PROBE: sc.EVENT_PROBE,
     EventKind.ACTIVATION: sc.EVENT_ACTIVATION,
+    EventKind.CALIBRATION: sc.EVENT_CALIBRATION,
 }
 
 
@@ -83,7 +84,19 @@ def attrs(event: DecisionEvent) -> dict[str, Any]:
         attrs[sc.ATTR_POLICY_VERSION] = event.policy_version
     if event.artifact_version is not None:
         attrs[sc.ATTR_ARTIFACT_VERSION] = event.artifact_version
+    if event.kind is EventKind.CALIBRATION:
+        attrs.update(_calibration_attrs(event))
     return attrs
+
+
+def _calibration_attrs(event: DecisionEvent) -> dict[str, Any]:
+    """A calibration record's method, old and new threshold, samples, precision, target."""
+    details = event.details
+    return {
+        name: details[key]
+        for key, name in sc.CALIBRATION_ATTRS.items()
+        if details.get(key) is not None
+    }
 
 
 def bump(counts: dict[tuple[tuple[str, str], ...], int], key: tuple[tuple[str, str], ...]) -> None:

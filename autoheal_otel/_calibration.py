@@ -1,0 +1,358 @@
+"""Calibrated per-method thresholds: part of the machine's state, fed by its results.
+
+A validated success after a match is a correct match; a failed postcondition after a match is
+a wrong one (the robot acted on something that was not the target); any other result says
+nothing about the match. Per matching method (``details["method"]`` when it is a string, else
+``faiss``) a :class:`Calibrator` keeps the last ``window`` decided matches and derives the
+observed precision and the calibrated threshold (:func:`threshold_of`).
+
+Invariants:
+- ``ordered[m]`` holds exactly the pairs of ``samples[m]``, sorted, and ``correct[m]`` counts
+  their correct ones;
+- ``recorded[m]`` is the threshold last recorded for ``m``: a ``calibration`` record is made
+  only when a method's threshold moves or first appears, never twice for one value;
+- the threshold is a pure function of the window's pairs and the target, the same function the
+  packaged ``precision`` query computes in SQL, so a live run, a warm restart (which reads the
+  samples back with that SQL) and a replay agree.
+
+Pure like the ledger: no clock reads, no I/O, no locks, no telemetry. Inputs take the
+machine's trailing ``(now, ts, trace, events)``.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, insort
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from ._calibration_policy import CalibrationPolicy
+from ._errors import PolicyError
+from ._models import Outcome, StepResult
+from .semconv import EventKind, Reason
+
+if TYPE_CHECKING:
+    from ._ledger import Events, Ledger, Trace
+    from ._policy import PolicyConfig
+
+__all__ = [
+    "Calibration",
+    "Calibrator",
+    "check_overrides",
+    "configure",
+    "decided",
+    "method_of",
+    "observe",
+    "restore",
+    "retune",
+    "threshold_of",
+]
+
+DEFAULT_METHOD = "faiss"
+#: Keys a :func:`configure` input may override in the policy's ``calibration`` section.
+OVERRIDABLE = ("target_precision", "min_samples", "window")
+
+
+def check_overrides(policy: PolicyConfig, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Return ``overrides`` validated against the ``calibration`` section's bounds.
+
+    Raises:
+        PolicyError: a key is not overridable, or a value is out of its bounds (the error
+            names ``calibration.<field>``).
+    """
+    for key, value in overrides.items():
+        if key not in OVERRIDABLE:
+            raise PolicyError(
+                f"calibration.{key} is not overridable (allowed: {', '.join(OVERRIDABLE)}),"
+                f" but was {value!r}",
+                field=f"calibration.{key}",
+                value=value,
+            )
+    section = {**policy.calibration.model_dump(mode="json"), **overrides}
+    type(policy)(calibration=section)  # raises PolicyError naming the field
+    return dict(overrides)
+
+
+def method_of(details: Mapping[str, Any]) -> str:
+    """Return the matching method a result names (``faiss`` when it names none)."""
+    method = details.get("method")
+    return method if isinstance(method, str) else DEFAULT_METHOD
+
+
+def decided(result: StepResult) -> bool | None:
+    """Return True for a correct match, False for a wrong one, None when it says nothing."""
+    if result.confidence is None:
+        return None
+    if result.outcome is Outcome.SUCCESS:
+        return True if result.validated else None
+    return False if result.outcome is Outcome.POSTCONDITION_FAILED else None
+
+
+def threshold_of(ordered: list[tuple[float, bool]], correct: int, target: float) -> float:
+    """Return the lowest confidence at or above which the precision reaches ``target``.
+
+    ``ordered`` is sorted by confidence and ``correct`` counts its correct pairs. Only the
+    confidences seen are candidates; 1.0 when none qualifies.
+    """
+    n = len(ordered)
+    seen_correct = 0
+    previous: float | None = None
+    for i, (confidence, ok) in enumerate(ordered):
+        if confidence != previous:
+            if (correct - seen_correct) / (n - i) >= target:
+                return confidence
+            previous = confidence
+        seen_correct += ok
+    return 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Calibration:
+    """One method's calibration and its evidence."""
+
+    method: str
+    samples: int
+    correct: int
+    precision: float | None
+    #: The calibrated threshold in force (None until ``min_samples`` decided matches).
+    threshold: float | None
+    target_precision: float
+    min_samples: int
+    window: int
+    #: When the threshold in force was recorded (None: never).
+    since: datetime | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict."""
+        return {
+            "method": self.method,
+            "samples": self.samples,
+            "correct": self.correct,
+            "precision": self.precision,
+            "threshold": self.threshold,
+            "target_precision": self.target_precision,
+            "min_samples": self.min_samples,
+            "window": self.window,
+            "since": self.since.isoformat() if self.since is not None else None,
+        }
+
+
+class Calibrator:
+    """The decided matches per method and the thresholds recorded from them."""
+
+    def __init__(self, policy: CalibrationPolicy) -> None:
+        self.base = policy
+        self.overrides: dict[str, Any] = {}
+        self.settings = policy
+        self.samples: dict[str, deque[tuple[float, bool]]] = {}
+        self.ordered: dict[str, list[tuple[float, bool]]] = {}
+        self.correct: dict[str, int] = {}
+        self.recorded: dict[str, float] = {}
+        self.since: dict[str, datetime] = {}
+
+    def retune(self, policy: CalibrationPolicy) -> None:
+        """Apply a new policy section (the overrides stay), trimming every window."""
+        self.base = policy
+        merged = policy.model_copy(update=self.overrides)
+        self.settings = merged
+        for method in self.samples:
+            self._resize(method, merged.window)
+
+    def restart(self) -> None:
+        """Forget the overrides and keep what a warm restart restores (the policy's window).
+
+        A new process starts from its policy: it restores each method's last
+        ``policy.window`` decided matches, and its integrations configure it again.
+        """
+        self.overrides = {}
+        self.settings = self.base
+        for method in self.samples:
+            self._resize(method, self.base.window)
+
+    def _resize(self, method: str, window: int) -> None:
+        old = self.samples[method]
+        if old.maxlen == window:
+            return
+        kept = deque(old, maxlen=window)
+        self.samples[method] = kept
+        self.ordered[method] = sorted(kept)
+        self.correct[method] = sum(ok for _, ok in kept)
+
+    def add(self, method: str, confidence: float, ok: bool) -> None:
+        """Add one decided match to a method's window (evicting the oldest when full)."""
+        samples = self.samples.get(method)
+        if samples is None:
+            samples = self.samples[method] = deque(maxlen=self.settings.window)
+            self.ordered[method] = []
+            self.correct[method] = 0
+        ordered = self.ordered[method]
+        if len(samples) == samples.maxlen:
+            gone = samples[0]
+            del ordered[bisect_left(ordered, gone)]
+            self.correct[method] -= gone[1]
+        samples.append((confidence, ok))
+        insort(ordered, (confidence, ok))
+        self.correct[method] += ok
+
+    def compute(self, method: str) -> float | None:
+        """Return the threshold a method's window gives now (None below ``min_samples``)."""
+        ordered = self.ordered.get(method)
+        if ordered is None or len(ordered) < self.settings.min_samples:
+            return None
+        return threshold_of(ordered, self.correct[method], self.settings.target_precision)
+
+    def evidence(self, method: str) -> Calibration:
+        """Return a method's calibration: its window's figures and the threshold in force."""
+        n = len(self.samples.get(method, ()))
+        correct = self.correct.get(method, 0)
+        s = self.settings
+        return Calibration(
+            method=method,
+            samples=n,
+            correct=correct,
+            precision=correct / n if n else None,
+            threshold=self.recorded.get(method),
+            target_precision=s.target_precision,
+            min_samples=s.min_samples,
+            window=s.window,
+            since=self.since.get(method),
+        )
+
+    def thresholds(self) -> dict[str, float]:
+        """Return the thresholds in force, per method (none while calibration is off)."""
+        return dict(self.recorded) if self.settings.enabled else {}
+
+    def methods(self) -> list[str]:
+        """Return every method seen (in the window or recorded), sorted."""
+        return sorted(set(self.samples) | set(self.recorded))
+
+
+def _evaluate(
+    ledger: Ledger, method: str, now: float, ts: datetime | None, trace: Trace, events: Events
+) -> None:
+    """Record a method's threshold when it moved or first appeared."""
+    cal = ledger.calibration
+    new = cal.compute(method)
+    old = cal.recorded.get(method)
+    if new is None or new == old:
+        return
+    cal.recorded[method] = new
+    cal.since[method] = ledger.wall(now, ts)
+    if events is None:
+        return
+    evidence = cal.evidence(method)
+    s = cal.settings
+    ledger.emit(
+        events,
+        EventKind.CALIBRATION,
+        ts,
+        trace,
+        None,
+        None,
+        None,
+        reason=Reason.CALIBRATION_CHANGED.value,
+        message=(
+            f"{method} threshold {'none' if old is None else f'{old:g}'} -> {new:g}"
+            f" ({evidence.samples} matches, precision {evidence.precision:.3f},"
+            f" target {s.target_precision:g})"
+        ),
+        details={
+            "method": method,
+            "previous": old,
+            "threshold": new,
+            "samples": evidence.samples,
+            "correct": evidence.correct,
+            "precision": evidence.precision,
+            "target_precision": s.target_precision,
+            "min_samples": s.min_samples,
+            "window": s.window,
+        },
+    )
+
+
+def observe(
+    ledger: Ledger,
+    result: StepResult,
+    now: float,
+    ts: datetime | None,
+    trace: Trace,
+    events: Events,
+) -> None:
+    """Input (from :meth:`Machine.result`): learn from a result; record a moved threshold."""
+    ok = decided(result)
+    if ok is None:
+        return
+    assert result.confidence is not None  # decided() says so
+    method = method_of(result.details)
+    cal = ledger.calibration
+    cal.add(method, result.confidence, ok)
+    if cal.settings.enabled:
+        _evaluate(ledger, method, now, ts, trace, events)
+
+
+def _evaluate_all(
+    ledger: Ledger, now: float, ts: datetime | None, trace: Trace, events: Events
+) -> None:
+    if ledger.calibration.settings.enabled:
+        for method in sorted(ledger.calibration.samples):
+            _evaluate(ledger, method, now, ts, trace, events)
+
+
+def configure(
+    ledger: Ledger,
+    overrides: Mapping[str, Any],
+    now: float,
+    ts: datetime | None,
+    trace: Trace,
+    events: Events,
+) -> None:
+    """Input: turn calibration on, with ``overrides`` of the policy's section (recorded).
+
+    Every method is evaluated at once under the new settings, so a threshold that the new
+    target moves is recorded now, not at the method's next match.
+    """
+    cal = ledger.calibration
+    cal.overrides = {**{k: v for k, v in overrides.items() if k in OVERRIDABLE}, "enabled": True}
+    cal.retune(ledger.policy.calibration)
+    if events is not None:
+        shown = {k: v for k, v in cal.overrides.items() if k != "enabled"}
+        ledger.emit(
+            events,
+            EventKind.CALIBRATION,
+            ts,
+            trace,
+            None,
+            None,
+            None,
+            reason=Reason.CALIBRATION_CONFIGURED.value,
+            message=f"calibration on ({', '.join(f'{k}={v}' for k, v in shown.items()) or 'policy'})",
+            details={"overrides": shown, **cal.settings.model_dump(mode="json")},
+        )
+    _evaluate_all(ledger, now, ts, trace, events)
+
+
+def retune(ledger: Ledger, now: float, ts: datetime | None, trace: Trace, events: Events) -> None:
+    """Input (after a policy change): apply the new section and re-evaluate every method."""
+    ledger.calibration.retune(ledger.policy.calibration)
+    _evaluate_all(ledger, now, ts, trace, events)
+
+
+def restore(
+    ledger: Ledger,
+    samples: Iterable[tuple[str, float, bool]],
+    recorded: Iterable[tuple[str, float, datetime | None]],
+) -> int:
+    """Input (warm restart): the decided matches of each window, oldest first, and the
+    thresholds last recorded; return how many matches were restored."""
+    cal = ledger.calibration
+    count = 0
+    for method, confidence, ok in samples:
+        cal.add(method, float(confidence), bool(ok))
+        count += 1
+    for method, threshold, since in recorded:
+        cal.recorded[method] = float(threshold)
+        if since is not None:
+            cal.since[method] = since
+    return count
