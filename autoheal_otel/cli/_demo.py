@@ -236,7 +236,7 @@ def run_demo(
             )
         )
         return 0
-    print(f"\nDuckDB summary of the audit log ({command_name()} query summary):")
+    print("\nDuckDB summary of the audit log (query `summary`):")
     print(
         f"  {'workflow':<12} {'decisions':>9} {'results':>8} {'failures':>8} {'blocked':>8} {'transitions':>11}"
     )
