@@ -268,6 +268,13 @@ class AuditPolicy(_Section):
         " refused gates, probes and gates in other states are recorded (the result line of"
         " the step still shows it ran): half the lines on a healthy fleet.",
     )
+    allowed_gates_with_result: Flag = Field(
+        True,
+        description="Write an allowed gate's line together with the next decision's, its"
+        " step's result: one write per step. A crash between the two loses that gate's line"
+        " (it changed nothing). Off, every line reaches the OS before its hook returns."
+        " Refused gates and every other decision are always written at once.",
+    )
     restore_horizon_seconds: Number = Field(
         3600.0,
         gt=0,

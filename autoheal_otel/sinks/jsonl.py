@@ -5,9 +5,13 @@ one manager process (host, pid, a random token). Invariants:
 
 - one segment per writer: processes sharing a data directory never write the same file, so
   lines never interleave; a segment is created with ``O_EXCL`` and never reopened;
-- each line is written with one ``write`` call on an ``O_APPEND`` descriptor; with the default
-  durability, the line has reached the OS when :meth:`emit` returns (``fsync`` by policy:
-  ``always``, ``interval`` = group commit on the events' timestamps, ``never``);
+- the lines of one decision (a hook's events) are written with one ``write`` call on an
+  ``O_APPEND`` descriptor, so a crash keeps all of them or none; they have reached the OS
+  when the hook returns (``fsync`` by policy: ``always``, ``interval`` = group commit on the
+  events' timestamps, ``never``) — except an allowed gate under
+  ``audit.allowed_gates_with_result`` (the default), which is written with its step's result
+  (one write per step; a crash between the two loses that gate's line, which changed
+  nothing; refused gates and every other decision are written before the hook returns);
 - a live segment holds an exclusive ``flock``; a segment whose lock can be taken is closed
   (its writer rotated away or died), which is what compaction looks for;
 - a failed write (full disk, read-only directory) keeps the line in a bounded retry buffer,
@@ -27,11 +31,13 @@ import re
 import secrets
 import socket
 from collections import deque
-from datetime import date
+from collections.abc import Sequence
+from datetime import date, datetime
 from pathlib import Path
 
 from .._events import DecisionEvent
 from .._policy import AuditPolicy
+from ..semconv import EventKind
 from ._lines import LineEncoder
 
 __all__ = ["AUDIT_DIR", "JsonlAuditSink", "is_segment_live", "new_writer_id", "segment_paths"]
@@ -40,6 +46,8 @@ AUDIT_DIR = "audit"
 SEGMENT_GLOB = "audit-*.jsonl"
 _SAFE = re.compile(r"[^A-Za-z0-9_.]+")
 MAX_PENDING = 100_000
+#: At most this many allowed gates wait for a result before they are written anyway.
+MAX_HELD = 64
 
 
 def new_writer_id() -> str:
@@ -87,6 +95,9 @@ class JsonlAuditSink:
         self.lines = 0
         self._pending: deque[bytes] = deque()
         self._encoder = LineEncoder()
+        # Allowed gates waiting to travel with their step's result (see emit_many).
+        self._held: list[bytes] = []
+        self._hold = policy.allowed_gates_with_result
         self._fd: int | None = None
         self._path: Path | None = None
         self._size = 0
@@ -102,30 +113,56 @@ class JsonlAuditSink:
 
     def emit(self, event: DecisionEvent) -> None:
         """Append the event's record to the live segment."""
-        line = self._encoder.encode(event)
-        ts = event.ts
+        self.emit_many((event,))
+
+    def emit_many(self, events: Sequence[DecisionEvent]) -> None:
+        """Append the records of one decision's events with one ``write``.
+
+        A lone allowed gate is held (``audit.allowed_gates_with_result``) and written with the
+        next decision's lines, its step's result: one write per step.
+        """
+        encode = self._encoder.encode
+        first = events[0]
+        if (
+            self._hold
+            and len(events) == 1
+            and first.allowed is True
+            and first.kind is EventKind.GATE
+            and not self._pending
+            and len(self._held) < MAX_HELD
+        ):
+            self._held.append(encode(first))
+            return
+        lines = [encode(e) for e in events]
+        if self._held:
+            lines[:0] = self._held
+            self._held = []
+        self._append(lines, events[-1].ts)
+
+    def _append(self, lines: list[bytes], ts: datetime | None) -> None:
+        data = lines[0] if len(lines) == 1 else b"".join(lines)
         day = ts.date() if ts is not None else self._day
         if (
             not self._pending
             and self._fd is not None
             and day == self._day
-            and self._size + len(line) <= self.policy.segment_max_bytes
+            and self._size + len(data) <= self.policy.segment_max_bytes
         ):
             # The common case, kept short: nothing to retry, no rotation due.
             try:
-                _write_all(self._fd, line)
+                _write_all(self._fd, data)
             except OSError as exc:
-                self._pending.append(line)
+                self._pending.extend(lines)
                 self._fail(isinstance(exc, TornWriteError))
                 raise
-            self._size += len(line)
-            self.lines += 1
+            self._size += len(data)
+            self.lines += len(lines)
             self._unsynced = True
             if self.policy.fsync != "never":
                 self._maybe_fsync(ts.timestamp() if ts is not None else 0.0)
             return
-        self._pending.append(line)
-        if len(self._pending) > MAX_PENDING:
+        self._pending.extend(lines)
+        while len(self._pending) > MAX_PENDING:
             self._pending.popleft()
             self.dropped += 1
         self._write_pending(day, ts.timestamp() if ts is not None else 0.0)
@@ -220,7 +257,10 @@ class JsonlAuditSink:
             self._unsynced = False
 
     def flush(self) -> None:
-        """Retry buffered lines, then fsync the live segment (durable on return)."""
+        """Write held gates and retry buffered lines, then fsync (durable on return)."""
+        if self._held:
+            self._pending.extend(self._held)
+            self._held = []
         self._write_pending(self._day, float("inf"))
         if self._fd is not None and self._unsynced:
             os.fsync(self._fd)
