@@ -30,6 +30,7 @@ from pydantic import (
 )
 
 from ._errors import PolicyError
+from ._fleet_policy import FleetPolicy
 from ._fs import write_atomic
 from ._models import Trigger
 
@@ -311,6 +312,7 @@ class PolicyConfig(_Section):
     versioning: VersioningPolicy = VersioningPolicy()
     audit: AuditPolicy = AuditPolicy()
     hot_reload: HotReloadPolicy = HotReloadPolicy()
+    fleet: FleetPolicy = FleetPolicy()
     workflows: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="Per-workflow overrides, merged over the global policy."
     )

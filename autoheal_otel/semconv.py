@@ -28,6 +28,7 @@ class EventKind(StrEnum):
     POLICY_REJECTED = "policy_rejected"  # a changed policy file was invalid; last good kept
     SESSION = "session"  # a manager started (with its policy and what it restored) or stopped
     ACTIVATION = "activation"  # a workflow's learned-artifact version became active
+    FLEET = "fleet"  # the fleet link came up or went down, or this host won the probe lease
 
 
 class Rule(StrEnum):
@@ -58,6 +59,7 @@ class Cause(StrEnum):
     RESTORE_FAILED = "restore_failed"
     PROBE_SUCCESS = "probe_success"  # the half-open probe of a quarantine succeeded
     OPERATOR = "operator"  # force_transition, audited with actor and reason
+    FLEET = "fleet"  # a decision of the fleet (another host's breaker, a fleet operator move)
 
 
 class Reason(StrEnum):
@@ -74,6 +76,10 @@ class Reason(StrEnum):
     SESSION_START = "session.start"
     SESSION_STOP = "session.stop"
     STORE_ATTACHED = "store.attached"
+    FLEET_CONNECTED = "fleet.connected"  # the first connection of this manager's fleet link
+    FLEET_RECONNECTED = "fleet.reconnected"
+    FLEET_DISCONNECTED = "fleet.disconnected"
+    FLEET_PROBE_LEASE = "fleet.probe_lease"  # this host holds the fleet's one probe permit
 
 
 def blocked_reason(state: str) -> str:
