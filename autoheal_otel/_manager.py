@@ -32,6 +32,7 @@ from ._assembly import (
     span_ids,
     state_info,
 )
+from ._assembly_fleet import start_fleet
 from ._clock import Clock, SystemClock
 from ._errors import InvalidInputError, LearningFrozenError, ManagerClosedError, PolicyError
 from ._events import DecisionEvent, EventSink, Publisher
@@ -150,6 +151,12 @@ class AutoHealManager:
             self.record_operation,
             self._monotonic,
         )
+        # The fleet link (off by default; only then is redis imported) ships this host's
+        # failures and follows the fleet's decisions on threads of its own.
+        self._fleet = None
+        if config.fleet.enabled and not read_only:
+            parts = (self._machine, self._decide, self._lock, self._monotonic)
+            self._fleet = start_fleet(config.fleet, parts, self._telemetry.meter, self._publisher)
         for integration in integrations:
             self.add_integration(integration)
         if store is not None:
@@ -287,7 +294,8 @@ class AutoHealManager:
         wall = self._clock.now()
         with self._lock:
             error = self.last_policy_error
-            return build_report(self._machine.ledger, now, wall, error, self._publisher)
+            report = build_report(self._machine.ledger, now, wall, error, self._publisher)
+        return self._fleet.annotate(report) if self._fleet is not None else report
 
     def force_transition(
         self,
@@ -458,6 +466,11 @@ class AutoHealManager:
         return self._periodic.last_error
 
     @property
+    def fleet(self) -> Any:
+        """Return the fleet link (None with the fleet off): its ``status()`` and counters."""
+        return self._fleet
+
+    @property
     def meter(self) -> Any:
         """Return the OpenTelemetry meter integrations record with (None without one)."""
         return self._telemetry.meter
@@ -519,6 +532,8 @@ class AutoHealManager:
         """Flush and close the sinks; later hook calls raise ManagerClosedError."""
         if self._closed:
             return
+        if self._fleet is not None:
+            self._fleet.close()
         if self._audit is not None:
             details = {"writer": self._writer}
             self._note(Reason.SESSION_STOP, f"manager closed (writer {self._writer})", details)

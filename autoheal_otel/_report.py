@@ -96,6 +96,8 @@ class StatusReport(_Model):
     workflows: dict[str, WorkflowStatus]
     events_published: int
     sink_errors: dict[str, int] = Field(default_factory=dict)
+    #: This host's fleet link (None with the fleet off): host, connected, why not, queue.
+    fleet: dict[str, Any] | None = None
 
     def to_json(self, indent: int | None = 2) -> str:
         """Return the report as JSON (``global`` spelled out)."""
