@@ -79,6 +79,7 @@ class FleetLink:
         self.connected = False
         self.last_error: str | None = "not connected yet"
         self.dropped = 0
+        self._inflight = 0
         self.shipped = 0
         self.applied = 0
         self.lags: deque[float] = deque(maxlen=1000)
@@ -146,7 +147,7 @@ class FleetLink:
             "namespace": self.policy.namespace,
             "connected": self.connected,
             "reason": None if self.connected else self.last_error,
-            "queued": len(self._queue),
+            "queued": len(self._queue) + self._inflight,
             "dropped": self.dropped,
             "shipped": self.shipped,
             "applied": self.applied,
@@ -299,12 +300,15 @@ class FleetLink:
             while queue and len(batch) < size:
                 batch.append(queue.popleft())
             items = self._items(batch)
+            self._inflight = len(batch)
             try:
                 self._ship_items(items, remember=True)
             except FleetError:
                 # Put the batch back in front (it may have landed: members are idempotent).
                 queue.extendleft(reversed(batch))
                 raise
+            finally:
+                self._inflight = 0
 
     def _items(self, batch: list[tuple[str, str, str]]) -> list[Item]:
         policy = self._machine.ledger.policy
