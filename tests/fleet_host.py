@@ -64,7 +64,7 @@ def main() -> int:
             answer = manager.get_mode(args[0]).value
         elif cmd == "wait_mode":
             wid, state, seconds = args
-            answer = _wait(lambda: manager.get_mode(wid).value == state, seconds)
+            answer = _wait(lambda w=wid, s=state: manager.get_mode(w).value == s, seconds)
         elif cmd == "sync":
             answer = _wait(lambda: link.connected and not link.status()["queued"], args[0])
         elif cmd == "status":
