@@ -44,6 +44,8 @@ _log = logging.getLogger("autoheal_otel")
 
 QUARANTINED = ExecutionState.QUARANTINED
 PAUSED = ExecutionState.PAUSED
+#: An idle host ships an empty batch this often (its "last seen", and a check of the link).
+_HEARTBEAT_S = 0.5
 
 
 class FleetLink:
@@ -80,6 +82,7 @@ class FleetLink:
         self.last_error: str | None = "not connected yet"
         self.dropped = 0
         self._inflight = 0
+        self._beat_at = -_HEARTBEAT_S
         self.shipped = 0
         self.applied = 0
         self.lags: deque[float] = deque(maxlen=1000)
@@ -295,6 +298,10 @@ class FleetLink:
     def _ship_queue(self) -> None:
         queue = self._queue
         size = self.policy.batch_size
+        now = self._monotonic()
+        if not queue and now - self._beat_at >= _HEARTBEAT_S:
+            # Idle: an empty batch still says "this host is alive" and probes the link.
+            self._ship_items([], remember=False)
         while queue:
             batch: list[tuple[str, str, str]] = []
             while queue and len(batch) < size:
@@ -327,8 +334,8 @@ class FleetLink:
     def _ship_items(self, items: list[Item], *, remember: bool) -> None:
         gp = self._machine.ledger.policy.breakers.global_
         self._store.ship(items, gp.failure_threshold, gp.window_seconds, self.policy.min_hosts)
+        now = self._beat_at = self._monotonic()
         if remember:
-            now = self._monotonic()
             self.shipped += len(items)
             self._live.extend((now, item) for item in items)
 
