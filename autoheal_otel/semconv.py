@@ -147,6 +147,11 @@ METRIC_GLOBAL_PAUSED = "autoheal.global.paused"
 METRIC_EVENTS_DROPPED = "autoheal.events.dropped"
 METRIC_MATCH_PRECISION = "autoheal.match.precision"
 METRIC_MATCH_THRESHOLD = "autoheal.match.threshold"
+METRIC_FLEET_CONNECTED = "autoheal.fleet.connected"  # 1 while the host's fleet link is up
+METRIC_FLEET_PROPAGATION = "autoheal.fleet.propagation"  # fleet decision -> applied here
+METRIC_FLEET_DROPPED = "autoheal.fleet.dropped"  # results the full shipping queue dropped
+ATTR_FLEET_HOST = "autoheal.fleet.host"
+ATTR_FLEET_KIND = "autoheal.fleet.kind"
 
 #: Histogram buckets in seconds, from a microsecond (a hook) to minutes (time in a state).
 DURATION_BUCKETS_S = (

@@ -35,6 +35,7 @@ from .._fleet_policy import FleetPolicy
 from .._machine import Machine
 from .._models import ExecutionState
 from .._report import StatusReport
+from .. import semconv as sc
 from ..semconv import Cause, EventKind, Reason
 from ._store import FleetError, FleetStore, Item
 
@@ -170,20 +171,22 @@ class FleetLink:
     def _instruments(self, meter: Any) -> None:
         from opentelemetry.metrics import Observation
 
+        host = {sc.ATTR_FLEET_HOST: self.host}
+
         def connected(_options: Any) -> list[Any]:
-            return [Observation(1 if self.connected else 0, {"autoheal.fleet.host": self.host})]
+            return [Observation(1 if self.connected else 0, host)]
 
         def dropped(_options: Any) -> list[Any]:
-            return [Observation(self.dropped, {"autoheal.fleet.host": self.host})]
+            return [Observation(self.dropped, host)]
 
         meter.create_observable_gauge(
-            "autoheal.fleet.connected", [connected], "1", "1 while the fleet link is up"
+            sc.METRIC_FLEET_CONNECTED, [connected], "1", "1 while the fleet link is up"
         )
         meter.create_observable_counter(
-            "autoheal.fleet.dropped", [dropped], "{result}", "Results the full queue dropped"
+            sc.METRIC_FLEET_DROPPED, [dropped], "{result}", "Results the full queue dropped"
         )
         self._lag_hist = meter.create_histogram(
-            "autoheal.fleet.propagation", "s", "From a fleet decision to this host applying it"
+            sc.METRIC_FLEET_PROPAGATION, "s", "From a fleet decision to this host applying it"
         )
 
     # -- connection state ------------------------------------------------------------------
@@ -431,4 +434,4 @@ class FleetLink:
             seconds = max(0.0, time.time() - int(event.id.split("-")[0]) / 1000)
             self.lags.append(seconds)
             if self._lag_hist is not None:
-                self._lag_hist.record(seconds, {"autoheal.fleet.kind": event.kind})
+                self._lag_hist.record(seconds, {sc.ATTR_FLEET_KIND: event.kind})
