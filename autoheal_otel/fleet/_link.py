@@ -29,13 +29,13 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import _fleet_inputs
+from .. import semconv as sc
 from .._events import DecisionEvent
 from .._fleet_inputs import FleetEvent
 from .._fleet_policy import FleetPolicy
 from .._machine import Machine
 from .._models import ExecutionState
 from .._report import StatusReport
-from .. import semconv as sc
 from ..semconv import Cause, EventKind, Reason
 from ._store import FleetError, FleetStore, Item
 
