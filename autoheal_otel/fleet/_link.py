@@ -37,14 +37,13 @@ from .._machine import Machine
 from .._models import ExecutionState
 from .._report import StatusReport
 from ..semconv import Cause, EventKind, Reason
+from ._catchup import reseed_states, to_items
 from ._store import FleetError, FleetStore, Item
 
 __all__ = ["FleetLink"]
 
 _log = logging.getLogger("autoheal_otel")
 
-QUARANTINED = ExecutionState.QUARANTINED
-PAUSED = ExecutionState.PAUSED
 #: An idle host ships an empty batch this often (its "last seen", and a check of the link).
 _HEARTBEAT_S = 0.5
 
@@ -138,6 +137,11 @@ class FleetLink:
         for thread in self._threads:
             if thread.is_alive():
                 thread.join(timeout=self.policy.block_seconds + 2 * self.policy.timeout_seconds + 1)
+        if self.connected and self._queue:
+            try:  # one last batch, bounded by the client's timeout: a clean stop loses nothing
+                self._ship_queue()
+            except FleetError:
+                _log.warning("autoheal fleet: %d results not shipped at close", len(self._queue))
         self._store.close()
         self._reader_store.close()
 
@@ -245,36 +249,8 @@ class FleetLink:
         self._up.set()
 
     def _reseed(self) -> None:
-        states = []
         with self._lock:
-            ledger = self._machine.ledger
-            for wid, wf in sorted(ledger.workflows.items()):
-                if wf.state is QUARANTINED:
-                    rule = wf.rule
-                    states.append(
-                        {
-                            "w": wid,
-                            "target": QUARANTINED.value,
-                            "expect": self._seen.get(wid, ""),
-                            "rule": rule.rule if rule else "workflow.failure_window",
-                            "count": rule.count if rule else 0,
-                            "threshold": rule.threshold if rule else 0,
-                            "ws": str(rule.window_seconds or "") if rule else "",
-                        }
-                    )
-            if ledger.glob.paused:
-                rule = ledger.glob.rule
-                states.append(
-                    {
-                        "w": "",
-                        "target": PAUSED.value,
-                        "expect": self._seen.get("", ""),
-                        "rule": rule.rule if rule else "global.failure_window",
-                        "count": rule.count if rule else 0,
-                        "threshold": rule.threshold if rule else 0,
-                        "ws": str(rule.window_seconds or "") if rule else "",
-                    }
-                )
+            states = reseed_states(self._machine.ledger, self._seen)
         for event_id in self._store.reseed(states):
             _log.info("autoheal fleet: re-seeded a state the fleet had lost (event %s)", event_id)
 
@@ -309,7 +285,7 @@ class FleetLink:
             batch: list[tuple[str, str, str]] = []
             while queue and len(batch) < size:
                 batch.append(queue.popleft())
-            items = self._items(batch)
+            items = to_items(self._machine.ledger.policy, self.policy.scopes, batch)
             self._inflight = len(batch)
             try:
                 self._ship_items(items, remember=True)
@@ -319,20 +295,6 @@ class FleetLink:
                 raise
             finally:
                 self._inflight = 0
-
-    def _items(self, batch: list[tuple[str, str, str]]) -> list[Item]:
-        policy = self._machine.ledger.policy
-        gp = policy.breakers.global_
-        scopes = self.policy.scopes
-        items = []
-        for member, wid, trigger in batch:
-            wb = policy.for_workflow(wid).workflow_breaker
-            counted = "workflow" in scopes and any(t.value == trigger for t in wb.counted_triggers)
-            glob = "global" in scopes and any(t.value == trigger for t in gp.counted_triggers)
-            window_ms = int(wb.window_seconds * 1000)
-            threshold = wb.failure_threshold if counted else 0
-            items.append((member, wid, threshold, window_ms, f"{wb.window_seconds:g}", glob))
-        return items
 
     def _ship_items(self, items: list[Item], *, remember: bool) -> None:
         gp = self._machine.ledger.policy.breakers.global_
