@@ -159,3 +159,23 @@ def test_fleet_window_counts_equal_duckdb_over_the_union_of_host_logs(
             )
         expected = {r["workflow_id"]: int(r["n"]) for r in rows}
         assert {w: n for w, n in counts.items() if n} == expected
+
+
+def test_the_api_moves_and_resumes_every_host(redis_server: Any, tmp_path: Path) -> None:
+    """`manager.fleet.publish_move` pauses a workflow on every host and `publish_resume` releases it."""
+    managers = [
+        AutoHealManager(fleet_policy(redis_server.url, "api", f"h{i}"), data_dir=tmp_path / f"h{i}")
+        for i in range(2)
+    ]
+    try:
+        assert wait_until(lambda: all(m.fleet.connected for m in managers))
+        managers[0].fleet.publish_move("payroll", "paused", "month end", actor="ann")
+        assert wait_until(lambda: all(m.get_mode("payroll").value == "paused" for m in managers))
+        info = managers[1].get_state_info("payroll")
+        assert info.actor == "ann"
+        managers[1].fleet.publish_resume("month closed", actor="bob")
+        assert wait_until(lambda: all(m.get_mode("payroll").value == "running" for m in managers))
+        assert managers[1].get_status_report().fleet["host"] == "h1"  # type: ignore[index]
+    finally:
+        for m in managers:
+            m.close()

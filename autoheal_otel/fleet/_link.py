@@ -39,6 +39,7 @@ from .._report import StatusReport
 from ..semconv import Cause, EventKind, Reason
 from ._catchup import reseed_states, to_items
 from ._store import FleetError, FleetStore, Item
+from ._surface import annotate, instruments
 
 __all__ = ["FleetLink"]
 
@@ -88,7 +89,9 @@ class FleetLink:
         self.lags: deque[float] = deque(maxlen=1000)
         self._lag_hist: Any = None
         if meter is not None:
-            self._instruments(meter)
+            self._lag_hist = instruments(
+                meter, self.host, lambda: self.connected, lambda: self.dropped
+            )
         self._threads = [
             threading.Thread(target=self._ship_loop, name="autoheal-fleet-ship", daemon=True),
             threading.Thread(target=self._read_loop, name="autoheal-fleet-read", daemon=True),
@@ -145,6 +148,31 @@ class FleetLink:
         self._store.close()
         self._reader_store.close()
 
+    # -- operator moves for the whole fleet (an operator's thread, never a hook) -----------
+
+    def publish_move(
+        self, workflow_id: str, state: ExecutionState | str, reason: str, actor: str = "operator"
+    ) -> str:
+        """Move a workflow on every host of the fleet; return the fleet event id.
+
+        Raises:
+            FleetError: Redis did not answer within ``fleet.timeout_seconds``.
+        """
+        return self._store.operator(workflow_id, ExecutionState(state), actor, reason)
+
+    def publish_resume(
+        self,
+        reason: str,
+        actor: str = "operator",
+        state: ExecutionState | str = ExecutionState.RUNNING,
+    ) -> str:
+        """Resume every host of the fleet (the fleet's ``resume_all``); return the event id.
+
+        Raises:
+            FleetError: Redis did not answer within ``fleet.timeout_seconds``.
+        """
+        return self._store.resume(ExecutionState(state), actor, reason)
+
     # -- status ----------------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
@@ -165,33 +193,7 @@ class FleetLink:
 
     def annotate(self, report: StatusReport) -> StatusReport:
         """Return the report with the link's status; a link down makes an ok host degraded."""
-        status = self.status()
-        glob = report.global_
-        if not status["connected"] and glob.health == "ok":
-            reason = f"fleet link down: {status['reason']}"
-            glob = glob.model_copy(update={"health": "degraded", "reason": reason})
-        return report.model_copy(update={"fleet": status, "global_": glob})
-
-    def _instruments(self, meter: Any) -> None:
-        from opentelemetry.metrics import Observation
-
-        host = {sc.ATTR_FLEET_HOST: self.host}
-
-        def connected(_options: Any) -> list[Any]:
-            return [Observation(1 if self.connected else 0, host)]
-
-        def dropped(_options: Any) -> list[Any]:
-            return [Observation(self.dropped, host)]
-
-        meter.create_observable_gauge(
-            sc.METRIC_FLEET_CONNECTED, [connected], "1", "1 while the fleet link is up"
-        )
-        meter.create_observable_counter(
-            sc.METRIC_FLEET_DROPPED, [dropped], "{result}", "Results the full queue dropped"
-        )
-        self._lag_hist = meter.create_histogram(
-            sc.METRIC_FLEET_PROPAGATION, "s", "From a fleet decision to this host applying it"
-        )
+        return annotate(report, self.status())
 
     # -- connection state ------------------------------------------------------------------
 
