@@ -107,6 +107,7 @@ class AutoHealManager:
         self._writer = writer or new_writer_id()
         self._machine = Machine(config, self._writer, (now, wall))
         self._lock = threading.Lock()
+        self._last = (now, wall)  # the latest (monotonic, wall) instant an input was fed at
         self._publisher = Publisher()
         self._closed = False
         self._threshold_provider: Callable[[], dict[str, float]] | None = None
@@ -200,6 +201,13 @@ class AutoHealManager:
             with self._lock:
                 if self._closed:
                     raise ManagerClosedError(f"{hook} called after close()")
+                # Threads (a hook, the fleet link) may read the clock in one order and take the
+                # lock in the other: inputs take the later instant, so the log's (ts, seq) order
+                # is the order of the decisions and replay feeds them alike.
+                if now < self._last[0]:
+                    now, ts = self._last[0], (self._last[1] if ts is not None else None)
+                elif ts is not None:
+                    self._last = (now, ts)
                 out = feed(*args, now, ts, trace, events)
                 if events:
                     publisher.enqueue(events)

@@ -184,7 +184,7 @@ def test_a_killed_host_never_counts_a_failure_twice(tmp_path: Path, redis_server
     host.kill()
     client = redis.Redis.from_url(redis_server.url, decode_responses=True)
     try:
-        members = set(client.zrange("kill:wf:orders:win", 0, -1))
+        members = set(client.zrange("kill:win:orders", 0, -1))
         with AuditAnalytics(tmp_path / "hk") as db:
             rows = db.sql("SELECT writer, seq FROM audit WHERE kind = 'result'")
         logged = {f"hk/{r['writer']}/{r['seq']}" for r in rows}
@@ -193,7 +193,7 @@ def test_a_killed_host_never_counts_a_failure_twice(tmp_path: Path, redis_server
         restarted = Host(tmp_path / "hk", policy)
         try:
             assert restarted.ask("sync", 10.0)
-            assert set(client.zrange("kill:wf:orders:win", 0, -1)) == members
+            assert set(client.zrange("kill:win:orders", 0, -1)) == members
         finally:
             restarted.close()
     finally:

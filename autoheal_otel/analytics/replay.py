@@ -246,6 +246,9 @@ class _Replayer:
     def _session(self, rec: dict[str, Any], now: float) -> None:
         details = _details(rec["details"])
         if rec["reason"] == Reason.SESSION_START:
+            # A new manager starts with its fleet link down and no probe lease (live too).
+            self.machine.ledger.fleet_scopes = frozenset()
+            self.machine.ledger.probe_permits.clear()
             self.sessions += 1
             if self.sessions > 1:  # a new manager read the log back: a warm restart
                 _upkeep.restart(self.machine.ledger, now)

@@ -3,7 +3,7 @@
 Each script reads Redis's own clock (``TIME``), so hosts' clocks never disagree about a
 window. Layout under the namespace ``ns``:
 
-- ``ns:wf:<id>:win`` — ZSET of one workflow's failures in its window (member = the failure's
+- ``ns:win:<id>`` — ZSET of one workflow's failures in its window (member = the failure's
   unique id ``<host>/<writer>/<seq>``, score = server time in ms); ``ns:wf:<id>`` — HASH of
   the fleet's state of the workflow and the event that set it; ``ns:wfs`` — SET of ids;
 - ``ns:global:win`` / ``ns:global:hosts`` — ZSETs of every counted failure and of the hosts
@@ -63,7 +63,7 @@ local gkey = ns .. ':global:win'
 local hkey = ns .. ':global:hosts'
 for _, it in ipairs(items) do
   if it.wt > 0 then
-    local wkey = ns .. ':wf:' .. it.w .. ':win'
+    local wkey = ns .. ':win:' .. it.w
     if redis.call('ZADD', wkey, 'NX', now, it.m) == 1 then
       added = added + 1
       redis.call('SADD', ns .. ':wfs', it.w)
@@ -111,7 +111,7 @@ local wf = ARGV[4]
 if redis.call('HGET', ns .. ':wf:' .. wf, 'state') ~= 'quarantined' then
   return false
 end
-redis.call('DEL', ns .. ':wf:' .. wf .. ':win', ns .. ':probe:' .. wf)
+redis.call('DEL', ns .. ':win:' .. wf, ns .. ':probe:' .. wf)
 return publish('release', wf, ARGV[5], 'quarantine.probe', 1, 1, '', '',
   'the half-open probe succeeded')
 """
@@ -125,7 +125,7 @@ OPERATOR = (
 local wf = ARGV[4]
 local target = ARGV[5]
 if target == 'running' or target == 'degraded' then
-  redis.call('DEL', ns .. ':wf:' .. wf .. ':win', ns .. ':probe:' .. wf)
+  redis.call('DEL', ns .. ':win:' .. wf, ns .. ':probe:' .. wf)
 end
 return publish('operator', wf, target, 'operator', 0, 0, '', ARGV[6], ARGV[7])
 """

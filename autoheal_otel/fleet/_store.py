@@ -171,7 +171,7 @@ class FleetStore:
                 "state": row.get("state"),
                 "event": row.get("event"),
                 "host": row.get("host"),
-                "window": ns.zcard(f"{prefix}:wf:{wid}:win"),
+                "window": ns.zcard(f"{prefix}:win:{wid}"),
             }
         glob = ns.hgetall(f"{prefix}:global")
         return {
@@ -190,7 +190,7 @@ class FleetStore:
         """Return the live size of every workflow's fleet window (tests compare with DuckDB)."""
         out = {}
         for wid in self.client.smembers(f"{self.ns}:wfs"):
-            out[wid] = int(self.client.zcard(f"{self.ns}:wf:{wid}:win"))
+            out[wid] = int(self.client.zcard(f"{self.ns}:win:{wid}"))
         return out
 
     def close(self) -> None:
