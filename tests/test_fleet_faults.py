@@ -19,9 +19,10 @@ from .redis_support import RedisServer
 
 TNF = StepResult(outcome=Outcome.TARGET_NOT_FOUND, confidence=0.9)
 OK = StepResult(outcome=Outcome.SUCCESS, confidence=0.99, validated=True)
-#: A hook's budget while Redis misbehaves: far above its normal tens of microseconds, far
-#: below any Redis timeout (a hook that waited on Redis would take >= 50 ms).
-BUDGET_S = 0.025
+#: A hook's budget while Redis misbehaves: far above its normal tens of microseconds (the
+#: slack is for a busy shared machine's scheduler), below the 50 ms Redis timeout that a hook
+#: waiting on a hung Redis would take at least.
+BUDGET_S = 0.045
 SECTIONS: dict[str, Any] = {
     "breakers": {
         "workflow": {"failure_threshold": 6, "window_seconds": 300},
