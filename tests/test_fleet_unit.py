@@ -179,3 +179,22 @@ def test_the_api_moves_and_resumes_every_host(redis_server: Any, tmp_path: Path)
     finally:
         for m in managers:
             m.close()
+
+
+def test_fleet_commands_fail_in_one_line_when_redis_is_unreachable(tmp_path: Path) -> None:
+    """`autoheal fleet status` against a closed port exits 1 with one line; `force --fleet ... rollback` is bad usage."""
+    base = [sys.executable, "-m", "autoheal_otel.cli"]
+    url = ["--url", "redis://127.0.0.1:1/0"]
+    down = subprocess.run(
+        [*base, "fleet", "status", *url], capture_output=True, text=True, timeout=60
+    )
+    assert down.returncode == 1
+    assert "Traceback" not in down.stderr and len(down.stderr.strip().splitlines()) == 1
+    assert "redis://127.0.0.1:1/0" in down.stderr
+    rollback = subprocess.run(
+        [*base, "force", "w", "rollback", "--fleet", "--reason", "r", *url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert rollback.returncode == 2 and "Traceback" not in rollback.stderr
