@@ -53,6 +53,8 @@ if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
     from opentelemetry.trace import TracerProvider
 
+    from .fleet import FleetLink
+
 __all__ = ["AutoHealManager"]
 
 RUNNING = ExecutionState.RUNNING
@@ -154,7 +156,7 @@ class AutoHealManager:
         )
         # The fleet link (off by default; only then is redis imported) ships this host's
         # failures and follows the fleet's decisions on threads of its own.
-        self._fleet = None
+        self._fleet: FleetLink | None = None
         if config.fleet.enabled and not read_only:
             parts = (self._machine, self._decide, self._lock, self._monotonic)
             self._fleet = start_fleet(config.fleet, parts, self._telemetry.meter, self._publisher)
@@ -474,8 +476,8 @@ class AutoHealManager:
         return self._periodic.last_error
 
     @property
-    def fleet(self) -> Any:
-        """Return the fleet link (None with the fleet off): its ``status()`` and counters."""
+    def fleet(self) -> FleetLink | None:
+        """Return the fleet link (None with the fleet off): status, fleet-wide moves."""
         return self._fleet
 
     @property
