@@ -129,3 +129,26 @@ def test_a_redis_restarted_empty_is_reseeded_and_nothing_recorded_is_lost(
     with AuditAnalytics([tmp_path / "h0", tmp_path / "h1"]) as db:
         rows = db.sql("SELECT count(*) AS n FROM audit WHERE kind = 'result'")
     assert rows[0]["n"] == 2 + 2 + 2 + 100  # every result, before, during and after the outage
+
+
+def test_a_quarantine_decided_during_an_outage_replaces_the_fleet_state_it_outdates(
+    tmp_path: Path, server: RedisServer
+) -> None:
+    """A host quarantines alone while Redis hangs, over a fleet release it had applied: on reconnect every host learns the quarantine."""
+    a, b = _managers(tmp_path, server, 2)
+    try:
+        a.fleet.publish_move("hr", "quarantined", "ops", actor="ann")
+        assert wait_until(lambda: a.get_mode("hr").value == "quarantined", 5.0)
+        a.fleet.publish_move("hr", "running", "ops done", actor="ann")
+        assert wait_until(lambda: b.get_mode("hr").value == "running", 5.0)
+        assert wait_until(lambda: a.get_mode("hr").value == "running", 5.0)
+        server.signal(signal.SIGSTOP)
+        assert wait_until(lambda: not a.fleet.connected, 5.0)
+        _timed_hooks(a, "hr", TNF, 6)
+        assert a.get_mode("hr").value == "quarantined"
+        server.signal(signal.SIGCONT)
+        assert wait_until(lambda: b.get_mode("hr").value == "quarantined", 10.0)
+    finally:
+        server.signal(signal.SIGCONT)
+        for m in (a, b):
+            m.close()
