@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench chaos generate clean prometheus chromium robot-demo test-rf-min
+.PHONY: demo test lint bench chaos generate clean prometheus chromium redis robot-demo test-rf-min
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,7 @@ robot-demo: $(STAMP) chromium
 	$(BIN)/python examples/robot/run_demo.py robot-demo-data
 
 # Branch coverage of the package is measured on every run, with a floor (see pyproject.toml).
-test: $(STAMP) prometheus chromium
+test: $(STAMP) prometheus chromium redis
 	$(BIN)/python -m pytest --cov=autoheal_otel --cov-report=term:skip-covered
 
 # The dashboard and alert tests run a real Prometheus (Debian's package).
@@ -33,6 +33,18 @@ prometheus:
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
 	  else \
 	    echo "prometheus is not installed: its tests will be skipped (sudo apt-get install prometheus)"; \
+	  fi; }
+
+# The fleet tests run a real Redis (Debian's redis-server; each test session starts its own).
+redis:
+	@command -v redis-server >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian's redis-server (the fleet tests run it)"; \
+	    apt-get update -qq >/dev/null && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server >/dev/null || \
+	    echo "redis-server could not be installed: the fleet tests will be skipped"; \
+	  else \
+	    echo "redis-server is not installed: the fleet tests will be skipped (sudo apt-get install redis-server)"; \
 	  fi; }
 
 # Real browsers for the tests: the report's screenshot test (chromium) and the Robot Framework

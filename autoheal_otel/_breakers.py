@@ -306,17 +306,23 @@ def workflow_rule(wf: WorkflowRuntime, now: float) -> RuleFiring | None:
 
 
 def global_rule(
-    glob: GlobalRuntime, policy: GlobalBreakerPolicy, now: float, new_quarantine: bool
+    glob: GlobalRuntime,
+    policy: GlobalBreakerPolicy,
+    now: float,
+    new_quarantine: bool,
+    *,
+    windowed: bool = True,
 ) -> RuleFiring | None:
     """Return the global rule that fires now, if any.
 
     The quarantine count fires only on a new quarantine (edge-triggered): after an operator
     resumes, the workflows still quarantined do not pause everything again by themselves.
+    ``windowed=False`` skips the failure window (the fleet decides it).
     """
     if glob.paused:
         return None
     count = glob.window.total(now)
-    if count >= policy.failure_threshold:
+    if windowed and count >= policy.failure_threshold:
         return RuleFiring(
             Rule.GLOBAL_FAILURE_WINDOW,
             "global",

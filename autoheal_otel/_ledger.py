@@ -53,6 +53,11 @@ class Ledger:
         self.versioned = False
         #: Per-method calibrated thresholds, fed by the results (see ``_calibration``).
         self.calibration = Calibrator(policy.calibration)
+        #: The scopes (``workflow``, ``global``) whose windows the fleet decides while its link
+        #: is up (see ``_fleet_inputs``); empty: this host decides. Local windows still count.
+        self.fleet_scopes: frozenset[str] = frozenset()
+        #: Workflows whose fleet probe lease this host holds, and until when (monotonic).
+        self.probe_permits: dict[str, float] = {}
         # (monotonic, wall) of one instant: the wall time of a change when the caller records
         # nothing and so passes no ``ts``.
         self._anchor = anchor

@@ -32,6 +32,7 @@ from ._assembly import (
     span_ids,
     state_info,
 )
+from ._assembly_fleet import start_fleet
 from ._clock import Clock, SystemClock
 from ._errors import InvalidInputError, LearningFrozenError, ManagerClosedError, PolicyError
 from ._events import DecisionEvent, EventSink
@@ -52,6 +53,8 @@ if TYPE_CHECKING:
     from opentelemetry._logs import LoggerProvider
     from opentelemetry.metrics import MeterProvider
     from opentelemetry.trace import TracerProvider
+
+    from .fleet import FleetLink
 
 __all__ = ["AutoHealManager"]
 
@@ -106,6 +109,7 @@ class AutoHealManager:
         self._writer = writer or new_writer_id()
         self._machine = Machine(config, self._writer, (now, wall))
         self._lock = threading.Lock()
+        self._last = (now, wall)  # the latest (monotonic, wall) instant an input was fed at
         self._publisher = Publisher()
         self._closed = False
         self._threshold_provider: Callable[[], dict[str, float]] | None = None
@@ -147,6 +151,12 @@ class AutoHealManager:
             record,
             self._monotonic,
         )
+        # The fleet link (off by default; only then is redis imported) ships this host's
+        # failures and follows the fleet's decisions on threads of its own.
+        self._fleet: FleetLink | None = None
+        if config.fleet.enabled and not read_only:
+            parts = (self._machine, self._decide, self._lock, self._monotonic)
+            self._fleet = start_fleet(config.fleet, parts, self._telemetry.meter, self._publisher)
         if store is not None:
             self.attach_store(store)
         if self._audit is not None:  # session records exist for the audit log (and replay)
@@ -194,6 +204,13 @@ class AutoHealManager:
             with self._lock:
                 if self._closed:
                     raise ManagerClosedError(f"{hook} called after close()")
+                # Threads (a hook, the fleet link) may read the clock in one order and take the
+                # lock in the other: inputs take the later instant, so the log's (ts, seq) order
+                # is the order of the decisions and replay feeds them alike.
+                if now < self._last[0]:
+                    now, ts = self._last[0], (self._last[1] if ts is not None else None)
+                elif ts is not None:
+                    self._last = (now, ts)
                 out = feed(*args, now, ts, trace, events)
                 if events:
                     publisher.enqueue(events)
@@ -286,7 +303,8 @@ class AutoHealManager:
         wall = self._clock.now()
         with self._lock:
             error = self.last_policy_error
-            return build_report(self._machine.ledger, now, wall, error, self._publisher)
+            report = build_report(self._machine.ledger, now, wall, error, self._publisher)
+        return self._fleet.annotate(report) if self._fleet is not None else report
 
     def force_transition(
         self,
@@ -457,6 +475,11 @@ class AutoHealManager:
         return self._periodic.last_error
 
     @property
+    def fleet(self) -> FleetLink | None:
+        """Return the fleet link (None with the fleet off): status, fleet-wide moves."""
+        return self._fleet
+
+    @property
     def meter(self) -> Any:
         """Return the OpenTelemetry meter integrations record with (None without one)."""
         return self._telemetry.meter
@@ -537,6 +560,8 @@ class AutoHealManager:
         """Flush and close the sinks; later hook calls raise ManagerClosedError."""
         if self._closed:
             return
+        if self._fleet is not None:
+            self._fleet.close()
         if self._audit is not None:
             details = {"writer": self._writer}
             self._note(Reason.SESSION_STOP, f"manager closed (writer {self._writer})", details)

@@ -33,6 +33,7 @@ from pydantic import (
 
 from ._calibration_policy import CalibrationPolicy
 from ._errors import PolicyError
+from ._fleet_policy import FleetPolicy
 from ._fs import read_regular_file, write_atomic
 from ._models import Trigger
 
@@ -338,6 +339,7 @@ class PolicyConfig(_Section):
     audit: AuditPolicy = AuditPolicy()
     hot_reload: HotReloadPolicy = HotReloadPolicy()
     calibration: CalibrationPolicy = CalibrationPolicy()
+    fleet: FleetPolicy = FleetPolicy()
     workflows: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="Per-workflow overrides, merged over the global policy."
     )

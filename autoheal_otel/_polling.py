@@ -1,15 +1,19 @@
-"""Periodic work on the hooks' thread, outside the lock: policy hot reload and the shared log.
+"""Periodic work outside the lock: policy hot reload, and the shared log on a thread of its own.
 
 The :class:`Periodic` collaborator runs at most every ``check_interval_seconds`` /
 ``sync_interval_seconds`` of the injected clock and turns what it finds into machine inputs
 (a policy change or rejection, other writers' moves, the shared global figures), fed through
-the manager's one input path. Nothing here ever raises into an executor's hook.
+the manager's one input path. The policy check (a ``stat``) runs on the hook's thread when due;
+the shared-log sync (a DuckDB query over every writer's log) never does: the hook only wakes
+the sync thread, which feeds what it finds when the query is done. Nothing here ever raises
+into an executor's hook.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import threading
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -54,6 +58,12 @@ class Periodic:
         #: Why the last policy edit was rejected (None after a good one).
         self.last_error: PolicyError | None = None
         self.sync_at = math.inf
+        self._wall: Callable[[], datetime] | None = None
+        self._wanted = threading.Event()
+        self._idle = threading.Event()
+        self._idle.set()
+        self._closing = False
+        self._thread: threading.Thread | None = None
         self._schedule(now)
         #: When the next check is due (the hooks compare against it, nothing more).
         self.due = self._next_due()
@@ -72,10 +82,7 @@ class Periodic:
         """Run the checks that are due: the shared global scope, then the policy file."""
         if now >= self.sync_at:
             self.sync_at = now + self._machine.policy.breakers.global_.sync_interval_seconds
-            try:
-                self._sync_global(wall())
-            except Exception:  # reading other processes' logs must never break a hook
-                _log.exception("autoheal could not read the shared audit log")
+            self._request_sync(wall)
         watcher = self.watcher
         if watcher is not None and now >= watcher.next_check:
             change = watcher.poll(now)
@@ -151,7 +158,40 @@ class Periodic:
             None, "sync", None, None, _upkeep.shared_pause, self._machine.ledger, count, paused
         )
 
+    def _request_sync(self, wall: Callable[[], datetime]) -> None:
+        """Wake the sync thread (started on first use); never waits for the query."""
+        self._wall = wall
+        self._idle.clear()
+        self._wanted.set()
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._sync_loop, name="autoheal-shared-sync", daemon=True
+            )
+            self._thread.start()
+
+    def _sync_loop(self) -> None:
+        while True:
+            self._wanted.wait()  # allowed: the sync thread sleeps until a hook finds it due
+            if self._closing:
+                return
+            self._wanted.clear()
+            try:
+                assert self._wall is not None
+                self._sync_global(self._wall())
+            except Exception:  # reading other processes' logs must never break the manager
+                _log.exception("autoheal could not read the shared audit log")
+            if not self._wanted.is_set():
+                self._idle.set()
+
+    def wait_synced(self, timeout: float) -> bool:
+        """Wait until no shared-log sync is pending or running; return False on timeout."""
+        return self._idle.wait(timeout)
+
     def close(self) -> None:
-        """Release the shared log's DuckDB connection."""
+        """Stop the sync thread and release the shared log's DuckDB connection."""
+        self._closing = True
+        self._wanted.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
         if self._analytics is not None:
             self._analytics.close()

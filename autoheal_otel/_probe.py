@@ -3,7 +3,8 @@
 Functions over a :class:`~._ledger.Ledger` and one workflow's runtime; like the ledger they
 read no clock and do no I/O. Invariants:
 
-- a quarantine admits at most one probe step at a time; a probe that sends no result before
+- a quarantine admits at most one probe step at a time (with the fleet link up, only on the
+  host holding the fleet's probe lease); a probe that sends no result before
   its deadline counts as failed, and every failure backs the cool-down off (capped);
 - a DEGRADED workflow returns to RUNNING only after ``recovery_successes`` consecutive
   results that :func:`~._breakers.counts_toward_recovery` accepts; any other result resets
@@ -62,7 +63,15 @@ def blocked_gate(
                 Reason.PROBE_EXPIRED,
                 "the probe sent no result in time",
             )
-        if wf.probe_step is None and wf.probe_ready_at is not None and now >= wf.probe_ready_at:
+        if (
+            wf.probe_step is None
+            and wf.probe_ready_at is not None
+            and now >= wf.probe_ready_at
+            and (
+                "workflow" not in ledger.fleet_scopes
+                or ledger.probe_permits.pop(wf.workflow_id, -1.0) > now
+            )
+        ):
             wf.probe_step = step_id
             wf.probe_deadline = now + wf.policy.quarantine.probe_timeout_seconds
             if events is not None:
@@ -224,7 +233,10 @@ def apply_signal(
         glob.window.add(now, trigger)
     new_quarantine = False
     if state is RUNNING or state is DEGRADED:
-        firing = br.workflow_rule(wf, now) if counted else None
+        # With the fleet link up the fleet decides this window (every host's failures).
+        firing = (
+            br.workflow_rule(wf, now) if counted and "workflow" not in ledger.fleet_scopes else None
+        )
         if firing is not None:
             ledger.move(
                 wf,
@@ -254,6 +266,8 @@ def apply_signal(
                 )
     elif state is QUARANTINED and wf.probe_step == step_id:
         probe_result(ledger, wf, result, False, now, ts, trace, events)
-    firing = br.global_rule(glob, gpolicy, now, new_quarantine)
+    firing = br.global_rule(
+        glob, gpolicy, now, new_quarantine, windowed="global" not in ledger.fleet_scopes
+    )
     if firing is not None:
         ledger.pause_all(firing, now, ts, trace, events)

@@ -116,6 +116,8 @@ class StatusReport(_Model):
     sink_errors: dict[str, int] = Field(default_factory=dict)
     #: Per matching method: the calibrated threshold and its evidence.
     calibration: dict[str, MethodCalibration] = Field(default_factory=dict)
+    #: This host's fleet link (None with the fleet off): host, connected, why not, queue.
+    fleet: dict[str, Any] | None = None
 
     def to_json(self, indent: int | None = 2) -> str:
         """Return the report as JSON (``global`` spelled out)."""

@@ -76,6 +76,18 @@ def _operator_edges() -> list[Edge]:
     return edges
 
 
+def _fleet_edges() -> list[Edge]:
+    # The fleet moves a host's workflow to the state the fleet decided: from any state but
+    # ROLLBACK (a restore is in flight here) into any other but ROLLBACK (a restore needs this
+    # host's store). Like an operator release, a fleet release clears the counters.
+    return [
+        Edge(source, target, Cause.FLEET, _RELEASE if target in (R, D) else _NONE)
+        for source in ExecutionState
+        for target in ExecutionState
+        if source != target and B not in (source, target)
+    ]
+
+
 TRANSITIONS: tuple[Edge, ...] = (
     Edge(R, D, Cause.STEP_BREAKER),
     Edge(R, Q, Cause.WORKFLOW_BREAKER),
@@ -92,6 +104,7 @@ TRANSITIONS: tuple[Edge, ...] = (
     Edge(Q, D, Cause.PROBE_SUCCESS, _RELEASE),
     Edge(Q, R, Cause.PROBE_SUCCESS, _RELEASE),
     *_operator_edges(),
+    *_fleet_edges(),
 )
 
 _EDGES = {(e.source, e.target, e.cause): e for e in TRANSITIONS}
@@ -136,10 +149,11 @@ def mermaid() -> str:
     """Render the automatic transitions (operator edges summarized) as a Mermaid diagram."""
     lines = ["stateDiagram-v2", "    [*] --> running"]
     for e in TRANSITIONS:
-        if e.cause is not Cause.OPERATOR:
+        if e.cause is not Cause.OPERATOR and e.cause is not Cause.FLEET:
             lines.append(f"    {e.source.value} --> {e.target.value}: {e.cause.value}")
     lines.append("    note right of paused")
     lines.append("        operator (force_transition): any state to any other")
     lines.append("        (into rollback with a versioned store); out of rollback only to paused")
+    lines.append("        fleet: any state to any other, rollback excepted")
     lines.append("    end note")
     return "\n".join(lines)

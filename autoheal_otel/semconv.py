@@ -29,6 +29,7 @@ class EventKind(StrEnum):
     SESSION = "session"  # a manager started (with its policy and what it restored) or stopped
     ACTIVATION = "activation"  # a workflow's learned-artifact version became active
     CALIBRATION = "calibration"  # a method's calibrated threshold changed, or was configured
+    FLEET = "fleet"  # the fleet link came up or went down, or this host won the probe lease
 
 
 class Rule(StrEnum):
@@ -59,6 +60,7 @@ class Cause(StrEnum):
     RESTORE_FAILED = "restore_failed"
     PROBE_SUCCESS = "probe_success"  # the half-open probe of a quarantine succeeded
     OPERATOR = "operator"  # force_transition, audited with actor and reason
+    FLEET = "fleet"  # a decision of the fleet (another host's breaker, a fleet operator move)
 
 
 class Reason(StrEnum):
@@ -77,6 +79,10 @@ class Reason(StrEnum):
     STORE_ATTACHED = "store.attached"
     CALIBRATION_CHANGED = "calibration.changed"  # a method's threshold moved or first appeared
     CALIBRATION_CONFIGURED = "calibration.configured"  # calibration turned on, with overrides
+    FLEET_CONNECTED = "fleet.connected"  # the first connection of this manager's fleet link
+    FLEET_RECONNECTED = "fleet.reconnected"
+    FLEET_DISCONNECTED = "fleet.disconnected"
+    FLEET_PROBE_LEASE = "fleet.probe_lease"  # this host holds the fleet's one probe permit
 
 
 def blocked_reason(state: str) -> str:
@@ -160,6 +166,11 @@ METRIC_EVENTS_DROPPED = "autoheal.events.dropped"
 METRIC_MATCH_PRECISION = "autoheal.match.precision"
 METRIC_MATCH_THRESHOLD = "autoheal.match.threshold"
 METRIC_VIEW_LAG = "autoheal.view.lag"  # how old the status a follower (`autoheal serve`) shows
+METRIC_FLEET_CONNECTED = "autoheal.fleet.connected"  # 1 while the host's fleet link is up
+METRIC_FLEET_PROPAGATION = "autoheal.fleet.propagation"  # fleet decision -> applied here
+METRIC_FLEET_DROPPED = "autoheal.fleet.dropped"  # results the full shipping queue dropped
+ATTR_FLEET_HOST = "autoheal.fleet.host"
+ATTR_FLEET_KIND = "autoheal.fleet.kind"
 
 #: Histogram buckets in seconds, from a microsecond (a hook) to minutes (time in a state).
 DURATION_BUCKETS_S = (

@@ -5,7 +5,8 @@ Embed it next to a running manager (``AutoHealServer(manager).start()``) or run
 
 - ``GET /health``: ``{"status": "ok" | "degraded" | "critical", ...}`` with HTTP 200 for ok and
   degraded (the robot still works, carefully) and 503 for critical (the global breaker paused
-  everything) — what a load balancer or an uptime check needs;
+  everything) — what a load balancer or an uptime check needs; a fleet host adds ``fleet``
+  (its host id, whether its link is up and why not) and is degraded while the link is down;
 - ``GET /status``: the manager's status report as JSON;
 - ``GET /metrics``: Prometheus text exposition of the manager's OpenTelemetry metrics (give the
   manager the meter provider from :func:`prometheus_meter_provider`).
@@ -312,6 +313,9 @@ class AutoHealServer:
                 "workflows": {s.value: n for s, n in report.global_.states.items()},
                 "policy_version": report.policy_version,
             }
+            if report.fleet is not None:  # which host, and is its fleet link up
+                body["fleet"] = report.fleet
+                body["reason"] = report.global_.reason
             if freshness is not None:
                 body.update(freshness())
             return (

@@ -40,6 +40,10 @@ SINK_ERRORS = P(sc.METRIC_SINK_ERRORS, "counter")
 PAUSED = P(sc.METRIC_GLOBAL_PAUSED)
 PRECISION = P(sc.METRIC_MATCH_PRECISION)
 MATCH_THRESHOLD = P(sc.METRIC_MATCH_THRESHOLD)
+FLEET_CONNECTED = P(sc.METRIC_FLEET_CONNECTED)
+FLEET_PROPAGATION = P(sc.METRIC_FLEET_PROPAGATION, unit="s")
+FLEET_DROPPED = P(sc.METRIC_FLEET_DROPPED, "counter")
+HOST = L(sc.ATTR_FLEET_HOST)
 
 
 def target(expr: str, legend: str = "", ref: str = "A") -> _Target:
@@ -231,6 +235,7 @@ def overview() -> Dashboard:
             ],
             (12, 32, 12, 6),
         ),
+        *fleet_row(rate, 38),
     ]
     return Dashboard(
         title="autoheal — overview",
@@ -241,6 +246,42 @@ def overview() -> Dashboard:
         refresh="10s",
         timezone="utc",
     ).auto_panel_ids()
+
+
+def fleet_row(rate: str, y: int) -> list[TimeSeries]:
+    """The fleet row: which hosts' links are up, how fast decisions spread, what was dropped."""
+    return [
+        series(
+            "Fleet link up, per host",
+            [target(f"max by ({HOST}) ({FLEET_CONNECTED})", f"{{{{{HOST}}}}}")],
+            (0, y, 8, 8),
+            description="1 while the host's link to the fleet's Redis is up; 0: local breakers.",
+        ),
+        series(
+            "Fleet propagation p50 / p99",
+            [
+                target(
+                    f"histogram_quantile(0.5, sum by (le) (rate({FLEET_PROPAGATION}_bucket{rate})))",
+                    "p50",
+                    "A",
+                ),
+                target(
+                    f"histogram_quantile(0.99, sum by (le) (rate({FLEET_PROPAGATION}_bucket{rate})))",
+                    "p99",
+                    "B",
+                ),
+            ],
+            (8, y, 8, 8),
+            unit="s",
+            description="From a fleet decision in Redis to a host applying it.",
+        ),
+        series(
+            "Fleet results dropped (full queue)",
+            [target(f"sum by ({HOST}) (rate({FLEET_DROPPED}{rate}))", f"{{{{{HOST}}}}}")],
+            (16, y, 8, 8),
+            unit="ops",
+        ),
+    ]
 
 
 def workflow() -> Dashboard:

@@ -67,3 +67,13 @@ def demo_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     proc = run(["demo", "--no-live", "--data-dir", str(data)])
     assert proc.returncode == 0, proc.stderr
     return data
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One real redis-server for the test session (skipped when it is not installed)."""
+    from .redis_support import RedisServer
+
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()

@@ -15,6 +15,7 @@ SMALL = {
     "hot_path.py": ["--number", "300", "--repeat", "1"],
     "analytics.py": ["--events", "3000", "--repeat", "1"],
     "artifacts.py": ["--sizes", "1", "--repeat", "1"],
+    "fleet.py": ["--hosts", "2", "--workflows", "5", "--seconds", "0.5", "--number", "200"],
 }
 
 

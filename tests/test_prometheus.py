@@ -23,6 +23,10 @@ from typing import Any
 
 import pytest
 
+from autoheal_otel import PolicyConfig
+
+from .redis_support import RedisServer
+
 ROOT = Path(__file__).resolve().parent.parent
 PROMETHEUS = shutil.which("prometheus")
 PROMTOOL = shutil.which("promtool")
@@ -64,6 +68,12 @@ class Stack:
         self.app_port, self.prom_port = free_port(), free_port()
         exe = shutil.which("autoheal", path=str(Path(sys.executable).parent))
         assert exe is not None
+        # The served manager is a one-host fleet, so the fleet row has data too.
+        (tmp / "redis").mkdir()
+        self.redis = RedisServer(tmp / "redis").start()
+        policy = tmp / "policy.json"
+        fleet = {"enabled": True, "url": self.redis.url, "host_id": "sim", "min_hosts": 1}
+        PolicyConfig.from_dict({"fleet": fleet}).dump(policy)
         self.app = subprocess.Popen(
             [
                 exe,
@@ -75,6 +85,8 @@ class Stack:
                 str(tmp / "data"),
                 "--pace",
                 "0.01",
+                "--policy",
+                str(policy),
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -118,6 +130,7 @@ class Stack:
             for stream in (proc.stdout, proc.stderr):
                 if stream is not None:
                     stream.close()
+        self.redis.stop()
 
 
 @pytest.fixture(scope="module")
@@ -217,6 +230,7 @@ def test_health_and_status_endpoints(stack: Stack) -> None:
     except urllib.error.HTTPError as err:
         code, body = err.code, json.loads(err.read())
     assert (code, body["status"]) in {(200, "ok"), (200, "degraded"), (503, "critical")}
+    assert body["fleet"]["host"] == "sim" and body["fleet"]["connected"] is True
     for method, path, expected in (("POST", "/health", 405), ("GET", "/nope", 404)):
         request = urllib.request.Request(f"{base}{path}", method=method)
         with pytest.raises(urllib.error.HTTPError) as err:

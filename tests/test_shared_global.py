@@ -41,6 +41,26 @@ def _other_process(data_dir: Path, failures: int, policy_json: str) -> None:
     assert proc.returncode == 0, proc.stderr
 
 
+def test_the_shared_log_is_never_queried_on_the_hooks_thread(tmp_path: Path) -> None:
+    """A due sync only wakes the sync thread: the DuckDB query runs on another thread."""
+    import threading
+
+    policy = policy_with(**SHARED)
+    clock = FakeClock(start=datetime.now(UTC))
+    m = AutoHealManager(policy=policy, data_dir=tmp_path, clock=clock)
+    threads: list[str] = []
+    sync = m._periodic._sync_global
+    m._periodic._sync_global = lambda wall: (
+        threads.append(threading.current_thread().name),
+        sync(wall),
+    )  # type: ignore[method-assign]
+    catch_up(clock, 10)
+    m.should_execute_step("w", "s")
+    assert m._periodic.wait_synced(30)
+    m.close()
+    assert threads == ["autoheal-shared-sync"]
+
+
 def test_failures_of_all_processes_count(tmp_path: Path) -> None:
     """30 failures here and 20 in another process reach the global limit of 50 at the next sync."""
     policy = policy_with(**SHARED)
@@ -52,6 +72,8 @@ def test_failures_of_all_processes_count(tmp_path: Path) -> None:
         m.on_step_result(f"mine{i}", "s", POST)
     assert m.get_mode("mine0") is ExecutionState.RUNNING  # 20 < 50 in this process alone
     catch_up(clock, 10)
+    m.should_execute_step("mine0", "s")  # due: wakes the sync thread, answers at once
+    assert m._periodic.wait_synced(30)
     allowed, reason = m.should_execute_step("mine0", "s")
     assert not allowed and "global.failure_window: 50" in reason
     assert m.get_mode("mine19") is ExecutionState.PAUSED
@@ -78,6 +100,8 @@ def test_a_pause_in_another_process_is_followed(tmp_path: Path) -> None:
     _other_process(tmp_path, 5, policy.dump_json())
     assert m.should_execute_step("mine", "s")[0]
     catch_up(clock, 11)
+    m.should_execute_step("mine", "s")
+    assert m._periodic.wait_synced(30)
     assert not m.should_execute_step("mine", "s")[0]
     m.close()
 
@@ -90,6 +114,8 @@ def test_off_by_default(tmp_path: Path) -> None:
     _other_process(tmp_path, 4, policy.dump_json())
     m.on_step_result("mine", "s", POST)
     catch_up(clock, 60)
+    m.should_execute_step("mine", "s")
+    assert m._periodic.wait_synced(30)
     assert m.should_execute_step("mine", "s")[0]
     m.close()
 
@@ -125,7 +151,8 @@ def test_a_running_manager_follows_autoheal_force(tmp_path: Path) -> None:
         )
         assert proc.returncode == 0, proc.stderr
         catch_up(clock, 10)
-        m.should_execute_step("invoice", "s")  # the sync runs on this hook
+        m.should_execute_step("invoice", "s")  # wakes the sync thread
+        assert m._periodic.wait_synced(30)
         assert m.get_mode("invoice").value == state
         assert m.get_state_info("invoice").actor == "ann"
     m.close()

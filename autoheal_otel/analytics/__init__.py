@@ -10,9 +10,10 @@ the state machine (warm restart, global scope, regression monitor), the CLI and 
 
 from __future__ import annotations
 
+import glob
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import Any, Self
 
 from .._errors import InvalidInputError
 from ._params import QueryParam, parse_params
-from ._view import iter_records, read_json_sql, scan, sources, view_sql
+from ._view import Sources, iter_records, read_json_sql, scan, sources, view_sql
 
 __all__ = [
     "AuditAnalytics",
@@ -101,6 +102,33 @@ def _naive(value: Any) -> datetime:
     return datetime.fromisoformat(str(value).replace("Z", "+00:00")).replace(tzinfo=None)
 
 
+def data_dirs(data_dir: str | Path | Sequence[str | Path]) -> list[Path]:
+    """Return the data directories meant: one, several, or those a glob pattern matches.
+
+    Several directories (a fleet's hosts, one each) are read as one log: every query sees
+    the union of their records.
+    """
+    if isinstance(data_dir, str | Path):
+        text = str(data_dir)
+        if any(c in text for c in "*?["):
+            return sorted(Path(p) for p in glob.glob(text) if Path(p).is_dir())
+        return [Path(data_dir)]
+    return [Path(d) for d in data_dir]
+
+
+def _merged(parts: list[Sources]) -> Sources:
+    if len(parts) == 1:
+        return parts[0]
+    merged = Sources([], [], [], {}, [])
+    for part in parts:
+        merged.jsonl += part.jsonl
+        merged.results += part.results
+        merged.events += part.events
+        merged.ranges.update(part.ranges)
+        merged.rollups += part.rollups
+    return merged
+
+
 class AuditAnalytics:
     """Run the packaged queries over one data directory's audit log.
 
@@ -111,10 +139,12 @@ class AuditAnalytics:
     query, under a lock).
     """
 
-    def __init__(self, data_dir: str | Path) -> None:
+    def __init__(self, data_dir: str | Path | Sequence[str | Path]) -> None:
         import duckdb  # imported lazily: only the analytics need it
 
-        self.data_dir = Path(data_dir)
+        #: Every data directory read (a fleet: one per host); ``data_dir`` is the first.
+        self.data_dirs = data_dirs(data_dir)
+        self.data_dir = self.data_dirs[0] if self.data_dirs else Path(str(data_dir))
         self._lock = threading.Lock()
         self._con = duckdb.connect(":memory:")
         self._con.execute("SET TimeZone = 'UTC'")
@@ -126,7 +156,7 @@ class AuditAnalytics:
 
     def refresh(self) -> None:
         """Re-read the list of files and the live JSONL (records written since become visible)."""
-        src = sources(self.data_dir)
+        src = _merged([sources(d) for d in self.data_dirs] or [sources(self.data_dir)])
         with self._lock:
             if src.jsonl:
                 self._con.execute(f"CREATE OR REPLACE TABLE live AS {read_json_sql(src.jsonl)}")

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .. import _calibration, _upkeep
+from .. import _calibration, _fleet_inputs, _upkeep
 from .._errors import AutoHealError
 from .._events import DecisionEvent
 from .._ledger import NO_TRACE
@@ -37,7 +37,12 @@ from ._view import LogScan, iter_records
 __all__ = ["ReplayReport", "replay"]
 
 #: Transitions whose cause lies outside the machine: the log gives them as inputs.
-_INPUT_CAUSES = {Cause.OPERATOR.value, Cause.RESTORE_OK.value, Cause.RESTORE_FAILED.value}
+_INPUT_CAUSES = {
+    Cause.OPERATOR.value,
+    Cause.RESTORE_OK.value,
+    Cause.RESTORE_FAILED.value,
+    Cause.FLEET.value,  # the fleet's decisions reach a host as recorded inputs
+}
 _COLUMNS = (
     "ts, seq, kind, workflow_id, step_id, state, previous_state, reason, message, allowed,"
     " outcome, confidence, second_best, validated, duration_s, cause, actor, artifact_version,"
@@ -177,6 +182,9 @@ class _Replayer:
             m.result(wid, step, result, now, ts, NO_TRACE, events)
         elif kind == EventKind.TRANSITION:
             self._transition(rec, now, ts, events)
+        elif kind == EventKind.FLEET or (kind == EventKind.GLOBAL and rec["cause"] == Cause.FLEET):
+            details = _details(rec["details"])
+            _fleet_inputs.replay_record(m.ledger, rec, details, now, ts, NO_TRACE, events)
         elif kind == EventKind.GLOBAL and rec["reason"] == Reason.GLOBAL_RESUMED:
             actor = rec["actor"] or "operator"
             m.ledger.clear_global_pause(now, ts, NO_TRACE, events, actor, rec["message"] or "")
@@ -236,7 +244,10 @@ class _Replayer:
         wid, cause, message = str(rec["workflow_id"]), rec["cause"], rec["message"] or ""
         self.report.recorded[rec["state"]] += 1
         actor = rec["actor"] or "operator"
-        if cause == Cause.OPERATOR:
+        if cause == Cause.FLEET:
+            details = _details(rec["details"])
+            _fleet_inputs.replay_record(m.ledger, rec, details, now, ts, NO_TRACE, events)
+        elif cause == Cause.OPERATOR:
             target = ExecutionState(rec["state"])
             m.operator(wid, target, message or "replayed", actor, now, ts, NO_TRACE, events)
         elif cause == Cause.RESTORE_OK:
@@ -269,6 +280,9 @@ class _Replayer:
     def _session(self, rec: dict[str, Any], now: float) -> None:
         details = _details(rec["details"])
         if rec["reason"] == Reason.SESSION_START:
+            # A new manager starts with its fleet link down and no probe lease (live too).
+            self.machine.ledger.fleet_scopes = frozenset()
+            self.machine.ledger.probe_permits.clear()
             self.sessions += 1
             if self.sessions > 1:  # a new manager read the log back: a warm restart
                 _upkeep.restart(self.machine.ledger, now)

@@ -32,6 +32,7 @@ _OPTIONAL = ("faiss", "numpy", "opentelemetry.sdk", "opentelemetry.exporter")
 
 def _handlers() -> dict[str, Callable[[argparse.Namespace], int]]:
     from ._commands import run_compact, run_policy, run_replay, run_status, run_what_if
+    from ._fleet import run_fleet
     from ._operator import run_force, run_versions
     from ._query import run_query
     from ._reporting import run_report
@@ -48,6 +49,7 @@ def _handlers() -> dict[str, Callable[[argparse.Namespace], int]]:
         "report": run_report,
         "policy": run_policy,
         "serve": _serve,
+        "fleet": run_fleet,
     }
 
 

@@ -57,6 +57,11 @@ def _positive(text: str) -> float:
     return value
 
 
+def _fleet_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--url", help="the fleet's Redis URL (default: fleet.url of --policy)")
+    p.add_argument("--namespace", help="the fleet's namespace (default: fleet.namespace)")
+
+
 def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     """Return the parser of every command (``argv`` only decides the error format)."""
     _Parser.wants_json = "--json" in argv
@@ -104,6 +109,12 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     force.add_argument(
         "--create", action="store_true", help="allow a workflow id the log has never seen"
     )
+    force.add_argument(
+        "--fleet",
+        action="store_true",
+        help="move the workflow on every host of the fleet (the fleet section of --policy)",
+    )
+    _fleet_options(force)
     versions = command("versions", "list, snapshot, roll back or verify learned artifacts")
     versions.add_argument("action", choices=["list", "snapshot", "rollback", "verify"])
     versions.add_argument("--reason", default="by hand (autoheal versions)")
@@ -149,6 +160,13 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
         "--pace", type=_positive, default=0.02, help="seconds between simulated steps"
     )
     serve.add_argument("--duration", type=_positive, help="stop after this many seconds")
+    fleet = command("fleet", "show the fleet of hosts sharing breakers, or resume it", False)
+    fleet.add_argument("fleet_command", choices=["status", "resume"])
+    fleet.add_argument("--policy", type=Path, help="the policy whose fleet section to use")
+    fleet.add_argument("--reason", default="resumed by hand (autoheal fleet resume)")
+    fleet.add_argument("--actor", default=os.environ.get("USER", "operator"))
+    fleet.add_argument("--state", choices=["running", "degraded"], default="running")
+    _fleet_options(fleet)
     policy = sub.add_parser("policy", help="validate a policy file or print its JSON Schema")
     psub = policy.add_subparsers(dest="policy_command", required=True)
     validate = psub.add_parser("validate", help="check a policy file")

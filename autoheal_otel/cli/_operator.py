@@ -36,6 +36,10 @@ _SET_ID = re.compile(r"^s?0*(\d+)$")
 
 def run_force(args: argparse.Namespace) -> int:
     """Move a workflow to a state by hand; refuse moves that change nothing or invent ids."""
+    if args.fleet:
+        from ._fleet import run_force_fleet
+
+        return run_force_fleet(args)
     if not args.create:
         need_log(args.data_dir)
     if args.data_dir.is_file():

@@ -1,0 +1,45 @@
+"""Start the fleet link of a manager whose policy enables it (redis is imported only here).
+
+Kept apart from the facade so that a manager with the fleet off never imports
+:mod:`autoheal_otel.fleet` (nor redis).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ._errors import InvalidInputError
+from ._fleet_policy import FleetPolicy
+from ._publisher import Publisher
+
+if TYPE_CHECKING:
+    import threading
+
+    from ._machine import Machine
+    from .fleet import FleetLink
+
+__all__ = ["start_fleet"]
+
+
+def start_fleet(
+    policy: FleetPolicy,
+    parts: tuple[Machine, Callable[..., Any], threading.Lock, Callable[[], float]],
+    meter: Any,
+    publisher: Publisher,
+) -> FleetLink:
+    """Build the link, register it as a sink, start its threads (nothing here waits on Redis).
+
+    Raises:
+        InvalidInputError: the ``[fleet]`` extra (redis) is not installed.
+    """
+    try:
+        from .fleet import FleetLink
+    except ImportError as exc:
+        raise InvalidInputError(
+            "fleet.enabled", True, "needs the fleet extra: pip install 'autoheal-otel[fleet]'"
+        ) from exc
+    machine, decide, lock, monotonic = parts
+    link = FleetLink(machine, decide, lock, monotonic, policy, meter)
+    publisher.add(link)
+    return link.start()

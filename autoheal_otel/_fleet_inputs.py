@@ -1,0 +1,332 @@
+"""The machine's inputs from the fleet: the link's state, fleet decisions, the probe lease.
+
+Functions over a :class:`~._ledger.Ledger`, pure like it (no clock, no I/O, no lock), with the
+uniform trailing ``(now, ts, trace, events)``. The fleet link (:mod:`autoheal_otel.fleet`)
+feeds them live through the manager's one input path; replay feeds them from the records they
+wrote, so ``autoheal replay`` reproduces every decision of a fleet host. Invariants:
+
+- every state change the fleet causes is a transition with cause ``fleet`` whose details name
+  the fleet event id and the originating host;
+- applying the same fleet event twice changes nothing the second time (a reader that re-reads
+  the stream after a reconnect, or a snapshot that repeats a streamed event, is harmless);
+- with the link down (``ledger.fleet_scopes`` empty) the host's own breakers decide, with the
+  same thresholds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from . import _breakers as br
+from ._events import RuleFiring
+from ._ledger import Events, Ledger, Trace
+from ._models import ExecutionState
+from ._transitions import is_legal
+from .semconv import Cause, EventKind, Reason, Rule
+
+__all__ = ["FleetEvent", "apply", "grant_probe", "link", "move_one", "replay_record"]
+
+RUNNING = ExecutionState.RUNNING
+DEGRADED = ExecutionState.DEGRADED
+QUARANTINED = ExecutionState.QUARANTINED
+PAUSED = ExecutionState.PAUSED
+
+#: Fleet event kinds that concern one workflow; ``pause`` and ``resume`` concern the fleet.
+WORKFLOW_KINDS = ("quarantine", "release", "operator", "reseed")
+
+
+@dataclass(frozen=True, slots=True)
+class FleetEvent:
+    """One decision of the fleet, as read from its event stream (or its state snapshot)."""
+
+    id: str
+    kind: str
+    host: str
+    workflow_id: str | None = None
+    target: ExecutionState | None = None
+    rule: str = Rule.OPERATOR.value
+    count: int = 0
+    threshold: int = 0
+    window_seconds: float | None = None
+    message: str = ""
+    actor: str | None = None
+
+    def firing(self) -> RuleFiring:
+        """Return the rule firing this event reports."""
+        scope = "global" if self.workflow_id is None else "workflow"
+        return RuleFiring(
+            self.rule,
+            scope,
+            self.workflow_id or "*",
+            self.count,
+            self.threshold,
+            self.window_seconds,
+        )
+
+    def details(self) -> dict[str, Any]:
+        """Return what every record of this event carries (replay rebuilds the event from it)."""
+        return {
+            "fleet_event": self.id,
+            "fleet_host": self.host,
+            "fleet_kind": self.kind,
+            "fleet_rule": self.rule,
+            "fleet_count": self.count,
+            "fleet_threshold": self.threshold,
+            "fleet_window_seconds": self.window_seconds,
+        }
+
+    def describe(self) -> str:
+        """Return the record's message: what the fleet decided, where and why."""
+        what = self.message or (
+            self.firing().describe() if self.rule != Rule.OPERATOR.value else "operator"
+        )
+        return f"fleet ({self.host}, event {self.id}): {what}"
+
+    @classmethod
+    def from_record(cls, rec: dict[str, Any], details: dict[str, Any]) -> FleetEvent:
+        """Rebuild the event from an audit record it wrote (for replay)."""
+        state = rec.get("state")
+        return cls(
+            id=str(details.get("fleet_event", "")),
+            kind=str(details.get("fleet_kind", "operator")),
+            host=str(details.get("fleet_host", "")),
+            workflow_id=rec.get("workflow_id"),
+            target=ExecutionState(state) if state else None,
+            rule=str(details.get("fleet_rule", Rule.OPERATOR.value)),
+            count=int(details.get("fleet_count") or 0),
+            threshold=int(details.get("fleet_threshold") or 0),
+            window_seconds=details.get("fleet_window_seconds"),
+            message="",
+            actor=rec.get("actor"),
+        )
+
+
+def link(
+    ledger: Ledger,
+    up: bool,
+    reason: Reason,
+    scopes: Iterable[str],
+    details: dict[str, Any],
+    now: float,
+    ts: datetime | None,
+    trace: Trace,
+    events: Events,
+) -> None:
+    """Input: the fleet link came up (the fleet decides ``scopes``) or went down (local)."""
+    ledger.fleet_scopes = frozenset(scopes) if up else frozenset()
+    if events is not None:
+        ledger.emit(
+            events,
+            EventKind.FLEET,
+            ts,
+            trace,
+            None,
+            None,
+            None,
+            reason=reason.value,
+            message="fleet link up: the fleet decides " + ", ".join(sorted(ledger.fleet_scopes))
+            if up
+            else "fleet link down: this host's breakers decide",
+            details={**details, "scopes": sorted(ledger.fleet_scopes)},
+        )
+
+
+def grant_probe(
+    ledger: Ledger,
+    workflow_id: str,
+    lease_seconds: float,
+    host: str,
+    now: float,
+    ts: datetime | None,
+    trace: Trace,
+    events: Events,
+) -> None:
+    """Input: this host won the fleet's probe lease of a quarantined workflow."""
+    ledger.probe_permits[workflow_id] = now + lease_seconds
+    if events is not None:
+        ledger.emit(
+            events,
+            EventKind.FLEET,
+            ts,
+            trace,
+            workflow_id,
+            None,
+            QUARANTINED,
+            reason=Reason.FLEET_PROBE_LEASE.value,
+            message=f"this host ({host}) holds the fleet's probe lease for {lease_seconds:g} s",
+            details={"lease_seconds": lease_seconds, "fleet_host": host},
+        )
+
+
+def apply(
+    ledger: Ledger, event: FleetEvent, now: float, ts: datetime | None, trace: Trace, events: Events
+) -> bool:
+    """Input: a fleet decision. Returns True when it changed something here."""
+    if event.kind == "pause":
+        return _pause(ledger, event, now, ts, trace, events)
+    if event.kind == "resume":
+        return _resume(ledger, event, now, ts, trace, events)
+    return move_one(ledger, event, now, ts, trace, events)
+
+
+def move_one(
+    ledger: Ledger, event: FleetEvent, now: float, ts: datetime | None, trace: Trace, events: Events
+) -> bool:
+    """Move one workflow to the state the fleet decided (no-op when there, or not legal)."""
+    target, wid = event.target, event.workflow_id
+    if target is None or wid is None:
+        return False
+    wf = ledger.workflow(wid, now, ts, trace, events)
+    source = wf.state
+    if source is target or not is_legal(source, target, Cause.FLEET):
+        return False
+    if event.kind == "quarantine" and source not in (RUNNING, DEGRADED):
+        return False  # already blocked here (paused, or in a restore): keep that
+    if event.kind == "release" and source is not QUARANTINED:
+        return False
+    rule: RuleFiring | str = event.firing() if event.rule != Rule.OPERATOR.value else event.rule
+    ledger.move(
+        wf,
+        target,
+        Cause.FLEET,
+        now,
+        ts,
+        trace,
+        events,
+        rule,
+        event.describe(),
+        actor=event.actor,
+        details=event.details(),
+    )
+    if target is QUARANTINED:
+        gp = ledger.policy.breakers.global_
+        firing = br.global_rule(ledger.glob, gp, now, True, windowed=False)
+        if firing is not None:
+            ledger.pause_all(firing, now, ts, trace, events)
+    return True
+
+
+def _pause(
+    ledger: Ledger, event: FleetEvent, now: float, ts: datetime | None, trace: Trace, events: Events
+) -> bool:
+    glob = ledger.glob
+    if glob.paused:
+        return False
+    firing = event.firing()
+    glob.paused = True
+    glob.paused_since = ledger.wall(now, ts)
+    glob.rule = firing
+    glob.reason = event.describe()
+    if events is not None:
+        ledger.emit(
+            events,
+            EventKind.GLOBAL,
+            ts,
+            trace,
+            None,
+            None,
+            PAUSED,
+            previous_state=RUNNING,
+            reason=firing.rule,
+            message=glob.reason,
+            rule=firing,
+            cause=Cause.FLEET.value,
+            actor=event.actor,
+            details=event.details(),
+        )
+    for _, wf in sorted(ledger.workflows.items()):
+        if wf.state is RUNNING or wf.state is DEGRADED:
+            ledger.move(
+                wf,
+                PAUSED,
+                Cause.FLEET,
+                now,
+                ts,
+                trace,
+                events,
+                firing,
+                glob.reason,
+                actor=event.actor,
+                details=event.details(),
+            )
+    return True
+
+
+def _resume(
+    ledger: Ledger, event: FleetEvent, now: float, ts: datetime | None, trace: Trace, events: Events
+) -> bool:
+    glob = ledger.glob
+    target = event.target if event.target in (RUNNING, DEGRADED) else RUNNING
+    assert target is not None
+    paused = [wid for wid, wf in sorted(ledger.workflows.items()) if wf.state is PAUSED]
+    if not paused and not glob.paused:
+        return False
+    for wid in paused:
+        ledger.move(
+            ledger.workflows[wid],
+            target,
+            Cause.FLEET,
+            now,
+            ts,
+            trace,
+            events,
+            Rule.OPERATOR,
+            event.describe(),
+            actor=event.actor,
+            details=event.details(),
+        )
+    if glob.paused:
+        glob.paused = False
+        glob.window.clear()
+        if events is not None:
+            ledger.emit(
+                events,
+                EventKind.GLOBAL,
+                ts,
+                trace,
+                None,
+                None,
+                RUNNING,
+                previous_state=PAUSED,
+                reason=Reason.GLOBAL_RESUMED.value,
+                message=event.describe(),
+                cause=Cause.FLEET.value,
+                actor=event.actor,
+                details=event.details(),
+            )
+    return True
+
+
+def replay_record(
+    ledger: Ledger,
+    rec: dict[str, Any],
+    details: dict[str, Any],
+    now: float,
+    ts: datetime | None,
+    trace: Trace,
+    events: Events,
+) -> None:
+    """Input (replay): feed back a record a fleet input wrote, as the same input."""
+    kind = rec["kind"]
+    if kind == EventKind.FLEET:
+        reason = Reason(rec["reason"])
+        if reason is Reason.FLEET_PROBE_LEASE:
+            lease = float(details.get("lease_seconds") or 0.0)
+            host = str(details.get("fleet_host", ""))
+            grant_probe(ledger, str(rec["workflow_id"]), lease, host, now, ts, trace, events)
+        else:
+            up = reason is not Reason.FLEET_DISCONNECTED
+            scopes = details.get("scopes") or ()
+            link(ledger, up, reason, scopes, {}, now, ts, trace, events)
+        return
+    event = FleetEvent.from_record(rec, details)
+    if kind == EventKind.GLOBAL:
+        what = "resume" if rec["reason"] == Reason.GLOBAL_RESUMED else "pause"
+        apply(ledger, replace(event, kind=what, workflow_id=None), now, ts, trace, events)
+    elif event.kind in ("pause", "resume"):
+        move_one(ledger, replace(event, kind="operator"), now, ts, trace, events)
+    else:
+        apply(ledger, event, now, ts, trace, events)

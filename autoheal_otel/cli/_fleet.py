@@ -1,0 +1,118 @@
+"""``autoheal fleet status|resume`` and ``autoheal force --fleet``: the operator's view of a fleet.
+
+They talk to the fleet's Redis (the ``fleet`` section of ``--policy``, or ``--url`` /
+``--namespace``), never to a host's data directory: a move published here reaches every host
+through the fleet's event stream, and each host records it in its own audit log with cause
+``fleet``. Redis unreachable is a problem (exit 1), named in one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from .._fleet_policy import FleetPolicy
+from .._models import ExecutionState
+from ._common import EXIT_OK, Problem, Usage, command_name, emit, load_policy, table
+
+__all__ = ["run_fleet", "run_force_fleet"]
+
+
+def _policy(args: argparse.Namespace) -> FleetPolicy:
+    fleet = load_policy(args.policy).fleet
+    update: dict[str, Any] = {"timeout_seconds": 2.0}
+    if getattr(args, "url", None):
+        update["url"] = args.url
+    if getattr(args, "namespace", None):
+        update["namespace"] = args.namespace
+    return FleetPolicy.model_validate({**fleet.model_dump(), **update})
+
+
+def _store(args: argparse.Namespace) -> Any:
+    try:
+        from ..fleet import FleetStore
+    except ImportError as exc:
+        raise Problem(
+            "the fleet commands need redis-py", "pip install 'autoheal-otel[fleet]'"
+        ) from exc
+    return FleetStore(_policy(args))
+
+
+def _call(args: argparse.Namespace, what: str, fn: Any) -> Any:
+    from ..fleet import FleetError
+
+    try:
+        return fn()
+    except FleetError as exc:
+        url = _policy(args).url
+        raise Problem(
+            f"cannot {what}: Redis at {url} did not answer ({type(exc).__name__}: {exc})",
+            "check fleet.url in --policy (or pass --url) and that Redis runs",
+        ) from exc
+
+
+def run_force_fleet(args: argparse.Namespace) -> int:
+    """Publish an operator move of one workflow to every host of the fleet."""
+    target = ExecutionState(args.state)
+    if target is ExecutionState.ROLLBACK:
+        raise Usage(
+            "force --fleet cannot roll back: a restore needs each host's own store",
+            f"run `{command_name()} force WORKFLOW rollback` on each host",
+        )
+    store = _store(args)
+    try:
+        event = _call(
+            args,
+            "publish the move",
+            lambda: store.operator(args.workflow, target, args.actor, args.reason),
+        )
+    finally:
+        store.close()
+    out = {"workflow": args.workflow, "state": target.value, "fleet_event": event}
+    emit(
+        args,
+        out,
+        lambda: print(
+            f"{args.workflow} -> {target.value} on every host (fleet event {event}, "
+            f"by {args.actor}: {args.reason})"
+        ),
+    )
+    return EXIT_OK
+
+
+def run_fleet(args: argparse.Namespace) -> int:
+    """Show the fleet (hosts, windows, states) or resume it."""
+    store = _store(args)
+    try:
+        if args.fleet_command == "resume":
+            target = ExecutionState(args.state)
+            event = _call(
+                args, "resume the fleet", lambda: store.resume(target, args.actor, args.reason)
+            )
+            emit(
+                args,
+                {"fleet_event": event, "state": target.value},
+                lambda: print(f"fleet resumed to {target.value} (fleet event {event})"),
+            )
+            return EXIT_OK
+        status = _call(args, "read the fleet", store.status)
+    finally:
+        store.close()
+    emit(args, status, lambda: _print_status(status))
+    return EXIT_OK
+
+
+def _print_status(status: dict[str, Any]) -> None:
+    glob = status["global"]
+    print(
+        f"fleet {status['namespace']}: global {glob['state']}, "
+        f"{glob['window']} failures in the window from {glob['hosts_failing']} hosts"
+    )
+    hosts = [{"host": h, "last_seen_s": v["last_seen_s"]} for h, v in status["hosts"].items()]
+    if hosts:
+        table(hosts)
+    else:
+        print("no host has shipped yet")
+    rows = [{"workflow": w, **v} for w, v in status["workflows"].items()]
+    if rows:
+        table(rows)

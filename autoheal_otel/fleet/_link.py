@@ -1,0 +1,401 @@
+"""The fleet link: one host's connection to the fleet, on two threads of its own.
+
+A :class:`FleetLink` is a collaborator of the manager and one of its event sinks. As a sink
+it only appends (to a bounded queue, counting what it drops) the facts the fleet needs: each
+failing result, a probe admitted or failed, a quarantine released by a probe here. The hooks
+never wait on Redis: a gate reads host-local state, and ``emit`` is a deque append.
+
+- The *shipper* thread sends the queue to Redis every ``ship_interval_seconds`` (one script
+  call per batch), takes the probe lease for quarantines whose cool-down is over, and
+  (re)connects: on each connection it records ``fleet.connected``/``fleet.reconnected``,
+  applies the fleet's current states it has not seen, writes back the quarantines and the
+  pause this host knows and the fleet lost (an emptied Redis), and re-ships its failures that
+  are still in their window (idempotent members: nothing counts twice).
+- The *reader* thread follows the fleet's event stream from its last id (``XREAD BLOCK``) and
+  feeds every event to the machine through the manager's input path, so it is recorded in
+  this host's audit log with cause ``fleet``.
+
+A failed call marks the link down (recorded ``fleet.disconnected``): the host's own breakers
+decide again, with the same thresholds, until the next connection.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from .. import _fleet_inputs
+from .. import semconv as sc
+from .._events import DecisionEvent
+from .._fleet_inputs import FleetEvent
+from .._fleet_policy import FleetPolicy
+from .._machine import Machine
+from .._models import ExecutionState
+from .._report import StatusReport
+from ..semconv import Cause, EventKind, Reason
+from ._catchup import reseed_states, to_items
+from ._store import FleetError, FleetStore, Item
+from ._surface import annotate, instruments
+
+__all__ = ["FleetLink"]
+
+_log = logging.getLogger("autoheal_otel")
+
+#: An idle host ships an empty batch this often (its "last seen", and a check of the link).
+_HEARTBEAT_S = 0.5
+
+
+class FleetLink:
+    """Ship this host's failures to the fleet and follow the fleet's decisions."""
+
+    def __init__(
+        self,
+        machine: Machine,
+        decide: Callable[..., Any],
+        lock: threading.Lock,
+        monotonic: Callable[[], float],
+        policy: FleetPolicy,
+        meter: Any = None,
+    ) -> None:
+        self._machine = machine
+        self._decide = decide
+        self._lock = lock
+        self._monotonic = monotonic
+        self.policy = policy
+        self.host = policy.host()
+        self._store = FleetStore(policy)
+        self._reader_store = FleetStore(policy, reader=True)
+        self._queue: deque[tuple[str, str, str]] = deque()
+        self._controls: deque[tuple[str, str, str]] = deque()
+        # Failures shipped and maybe still in their window: re-shipped on every connection.
+        self._live: deque[tuple[float, Item]] = deque(maxlen=policy.queue_size)
+        self._seen: dict[str, str] = {}  # workflow id ("" = global) -> last fleet event applied
+        self._last_id = "0-0"
+        self._stop = threading.Event()
+        self._up = threading.Event()
+        self._state_lock = threading.Lock()
+        self._connections = 0
+        self.connected = False
+        self.last_error: str | None = "not connected yet"
+        self.dropped = 0
+        self._inflight = 0
+        self._beat_at = -_HEARTBEAT_S
+        self.shipped = 0
+        self.applied = 0
+        self.lags: deque[float] = deque(maxlen=1000)
+        self._lag_hist: Any = None
+        if meter is not None:
+            self._lag_hist = instruments(
+                meter, self.host, lambda: self.connected, lambda: self.dropped
+            )
+        self._threads = [
+            threading.Thread(target=self._ship_loop, name="autoheal-fleet-ship", daemon=True),
+            threading.Thread(target=self._read_loop, name="autoheal-fleet-read", daemon=True),
+        ]
+
+    def start(self) -> FleetLink:
+        """Start the shipper and the reader threads."""
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    # -- the sink side: called on the hooks' thread, after the lock ----------------------
+
+    def emit(self, event: DecisionEvent) -> None:
+        """Queue what the fleet must learn from one decision event (never blocks)."""
+        kind = event.kind
+        if kind is EventKind.RESULT:
+            if event.trigger is None or event.workflow_id is None:
+                return
+            if len(self._queue) >= self.policy.queue_size:
+                self.dropped += 1
+                return
+            member = f"{self.host}/{event.writer}/{event.seq}"
+            self._queue.append((member, event.workflow_id, event.trigger.value))
+        elif kind is EventKind.TRANSITION and event.cause == Cause.PROBE_SUCCESS.value:
+            state = event.state.value if event.state else "running"
+            self._controls.append(("release", str(event.workflow_id), state))
+        elif kind is EventKind.PROBE and event.reason in (
+            Reason.PROBE_ADMITTED.value,
+            Reason.PROBE_FAILED.value,
+            Reason.PROBE_EXPIRED.value,
+        ):
+            self._controls.append(("hold", str(event.workflow_id), event.reason))
+
+    def flush(self) -> None:
+        """Nothing to flush: shipping is the shipper thread's job."""
+
+    def close(self) -> None:
+        """Stop both threads (bounded waits) and close the connections."""
+        if self._stop.is_set():
+            return
+        self._stop.set()
+        self._up.set()
+        # Ends the reader's XREAD BLOCK now instead of after block_seconds.
+        self._reader_store.client.connection_pool.disconnect()
+        for thread in self._threads:
+            if thread.is_alive():
+                thread.join(timeout=self.policy.block_seconds + 2 * self.policy.timeout_seconds + 1)
+        if self.connected and self._queue:
+            try:  # one last batch, bounded by the client's timeout: a clean stop loses nothing
+                self._ship_queue()
+            except FleetError:
+                _log.warning("autoheal fleet: %d results not shipped at close", len(self._queue))
+        self._store.close()
+        self._reader_store.close()
+
+    # -- operator moves for the whole fleet (an operator's thread, never a hook) -----------
+
+    def publish_move(
+        self, workflow_id: str, state: ExecutionState | str, reason: str, actor: str = "operator"
+    ) -> str:
+        """Move a workflow on every host of the fleet; return the fleet event id.
+
+        Raises:
+            FleetError: Redis did not answer within ``fleet.timeout_seconds``.
+        """
+        return self._store.operator(workflow_id, ExecutionState(state), actor, reason)
+
+    def publish_resume(
+        self,
+        reason: str,
+        actor: str = "operator",
+        state: ExecutionState | str = ExecutionState.RUNNING,
+    ) -> str:
+        """Resume every host of the fleet (the fleet's ``resume_all``); return the event id.
+
+        Raises:
+            FleetError: Redis did not answer within ``fleet.timeout_seconds``.
+        """
+        return self._store.resume(ExecutionState(state), actor, reason)
+
+    # -- status ----------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        """Return this host's view of the link (for ``/status``, ``/health`` and the CLI)."""
+        lags = sorted(self.lags)
+        return {
+            "host": self.host,
+            "namespace": self.policy.namespace,
+            "connected": self.connected,
+            "reason": None if self.connected else self.last_error,
+            "queued": len(self._queue) + self._inflight,
+            "dropped": self.dropped,
+            "shipped": self.shipped,
+            "applied": self.applied,
+            "last_event": self._last_id,
+            "propagation_p50_ms": round(lags[len(lags) // 2] * 1000, 3) if lags else None,
+        }
+
+    def annotate(self, report: StatusReport) -> StatusReport:
+        """Return the report with the link's status; a link down makes an ok host degraded."""
+        return annotate(report, self.status())
+
+    # -- connection state ------------------------------------------------------------------
+
+    def _feed_link(self, up: bool, reason: Reason, error: str | None) -> None:
+        details = {"fleet_host": self.host, "namespace": self.policy.namespace}
+        if error:
+            details["error"] = error
+        self._decide(
+            None,
+            "fleet",
+            None,
+            None,
+            _fleet_inputs.link,
+            self._machine.ledger,
+            up,
+            reason,
+            self.policy.scopes,
+            details,
+        )
+
+    def _lost(self, exc: BaseException) -> None:
+        if self._stop.is_set():
+            return  # closing: the link was taken down on purpose
+        with self._state_lock:
+            if not self.connected:
+                return
+            self.connected = False
+            self._up.clear()
+            self.last_error = f"redis: {type(exc).__name__}: {exc}"[:300]
+        _log.warning("autoheal fleet link down (%s): local breakers decide", self.last_error)
+        self._feed_link(False, Reason.FLEET_DISCONNECTED, self.last_error)
+
+    def _connect(self) -> None:
+        store = self._store
+        store.ping()
+        last_id = store.last_event_id()
+        snapshot = store.snapshot()
+        reason = Reason.FLEET_RECONNECTED if self._connections else Reason.FLEET_CONNECTED
+        self._connections += 1
+        with self._state_lock:
+            self.connected = True
+            self.last_error = None
+        self._feed_link(True, reason, None)
+        for event in snapshot:
+            key = event.workflow_id or ""
+            if self._seen.get(key) != event.id:
+                self._apply(event, lag=False)
+        self._reseed()
+        now = self._monotonic()
+        live = [item for at, item in self._live if now - at < item[3] / 1000]
+        if live:
+            self._ship_items(live, remember=False)
+        if self._last_id == "0-0" or self._connections == 1:
+            self._last_id = last_id
+        self._up.set()
+
+    def _reseed(self) -> None:
+        with self._lock:
+            states = reseed_states(self._machine.ledger, self._seen)
+        for event_id in self._store.reseed(states):
+            _log.info("autoheal fleet: re-seeded a state the fleet had lost (event %s)", event_id)
+
+    # -- the shipper -----------------------------------------------------------------------
+
+    def _ship_loop(self) -> None:
+        interval = self.policy.ship_interval_seconds
+        while not self._stop.is_set():
+            try:
+                if not self.connected:
+                    self._connect()
+                self._ship_queue()
+                self._run_controls()
+                self._take_leases()
+                wait = interval
+            except FleetError as exc:
+                self._lost(exc)
+                wait = self.policy.reconnect_seconds
+            except Exception:  # contained: the link must never die silently with the host
+                _log.exception("autoheal fleet shipper failed; retrying")
+                wait = self.policy.reconnect_seconds
+            self._stop.wait(wait)  # allowed: the shipping cadence (woken early by close)
+
+    def _ship_queue(self) -> None:
+        queue = self._queue
+        size = self.policy.batch_size
+        now = self._monotonic()
+        if not queue and now - self._beat_at >= _HEARTBEAT_S:
+            # Idle: an empty batch still says "this host is alive" and probes the link.
+            self._ship_items([], remember=False)
+        while queue:
+            batch: list[tuple[str, str, str]] = []
+            while queue and len(batch) < size:
+                batch.append(queue.popleft())
+            items = to_items(self._machine.ledger.policy, self.policy.scopes, batch)
+            self._inflight = len(batch)
+            try:
+                self._ship_items(items, remember=True)
+            except FleetError:
+                # Put the batch back in front (it may have landed: members are idempotent).
+                queue.extendleft(reversed(batch))
+                raise
+            finally:
+                self._inflight = 0
+
+    def _ship_items(self, items: list[Item], *, remember: bool) -> None:
+        gp = self._machine.ledger.policy.breakers.global_
+        self._store.ship(items, gp.failure_threshold, gp.window_seconds, self.policy.min_hosts)
+        now = self._beat_at = self._monotonic()
+        if remember:
+            self.shipped += len(items)
+            self._live.extend((now, item) for item in items)
+
+    def _run_controls(self) -> None:
+        controls = self._controls
+        while controls:
+            action, wid, arg = controls[0]
+            if action == "release":
+                self._store.release(wid, ExecutionState(arg))
+            else:
+                self._store.lease(wid, self._hold_seconds(wid, arg), hold=True)
+            controls.popleft()
+
+    def _hold_seconds(self, workflow_id: str, reason: str) -> float:
+        with self._lock:
+            wf = self._machine.ledger.workflows.get(workflow_id)
+            if wf is None:
+                return 1.0
+            if reason == Reason.PROBE_ADMITTED.value:
+                return wf.policy.quarantine.probe_timeout_seconds + 1.0
+            return float(wf.probe_cooldown)
+
+    def _take_leases(self) -> None:
+        if "workflow" not in self.policy.scopes:
+            return
+        now = self._monotonic()
+        with self._lock:
+            ledger = self._machine.ledger
+            ready = [
+                (wid, wf.policy.quarantine.probe_timeout_seconds)
+                for wid in sorted(ledger.glob.quarantined)
+                if (wf := ledger.workflows[wid]).probe_step is None
+                and wf.policy.quarantine.probe_enabled
+                and wf.probe_ready_at is not None
+                and now >= wf.probe_ready_at
+                and ledger.probe_permits.get(wid, -1.0) <= now
+            ]
+        lease_s = self.policy.probe_lease_seconds
+        for wid, timeout in ready:
+            if self._store.lease(wid, lease_s + timeout + 1.0):
+                self._decide(
+                    None,
+                    "fleet",
+                    wid,
+                    None,
+                    _fleet_inputs.grant_probe,
+                    self._machine.ledger,
+                    wid,
+                    lease_s,
+                    self.host,
+                )
+
+    # -- the reader ------------------------------------------------------------------------
+
+    def _read_loop(self) -> None:
+        block_ms = int(self.policy.block_seconds * 1000)
+        while not self._stop.is_set():
+            if not self._up.wait(self.policy.reconnect_seconds):  # allowed: waits for the link
+                continue
+            if self._stop.is_set():
+                break
+            try:
+                events = self._reader_store.read(self._last_id, block_ms)
+            except FleetError as exc:
+                self._lost(exc)
+                continue
+            except Exception:  # contained: a malformed event must not stop the reader
+                if not self._stop.is_set():
+                    _log.exception("autoheal fleet reader failed; retrying")
+                continue
+            for event in events:
+                self._apply(event, lag=True)
+                self._last_id = event.id
+
+    def _apply(self, event: FleetEvent, *, lag: bool) -> None:
+        try:
+            changed = self._decide(
+                None,
+                "fleet",
+                event.workflow_id,
+                None,
+                _fleet_inputs.apply,
+                self._machine.ledger,
+                event,
+            )
+        except Exception:  # contained: a closed manager or a bad event must not kill the thread
+            _log.exception("autoheal fleet could not apply event %s", event.id)
+            return
+        self._seen[event.workflow_id or ""] = event.id
+        if changed:
+            self.applied += 1
+        if lag:
+            seconds = max(0.0, time.time() - int(event.id.split("-")[0]) / 1000)
+            self.lags.append(seconds)
+            if self._lag_hist is not None:
+                self._lag_hist.record(seconds, {sc.ATTR_FLEET_KIND: event.kind})

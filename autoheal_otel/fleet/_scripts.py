@@ -1,0 +1,195 @@
+"""The fleet's server-side scripts: counting and deciding happen atomically inside Redis.
+
+Each script reads Redis's own clock (``TIME``), so hosts' clocks never disagree about a
+window. Layout under the namespace ``ns``:
+
+- ``ns:win:<id>`` — ZSET of one workflow's failures in its window (member = the failure's
+  unique id ``<host>/<writer>/<seq>``, score = server time in ms); ``ns:wf:<id>`` — HASH of
+  the fleet's state of the workflow and the event that set it; ``ns:wfs`` — SET of ids;
+- ``ns:global:win`` / ``ns:global:hosts`` — ZSETs of every counted failure and of the hosts
+  that had one, in the global window; ``ns:global`` — HASH of the global state;
+- ``ns:events`` — the STREAM every decision is appended to (trimmed to about ``maxlen``);
+- ``ns:hosts`` — HASH host -> last time it shipped (ms); ``ns:probe:<id>`` — the probe lease.
+
+Invariants: a member is added with ``ZADD NX``, so a retried or timed-out batch that already
+landed counts nothing twice; a decision is taken only when the state allows it (a workflow
+quarantines once until it is released; the fleet pauses once until it is resumed) and is
+appended to the stream in the same script, so every host learns it exactly once per event id.
+"""
+
+from __future__ import annotations
+
+__all__ = ["LEASE", "OPERATOR", "RELEASE", "RESEED", "RESUME", "SHIP"]
+
+_PRELUDE = """
+local ns = ARGV[1]
+local host = ARGV[2]
+local maxlen = ARGV[3]
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local stream = ns .. ':events'
+local function publish(kind, wf, target, rule, count, threshold, window, actor, message)
+  local id = redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*',
+    'kind', kind, 'host', host, 'wf', wf, 'target', target, 'rule', rule,
+    'count', count, 'threshold', threshold, 'window', window, 'actor', actor,
+    'message', message)
+  local key = ns .. ':global'
+  if wf ~= '' then
+    key = ns .. ':wf:' .. wf
+    redis.call('SADD', ns .. ':wfs', wf)
+  end
+  local state = target
+  redis.call('HSET', key, 'state', state, 'event', id, 'kind', kind, 'host', host,
+    'rule', rule, 'count', count, 'threshold', threshold, 'window', window,
+    'actor', actor, 'message', message, 'ms', now)
+  return id
+end
+"""
+
+#: Ship a batch of failures. ARGV: ns, host, maxlen, global threshold, global window (ms),
+#: min hosts, items (JSON list of {m, w, wt, ww, ws, g}). Returns {added, global added, ids}.
+SHIP = (
+    _PRELUDE
+    + """
+local gthr = tonumber(ARGV[4])
+local gwin = tonumber(ARGV[5])
+local minh = tonumber(ARGV[6])
+local items = cjson.decode(ARGV[7])
+redis.call('HSET', ns .. ':hosts', host, now)
+local out = {}
+local added = 0
+local gadded = 0
+local gkey = ns .. ':global:win'
+local hkey = ns .. ':global:hosts'
+for _, it in ipairs(items) do
+  if it.wt > 0 then
+    local wkey = ns .. ':win:' .. it.w
+    if redis.call('ZADD', wkey, 'NX', now, it.m) == 1 then
+      added = added + 1
+      redis.call('SADD', ns .. ':wfs', it.w)
+      redis.call('ZREMRANGEBYSCORE', wkey, '-inf', now - it.ww)
+      redis.call('PEXPIRE', wkey, it.ww)
+      local st = redis.call('HGET', ns .. ':wf:' .. it.w, 'state')
+      if (not st) or st == 'running' or st == 'degraded' then
+        local n = redis.call('ZCARD', wkey)
+        if n >= it.wt then
+          table.insert(out, publish('quarantine', it.w, 'quarantined',
+            'workflow.failure_window', n, it.wt, it.ws, '', ''))
+        end
+      end
+    end
+  end
+  if it.g == 1 and redis.call('ZADD', gkey, 'NX', now, it.m) == 1 then
+    gadded = gadded + 1
+    redis.call('ZADD', hkey, now, host)
+  end
+end
+if gadded > 0 then
+  redis.call('ZREMRANGEBYSCORE', gkey, '-inf', now - gwin)
+  redis.call('ZREMRANGEBYSCORE', hkey, '-inf', now - gwin)
+  redis.call('PEXPIRE', gkey, gwin)
+  redis.call('PEXPIRE', hkey, gwin)
+  if redis.call('HGET', ns .. ':global', 'state') ~= 'paused' then
+    local n = redis.call('ZCARD', gkey)
+    local h = redis.call('ZCARD', hkey)
+    if n >= gthr and h >= minh then
+      table.insert(out, publish('pause', '', 'paused', 'global.failure_window', n, gthr,
+        tostring(gwin / 1000), '', h .. ' hosts'))
+    end
+  end
+end
+return {added, gadded, out}
+"""
+)
+
+#: A probe succeeded on this host: release the quarantine fleet-wide. ARGV: ns, host, maxlen,
+#: workflow, target. Returns the event id, or false when the fleet had no quarantine.
+RELEASE = (
+    _PRELUDE
+    + """
+local wf = ARGV[4]
+if redis.call('HGET', ns .. ':wf:' .. wf, 'state') ~= 'quarantined' then
+  return false
+end
+redis.call('DEL', ns .. ':win:' .. wf, ns .. ':probe:' .. wf)
+return publish('release', wf, ARGV[5], 'quarantine.probe', 1, 1, '', '',
+  'the half-open probe succeeded')
+"""
+)
+
+#: An operator moves one workflow on every host. ARGV: ns, host, maxlen, workflow, target,
+#: actor, message. Returns the event id.
+OPERATOR = (
+    _PRELUDE
+    + """
+local wf = ARGV[4]
+local target = ARGV[5]
+if target == 'running' or target == 'degraded' then
+  redis.call('DEL', ns .. ':win:' .. wf, ns .. ':probe:' .. wf)
+end
+return publish('operator', wf, target, 'operator', 0, 0, '', ARGV[6], ARGV[7])
+"""
+)
+
+#: An operator resumes the fleet. ARGV: ns, host, maxlen, target, actor, message.
+RESUME = (
+    _PRELUDE
+    + """
+redis.call('DEL', ns .. ':global:win', ns .. ':global:hosts')
+local id = publish('resume', '', ARGV[4], 'operator', 0, 0, '', ARGV[5], ARGV[6])
+for _, wf in ipairs(redis.call('SMEMBERS', ns .. ':wfs')) do
+  local key = ns .. ':wf:' .. wf
+  if redis.call('HGET', key, 'state') == 'paused' then
+    redis.call('HSET', key, 'state', ARGV[4], 'event', id, 'kind', 'resume', 'ms', now)
+  end
+end
+return id
+"""
+)
+
+#: Take the probe lease of a workflow the fleet holds quarantined. ARGV: ns, host, maxlen,
+#: workflow, ttl (ms), mode ('take': only when free; 'hold': extend one's own).
+LEASE = (
+    _PRELUDE
+    + """
+local wf = ARGV[4]
+local key = ns .. ':probe:' .. wf
+if ARGV[6] == 'hold' then
+  if redis.call('GET', key) == host then
+    return redis.call('PEXPIRE', key, ARGV[5])
+  end
+  return 0
+end
+if redis.call('HGET', ns .. ':wf:' .. wf, 'state') ~= 'quarantined' then
+  return 0
+end
+if redis.call('SET', key, host, 'NX', 'PX', ARGV[5]) then
+  return 1
+end
+return 0
+"""
+)
+
+#: Re-seed states this host knows and the fleet lost (or never learned while the link was
+#: down). ARGV: ns, host, maxlen, JSON list of {w, target, expect, rule, count, threshold,
+#: ws}; ``w`` empty = the global pause. A state is written when the fleet has none, or still
+#: has the event ``expect`` this host last applied. Returns the new event ids.
+RESEED = (
+    _PRELUDE
+    + """
+local out = {}
+for _, it in ipairs(cjson.decode(ARGV[4])) do
+  local key = ns .. ':global'
+  if it.w ~= '' then key = ns .. ':wf:' .. it.w end
+  local current = redis.call('HGET', key, 'event')
+  local state = redis.call('HGET', key, 'state')
+  if state ~= it.target and ((not current) or current == it.expect) then
+    local kind = 'reseed'
+    if it.w == '' then kind = 'pause' end
+    table.insert(out, publish(kind, it.w, it.target, it.rule, it.count, it.threshold,
+      it.ws, '', 'known to ' .. host .. ', missing in the fleet'))
+  end
+end
+return out
+"""
+)

@@ -1,0 +1,198 @@
+"""The fleet's Redis client: every command the link and the CLI send, with outage-proof settings.
+
+A :class:`FleetStore` wraps one redis-py client configured so that no call can block for long
+(``fleet.timeout_seconds`` for connecting and for every reply, no retries, no backoff): with
+Redis down a call fails in well under a millisecond, with Redis hung (SIGSTOP) after the
+timeout. The stream reader gets its own client whose reply timeout exceeds its ``XREAD
+BLOCK``. Callers catch :class:`redis.RedisError` (re-exported as :data:`FleetError`); nothing
+here runs on an executor's hook thread.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from .._fleet_inputs import WORKFLOW_KINDS, FleetEvent
+from .._fleet_policy import FleetPolicy
+from .._models import ExecutionState
+from . import _scripts
+
+__all__ = ["FleetError", "FleetStore", "Item"]
+
+FleetError = redis.RedisError
+#: One failure to ship: (member, workflow, workflow threshold (0: not counted), window ms,
+#: window seconds as text, counted globally).
+Item = tuple[str, str, int, int, str, bool]
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _event(event_id: str, fields: dict[str, str]) -> FleetEvent:
+    target = fields.get("target") or ""
+    window = fields.get("window") or ""
+    return FleetEvent(
+        id=event_id,
+        kind=fields.get("kind", "operator"),
+        host=fields.get("host", ""),
+        workflow_id=fields.get("wf") or None,
+        target=ExecutionState(target) if target else None,
+        rule=fields.get("rule") or "operator",
+        count=int(fields.get("count") or 0),
+        threshold=int(fields.get("threshold") or 0),
+        window_seconds=float(window) if window else None,
+        message=fields.get("message", ""),
+        actor=fields.get("actor") or None,
+    )
+
+
+class FleetStore:
+    """Send the fleet's commands to Redis; read its events and its state."""
+
+    def __init__(self, policy: FleetPolicy, *, reader: bool = False) -> None:
+        timeout = policy.timeout_seconds
+        self.policy = policy
+        self.ns = policy.namespace
+        self.host = policy.host()
+        self._maxlen = str(policy.stream_max_events)
+        # Typed Any: redis-py's stubs type replies as bytes | str whatever decode_responses says.
+        self.client: Any = redis.Redis.from_url(
+            policy.url,
+            socket_timeout=timeout + policy.block_seconds + 0.5 if reader else timeout,
+            socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 0),
+            retry_on_timeout=False,
+            health_check_interval=0,
+            decode_responses=True,
+        )
+        self._scripts = {
+            name: self.client.register_script(getattr(_scripts, name))
+            for name in ("SHIP", "RELEASE", "OPERATOR", "RESUME", "LEASE", "RESEED")
+        }
+
+    def _run(self, name: str, *args: Any) -> Any:
+        return self._scripts[name](args=[self.ns, self.host, self._maxlen, *args])
+
+    def ping(self) -> bool:
+        """Return True when Redis answers."""
+        return bool(self.client.ping())
+
+    def ship(
+        self, items: Sequence[Item], global_threshold: int, global_window_s: float, min_hosts: int
+    ) -> tuple[int, int, list[str]]:
+        """Add failures to the fleet windows; return (added, added globally, new event ids)."""
+        payload = [
+            {"m": m, "w": w, "wt": wt, "ww": ww, "ws": ws, "g": 1 if g else 0}
+            for m, w, wt, ww, ws, g in items
+        ]
+        added, gadded, ids = self._run(
+            "SHIP",
+            global_threshold,
+            int(global_window_s * 1000),
+            min_hosts,
+            json.dumps(payload),
+        )
+        return int(added), int(gadded), [_text(i) for i in ids]
+
+    def release(self, workflow_id: str, target: ExecutionState) -> str | None:
+        """Release a fleet quarantine after a successful probe here (None: none to release)."""
+        out = self._run("RELEASE", workflow_id, target.value)
+        return _text(out) if out else None
+
+    def operator(self, workflow_id: str, target: ExecutionState, actor: str, message: str) -> str:
+        """Move one workflow on every host (an operator's fleet-wide move)."""
+        return _text(self._run("OPERATOR", workflow_id, target.value, actor, message))
+
+    def resume(self, target: ExecutionState, actor: str, message: str) -> str:
+        """Lift the fleet's global pause and release every paused workflow on every host."""
+        return _text(self._run("RESUME", target.value, actor, message))
+
+    def lease(self, workflow_id: str, ttl_s: float, *, hold: bool = False) -> bool:
+        """Take (or, ``hold``, extend one's own) the probe lease of a quarantined workflow."""
+        mode = "hold" if hold else "take"
+        return bool(self._run("LEASE", workflow_id, max(1, int(ttl_s * 1000)), mode))
+
+    def reseed(self, states: Sequence[dict[str, Any]]) -> list[str]:
+        """Write back states this host knows and the fleet lost; return the new event ids."""
+        if not states:
+            return []
+        return [_text(i) for i in self._run("RESEED", json.dumps(list(states)))]
+
+    def last_event_id(self) -> str:
+        """Return the id of the newest fleet event ("0-0": none)."""
+        newest = self.client.xrevrange(f"{self.ns}:events", count=1)
+        return _text(newest[0][0]) if newest else "0-0"
+
+    def read(self, after: str, block_ms: int, count: int = 500) -> list[FleetEvent]:
+        """Return the fleet events after ``after``, waiting up to ``block_ms`` for one."""
+        answer = self.client.xread({f"{self.ns}:events": after}, count=count, block=block_ms)
+        return [_event(_text(i), f) for _, entries in answer or () for i, f in entries]
+
+    def snapshot(self) -> list[FleetEvent]:
+        """Return the fleet's current states as events (the global state first)."""
+        ns = self.ns
+        ids = sorted(self.client.smembers(f"{ns}:wfs"))
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hgetall(f"{ns}:global")
+        for wid in ids:
+            pipe.hgetall(f"{ns}:wf:{wid}")
+        rows = pipe.execute()
+        out = []
+        glob = rows[0]
+        if glob.get("event"):
+            out.append(_event(glob["event"], {**glob, "wf": ""}))
+        for wid, row in zip(ids, rows[1:], strict=True):
+            if row.get("event") and row.get("state"):
+                kind = row.get("kind", "operator")
+                kind = kind if kind in WORKFLOW_KINDS else "operator"
+                out.append(
+                    _event(row["event"], {**row, "wf": wid, "kind": kind, "target": row["state"]})
+                )
+        return out
+
+    def status(self) -> dict[str, Any]:
+        """Return the hosts (last seen, ms), the windows and the states of the fleet."""
+        ns = self.client
+        prefix = self.ns
+        time_s, time_us = ns.time()
+        now_ms = int(time_s) * 1000 + int(time_us) // 1000
+        hosts = {h: now_ms - int(v) for h, v in ns.hgetall(f"{prefix}:hosts").items()}
+        wfs = {}
+        for wid in sorted(ns.smembers(f"{prefix}:wfs")):
+            row = ns.hgetall(f"{prefix}:wf:{wid}")
+            wfs[wid] = {
+                "state": row.get("state"),
+                "event": row.get("event"),
+                "host": row.get("host"),
+                "window": ns.zcard(f"{prefix}:win:{wid}"),
+            }
+        glob = ns.hgetall(f"{prefix}:global")
+        return {
+            "namespace": prefix,
+            "hosts": {h: {"last_seen_s": round(ms / 1000, 3)} for h, ms in sorted(hosts.items())},
+            "global": {
+                "state": glob.get("state", "running"),
+                "event": glob.get("event"),
+                "window": ns.zcard(f"{prefix}:global:win"),
+                "hosts_failing": ns.zcard(f"{prefix}:global:hosts"),
+            },
+            "workflows": wfs,
+        }
+
+    def window_counts(self) -> dict[str, int]:
+        """Return the live size of every workflow's fleet window (tests compare with DuckDB)."""
+        out = {}
+        for wid in self.client.smembers(f"{self.ns}:wfs"):
+            out[wid] = int(self.client.zcard(f"{self.ns}:win:{wid}"))
+        return out
+
+    def close(self) -> None:
+        """Close the client's connections."""
+        self.client.close()

@@ -1,0 +1,45 @@
+"""How a host's fleet link shows outside: in the status report, the health and the metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .. import semconv as sc
+from .._report import StatusReport
+
+__all__ = ["annotate", "instruments"]
+
+
+def annotate(report: StatusReport, status: dict[str, Any]) -> StatusReport:
+    """Return ``report`` with the link's ``status``; a link down makes an ok host degraded."""
+    glob = report.global_
+    if not status["connected"] and glob.health == "ok":
+        reason = f"fleet link down: {status['reason']}"
+        glob = glob.model_copy(update={"health": "degraded", "reason": reason})
+    return report.model_copy(update={"fleet": status, "global_": glob})
+
+
+def instruments(
+    meter: Any, host: str, connected: Callable[[], bool], dropped: Callable[[], int]
+) -> Any:
+    """Register the link's gauge and counter on ``meter``; return its propagation histogram."""
+    from opentelemetry.metrics import Observation
+
+    attributes = {sc.ATTR_FLEET_HOST: host}
+
+    def observe_connected(_options: Any) -> list[Any]:
+        return [Observation(1 if connected() else 0, attributes)]
+
+    def observe_dropped(_options: Any) -> list[Any]:
+        return [Observation(dropped(), attributes)]
+
+    meter.create_observable_gauge(
+        sc.METRIC_FLEET_CONNECTED, [observe_connected], "1", "1 while the fleet link is up"
+    )
+    meter.create_observable_counter(
+        sc.METRIC_FLEET_DROPPED, [observe_dropped], "{result}", "Results the full queue dropped"
+    )
+    return meter.create_histogram(
+        sc.METRIC_FLEET_PROPAGATION, "s", "From a fleet decision to this host applying it"
+    )
