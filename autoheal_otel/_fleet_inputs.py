@@ -215,43 +215,17 @@ def _pause(
     glob = ledger.glob
     if glob.paused:
         return False
-    firing = event.firing()
-    glob.paused = True
-    glob.paused_since = ledger.wall(now, ts)
-    glob.rule = firing
-    glob.reason = event.describe()
-    if events is not None:
-        ledger.emit(
-            events,
-            EventKind.GLOBAL,
-            ts,
-            trace,
-            None,
-            None,
-            PAUSED,
-            previous_state=RUNNING,
-            reason=firing.rule,
-            message=glob.reason,
-            rule=firing,
-            cause=Cause.FLEET.value,
-            actor=event.actor,
-            details=event.details(),
-        )
-    for _, wf in sorted(ledger.workflows.items()):
-        if wf.state is RUNNING or wf.state is DEGRADED:
-            ledger.move(
-                wf,
-                PAUSED,
-                Cause.FLEET,
-                now,
-                ts,
-                trace,
-                events,
-                firing,
-                glob.reason,
-                actor=event.actor,
-                details=event.details(),
-            )
+    ledger.pause_all(
+        event.firing(),
+        now,
+        ts,
+        trace,
+        events,
+        cause=Cause.FLEET,
+        message=event.describe(),
+        actor=event.actor,
+        details=event.details(),
+    )
     return True
 
 
@@ -278,25 +252,16 @@ def _resume(
             actor=event.actor,
             details=event.details(),
         )
-    if glob.paused:
-        glob.paused = False
-        glob.window.clear()
-        if events is not None:
-            ledger.emit(
-                events,
-                EventKind.GLOBAL,
-                ts,
-                trace,
-                None,
-                None,
-                RUNNING,
-                previous_state=PAUSED,
-                reason=Reason.GLOBAL_RESUMED.value,
-                message=event.describe(),
-                cause=Cause.FLEET.value,
-                actor=event.actor,
-                details=event.details(),
-            )
+    ledger.clear_global_pause(
+        now,
+        ts,
+        trace,
+        events,
+        event.actor,
+        event.describe(),
+        cause=Cause.FLEET,
+        details=event.details(),
+    )
     return True
 
 

@@ -201,8 +201,11 @@ class Ledger:
         ts: datetime | None,
         trace: Trace,
         events: Events,
-        actor: str,
+        actor: str | None,
         reason: str,
+        *,
+        cause: Cause = Cause.OPERATOR,
+        details: Mapping[str, Any] | None = None,
     ) -> None:
         """Lift the global pause and clear the global window (recorded)."""
         glob = self.glob
@@ -222,23 +225,35 @@ class Ledger:
                 previous_state=PAUSED,
                 reason=Reason.GLOBAL_RESUMED.value,
                 message=reason,
-                cause=Cause.OPERATOR.value,
+                cause=cause.value,
                 actor=actor,
+                details=details or {},
             )
 
     def pause_all(
-        self, firing: RuleFiring, now: float, ts: datetime | None, trace: Trace, events: Events
+        self,
+        firing: RuleFiring,
+        now: float,
+        ts: datetime | None,
+        trace: Trace,
+        events: Events,
+        *,
+        cause: Cause = Cause.GLOBAL_BREAKER,
+        message: str | None = None,
+        actor: str | None = None,
+        details: Mapping[str, Any] | None = None,
     ) -> None:
         """Set the global pause and move every RUNNING or DEGRADED workflow to PAUSED.
 
         Workflows are paused in the order of their ids, so a live run, a restarted one and
-        a replay record the same transitions in the same order.
+        a replay record the same transitions in the same order. ``cause`` is the global
+        breaker's, or the fleet's when every host learns a pause decided elsewhere.
         """
         glob = self.glob
         glob.paused = True
         glob.paused_since = self.wall(now, ts)
         glob.rule = firing
-        glob.reason = firing.describe()
+        glob.reason = message if message is not None else firing.describe()
         if events is not None:
             self.emit(
                 events,
@@ -252,10 +267,22 @@ class Ledger:
                 reason=firing.rule,
                 message=glob.reason,
                 rule=firing,
-                cause=Cause.GLOBAL_BREAKER.value,
+                cause=cause.value,
+                actor=actor,
+                details=details or {},
             )
         for _, wf in sorted(self.workflows.items()):
             if wf.state is RUNNING or wf.state is DEGRADED:
                 self.move(
-                    wf, PAUSED, Cause.GLOBAL_BREAKER, now, ts, trace, events, firing, glob.reason
+                    wf,
+                    PAUSED,
+                    cause,
+                    now,
+                    ts,
+                    trace,
+                    events,
+                    firing,
+                    glob.reason,
+                    actor=actor,
+                    details=details,
                 )

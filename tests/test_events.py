@@ -95,3 +95,45 @@ def test_add_sink_rejects_non_sinks(manager: AutoHealManager) -> None:
     """Registering an object without emit/flush/close is a TypeError at once."""
     with pytest.raises(TypeError, match="emit"):
         manager.add_sink(object())  # type: ignore[arg-type]
+
+
+def test_template_lines_equal_the_full_record(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Every audit line (built from cached templates) parses to exactly the event's record."""
+    import random
+
+    import orjson
+
+    from autoheal_otel import AutoHealManager, Outcome, StepResult
+    from autoheal_otel.sinks._lines import LineEncoder
+    from autoheal_otel.testing import FakeClock, InMemorySink
+
+    rng = random.Random(5)
+    sink = InMemorySink()
+    clock = FakeClock()
+    encoder = LineEncoder(max_templates=8)  # small: the cache is cleared many times
+    outcomes = list(Outcome)
+    with AutoHealManager(clock=clock, sinks=[sink]) as m:
+        for i in range(600):
+            clock.advance(rng.choice([0.001, 1.5, 30]))
+            wid, step = rng.choice(["a", "b", "c"]), rng.choice(["s1", "s2"])
+            if m.should_execute_step(wid, step)[0]:
+                conf = rng.choice([None, 0.0, 1e-7, 0.5, 0.93, 1.0])
+                m.on_step_result(
+                    wid,
+                    step,
+                    StepResult(
+                        outcome=rng.choice(outcomes),
+                        confidence=conf,
+                        second_best=None if conf is None else conf / 2,
+                        validated=rng.random() < 0.5,
+                        duration_s=rng.choice([None, 0.0, 2.5e-5, 12.0]),
+                        details={"method": "faiss"} if i % 7 == 0 else {},
+                    ),
+                )
+            if i % 97 == 0:
+                m.force_transition(wid, "running", reason=f"check {i}", actor="ops")
+    assert len({e.kind for e in sink.events}) >= 4
+    for event in sink.events:
+        line = encoder.encode(event)
+        assert line.endswith(b"\n") and line.count(b"\n") == 1
+        assert orjson.loads(line) == event.to_record(), event.kind

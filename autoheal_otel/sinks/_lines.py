@@ -68,7 +68,7 @@ class LineEncoder:
         )
         middle = self._templates.get(key)
         if middle is None:
-            middle = self._template(e)
+            middle = self._template(e, key)
         parts = [b'{"ts":', dumps(e.ts), b',"seq":', str(e.seq).encode(), middle]
         if e.confidence is not None:
             parts.append(_number(b"confidence", e.confidence))
@@ -88,7 +88,7 @@ class LineEncoder:
         parts.append(b"}\n")
         return b"".join(parts)
 
-    def _template(self, e: DecisionEvent) -> bytes:
+    def _template(self, e: DecisionEvent, key: tuple[Any, ...]) -> bytes:
         record = record_fields(e)
         for name in ("ts", "seq", *_VARYING, *_STRUCTURED):
             record.pop(name, None)
@@ -96,27 +96,5 @@ class LineEncoder:
         middle = b"," + middle if middle else b""
         if len(self._templates) >= self._max:
             self._templates.clear()
-        self._templates[
-            (
-                e.kind,
-                e.writer,
-                e.workflow_id,
-                e.step_id,
-                e.state,
-                e.previous_state,
-                e.reason,
-                e.message,
-                e.allowed,
-                e.outcome,
-                e.trigger,
-                e.signals,
-                e.validated,
-                e.cause,
-                e.actor,
-                e.policy_version,
-                e.artifact_version,
-                e.learning,
-                e.schema_version,
-            )
-        ] = middle
+        self._templates[key] = middle
         return middle
