@@ -13,6 +13,7 @@ import pytest
 ROOT = Path(__file__).parents[1]
 SMALL = {
     "hot_path.py": ["--number", "300", "--repeat", "1"],
+    "audited_step.py": ["--number", "200", "--repeat", "1"],
     "analytics.py": ["--events", "3000", "--repeat", "1"],
     "artifacts.py": ["--sizes", "1", "--repeat", "1"],
     "fleet.py": ["--hosts", "2", "--workflows", "5", "--seconds", "0.5", "--number", "200"],
