@@ -151,6 +151,8 @@ class Calibrator:
         self.correct: dict[str, int] = {}
         self.recorded: dict[str, float] = {}
         self.since: dict[str, datetime] = {}
+        # Methods whose sorted copy lags their window (samples added while calibration was off).
+        self._stale: set[str] = set()
 
     def retune(self, policy: CalibrationPolicy) -> None:
         """Apply a new policy section (the overrides stay), trimming every window."""
@@ -178,28 +180,47 @@ class Calibrator:
         kept = deque(old, maxlen=window)
         self.samples[method] = kept
         self.ordered[method] = sorted(kept)
+        self._stale.discard(method)
         self.correct[method] = sum(ok for _, ok in kept)
 
     def add(self, method: str, confidence: float, ok: bool) -> None:
-        """Add one decided match to a method's window (evicting the oldest when full)."""
+        """Add one decided match to a method's window (evicting the oldest when full).
+
+        While calibration is off, only the window is kept (an append); its sorted copy is
+        rebuilt the first time a threshold is computed, so the default costs next to nothing.
+        """
         samples = self.samples.get(method)
         if samples is None:
             samples = self.samples[method] = deque(maxlen=self.settings.window)
             self.ordered[method] = []
             self.correct[method] = 0
-        ordered = self.ordered[method]
-        if len(samples) == samples.maxlen:
-            gone = samples[0]
-            del ordered[bisect_left(ordered, gone)]
+        full = len(samples) == samples.maxlen
+        gone = samples[0] if full else None
+        if not self.settings.enabled:
+            self._stale.add(method)
+        else:
+            ordered = self._ordered(method)
+            if gone is not None:
+                del ordered[bisect_left(ordered, gone)]
+            insort(ordered, (confidence, ok))
+        if gone is not None:
             self.correct[method] -= gone[1]
         samples.append((confidence, ok))
-        insort(ordered, (confidence, ok))
         self.correct[method] += ok
+
+    def _ordered(self, method: str) -> list[tuple[float, bool]]:
+        """Return a method's window sorted, rebuilding it if samples came in while off."""
+        if method in self._stale:
+            self._stale.discard(method)
+            self.ordered[method] = sorted(self.samples[method])
+        return self.ordered[method]
 
     def compute(self, method: str) -> float | None:
         """Return the threshold a method's window gives now (None below ``min_samples``)."""
-        ordered = self.ordered.get(method)
-        if ordered is None or len(ordered) < self.settings.min_samples:
+        if method not in self.ordered:
+            return None
+        ordered = self._ordered(method)
+        if len(ordered) < self.settings.min_samples:
             return None
         return threshold_of(ordered, self.correct[method], self.settings.target_precision)
 
