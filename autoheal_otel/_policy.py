@@ -19,14 +19,12 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Field,
     PrivateAttr,
-    Strict,
     ValidationError,
     model_validator,
 )
@@ -35,7 +33,24 @@ from ._calibration_policy import CalibrationPolicy
 from ._errors import PolicyError
 from ._fleet_policy import FleetPolicy
 from ._fs import read_regular_file, write_atomic
-from ._models import Trigger
+from ._policy_sections import (
+    AuditPolicy,
+    BreakerPolicy,
+    ConfidencePolicy,
+    DegradedPolicy,
+    GlobalBreakerPolicy,
+    HotReloadPolicy,
+    QuarantinePolicy,
+    RollbackPolicy,
+    RunningPolicy,
+    StepBreakerPolicy,
+    VersioningPolicy,
+    WatchdogPolicy,
+    WorkflowBreakerPolicy,
+    WorkflowPolicy,
+    _FieldError,
+    _Section,
+)
 
 __all__ = [
     "AuditPolicy",
@@ -57,255 +72,6 @@ __all__ = [
 
 POLICY_SCHEMA_VERSION: Literal[1] = 1
 
-_DEFAULT_COUNTED = (
-    Trigger.TARGET_NOT_FOUND,
-    Trigger.POSTCONDITION_FAILED,
-    Trigger.WATCHDOG_TIMEOUT,
-    Trigger.ERROR,
-    Trigger.AMBIGUOUS_MATCH,
-)
-
-
-#: Upper bounds every number must respect, so that a policy that validates always runs: a
-#: duration must fit the clock's datetime arithmetic (ten years), a count a 32-bit integer (what
-#: orjson, DuckDB and every JSON reader carry exactly), a segment 1 TiB.
-MAX_SECONDS = 10 * 365.25 * 86_400
-MAX_COUNT = 2**31 - 1
-MAX_SEGMENT_BYTES = 2**40
-
-# Strict scalars: a JSON `true` or "3" where a count belongs is a mistake, not a 1 or a 3.
-Count = Annotated[int, Strict()]
-Number = Annotated[float, Strict()]
-Flag = Annotated[bool, Strict()]
-
-
-class _FieldError(ValueError):
-    """A consistency error inside a section; ``field`` is relative to that section."""
-
-    def __init__(self, field: str, value: Any, rule: str) -> None:
-        super().__init__(f"{field} {rule}, but was {value!r}")
-        self.field = field
-        self.value = value
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(
-        frozen=True,
-        extra="forbid",
-        allow_inf_nan=False,
-        validate_by_name=True,
-        validate_by_alias=True,
-        use_enum_values=False,
-    )
-
-
-def _probability(default: float, description: str) -> Any:
-    return Field(default, ge=0.0, le=1.0, description=description)
-
-
-class ConfidencePolicy(_Section):
-    """Match-confidence thresholds."""
-
-    normal_threshold: Number = _probability(0.75, "Minimum match confidence in RUNNING.")
-    degraded_boost: Number = _probability(0.10, "Added to the threshold in DEGRADED.")
-    degraded_cap: Number = _probability(0.95, "The DEGRADED threshold never exceeds this.")
-    low_confidence_floor: Number = _probability(
-        0.70, "A best score below this is a low-confidence signal, even on success."
-    )
-    ambiguity_margin: Number = _probability(0.05, "A top-two score gap below this is ambiguous.")
-
-    @model_validator(mode="after")
-    def _consistent(self) -> ConfidencePolicy:
-        if self.degraded_cap < self.normal_threshold:
-            raise _FieldError(
-                "degraded_cap",
-                self.degraded_cap,
-                f"must be >= normal_threshold ({self.normal_threshold})",
-            )
-        if self.low_confidence_floor > self.normal_threshold:
-            raise _FieldError(
-                "low_confidence_floor",
-                self.low_confidence_floor,
-                f"must be <= normal_threshold ({self.normal_threshold})",
-            )
-        return self
-
-    @property
-    def degraded_threshold(self) -> float:
-        """Return the DEGRADED threshold: the normal one raised by the boost, capped."""
-        return min(self.normal_threshold + self.degraded_boost, self.degraded_cap)
-
-
-class StepBreakerPolicy(_Section):
-    """Step scope: consecutive counters (and an optional sliding window) -> DEGRADED."""
-
-    consecutive_target_not_found: Count = Field(3, ge=1, le=MAX_COUNT)
-    consecutive_low_confidence: Count = Field(3, ge=1, le=MAX_COUNT)
-    window_failure_threshold: Count | None = Field(
-        None,
-        ge=1,
-        le=MAX_COUNT,
-        description="Failures of one step in the window -> DEGRADED (null: off).",
-    )
-    window_seconds: Number = Field(600.0, gt=0, le=MAX_SECONDS)
-
-
-class WorkflowBreakerPolicy(_Section):
-    """Workflow scope: failures in a sliding window -> QUARANTINED."""
-
-    failure_threshold: Count = Field(10, ge=1, le=MAX_COUNT)
-    window_seconds: Number = Field(600.0, gt=0, le=MAX_SECONDS)
-    counted_triggers: tuple[Trigger, ...] = Field(_DEFAULT_COUNTED, min_length=1)
-
-
-class GlobalBreakerPolicy(_Section):
-    """Global scope: failures of all workflows, or quarantined workflows -> PAUSED."""
-
-    failure_threshold: Count = Field(50, ge=1, le=MAX_COUNT)
-    window_seconds: Number = Field(600.0, gt=0, le=MAX_SECONDS)
-    quarantined_workflows_threshold: Count = Field(3, ge=1, le=MAX_COUNT)
-    counted_triggers: tuple[Trigger, ...] = Field(_DEFAULT_COUNTED, min_length=1)
-    shared_across_processes: Flag = Field(
-        False,
-        description="Also count the failures other processes wrote to the shared audit log"
-        " (and follow their global pauses), re-read every sync_interval_seconds.",
-    )
-    sync_interval_seconds: Number = Field(10.0, gt=0, le=MAX_SECONDS)
-
-
-class BreakerPolicy(_Section):
-    """The circuit breakers of the three scopes."""
-
-    step: StepBreakerPolicy = StepBreakerPolicy()
-    workflow: WorkflowBreakerPolicy = WorkflowBreakerPolicy()
-    global_: GlobalBreakerPolicy = Field(GlobalBreakerPolicy(), alias="global")
-
-
-class RunningPolicy(_Section):
-    """What the executor applies in RUNNING."""
-
-    step_delay_ms: Count = Field(0, ge=0, le=MAX_COUNT)
-    max_retries: Count = Field(2, ge=0, le=MAX_COUNT)
-    postcondition_required: Flag = False
-    strict_ambiguity: Flag = False
-
-
-class DegradedPolicy(_Section):
-    """What changes in DEGRADED, and how it recovers."""
-
-    recovery_successes: Count = Field(
-        5, ge=1, le=MAX_COUNT, description="Consecutive validated successes."
-    )
-    step_delay_ms: Count = Field(500, ge=0, le=MAX_COUNT)
-    max_retries: Count = Field(1, ge=0, le=MAX_COUNT)
-    postcondition_required: Flag = True
-    freeze_learning: Flag = True
-    strict_ambiguity: Flag = True
-
-
-class QuarantinePolicy(_Section):
-    """The optional timed half-open probe that can release a quarantine."""
-
-    probe_enabled: Flag = False
-    probe_cooldown_seconds: Number = Field(300.0, gt=0, le=MAX_SECONDS)
-    probe_backoff_factor: Number = Field(2.0, ge=1.0, le=1000.0)
-    probe_max_cooldown_seconds: Number = Field(3600.0, gt=0, le=MAX_SECONDS)
-    probe_timeout_seconds: Number = Field(
-        120.0,
-        gt=0,
-        le=MAX_SECONDS,
-        description="A probe with no result after this counts as failed.",
-    )
-    release_to: Literal["degraded", "running"] = "degraded"
-
-    @model_validator(mode="after")
-    def _consistent(self) -> QuarantinePolicy:
-        if self.probe_max_cooldown_seconds < self.probe_cooldown_seconds:
-            raise _FieldError(
-                "probe_max_cooldown_seconds",
-                self.probe_max_cooldown_seconds,
-                f"must be >= probe_cooldown_seconds ({self.probe_cooldown_seconds})",
-            )
-        return self
-
-
-class WatchdogPolicy(_Section):
-    """The step wrapper's default deadline."""
-
-    default_timeout_seconds: Number = Field(60.0, gt=0, le=MAX_SECONDS)
-
-
-class RollbackPolicy(_Section):
-    """Automatic rollback on a measured regression."""
-
-    enabled: Flag = Field(
-        True, description="Roll back automatically on a measured regression (needs a store)."
-    )
-    mark_known_good: Flag = Field(
-        True,
-        description="Mark the active set known-good once it passes the regression test.",
-    )
-    success_rate_drop_points: Number = Field(20.0, gt=0, le=100)
-    min_executions: Count = Field(10, ge=1, le=MAX_COUNT)
-    confidence_level: Number = Field(0.95, gt=0.5, lt=1.0)
-
-
-class VersioningPolicy(_Section):
-    """Retention of learned-artifact versions."""
-
-    keep_versions: Count = Field(5, ge=1, le=MAX_COUNT)
-
-
-class AuditPolicy(_Section):
-    """The JSONL audit log."""
-
-    fsync: Literal["never", "interval", "always"] = "never"
-    fsync_interval_seconds: Number = Field(1.0, gt=0, le=MAX_SECONDS)
-    segment_max_bytes: Count = Field(64 * 1024 * 1024, ge=4096, le=MAX_SEGMENT_BYTES)
-    rotate_daily: Flag = True
-    record_allowed_gates: Flag = Field(
-        True,
-        description="Record every gate that lets a RUNNING workflow's step run. Off, only"
-        " refused gates, probes and gates in other states are recorded (the result line of"
-        " the step still shows it ran): half the lines on a healthy fleet.",
-    )
-    allowed_gates_with_result: Flag = Field(
-        True,
-        description="Write an allowed gate's line together with the next decision's, its"
-        " step's result: one write per step. A crash between the two loses that gate's line"
-        " (it changed nothing). Off, every line reaches the OS before its hook returns."
-        " Refused gates and every other decision are always written at once.",
-    )
-    restore_horizon_seconds: Number = Field(
-        3600.0,
-        gt=0,
-        le=MAX_SECONDS,
-        description="How far back a warm restart looks for step streaks, idle workflows and"
-        " the last sequence number (states, windows and the global scope are always restored"
-        " in full).",
-    )
-
-
-class HotReloadPolicy(_Section):
-    """How often the manager re-reads a policy file it was given by path."""
-
-    enabled: Flag = True
-    check_interval_seconds: Number = Field(5.0, gt=0, le=MAX_SECONDS)
-
-
-class WorkflowPolicy(_Section):
-    """The sections that can differ per workflow: the global ones with overrides merged in."""
-
-    confidence: ConfidencePolicy = ConfidencePolicy()
-    step_breaker: StepBreakerPolicy = StepBreakerPolicy()
-    workflow_breaker: WorkflowBreakerPolicy = WorkflowBreakerPolicy()
-    running: RunningPolicy = RunningPolicy()
-    degraded: DegradedPolicy = DegradedPolicy()
-    quarantine: QuarantinePolicy = QuarantinePolicy()
-    watchdog: WatchdogPolicy = WatchdogPolicy()
-
-
-# Override keys and where each lands in WorkflowPolicy.
 _OVERRIDABLE = {
     "confidence": "confidence",
     "running": "running",
