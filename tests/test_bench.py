@@ -14,6 +14,7 @@ ROOT = Path(__file__).parents[1]
 SMALL = {
     "hot_path.py": ["--number", "300", "--repeat", "1"],
     "audited_step.py": ["--number", "200", "--repeat", "1"],
+    "replay.py": ["--steps", "300"],
     "analytics.py": ["--events", "3000", "--repeat", "1"],
     "artifacts.py": ["--sizes", "1", "--repeat", "1"],
     "fleet.py": ["--hosts", "2", "--workflows", "5", "--seconds", "0.5", "--number", "200"],

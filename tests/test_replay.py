@@ -88,3 +88,17 @@ def test_replay_applies_recorded_policy_changes(tmp_path: Path) -> None:
         assert m.get_mode("w") is ExecutionState.QUARANTINED
     report = replay(tmp_path)
     assert report.matches and report.replayed["quarantined"] == 1
+
+
+def test_replay_counts_bad_lines_and_reports_progress_at_once(tmp_path: Path) -> None:
+    """A torn line is counted as skipped, and progress is reported before the log is parsed."""
+    record(tmp_path, seed=2)
+    segment = next((tmp_path / "audit").glob("*.jsonl"))
+    with segment.open("ab") as handle:
+        handle.write(b'{"schema_version": 1, "ts": "2026-')  # a writer died mid-line
+    calls: list[tuple[int, int]] = []
+    report = replay(tmp_path, progress=lambda done, total: calls.append((done, total)))
+    assert report.skipped_lines == 1
+    assert report.matches
+    assert calls[0][0] == 0 and calls[0][1] >= report.records
+    assert calls[-1] == (report.records, report.records)

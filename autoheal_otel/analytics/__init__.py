@@ -139,7 +139,14 @@ class AuditAnalytics:
     query, under a lock).
     """
 
-    def __init__(self, data_dir: str | Path | Sequence[str | Path]) -> None:
+    def __init__(
+        self, data_dir: str | Path | Sequence[str | Path], *, memory_limit: str | None = None
+    ) -> None:
+        """Open the views over ``data_dir`` (one directory, several, or a glob).
+
+        ``memory_limit`` (DuckDB's, e.g. ``"256MB"``) bounds what DuckDB keeps in memory;
+        beyond it, it spills to temporary files (replay of a large raw log uses it).
+        """
         import duckdb  # imported lazily: only the analytics need it
 
         #: Every data directory read (a fleet: one per host); ``data_dir`` is the first.
@@ -148,6 +155,9 @@ class AuditAnalytics:
         self._lock = threading.Lock()
         self._con = duckdb.connect(":memory:")
         self._con.execute("SET TimeZone = 'UTC'")
+        if memory_limit is not None:
+            self._con.execute("SET memory_limit = ?", [memory_limit])
+            self._con.execute("SET preserve_insertion_order = false")
         # Keep parsed Parquet footers between queries (DuckDB re-parses them otherwise, which
         # costs more than reading the few row groups a windowed query needs).
         self._con.execute("SET parquet_metadata_cache = true")
@@ -191,6 +201,11 @@ class AuditAnalytics:
                 return [dict(zip(names, row, strict=True)) for row in result.fetchall()]
             finally:
                 cursor.close()
+
+    @property
+    def live_segments(self) -> list[Path]:
+        """Return the JSONL segments read as live lines (the compacted ones are not)."""
+        return list(self._sources.jsonl)
 
     def iter_sql(self, text: str, batch: int = 10_000) -> Iterator[dict[str, Any]]:
         """Run SQL over the whole log and yield its rows as dicts, ``batch`` at a time.

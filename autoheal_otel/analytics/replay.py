@@ -32,7 +32,7 @@ from .._policy import PolicyConfig
 from .._report import effective_settings
 from ..semconv import Cause, EventKind, Reason
 from . import AuditAnalytics
-from ._view import LogScan, iter_records
+from ._view import sources
 
 __all__ = ["ReplayReport", "replay"]
 
@@ -43,6 +43,8 @@ _INPUT_CAUSES = {
     Cause.RESTORE_FAILED.value,
     Cause.FLEET.value,  # the fleet's decisions reach a host as recorded inputs
 }
+#: What DuckDB may hold while replay streams a log (beyond it, it spills to temporary files).
+REPLAY_MEMORY = "192MB"
 _COLUMNS = (
     "ts, seq, kind, workflow_id, step_id, state, previous_state, reason, message, allowed,"
     " outcome, confidence, second_best, validated, duration_s, cause, actor, artifact_version,"
@@ -122,6 +124,19 @@ def _change(details: Any) -> tuple[Any, ...]:
 
 def _stream(db: AuditAnalytics) -> Iterator[dict[str, Any]]:
     yield from db.iter_sql(f"SELECT {_COLUMNS} FROM audit ORDER BY ts, seq, writer")
+
+
+def _count_lines(paths: list[Path]) -> int:
+    """Count the lines of JSONL segments by their newlines (a torn last line counts too)."""
+    lines = 0
+    for path in paths:
+        with path.open("rb") as handle:
+            last = b"\n"
+            while chunk := handle.read(1 << 20):
+                lines += chunk.count(b"\n")
+                last = chunk[-1:]
+            lines += last != b"\n"
+    return lines
 
 
 def _recorded_policy(db: AuditAnalytics) -> PolicyConfig:
@@ -328,13 +343,19 @@ def replay(
 ) -> ReplayReport:
     """Replay the audit log of ``data_dir``; with ``policy``, as a what-if.
 
-    ``progress(done, total)`` is called before the first record and every 10,000 after.
+    ``progress(done, total)`` is called at once (with the live lines as the estimate, before
+    the log is parsed), before the first record, and every 10,000 records after.
     """
-    scan = LogScan()
-    for _ in iter_records(Path(data_dir), scan):  # counts the lines a reader must skip
-        pass
-    report = ReplayReport(skipped_lines=len(scan.skipped), what_if=policy is not None)
-    with AuditAnalytics(data_dir) as db:  # live JSONL and compacted Parquet alike
+    report = ReplayReport(what_if=policy is not None)
+    live = sources(Path(data_dir)).jsonl
+    lines = _count_lines(live)
+    if progress is not None:
+        progress(0, max(lines, 1))
+    # Live JSONL and compacted Parquet alike; DuckDB spills past REPLAY_MEMORY to disk.
+    with AuditAnalytics(data_dir, memory_limit=REPLAY_MEMORY) as db:
+        kept = int(db.sql("SELECT count(*) AS n FROM live")[0]["n"]) if db.live_segments else 0
+        # The views and scan() skip by the same rule: what the lines hold beyond the kept rows.
+        report.skipped_lines = max(0, lines - kept)
         total = int(db.sql("SELECT count(*) AS n FROM audit")[0]["n"])
         if total == 0:
             return report
