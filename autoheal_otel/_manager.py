@@ -124,8 +124,13 @@ class AutoHealManager:
             )
         audit = self._audit
 
+        store = self._success_store
+
         def dropped() -> dict[str, int]:
-            return {"JsonlAuditSink": audit.dropped} if audit is not None else {}
+            counts = {"JsonlAuditSink": audit.dropped} if audit is not None else {}
+            if store is not None:
+                counts["SuccessStore"] = store.dropped
+            return counts
 
         self._telemetry = Telemetry(
             (tracer_provider, meter_provider, logger_provider),
