@@ -124,12 +124,12 @@ class AutoHealManager:
             )
         audit = self._audit
 
-        store = self._success_store
+        successes = self._success_store
 
         def dropped() -> dict[str, int]:
             counts = {"JsonlAuditSink": audit.dropped} if audit is not None else {}
-            if store is not None:
-                counts["SuccessStore"] = store.dropped
+            if successes is not None:
+                counts["SuccessStore"] = successes.dropped
             return counts
 
         self._telemetry = Telemetry(
