@@ -17,7 +17,7 @@ from typing import Any
 
 from . import _breakers as br
 from ._calibration import Calibrator
-from ._events import DecisionEvent, RuleFiring
+from ._events import DecisionEvent, RuleFiring, new_event
 from ._models import ExecutionState, check_id
 from ._policy import PolicyConfig
 from ._transitions import Reset, edge
@@ -77,21 +77,17 @@ class Ledger:
     ) -> None:
         """Append one decision event with the next ``seq``."""
         self.seq += 1
-        events.append(
-            DecisionEvent(
-                seq=self.seq,
-                ts=ts,
-                writer=self.writer,
-                kind=kind,
-                workflow_id=workflow_id,
-                step_id=step_id,
-                state=state,
-                policy_version=self.policy_version,
-                trace_id=trace[0],
-                span_id=trace[1],
-                **fields,
-            )
-        )
+        # ``fields`` is this call's own dict: it becomes the event's attributes as it is.
+        fields["seq"] = self.seq
+        fields["ts"] = ts
+        fields["writer"] = self.writer
+        fields["kind"] = kind
+        fields["workflow_id"] = workflow_id
+        fields["step_id"] = step_id
+        fields["state"] = state
+        fields["policy_version"] = self.policy_version
+        fields["trace_id"], fields["span_id"] = trace
+        events.append(new_event(fields))
 
     def wall(self, now: float, ts: datetime | None) -> datetime:
         """Return ``ts``, or the wall time of ``now`` derived from the anchor."""
