@@ -29,14 +29,18 @@ def test_records_outside_the_hooks_carry_no_hook_span(tmp_path: Path) -> None:
     provider.add_span_processor(SimpleSpanProcessor(InMemorySpanExporter()))
     sink = InMemorySink()
     with AutoHealManager(clock=FakeClock(), tracer_provider=provider, sinks=[sink]) as m:
-        m.should_execute_step("w", "s")
-        m.activate_artifact_version("v1", reason="learned")
+        m.should_execute_step("w", "s")  # a hook's span right before each record
         m.update_policy(policy_with(breakers={"workflow": {"failure_threshold": 3}}))
+        m.should_execute_step("w", "s")
+        m.set_artifact_version("w", "v1", reason="learned")
+        m.should_execute_step("w", "s")
+        m.activate_artifact_version("v2", reason="learned")
     gate = sink.of_kind(EventKind.GATE)[0]
     assert gate.trace_id is not None and gate.span_id is not None
-    for kind in (EventKind.ACTIVATION, EventKind.POLICY_RELOAD):
-        record = sink.of_kind(kind)[0]
-        assert (record.trace_id, record.span_id) == (None, None), kind
+    records = sink.of_kind(EventKind.ACTIVATION) + sink.of_kind(EventKind.POLICY_RELOAD)
+    assert len(records) == 3
+    for record in records:
+        assert (record.trace_id, record.span_id) == (None, None), record.kind
 
 
 def test_check_regression_agrees_with_the_live_rule_after_a_rollback(tmp_path: Path) -> None:
