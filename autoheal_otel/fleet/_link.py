@@ -344,6 +344,8 @@ class FleetLink:
     def _take_leases(self) -> None:
         if "workflow" not in self.policy.scopes:
             return
+        if not self._machine.ledger.glob.quarantined:
+            return  # nothing to lease: the hooks' lock is not taken at every ship interval
         now = self._monotonic()
         with self._lock:
             ready = lease_ready(self._machine.ledger, now)
