@@ -198,3 +198,34 @@ def test_replay_reproduces_every_hosts_decisions_after_fleet_rollbacks(
         report = replay(host.data_dir)
         assert report.matches, report.mismatches
     assert replay(fleet[1].data_dir).recorded["rollback"] == 2
+
+
+def test_a_gate_with_the_fleet_on_runs_no_fleet_redis_or_socket_code(
+    tmp_path: Path, redis_server: Any
+) -> None:
+    """Profiled, a fleet host's gate calls what a host without the fleet calls, plus the link's sink (a kind check): no redis, socket or lock of the link."""
+    import cProfile
+    import pstats
+
+    from autoheal_otel import AutoHealManager
+
+    from .fleet_support import wait_until
+
+    def gate_calls(policy: PolicyConfig, data_dir: Path) -> set[str]:
+        manager = AutoHealManager(policy, data_dir=data_dir)
+        try:
+            assert manager.fleet is None or wait_until(lambda: manager.fleet.connected)  # type: ignore[union-attr]
+            profile = cProfile.Profile()
+            profile.enable()
+            for i in range(200):
+                manager.should_execute_step(f"wf{i % 20}", "step")
+            profile.disable()
+        finally:
+            manager.close()
+        return {f"{Path(f).name}:{name}" for f, _, name in pstats.Stats(profile).stats}  # type: ignore[attr-defined]
+
+    on = gate_calls(fleet_policy(redis_server.url, "gate", "g0"), tmp_path / "on")
+    off = gate_calls(PolicyConfig(), tmp_path / "off")
+    assert on - off == {"_link.py:emit"}  # the audit records allowed gates; the link skips them
+    assert off - on == set()
+    assert not [c for c in on if "redis" in c or "socket" in c or "acquire" in c]
