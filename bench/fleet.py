@@ -3,7 +3,8 @@
 Run: ``make bench`` (or ``.venv/bin/python bench/fleet.py``; ``--hosts 2 --seconds 1`` for a
 smoke run). Host processes (own data directories) drive paced gate + result steps over many
 workflows; the same run measures them with the fleet off and on in ``--repeat`` interleaved
-pairs (the order alternates: off/on, on/off, ...), then at 10x the rate. Figures are medians
+pairs (the order alternates: off/on, on/off, ...), then in ``--repeat`` mixed phases (half
+the hosts on, half off, at the same time, the halves swapping), then at 10x the rate. Figures are medians
 over the hosts; each on/off ratio is taken within one pair and the figure is the median of
 the pairs' ratios, so drift and neighbours on a shared machine hit both sides alike. Everything written lives in one temporary directory,
 removed at the end (the redis-server included, stopped by its pid).
@@ -125,12 +126,13 @@ class Redis:
         self.proc.wait(timeout=30)
 
 
-def phase(tmp: Path, name: str, policy: PolicyConfig, args: argparse.Namespace, rate: float, fail: float) -> list[dict[str, Any]]:  # fmt: skip
-    """Run every host for one phase and return their figures."""
-    path = tmp / f"{name}.json"
-    policy.dump(path)
+def phase(tmp: Path, name: str, policy: PolicyConfig | list[PolicyConfig], args: argparse.Namespace, rate: float, fail: float) -> list[dict[str, Any]]:  # fmt: skip
+    """Run every host for one phase (one policy each, or the same) and return their figures."""
+    policies = policy if isinstance(policy, list) else [policy] * args.hosts
     procs = []
     for i in range(args.hosts):
+        path = tmp / f"{name}-h{i}.json"
+        policies[i].dump(path)
         command = [sys.executable, __file__, "--worker", str(tmp / name / f"h{i}"), str(path)]
         command += [str(args.seconds), str(rate), str(args.workflows), str(fail)]
         procs.append(subprocess.Popen(command, stdout=subprocess.PIPE, text=True))
@@ -156,6 +158,29 @@ def mover(redis: Redis, stop: threading.Event, every: float) -> None:
         store.operator("moved", states[n % 2], "bench", "propagation probe")
         n += 1
     store.close()
+
+
+def mixed_ratios(
+    tmp: Path, redis: Redis, policies: tuple[PolicyConfig, PolicyConfig], args: argparse.Namespace
+) -> list[float]:
+    """Half the hosts with the fleet on, half off, at the same time: gate p50 ratio per phase.
+
+    Both halves share the same instants, neighbours and caches, so what differs is only what
+    the fleet adds inside a host process; the halves swap from one phase to the next.
+    """
+    off, on = policies
+    ratios: list[float] = []
+    for r in range(args.repeat if args.hosts >= 2 else 0):
+        sides = [(i + r) % 2 == 0 for i in range(args.hosts)]
+        stop = threading.Event()
+        thread = threading.Thread(target=mover, args=(redis, stop, 0.2), daemon=True)
+        thread.start()
+        hosts = phase(tmp, f"mixed{r}", [on if s else off for s in sides], args, args.rate, args.fail)  # fmt: skip
+        stop.set()
+        thread.join(timeout=10)
+        p50 = {s: statistics.median(h["gate_p50"] for h, x in zip(hosts, sides, strict=True) if x is s) for s in (True, False)}  # fmt: skip
+        ratios.append(p50[True] / p50[False])
+    return ratios
 
 
 def tight_loop(
@@ -238,6 +263,7 @@ def main() -> None:
                 off += got["off"]
                 on += got["on"]
                 pairs.append((got["off"], got["on"]))
+            mixed = mixed_ratios(tmp, redis, (off_policy, on_policy), args)
             memory = redis.client.info("memory")
             tight = tight_loop(tmp, base, fleet, args.number)
             ten = {**fleet, "queue_size": 1000}
@@ -261,6 +287,8 @@ def main() -> None:
         "gate_tight_loop_ratio_on_off": tight["on"] / tight["off"],
         "gate_p50_ratio_on_off": med(gate_ratios),
         "gate_p50_ratio_pairs": [round(x, 3) for x in gate_ratios],
+        "gate_p50_ratio_mixed": med(mixed) if mixed else None,
+        "gate_p50_ratio_mixed_phases": [round(x, 3) for x in mixed],
         "result_p50_ratio_on_off": med(result_ratios),
         "result_p50_ratio_pairs": [round(x, 3) for x in result_ratios],
         "propagation_ms": {"p50": _quantile(lags, 0.5) * 1e3, "p99": _quantile(lags, 0.99) * 1e3, "samples": len(lags)},
