@@ -234,3 +234,30 @@ def test_a_gate_with_the_fleet_on_runs_no_fleet_redis_or_socket_code(
     assert on - off == {"_link.py:emit"}  # the audit records allowed gates; the link skips them
     assert off - on == set()
     assert not [c for c in on if "redis" in c or "socket" in c or "acquire" in c]
+
+
+def test_the_fleet_publishes_a_regression_rollback_once_and_an_operators_always(
+    redis_server: Any,
+) -> None:
+    """A second host's regression of the same workflow is deduplicated, a quarantined workflow gets none, an operator's always goes out, and the fleet's state after a rollback is degraded, not a state a starting host would repeat."""
+    from autoheal_otel._fleet_policy import FleetPolicy
+    from autoheal_otel.fleet import FleetStore
+
+    def store(host: str) -> FleetStore:
+        policy = FleetPolicy(url=redis_server.url, namespace="rbx", host_id=host, timeout_seconds=2)
+        return FleetStore(policy)
+
+    a, b = store("a"), store("b")
+    try:
+        assert a.rollback("w", "rollback.regression", (40, 20), "", "drop", 30.0) is not None
+        assert b.rollback("w", "rollback.regression", (35, 20), "", "drop", 30.0) is None
+        assert b.rollback("w", "operator", (0, 0), "ops", "bad model", 0) is not None
+        assert a.status()["workflows"]["w"]["state"] == "degraded"
+        assert [e for e in a.snapshot() if e.workflow_id == "w"] == []
+        a.operator("q", S.QUARANTINED, "ops", "hold")
+        assert a.rollback("q", "rollback.regression", (40, 20), "", "drop", 30.0) is None
+        kinds = [(e.kind, e.workflow_id, e.host) for e in a.read("0-0", 10)]
+        assert kinds == [("rollback", "w", "a"), ("rollback", "w", "b"), ("operator", "q", "a")]
+    finally:
+        a.close()
+        b.close()
