@@ -314,7 +314,7 @@ def _summary(rounds: list[dict[str, Any]], elapsed: float, kept: Path | None) ->
     unverified = sum(1 for r in rounds if r.get("store_verified") is False)
     mismatched = [r["round"] for r in rounds if "replay" in r and not r["replay"]["matches"]]
     print(
-        f"\nchaos: {sum(kills.values())} kill -9 ({elapsed:.0f} s, the whole run)"
+        f"\nchaos ({elapsed:.0f} s in all): {sum(kills.values())} kill -9"
         f" ({kills['writer']} writers, {kills['compact']} compactions,"
         f" {kills['store']} snapshots/rollbacks) over {len(rounds)} data directories\n"
         f"  acknowledged decisions: {sum(r.get('acked', 0) for r in rounds)},"
