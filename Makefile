@@ -80,12 +80,13 @@ test-rf-min: $(RF_MIN_VENV)/.installed chromium
 # Every benchmark under bench/ (the chaos run has its own target); each removes what it writes
 # under the temporary directory.
 bench: $(STAMP)
-	@for script in $(filter-out bench/chaos.py,$(wildcard bench/*.py)); do \
+	@for script in $(filter-out bench/chaos.py bench/_chaos_fleet.py,$(wildcard bench/*.py)); do \
 	  echo "== $$script"; $(BIN)/python $$script || exit 1; \
 	done
 
-# Random kill -9 of writers, compaction, snapshots and rollbacks, then exactly-once, store and
-# replay checks (a few minutes on 2 cores; not part of `make test`).
+# Random kill -9 of writers, compaction, snapshots and rollbacks, and of the fleet's
+# redis-server, then exactly-once, store, replay and hook-latency checks (a few minutes on
+# 2 cores; not part of `make test`).
 chaos: $(STAMP)
 	$(BIN)/python bench/chaos.py --kills 1000
 

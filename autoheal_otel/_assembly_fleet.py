@@ -27,8 +27,12 @@ def start_fleet(
     parts: tuple[Machine, Callable[..., Any], threading.Lock, Callable[[], float]],
     meter: Any,
     publisher: Publisher,
+    carry_out: Callable[[Any], None] | None = None,
 ) -> FleetLink:
     """Build the link, register it as a sink, start its threads (nothing here waits on Redis).
+
+    ``carry_out`` runs the restore a fleet rollback asks of this host (the facade's artifact
+    keeper, which does nothing without a versioned store).
 
     Raises:
         InvalidInputError: the ``[fleet]`` extra (redis) is not installed.
@@ -40,6 +44,6 @@ def start_fleet(
             "fleet.enabled", True, "needs the fleet extra: pip install 'autoheal-otel[fleet]'"
         ) from exc
     machine, decide, lock, monotonic = parts
-    link = FleetLink(machine, decide, lock, monotonic, policy, meter)
+    link = FleetLink(machine, decide, lock, monotonic, policy, meter, carry_out)
     publisher.add(link)
     return link.start()

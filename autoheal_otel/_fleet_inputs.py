@@ -10,7 +10,10 @@ wrote, so ``autoheal replay`` reproduces every decision of a fleet host. Invaria
 - applying the same fleet event twice changes nothing the second time (a reader that re-reads
   the stream after a reconnect, or a snapshot that repeats a streamed event, is harmless);
 - with the link down (``ledger.fleet_scopes`` empty) the host's own breakers decide, with the
-  same thresholds.
+  same thresholds;
+- a fleet ROLLBACK moves the workflow here only when this host has a versioned store, and
+  returns the :class:`~._machine.Restore` the caller carries out (this host's own known-good
+  set, off the lock); a host without a store records ``fleet.rollback_unavailable`` and stays.
 """
 
 from __future__ import annotations
@@ -23,15 +26,25 @@ from typing import Any
 from . import _breakers as br
 from ._events import RuleFiring
 from ._ledger import Events, Ledger, Trace
+from ._machine import Restore
 from ._models import ExecutionState
 from ._transitions import is_legal
 from .semconv import Cause, EventKind, Reason, Rule
 
-__all__ = ["FleetEvent", "apply", "grant_probe", "link", "move_one", "replay_record"]
+__all__ = [
+    "FleetEvent",
+    "apply",
+    "grant_probe",
+    "link",
+    "move_one",
+    "replay_record",
+    "rollback",
+]
 
 RUNNING = ExecutionState.RUNNING
 DEGRADED = ExecutionState.DEGRADED
 QUARANTINED = ExecutionState.QUARANTINED
+ROLLBACK = ExecutionState.ROLLBACK
 PAUSED = ExecutionState.PAUSED
 
 #: Fleet event kinds that concern one workflow; ``pause`` and ``resume`` concern the fleet.
@@ -169,7 +182,60 @@ def apply(
         return _pause(ledger, event, now, ts, trace, events)
     if event.kind == "resume":
         return _resume(ledger, event, now, ts, trace, events)
+    if event.kind == "rollback":
+        return rollback(ledger, event, now, ts, trace, events) is not None
     return move_one(ledger, event, now, ts, trace, events)
+
+
+def rollback(
+    ledger: Ledger, event: FleetEvent, now: float, ts: datetime | None, trace: Trace, events: Events
+) -> Restore | None:
+    """Input: the fleet rolled a workflow back. Returns the restore to carry out here, if any.
+
+    A regression found on another host moves a RUNNING or DEGRADED workflow; an operator's
+    fleet rollback moves it from any state but ROLLBACK (a restore already in flight here).
+    Without a versioned store the host records ``fleet.rollback_unavailable`` and stays.
+    """
+    wid = event.workflow_id
+    if wid is None:
+        return None
+    wf = ledger.workflow(wid, now, ts, trace, events)
+    source = wf.state
+    operator = event.rule == Rule.OPERATOR.value
+    if source is ROLLBACK or (not operator and source not in (RUNNING, DEGRADED)):
+        return None
+    if not ledger.versioned:
+        if events is not None:
+            ledger.emit(
+                events,
+                EventKind.FLEET,
+                ts,
+                trace,
+                wid,
+                None,
+                source,
+                reason=Reason.FLEET_ROLLBACK_UNAVAILABLE.value,
+                message=f"{event.describe()}; no versioned store here: stays {source.value}",
+                actor=event.actor,
+                details=event.details(),
+            )
+        return None
+    rule: RuleFiring | str = event.rule if operator else event.firing()
+    message = event.describe()
+    ledger.move(
+        wf,
+        ROLLBACK,
+        Cause.FLEET,
+        now,
+        ts,
+        trace,
+        events,
+        rule,
+        message,
+        actor=event.actor,
+        details=event.details(),
+    )
+    return Restore(wid, message, event.actor or "autoheal")
 
 
 def move_one(
@@ -282,6 +348,9 @@ def replay_record(
             lease = float(details.get("lease_seconds") or 0.0)
             host = str(details.get("fleet_host", ""))
             grant_probe(ledger, str(rec["workflow_id"]), lease, host, now, ts, trace, events)
+        elif reason is Reason.FLEET_ROLLBACK_UNAVAILABLE:
+            event = replace(FleetEvent.from_record(rec, details), target=ROLLBACK)
+            rollback(ledger, event, now, ts, trace, events)
         else:
             up = reason is not Reason.FLEET_DISCONNECTED
             scopes = details.get("scopes") or ()

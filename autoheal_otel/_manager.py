@@ -161,7 +161,8 @@ class AutoHealManager:
         self._fleet: FleetLink | None = None
         if config.fleet.enabled and not read_only:
             parts = (self._machine, self._decide, self._lock, self._monotonic)
-            self._fleet = start_fleet(config.fleet, parts, self._telemetry.meter, self._publisher)
+            meter, keeper = self._telemetry.meter, self._artifacts.carry_out
+            self._fleet = start_fleet(config.fleet, parts, meter, self._publisher, keeper)
         if store is not None:
             self.attach_store(store)
         if self._audit is not None:  # session records exist for the audit log (and replay)

@@ -78,13 +78,15 @@ def _operator_edges() -> list[Edge]:
 
 def _fleet_edges() -> list[Edge]:
     # The fleet moves a host's workflow to the state the fleet decided: from any state but
-    # ROLLBACK (a restore is in flight here) into any other but ROLLBACK (a restore needs this
-    # host's store). Like an operator release, a fleet release clears the counters.
+    # ROLLBACK (a restore is in flight here) into any other. A fleet ROLLBACK is taken only by
+    # a host with a versioned store (``_fleet_inputs.rollback`` checks), which then restores
+    # its own known-good set and leaves ROLLBACK like a local rollback (restore_ok/failed).
+    # Like an operator release, a fleet release clears the counters.
     return [
         Edge(source, target, Cause.FLEET, _RELEASE if target in (R, D) else _NONE)
         for source in ExecutionState
         for target in ExecutionState
-        if source != target and B not in (source, target)
+        if source != target and source != B
     ]
 
 
@@ -154,6 +156,7 @@ def mermaid() -> str:
     lines.append("    note right of paused")
     lines.append("        operator (force_transition): any state to any other")
     lines.append("        (into rollback with a versioned store); out of rollback only to paused")
-    lines.append("        fleet: any state to any other, rollback excepted")
+    lines.append("        fleet: any state to any other (into rollback with a versioned")
+    lines.append("        store, restored locally); never out of rollback")
     lines.append("    end note")
     return "\n".join(lines)

@@ -83,6 +83,8 @@ class Reason(StrEnum):
     FLEET_RECONNECTED = "fleet.reconnected"
     FLEET_DISCONNECTED = "fleet.disconnected"
     FLEET_PROBE_LEASE = "fleet.probe_lease"  # this host holds the fleet's one probe permit
+    # The fleet rolled a workflow back, and this host has no versioned store to restore.
+    FLEET_ROLLBACK_UNAVAILABLE = "fleet.rollback_unavailable"
 
 
 def blocked_reason(state: str) -> str:

@@ -1,4 +1,4 @@
-"""Chaos run: random ``kill -9`` of writers, compaction, snapshots and rollbacks, then checks.
+"""Chaos run: random ``kill -9`` of writers, compaction, snapshots, rollbacks and redis-server.
 
 Run ``make chaos`` (or ``.venv/bin/python bench/chaos.py --kills 1000``). Not part of the test
 suite. Two lanes (one per core) each work through rounds on a fresh data directory; in a round
@@ -13,7 +13,13 @@ After each round, in a separate process:
 - replay of the log reproduces every decision (a mismatch is reported, not fatal: a known
   false mismatch after warm restarts is tracked in the core).
 
-It prints the figures and exits 1 if a decision was lost or doubled or a store did not verify.
+Then the fleet rounds (``bench/_chaos_fleet.py``): writer hosts with the fleet on share one
+real ``redis-server`` that is SIGKILLed at random instants and restarted empty; the same
+checks run on every host's data directory, plus: no hook raised, none took longer than
+``--hook-budget-ms``, and every host's link reconnected and shipped after the last restart.
+
+It prints the figures and exits 1 if a decision was lost or doubled, a store did not verify,
+a hook raised or blocked past its budget, or a fleet host did not converge.
 Everything is written under one temporary directory, removed at the end (``--keep`` keeps it).
 """
 
@@ -38,6 +44,9 @@ from autoheal_otel.analytics import AuditAnalytics
 from autoheal_otel.analytics.compaction import compact
 from autoheal_otel.analytics.replay import replay
 from autoheal_otel.versioning import FileComponent, SqliteComponent, VersionedStore
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _chaos_fleet import fleet_rounds, fleet_summary
 
 #: Global pauses are left out (high thresholds): the replay check must see real mismatches.
 POLICY = PolicyConfig.from_dict(
@@ -209,6 +218,14 @@ def _write_check(round_dir: Path, out: Path) -> None:
     out.write_text(json.dumps(_check(round_dir)))
 
 
+def _forked_check(host_dir: Path) -> dict[str, Any]:
+    """Run the checks of one data directory in a child (DuckDB never runs in this process)."""
+    out = host_dir / "check.json"
+    pid = _fork(_write_check, host_dir, out)
+    os.waitpid(pid, 0)
+    return json.loads(out.read_text()) if out.exists() else {"error": "check crashed"}
+
+
 def _lane(lane: int, kills: int, per_round: int, root: Path, seed: int) -> list[dict[str, Any]]:
     rng = random.Random(seed)
     rounds = []
@@ -240,6 +257,10 @@ def main() -> int:
     parser.add_argument("--lanes", type=int, default=2, help="parallel lanes (cores)")
     parser.add_argument("--seed", type=int, default=20261201)
     parser.add_argument("--keep", action="store_true", help="keep the data directories")
+    parser.add_argument("--fleet-rounds", type=int, default=3, help="rounds with redis kills")
+    parser.add_argument("--fleet-hosts", type=int, default=3, help="writer hosts per round")
+    parser.add_argument("--fleet-seconds", type=float, default=20.0, help="length of a round")
+    parser.add_argument("--hook-budget-ms", type=float, default=100.0, help="slowest hook allowed")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="autoheal-chaos-"))
     started = time.monotonic()
@@ -261,10 +282,18 @@ def main() -> int:
     for pid, out in lanes:
         os.waitpid(pid, 0)
         rounds.extend(json.loads(out.read_text()) if out.exists() else [{"error": "lane crashed"}])
+    fleet = fleet_rounds(
+        root, args.fleet_rounds, args.fleet_hosts, args.fleet_seconds, args.seed, _forked_check
+    )
     elapsed = time.monotonic() - started
     if not args.keep:
         shutil.rmtree(root, ignore_errors=True)
-    return _summary(rounds, elapsed, root if args.keep else None)
+    code = _summary(rounds, elapsed, root if args.keep else None)
+    if not fleet:
+        return code
+    text, ok = fleet_summary(fleet, args.hook_budget_ms)
+    print(text)
+    return code or (0 if ok else 1)
 
 
 def _summary(rounds: list[dict[str, Any]], elapsed: float, kept: Path | None) -> int:
@@ -285,7 +314,7 @@ def _summary(rounds: list[dict[str, Any]], elapsed: float, kept: Path | None) ->
     unverified = sum(1 for r in rounds if r.get("store_verified") is False)
     mismatched = [r["round"] for r in rounds if "replay" in r and not r["replay"]["matches"]]
     print(
-        f"\nchaos: {sum(kills.values())} kill -9 in {elapsed:.0f} s"
+        f"\nchaos ({elapsed:.0f} s in all): {sum(kills.values())} kill -9"
         f" ({kills['writer']} writers, {kills['compact']} compactions,"
         f" {kills['store']} snapshots/rollbacks) over {len(rounds)} data directories\n"
         f"  acknowledged decisions: {sum(r.get('acked', 0) for r in rounds)},"

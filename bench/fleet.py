@@ -2,9 +2,11 @@
 
 Run: ``make bench`` (or ``.venv/bin/python bench/fleet.py``; ``--hosts 2 --seconds 1`` for a
 smoke run). Host processes (own data directories) drive paced gate + result steps over many
-workflows; the same run measures them with the fleet off, then on, then at 10x the rate.
-Figures are medians over the hosts; ratios compare fleet on with fleet off in this run, so a
-noisy shared machine moves both alike. Everything written lives in one temporary directory,
+workflows; the same run measures them with the fleet off and on in ``--repeat`` interleaved
+pairs (the order alternates: off/on, on/off, ...), then in ``--repeat`` mixed phases (half
+the hosts on, half off, at the same time, the halves swapping), then at 10x the rate. Figures are medians
+over the hosts; each on/off ratio is taken within one pair and the figure is the median of
+the pairs' ratios, so drift and neighbours on a shared machine hit both sides alike. Everything written lives in one temporary directory,
 removed at the end (the redis-server included, stopped by its pid).
 """
 
@@ -124,12 +126,13 @@ class Redis:
         self.proc.wait(timeout=30)
 
 
-def phase(tmp: Path, name: str, policy: PolicyConfig, args: argparse.Namespace, rate: float, fail: float) -> list[dict[str, Any]]:  # fmt: skip
-    """Run every host for one phase and return their figures."""
-    path = tmp / f"{name}.json"
-    policy.dump(path)
+def phase(tmp: Path, name: str, policy: PolicyConfig | list[PolicyConfig], args: argparse.Namespace, rate: float, fail: float) -> list[dict[str, Any]]:  # fmt: skip
+    """Run every host for one phase (one policy each, or the same) and return their figures."""
+    policies = policy if isinstance(policy, list) else [policy] * args.hosts
     procs = []
     for i in range(args.hosts):
+        path = tmp / f"{name}-h{i}.json"
+        policies[i].dump(path)
         command = [sys.executable, __file__, "--worker", str(tmp / name / f"h{i}"), str(path)]
         command += [str(args.seconds), str(rate), str(args.workflows), str(fail)]
         procs.append(subprocess.Popen(command, stdout=subprocess.PIPE, text=True))
@@ -155,6 +158,29 @@ def mover(redis: Redis, stop: threading.Event, every: float) -> None:
         store.operator("moved", states[n % 2], "bench", "propagation probe")
         n += 1
     store.close()
+
+
+def mixed_ratios(
+    tmp: Path, redis: Redis, policies: tuple[PolicyConfig, PolicyConfig], args: argparse.Namespace
+) -> list[float]:
+    """Half the hosts with the fleet on, half off, at the same time: gate p50 ratio per phase.
+
+    Both halves share the same instants, neighbours and caches, so what differs is only what
+    the fleet adds inside a host process; the halves swap from one phase to the next.
+    """
+    off, on = policies
+    ratios: list[float] = []
+    for r in range(args.repeat if args.hosts >= 2 else 0):
+        sides = [(i + r) % 2 == 0 for i in range(args.hosts)]
+        stop = threading.Event()
+        thread = threading.Thread(target=mover, args=(redis, stop, 0.2), daemon=True)
+        thread.start()
+        hosts = phase(tmp, f"mixed{r}", [on if s else off for s in sides], args, args.rate, args.fail)  # fmt: skip
+        stop.set()
+        thread.join(timeout=10)
+        p50 = {s: statistics.median(h["gate_p50"] for h, x in zip(hosts, sides, strict=True) if x is s) for s in (True, False)}  # fmt: skip
+        ratios.append(p50[True] / p50[False])
+    return ratios
 
 
 def tight_loop(
@@ -189,10 +215,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", type=int, default=8)
     parser.add_argument("--workflows", type=int, default=50)
-    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--seconds", type=float, default=2.5)
     parser.add_argument("--rate", type=float, default=125.0, help="steps/s per host")
     parser.add_argument("--fail", type=float, default=0.1, help="share of failing results")
-    parser.add_argument("--repeat", type=int, default=2, help="off/on phase pairs")
+    parser.add_argument("--repeat", type=int, default=5, help="off/on phase pairs")
     parser.add_argument("--number", type=int, default=20_000, help="gates per tight-loop run")
     parser.add_argument("--worker", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -216,19 +242,28 @@ def main() -> None:
             fleet = {"enabled": True, "url": redis.url, "namespace": "bench", "min_hosts": 2}
             off: list[dict[str, Any]] = []
             on: list[dict[str, Any]] = []
+            pairs: list[tuple[list[dict[str, Any]], list[dict[str, Any]]]] = []
             cpu = 0.0
             off_policy = PolicyConfig.from_dict(base)
             on_policy = PolicyConfig.from_dict({**base, "fleet": fleet})
             for r in range(args.repeat):  # interleaved, so drift and neighbours hit both alike
-                off += phase(tmp, f"off{r}", off_policy, args, args.rate, args.fail)
-                cpu0 = redis.cpu_seconds()
-                stop = threading.Event()
-                thread = threading.Thread(target=mover, args=(redis, stop, 0.2), daemon=True)
-                thread.start()
-                on += phase(tmp, f"on{r}", on_policy, args, args.rate, args.fail)
-                stop.set()
-                thread.join(timeout=10)
-                cpu += redis.cpu_seconds() - cpu0
+                got: dict[str, list[dict[str, Any]]] = {}
+                for side in ("off", "on") if r % 2 == 0 else ("on", "off"):
+                    if side == "off":
+                        got[side] = phase(tmp, f"off{r}", off_policy, args, args.rate, args.fail)
+                        continue
+                    cpu0 = redis.cpu_seconds()
+                    stop = threading.Event()
+                    thread = threading.Thread(target=mover, args=(redis, stop, 0.2), daemon=True)
+                    thread.start()
+                    got[side] = phase(tmp, f"on{r}", on_policy, args, args.rate, args.fail)
+                    stop.set()
+                    thread.join(timeout=10)
+                    cpu += redis.cpu_seconds() - cpu0
+                off += got["off"]
+                on += got["on"]
+                pairs.append((got["off"], got["on"]))
+            mixed = mixed_ratios(tmp, redis, (off_policy, on_policy), args)
             memory = redis.client.info("memory")
             tight = tight_loop(tmp, base, fleet, args.number)
             ten = {**fleet, "queue_size": 1000}
@@ -236,6 +271,11 @@ def main() -> None:
         finally:
             redis.stop()
     med = statistics.median
+
+    def pair_ratios(key: str) -> list[float]:
+        return [med(h[key] for h in b) / med(h[key] for h in a) for a, b in pairs]
+
+    gate_ratios, result_ratios = pair_ratios("gate_p50"), pair_ratios("result_p50")
     results_per_s = sum(h["steps"] for h in on) / args.seconds / args.repeat
     lags = [lag for h in on for lag in h["lags"]]
     figures = {
@@ -245,8 +285,12 @@ def main() -> None:
         "gate_p99_us": {"off": med(h["gate_p99"] for h in off) * 1e6, "on": med(h["gate_p99"] for h in on) * 1e6},
         "gate_tight_loop_us": tight,
         "gate_tight_loop_ratio_on_off": tight["on"] / tight["off"],
-        "gate_p50_ratio_on_off": med(h["gate_p50"] for h in on) / med(h["gate_p50"] for h in off),
-        "result_p50_ratio_on_off": med(h["result_p50"] for h in on) / med(h["result_p50"] for h in off),
+        "gate_p50_ratio_on_off": med(gate_ratios),
+        "gate_p50_ratio_pairs": [round(x, 3) for x in gate_ratios],
+        "gate_p50_ratio_mixed": med(mixed) if mixed else None,
+        "gate_p50_ratio_mixed_phases": [round(x, 3) for x in mixed],
+        "result_p50_ratio_on_off": med(result_ratios),
+        "result_p50_ratio_pairs": [round(x, 3) for x in result_ratios],
         "propagation_ms": {"p50": _quantile(lags, 0.5) * 1e3, "p99": _quantile(lags, 0.99) * 1e3, "samples": len(lags)},
         "results_per_s": results_per_s,
         "redis_cpu_percent_per_1000_results_s": 100 * cpu / (args.seconds * args.repeat) / (results_per_s / 1000),

@@ -1,9 +1,12 @@
 """One fleet host as a process, driven line by line over stdin (the multi-host tests run several).
 
-Usage: ``python -m tests.fleet_host <data_dir> <policy.json>``. Each stdin line is a JSON list
+Usage: ``python -m tests.fleet_host <data_dir> <policy.json> [store]`` (``store``: with a
+versioned store of one file component, ``model``). Each stdin line is a JSON list
 ``[command, *args]``; each answer is one JSON line on stdout. Commands: ``result wid step
 outcome``, ``results wid step outcome n``, ``gate wid step``, ``gates wid step seconds`` (how many were admitted), ``mode wid``, ``wait_mode wid
-state seconds``, ``sync seconds`` (until the queue is shipped), ``status``, ``close``.
+state seconds``, ``sync seconds`` (until the queue is shipped), ``status``, ``snapshot text known_good``
+(write ``text`` as the model, snapshot it; returns the set's label), ``model`` (the working
+model's text and the store's current label), ``close``.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import threading
 from typing import Any
 
 from autoheal_otel import AutoHealManager, Outcome, StepResult
+from autoheal_otel.versioning import FileComponent, VersionedStore
 
 
 def _wait(predicate: Any, seconds: float) -> bool:
@@ -40,9 +44,21 @@ def _gates(manager: AutoHealManager, wid: str, step: str, seconds: float) -> int
     return admitted
 
 
+def _snapshot(manager: AutoHealManager, model: FileComponent, text: str, good: bool) -> str:
+    model.write_file("model.txt", text.encode())  # a new file: versions are hard links
+    return str(manager.snapshot_artifacts("any", text, known_good=good).label)
+
+
+def _model(manager: AutoHealManager, model: FileComponent) -> list[str | None]:
+    current = manager.store.current() if manager.store is not None else None
+    return [(model.working / "model.txt").read_text(), current.label if current else None]
+
+
 def main() -> int:
     """Run one host until ``close`` or the end of stdin."""
-    manager = AutoHealManager(sys.argv[2], data_dir=sys.argv[1])
+    model = FileComponent("model")
+    store = VersionedStore(sys.argv[1], [model]) if sys.argv[3:] == ["store"] else None
+    manager = AutoHealManager(sys.argv[2], data_dir=sys.argv[1], store=store)
     link = manager.fleet
     out = sys.stdout
     print(json.dumps({"ready": manager.writer}), file=out, flush=True)
@@ -69,6 +85,10 @@ def main() -> int:
             answer = _wait(lambda: link.connected and not link.status()["queued"], args[0])
         elif cmd == "status":
             answer = link.status()
+        elif cmd == "snapshot":
+            answer = _snapshot(manager, model, *args)
+        elif cmd == "model":
+            answer = _model(manager, model)
         elif cmd == "close":
             break
         print(json.dumps({"ok": answer}), file=out, flush=True)

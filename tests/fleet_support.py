@@ -46,14 +46,21 @@ def wait_until(predicate: Callable[[], bool], seconds: float = 5.0) -> bool:
 class Host:
     """One ``tests.fleet_host`` process with its own data directory."""
 
-    def __init__(self, data_dir: Path, policy: PolicyConfig) -> None:
+    def __init__(self, data_dir: Path, policy: PolicyConfig, *, store: bool = False) -> None:
         self.data_dir = data_dir
         data_dir.mkdir(parents=True, exist_ok=True)
         self.policy_path = data_dir.parent / f"{data_dir.name}.policy.json"
         policy.dump(self.policy_path)
         self._lines: queue.Queue[str] = queue.Queue()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.fleet_host", str(data_dir), str(self.policy_path)],
+            [
+                sys.executable,
+                "-m",
+                "tests.fleet_host",
+                str(data_dir),
+                str(self.policy_path),
+                *(["store"] if store else []),
+            ],
             cwd=ROOT,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,

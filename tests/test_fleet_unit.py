@@ -182,7 +182,7 @@ def test_the_api_moves_and_resumes_every_host(redis_server: Any, tmp_path: Path)
 
 
 def test_fleet_commands_fail_in_one_line_when_redis_is_unreachable(tmp_path: Path) -> None:
-    """`autoheal fleet status` against a closed port exits 1 with one line; `force --fleet ... rollback` is bad usage."""
+    """`autoheal fleet status` and `force --fleet ... rollback` against a closed port exit 1 with one line."""
     base = [sys.executable, "-m", "autoheal_otel.cli"]
     url = ["--url", "redis://127.0.0.1:1/0"]
     down = subprocess.run(
@@ -197,4 +197,5 @@ def test_fleet_commands_fail_in_one_line_when_redis_is_unreachable(tmp_path: Pat
         text=True,
         timeout=60,
     )
-    assert rollback.returncode == 2 and "Traceback" not in rollback.stderr
+    assert rollback.returncode == 1 and "Traceback" not in rollback.stderr
+    assert len(rollback.stderr.strip().splitlines()) == 1

@@ -13,7 +13,7 @@ from typing import Any
 
 from .._fleet_policy import FleetPolicy
 from .._models import ExecutionState
-from ._common import EXIT_OK, Problem, Usage, command_name, emit, load_policy, table
+from ._common import EXIT_OK, Problem, emit, load_policy, table
 
 __all__ = ["run_fleet", "run_force_fleet"]
 
@@ -54,18 +54,16 @@ def _call(args: argparse.Namespace, what: str, fn: Any) -> Any:
 def run_force_fleet(args: argparse.Namespace) -> int:
     """Publish an operator move of one workflow to every host of the fleet."""
     target = ExecutionState(args.state)
-    if target is ExecutionState.ROLLBACK:
-        raise Usage(
-            "force --fleet cannot roll back: a restore needs each host's own store",
-            f"run `{command_name()} force WORKFLOW rollback` on each host",
-        )
     store = _store(args)
+
+    def publish() -> str:
+        if target is ExecutionState.ROLLBACK:  # each host with a store restores its own
+            event = store.rollback(args.workflow, "operator", (0, 0), args.actor, args.reason, 0)
+            return str(event or "")
+        return str(store.operator(args.workflow, target, args.actor, args.reason))
+
     try:
-        event = _call(
-            args,
-            "publish the move",
-            lambda: store.operator(args.workflow, target, args.actor, args.reason),
-        )
+        event = _call(args, "publish the move", publish)
     finally:
         store.close()
     out = {"workflow": args.workflow, "state": target.value, "fleet_event": event}

@@ -13,7 +13,10 @@ never wait on Redis: a gate reads host-local state, and ``emit`` is a deque appe
   are still in their window (idempotent members: nothing counts twice).
 - The *reader* thread follows the fleet's event stream from its last id (``XREAD BLOCK``) and
   feeds every event to the machine through the manager's input path, so it is recorded in
-  this host's audit log with cause ``fleet``.
+  this host's audit log with cause ``fleet``. A fleet rollback returns the machine's
+  ``Restore``, which the reader hands to ``carry_out`` (the facade's artifact keeper, off the
+  lock): each host restores its own store; the host whose regression rule fired it restored
+  already and skips its own event.
 
 A failed call marks the link down (recorded ``fleet.disconnected``): the host's own breakers
 decide again, with the same thresholds, until the next connection.
@@ -33,11 +36,12 @@ from .. import semconv as sc
 from .._events import DecisionEvent
 from .._fleet_inputs import FleetEvent
 from .._fleet_policy import FleetPolicy
-from .._machine import Machine
+from .._machine import Machine, Restore
 from .._models import ExecutionState
 from .._report import StatusReport
-from ..semconv import Cause, EventKind, Reason
+from ..semconv import Cause, EventKind, Reason, Rule
 from ._catchup import reseed_states, to_items
+from ._controls import ROLLBACK_DEDUPE_S, hold_seconds, lease_ready, rollback_args
 from ._store import FleetError, FleetStore, Item
 from ._surface import annotate, instruments
 
@@ -60,8 +64,10 @@ class FleetLink:
         monotonic: Callable[[], float],
         policy: FleetPolicy,
         meter: Any = None,
+        carry_out: Callable[[Any], None] | None = None,
     ) -> None:
         self._machine = machine
+        self._carry_out = carry_out
         self._decide = decide
         self._lock = lock
         self._monotonic = monotonic
@@ -70,7 +76,7 @@ class FleetLink:
         self._store = FleetStore(policy)
         self._reader_store = FleetStore(policy, reader=True)
         self._queue: deque[tuple[str, str, str]] = deque()
-        self._controls: deque[tuple[str, str, str]] = deque()
+        self._controls: deque[tuple[str, str, Any]] = deque()
         # Failures shipped and maybe still in their window: re-shipped on every connection.
         self._live: deque[tuple[float, Item]] = deque(maxlen=policy.queue_size)
         self._seen: dict[str, str] = {}  # workflow id ("" = global) -> last fleet event applied
@@ -119,6 +125,8 @@ class FleetLink:
         elif kind is EventKind.TRANSITION and event.cause == Cause.PROBE_SUCCESS.value:
             state = event.state.value if event.state else "running"
             self._controls.append(("release", str(event.workflow_id), state))
+        elif kind is EventKind.TRANSITION and event.cause == Cause.REGRESSION.value:
+            self._controls.append(("rollback", str(event.workflow_id), event))
         elif kind is EventKind.PROBE and event.reason in (
             Reason.PROBE_ADMITTED.value,
             Reason.PROBE_FAILED.value,
@@ -155,10 +163,18 @@ class FleetLink:
     ) -> str:
         """Move a workflow on every host of the fleet; return the fleet event id.
 
+        A move into ROLLBACK makes every host with a versioned store restore its own
+        known-good set (a host without one records that it cannot and stays).
+
         Raises:
             FleetError: Redis did not answer within ``fleet.timeout_seconds``.
         """
-        return self._store.operator(workflow_id, ExecutionState(state), actor, reason)
+        target = ExecutionState(state)
+        if target is ExecutionState.ROLLBACK:
+            store = self._store
+            event = store.rollback(workflow_id, Rule.OPERATOR.value, (0, 0), actor, reason, 0)
+            return event or ""
+        return self._store.operator(workflow_id, target, actor, reason)
 
     def publish_resume(
         self,
@@ -312,48 +328,33 @@ class FleetLink:
             action, wid, arg = controls[0]
             if action == "release":
                 self._store.release(wid, ExecutionState(arg))
+            elif action == "rollback":
+                self._publish_rollback(wid, arg)
             else:
-                self._store.lease(wid, self._hold_seconds(wid, arg), hold=True)
+                with self._lock:
+                    hold = hold_seconds(self._machine.ledger, wid, arg)
+                self._store.lease(wid, hold, hold=True)
             controls.popleft()
 
-    def _hold_seconds(self, workflow_id: str, reason: str) -> float:
-        with self._lock:
-            wf = self._machine.ledger.workflows.get(workflow_id)
-            if wf is None:
-                return 1.0
-            if reason == Reason.PROBE_ADMITTED.value:
-                return wf.policy.quarantine.probe_timeout_seconds + 1.0
-            return float(wf.probe_cooldown)
+    def _publish_rollback(self, workflow_id: str, event: DecisionEvent) -> None:
+        if "workflow" in self.policy.scopes:
+            rule, counts, message = rollback_args(event)
+            self._store.rollback(workflow_id, rule, counts, "", message, ROLLBACK_DEDUPE_S)
 
     def _take_leases(self) -> None:
         if "workflow" not in self.policy.scopes:
             return
+        if not self._machine.ledger.glob.quarantined:
+            return  # nothing to lease: the hooks' lock is not taken at every ship interval
         now = self._monotonic()
         with self._lock:
-            ledger = self._machine.ledger
-            ready = [
-                (wid, wf.policy.quarantine.probe_timeout_seconds)
-                for wid in sorted(ledger.glob.quarantined)
-                if (wf := ledger.workflows[wid]).probe_step is None
-                and wf.policy.quarantine.probe_enabled
-                and wf.probe_ready_at is not None
-                and now >= wf.probe_ready_at
-                and ledger.probe_permits.get(wid, -1.0) <= now
-            ]
+            ready = lease_ready(self._machine.ledger, now)
         lease_s = self.policy.probe_lease_seconds
         for wid, timeout in ready:
             if self._store.lease(wid, lease_s + timeout + 1.0):
-                self._decide(
-                    None,
-                    "fleet",
-                    wid,
-                    None,
-                    _fleet_inputs.grant_probe,
-                    self._machine.ledger,
-                    wid,
-                    lease_s,
-                    self.host,
-                )
+                ledger = self._machine.ledger
+                grant = _fleet_inputs.grant_probe
+                self._decide(None, "fleet", wid, None, grant, ledger, wid, lease_s, self.host)
 
     # -- the reader ------------------------------------------------------------------------
 
@@ -378,16 +379,17 @@ class FleetLink:
                 self._last_id = event.id
 
     def _apply(self, event: FleetEvent, *, lag: bool) -> None:
+        feed: Callable[..., Any] = _fleet_inputs.apply
+        if event.kind == "rollback":
+            if event.host == self.host and event.rule != Rule.OPERATOR.value:
+                return  # this host's own regression: restored already, by the hook
+            feed = _fleet_inputs.rollback
         try:
             changed = self._decide(
-                None,
-                "fleet",
-                event.workflow_id,
-                None,
-                _fleet_inputs.apply,
-                self._machine.ledger,
-                event,
+                None, "fleet", event.workflow_id, None, feed, self._machine.ledger, event
             )
+            if isinstance(changed, Restore) and self._carry_out is not None:
+                self._carry_out(changed)  # this host's own store, off the lock
         except Exception:  # contained: a closed manager or a bad event must not kill the thread
             _log.exception("autoheal fleet could not apply event %s", event.id)
             return

@@ -9,7 +9,8 @@ window. Layout under the namespace ``ns``:
 - ``ns:global:win`` / ``ns:global:hosts`` — ZSETs of every counted failure and of the hosts
   that had one, in the global window; ``ns:global`` — HASH of the global state;
 - ``ns:events`` — the STREAM every decision is appended to (trimmed to about ``maxlen``);
-- ``ns:hosts`` — HASH host -> last time it shipped (ms); ``ns:probe:<id>`` — the probe lease.
+- ``ns:hosts`` — HASH host -> last time it shipped (ms); ``ns:probe:<id>`` — the probe lease;
+  ``ns:rb:<id>`` — set while a regression rollback of the workflow was just published.
 
 Invariants: a member is added with ``ZADD NX``, so a retried or timed-out batch that already
 landed counts nothing twice; a decision is taken only when the state allows it (a workflow
@@ -19,7 +20,7 @@ appended to the stream in the same script, so every host learns it exactly once 
 
 from __future__ import annotations
 
-__all__ = ["LEASE", "OPERATOR", "RELEASE", "RESEED", "RESUME", "SHIP"]
+__all__ = ["LEASE", "OPERATOR", "RELEASE", "RESEED", "RESUME", "ROLLBACK", "SHIP"]
 
 _PRELUDE = """
 local ns = ARGV[1]
@@ -191,5 +192,32 @@ for _, it in ipairs(cjson.decode(ARGV[4])) do
   end
 end
 return out
+"""
+)
+
+#: Roll one workflow back on every host with a store. ARGV: ns, host, maxlen, workflow, rule,
+#: count, threshold, actor, message, dedupe (ms). A regression found on a host (rule other
+#: than 'operator') is published once per dedupe period, and not while the fleet holds the
+#: workflow quarantined or paused; an operator's rollback always is. A rollback is an event,
+#: not a lasting state: every host leaves ROLLBACK by itself (restored: degraded), so the
+#: fleet's state of the workflow becomes 'degraded' (its window keeps counting). Returns the
+#: event id, or false when nothing was published.
+ROLLBACK = (
+    _PRELUDE
+    + """
+local wf = ARGV[4]
+local key = ns .. ':wf:' .. wf
+if ARGV[5] ~= 'operator' then
+  local st = redis.call('HGET', key, 'state')
+  if st == 'quarantined' or st == 'paused' then
+    return false
+  end
+  if not redis.call('SET', ns .. ':rb:' .. wf, host, 'NX', 'PX', ARGV[10]) then
+    return false
+  end
+end
+local id = publish('rollback', wf, 'rollback', ARGV[5], ARGV[6], ARGV[7], '', ARGV[8], ARGV[9])
+redis.call('HSET', key, 'state', 'degraded')
+return id
 """
 )

@@ -74,7 +74,7 @@ class FleetStore:
         )
         self._scripts = {
             name: self.client.register_script(getattr(_scripts, name))
-            for name in ("SHIP", "RELEASE", "OPERATOR", "RESUME", "LEASE", "RESEED")
+            for name in ("SHIP", "RELEASE", "OPERATOR", "RESUME", "LEASE", "RESEED", "ROLLBACK")
         }
 
     def _run(self, name: str, *args: Any) -> Any:
@@ -109,6 +109,25 @@ class FleetStore:
     def operator(self, workflow_id: str, target: ExecutionState, actor: str, message: str) -> str:
         """Move one workflow on every host (an operator's fleet-wide move)."""
         return _text(self._run("OPERATOR", workflow_id, target.value, actor, message))
+
+    def rollback(
+        self,
+        workflow_id: str,
+        rule: str,
+        count_threshold: tuple[int, int],
+        actor: str,
+        message: str,
+        dedupe_s: float,
+    ) -> str | None:
+        """Roll a workflow back on every host with a store (None: deduplicated or blocked).
+
+        ``rule`` is ``operator`` for an operator's rollback (always published), else the
+        regression rule that fired on this host (at most once per ``dedupe_s``).
+        """
+        count, threshold = count_threshold
+        dedupe_ms = max(1, int(dedupe_s * 1000))
+        out = self._run("ROLLBACK", workflow_id, rule, count, threshold, actor, message, dedupe_ms)
+        return _text(out) if out else None
 
     def resume(self, target: ExecutionState, actor: str, message: str) -> str:
         """Lift the fleet's global pause and release every paused workflow on every host."""
@@ -149,7 +168,8 @@ class FleetStore:
         if glob.get("event"):
             out.append(_event(glob["event"], {**glob, "wf": ""}))
         for wid, row in zip(ids, rows[1:], strict=True):
-            if row.get("event") and row.get("state"):
+            # A rollback is an event, not a state: a host that starts later does not repeat it.
+            if row.get("event") and row.get("state") and row.get("kind") != "rollback":
                 kind = row.get("kind", "operator")
                 kind = kind if kind in WORKFLOW_KINDS else "operator"
                 out.append(
