@@ -195,16 +195,18 @@ class AutoHealManager:
         returned. The executor's two hooks (the inputs with a ``step_id``) first run the
         periodic checks (policy file, shared log) when they are due, outside the lock.
         """
-        now = self._monotonic()
-        if step_id is not None and now >= self._periodic.due:
-            self._periodic.poll(now, self._clock.now)
         otel = self._otel
         span = None
         if otel is not None and span_name is not None:
             span = otel.start_span(span_name, workflow_id, step_id)
         trace = span_ids(span) if span is not None else NO_TRACE
         publisher = self._publisher
+        # The two clocks are read back to back: replay runs on the recorded wall time, so a
+        # gap between them would move the decision in replay (a probe's cool-down, a window).
+        now = self._monotonic()
         ts = self._clock.now() if publisher.sinks else None
+        if step_id is not None and now >= self._periodic.due:
+            self._periodic.poll(now, self._clock.now)  # its inputs are ordered by the clamp
         events: list[DecisionEvent] | None = [] if ts is not None else None
         try:
             with self._lock:
