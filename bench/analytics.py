@@ -22,6 +22,7 @@ from pathlib import Path
 import orjson
 
 from autoheal_otel import AutoHealManager, PolicyConfig
+from autoheal_otel._events import ALWAYS
 from autoheal_otel.analytics import AuditAnalytics
 from autoheal_otel.analytics.compaction import compact
 from autoheal_otel.analytics.restore import load_restored_state
@@ -118,10 +119,15 @@ def generate(
                 message="bench transition",
             )
         assert handle is not None
-        handle.write(orjson.dumps(rec, option=orjson.OPT_APPEND_NEWLINE))
+        handle.write(orjson.dumps(_compact(rec), option=orjson.OPT_APPEND_NEWLINE))
     assert handle is not None
     handle.close()
     return ts
+
+
+def _compact(record: dict[str, object]) -> dict[str, object]:
+    """Leave out the fields with no value, as the audit log writes its lines."""
+    return {k: v for k, v in record.items() if k in ALWAYS or v not in (None, "", [], {})}
 
 
 def median_ms(func: Callable[[], object], repeat: int) -> float:

@@ -35,6 +35,8 @@ __all__ = [
 ]
 
 _PARAM = re.compile(r"\$([a-z_]+)")
+#: How often :meth:`AuditAnalytics.refresh` lists the files again when one vanished meanwhile.
+_REFRESH_ATTEMPTS = 3
 
 
 def query_names() -> list[str]:
@@ -165,8 +167,23 @@ class AuditAnalytics:
         self.refresh()
 
     def refresh(self) -> None:
-        """Re-read the list of files and the live JSONL (records written since become visible)."""
-        src = _merged([sources(d) for d in self.data_dirs] or [sources(self.data_dir)])
+        """Re-read the list of files and the live JSONL (records written since become visible).
+
+        A compaction that ran meanwhile (another process, or the manager's background one)
+        may have replaced a listed segment by Parquet: the listing is then read again.
+        """
+        import duckdb
+
+        for attempt in range(_REFRESH_ATTEMPTS):
+            src = _merged([sources(d) for d in self.data_dirs] or [sources(self.data_dir)])
+            try:
+                self._load(src)
+                return
+            except duckdb.IOException:
+                if attempt == _REFRESH_ATTEMPTS - 1 or all(p.exists() for p in src.jsonl):
+                    raise
+
+    def _load(self, src: Sources) -> None:
         with self._lock:
             if src.jsonl:
                 self._con.execute(f"CREATE OR REPLACE TABLE live AS {read_json_sql(src.jsonl)}")

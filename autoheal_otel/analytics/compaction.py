@@ -13,11 +13,15 @@ low. Invariants:
 - a crash before the manifest line leaves orphan files that readers ignore and the next run
   deletes; a crash after it leaves segments or replaced files that readers ignore (the
   manifest says where their records are) and the next run deletes;
-- torn or foreign lines are not copied; their count is reported per run.
+- torn or foreign lines are not copied; their count is reported per run;
+- one run at a time per data directory: a run holds an exclusive ``flock`` on
+  ``compacted/compaction.lock`` (processes sharing a directory, and a manager's background
+  compaction next to ``autoheal compact``, take turns instead of compacting a segment twice).
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import secrets
@@ -40,7 +44,9 @@ from ._view import (
     read_manifest,
 )
 
-__all__ = ["CompactionReport", "compact"]
+__all__ = ["CompactionReport", "compact", "pending_segments"]
+
+LOCK = "compaction.lock"
 
 #: Rows per Parquet row group: a 10-minute window reads one or two groups at a few hundred
 #: decisions per second, and the footer a fresh connection must parse stays small.
@@ -84,12 +90,31 @@ def compact(
         ) from exc
 
 
+def pending_segments(data_dir: str | Path) -> list[Path]:
+    """Return the closed segments no compaction output holds yet (what a run would compact)."""
+    audit = Path(data_dir) / AUDIT_DIR
+    done = {s for out in read_manifest(audit / COMPACTED_DIR) for s in out.segments}
+    return [p for p in segment_paths(audit) if p.stem not in done and not is_segment_live(p)]
+
+
 def _compact(data_dir: str | Path, progress: Callable[[int, int], None] | None) -> CompactionReport:
+    folder = Path(data_dir) / AUDIT_DIR / COMPACTED_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # one run at a time (see the invariants)
+        return _compact_locked(data_dir, progress)
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _compact_locked(
+    data_dir: str | Path, progress: Callable[[int, int], None] | None
+) -> CompactionReport:
     import duckdb
 
     audit = Path(data_dir) / AUDIT_DIR
     folder = audit / COMPACTED_DIR
-    folder.mkdir(parents=True, exist_ok=True)
     report = CompactionReport()
     _clean(folder, audit, report)
     done = {s for out in read_manifest(folder) for s in out.segments}
@@ -206,7 +231,9 @@ def _merge_small(con: Any, folder: Path, report: CompactionReport) -> None:
 def _clean(folder: Path, audit: Path, report: CompactionReport) -> None:
     """Delete what a crashed run left: orphan files, compacted segments, replaced outputs."""
     outputs = read_manifest(folder)
-    named = {MANIFEST} | {name for o in outputs for name in (o.results, o.events, o.rollup) if name}
+    named = {MANIFEST, LOCK} | {
+        name for o in outputs for name in (o.results, o.events, o.rollup) if name
+    }
     for path in folder.iterdir():
         if path.name not in named:
             path.unlink(missing_ok=True)
