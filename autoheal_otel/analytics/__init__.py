@@ -128,6 +128,8 @@ def _merged(parts: list[Sources]) -> Sources:
         merged.events += part.events
         merged.ranges.update(part.ranges)
         merged.rollups += part.rollups
+        merged.hourlies += part.hourlies
+        merged.hourly_complete = merged.hourly_complete and part.hourly_complete
     return merged
 
 

@@ -37,6 +37,7 @@ from ..sinks.jsonl import AUDIT_DIR, is_segment_live, segment_paths
 from ._view import (
     AUDIT_COLUMNS,
     COMPACTED_DIR,
+    HOURLY_SQL,
     MANIFEST,
     ROLLUP_SQL,
     CompactedOutput,
@@ -127,6 +128,7 @@ def _compact_locked(
         else:
             segments.append(path)
     con = duckdb.connect(":memory:")
+    con.execute("SET enable_progress_bar = false")  # it may run on a manager's thread
     try:
         if segments:
             if progress is not None:
@@ -157,8 +159,9 @@ def _write_output(
 ) -> CompactedOutput:
     """Write a table's rows as one output and record it in the manifest (see the invariants).
 
-    Three files: the gates and results, the other records, and a rollup of executions and
-    successes per workflow and artifact version (what a warm restart needs, without a scan).
+    Four files: the gates and results, the other records, a rollup of executions and
+    successes per workflow and artifact version (what a warm restart needs, without a scan),
+    and an hourly rollup (the regression query's whole hours, calibration's lookback).
     """
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     out_id = f"c-{stamp}-{secrets.token_hex(3)}"
@@ -166,6 +169,7 @@ def _write_output(
         "results": f"{out_id}.parquet",
         "events": f"{out_id}.events.parquet",
         "rollup": f"{out_id}.rollup.parquet",
+        "hourly": f"{out_id}.hourly.parquet",
     }
     options = f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP_ROWS})"
     columns = ", ".join(f'"{c}"' for c in AUDIT_COLUMNS)
@@ -173,6 +177,7 @@ def _write_output(
         "results": f"SELECT {columns} FROM {table} WHERE kind IN ('gate', 'result') ORDER BY ts, seq",
         "events": f"SELECT {columns} FROM {table} WHERE kind NOT IN ('gate', 'result') ORDER BY ts, seq",
         "rollup": ROLLUP_SQL.format(source=table),
+        "hourly": HOURLY_SQL.format(source=table) + " ORDER BY hour",
     }
     for key, name in names.items():
         tmp = folder / f".{name}.tmp"
@@ -208,6 +213,7 @@ def _write_output(
         rows=total,
         replaces=replaces,
         rollup=names["rollup"],
+        hourly=names["hourly"],
     )
 
 
@@ -217,7 +223,7 @@ def _merge_small(con: Any, folder: Path, report: CompactionReport) -> None:
     if len(small) < MERGE_AT:
         return
     files = [folder / name for o in small for name in (o.results, o.events)]
-    stale = files + [folder / o.rollup for o in small if o.rollup]
+    stale = files + [folder / n for o in small for n in (o.rollup, o.hourly) if n]
     listing = "[" + ", ".join(_quote(p) for p in files) + "]"
     con.execute(f"CREATE OR REPLACE TABLE merged AS SELECT * FROM read_parquet({listing})")
     segments = [s for o in small for s in o.segments]

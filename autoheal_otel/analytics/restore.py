@@ -15,8 +15,8 @@ a row it cannot apply is skipped and reported (``RestoredState.skipped``, and a 
 not continued from (``max_seq`` stays one a writer can carry on from).
 
 The calibration of per-method thresholds is read back too: each method's window of decided
-matches (up to the policy's ``calibration.window``, with ``precision_samples``) and the
-thresholds last recorded (with ``precision``).
+matches (up to the policy's ``calibration.window``, with ``precision_samples`` scoped by
+``calibration_horizon``) and the thresholds last recorded (``recorded_thresholds``).
 """
 
 from __future__ import annotations
@@ -131,21 +131,20 @@ def _keep_usable(state: RestoredState) -> None:
 def load_calibration(
     db: AuditAnalytics, state: RestoredState, policy: PolicyConfig, when: str
 ) -> None:
-    """Read the calibration windows and the last recorded thresholds (``precision`` SQL)."""
+    """Read the calibration windows and the last recorded thresholds.
+
+    The same rows as ``precision_samples`` over the whole log and the ``recorded_*`` columns
+    of ``precision``, read from the hours the windows reach back to and the calibration records.
+    """
     cal = policy.calibration
-    rows = db.rows("precision_samples", as_of=when, window=cal.window)
+    # The hourly rollups say how far back each method's window reaches: read no further.
+    since = db.rows("calibration_horizon", as_of=when, window=cal.window)[0][0]
+    rows = db.rows("precision_samples", as_of=when, window=cal.window, since=since)
     state.calibration_samples = [(m, conf, ok) for m, conf, ok, _, _ in rows]
-    figures = db.query(
-        "precision",
-        as_of=when,
-        target_precision=cal.target_precision,
-        min_samples=cal.min_samples,
-        window=cal.window,
-    )
     state.calibration_recorded = [
-        (r["method"], r["recorded_threshold"], _utc(r["recorded_at"]))
-        for r in figures
-        if r["recorded_threshold"] is not None
+        (method, threshold, _utc(at))
+        for method, threshold, at in db.rows("recorded_thresholds", as_of=when)
+        if threshold is not None
     ]
 
 
