@@ -208,7 +208,7 @@ def fresh_restart(data_dir: Path, as_of: datetime, repeat: int) -> dict[str, flo
         walls.append(time.perf_counter() - t0)
         if proc.returncode != 0:
             raise SystemExit(f"the restart process failed ({proc.returncode})")
-        inner.append(json.loads(out)["restart"])
+        inner.append(json.loads(out.splitlines()[-1])["restart"])
         rss.append(usage.ru_maxrss / 1024)  # KiB on Linux
     return {
         "process s": statistics.median(walls),

@@ -21,7 +21,7 @@ from typing import Any, Self
 
 from .._errors import InvalidInputError
 from ._params import QueryParam, parse_params
-from ._view import Sources, iter_records, read_json_sql, scan, sources, view_sql
+from ._view import Sources, iter_records, live_tables, read_json_sql, scan, sources, view_sql
 
 __all__ = [
     "AuditAnalytics",
@@ -159,6 +159,7 @@ class AuditAnalytics:
         self._lock = threading.Lock()
         self._con = duckdb.connect(":memory:")
         self._con.execute("SET TimeZone = 'UTC'")
+        self._con.execute("SET enable_progress_bar = false")  # a library prints nothing
         if memory_limit is not None:
             self._con.execute("SET memory_limit = ?", [memory_limit])
             self._con.execute("SET preserve_insertion_order = false")
@@ -187,12 +188,25 @@ class AuditAnalytics:
 
     def _load(self, src: Sources) -> None:
         with self._lock:
+            self._pending: dict[str, tuple[str, str]] = {}
             if src.jsonl:
                 self._con.execute(f"CREATE OR REPLACE TABLE live AS {read_json_sql(src.jsonl)}")
+                for view, (table, select) in live_tables("live").items():
+                    # Built now (the events) or at the first query that reads the view.
+                    limit = "" if view == "audit_events" else " LIMIT 0"
+                    self._con.execute(f"CREATE OR REPLACE TABLE {table} AS {select}{limit}")
+                    if limit:
+                        self._pending[view] = (table, select)
             self._sources = src
             self._live = "live" if src.jsonl else None
             self._scope = None
             self._scope_views(None)
+
+    def _derive(self, text: str) -> None:
+        """Fill the live rollups the query reads, once per refresh (call with the lock held)."""
+        for view in [v for v in self._pending if v in text]:
+            table, select = self._pending.pop(view)
+            self._con.execute(f"INSERT INTO {table} {select}")
 
     def _scope_views(self, horizon: datetime | None) -> None:
         """Point the views at the files a query needs (call with the lock held)."""
@@ -212,6 +226,7 @@ class AuditAnalytics:
             raise InvalidInputError("params", sorted(missing), "are required by the query")
         horizon = _horizon(text, bound)
         with self._lock:
+            self._derive(text)
             self._scope_views(horizon)
             cursor = self._con.cursor()
             try:
@@ -232,6 +247,7 @@ class AuditAnalytics:
         For results too large to hold at once (replay): memory stays at one batch.
         """
         with self._lock:
+            self._derive(text)
             self._scope_views(None)
             cursor = self._con.cursor()
             result = cursor.execute(text)
@@ -249,6 +265,7 @@ class AuditAnalytics:
         bound = {k: ts_param(v) if isinstance(v, datetime) else v for k, v in params.items()}
         bound = {k: v for k, v in bound.items() if k in set(_PARAM.findall(text))}
         with self._lock:
+            self._derive(text)
             self._scope_views(_horizon(text, bound))
             cursor = self._con.cursor()
             try:

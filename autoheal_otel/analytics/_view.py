@@ -39,6 +39,7 @@ __all__ = [
     "LogScan",
     "Sources",
     "iter_records",
+    "live_tables",
     "read_manifest",
     "scan",
     "sources",
@@ -220,7 +221,8 @@ def view_sql(
     - ``audit_hourly``: executions and successes per hour and workflow, decided matches per
       hour and method (:data:`HOURLY_SQL`), from compaction's hourly rollups and the live JSONL.
 
-    ``live_table`` names a table holding the live JSONL rows (None: no live rows).
+    ``live_table`` names a table holding the live JSONL rows (None: no live rows), next to
+    the tables :func:`live_tables` derives from it.
     """
     results = src.results_since(horizon)
     live = f"SELECT {_COLUMN_LIST} FROM {live_table}" if live_table else None
@@ -238,7 +240,7 @@ def view_sql(
     parts_events = [
         p
         for p in (
-            f"SELECT * FROM ({live}) WHERE kind NOT IN ('gate', 'result')" if live else None,
+            f"SELECT * FROM {live_table}_events" if live_table else None,
             f"SELECT {_COLUMN_LIST} FROM read_parquet({_files(src.events)})"
             if src.events
             else None,
@@ -248,7 +250,7 @@ def view_sql(
     parts_rollup = [
         p
         for p in (
-            ROLLUP_SQL.format(source=live_table) if live_table else None,
+            f"SELECT * FROM {live_table}_rollup" if live_table else None,
             f"SELECT * FROM read_parquet({_files(src.rollups)})" if src.rollups else None,
         )
         if p
@@ -263,6 +265,23 @@ def view_sql(
     }
 
 
+def live_tables(live_table: str) -> dict[str, tuple[str, str]]:
+    """Return the tables derived from the live rows: view -> (table, SELECT over the rows).
+
+    ``<live>_events`` (the few records that are not gates or results) is built with the live
+    table; a rollup is built the first time a query reads its view (``audit_version_rollup``,
+    ``audit_hourly``), so a refresh that no query of theirs follows never pays for it.
+    """
+    return {
+        "audit_events": (
+            f"{live_table}_events",
+            f"SELECT * FROM {live_table} WHERE kind NOT IN ('gate', 'result')",
+        ),
+        "audit_version_rollup": (f"{live_table}_rollup", ROLLUP_SQL.format(source=live_table)),
+        "audit_hourly": (f"{live_table}_hourly", HOURLY_SQL.format(source=live_table)),
+    }
+
+
 def _hourly_sql(src: Sources, live_table: str | None) -> str:
     """Return the hourly rollup view's SELECT: the compacted rollups and the live rows.
 
@@ -272,7 +291,7 @@ def _hourly_sql(src: Sources, live_table: str | None) -> str:
     if not src.hourly_complete:
         return HOURLY_SQL.format(source="audit")
     parts = [
-        HOURLY_SQL.format(source=live_table) if live_table else None,
+        f"SELECT * FROM {live_table}_hourly" if live_table else None,
         f"SELECT * FROM read_parquet({_files(src.hourlies)})" if src.hourlies else None,
     ]
     kept = [p for p in parts if p]

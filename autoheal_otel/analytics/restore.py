@@ -35,6 +35,10 @@ _log = logging.getLogger("autoheal_otel")
 
 __all__ = ["RestoredState", "load_calibration", "load_restored_state"]
 
+#: What DuckDB may hold in memory during a restart: the live JSONL it parses goes to temporary
+#: files past it (a raw log of 5M decisions peaks at about 1.2 GiB without a bound).
+RESTORE_MEMORY = "256MB"
+
 
 @dataclass
 class RestoredState:
@@ -68,7 +72,7 @@ def load_restored_state(data_dir: Path, policy: PolicyConfig, as_of: datetime) -
     )
     when = ts_param(as_of)
     since = ts_param(as_of - timedelta(seconds=policy.audit.restore_horizon_seconds))
-    with AuditAnalytics(data_dir) as db:
+    with AuditAnalytics(data_dir, memory_limit=RESTORE_MEMORY) as db:
         seq = db.query("max_seq", since=since)[0]
         state = RestoredState(
             workflows=db.query("workflow_states", as_of=when, since=since),
