@@ -144,12 +144,19 @@ class AuditAnalytics:
     """
 
     def __init__(
-        self, data_dir: str | Path | Sequence[str | Path], *, memory_limit: str | None = None
+        self,
+        data_dir: str | Path | Sequence[str | Path],
+        *,
+        memory_limit: str | None = None,
+        gates_after: datetime | None = None,
     ) -> None:
         """Open the views over ``data_dir`` (one directory, several, or a glob).
 
         ``memory_limit`` (DuckDB's, e.g. ``"256MB"``) bounds what DuckDB keeps in memory;
         beyond it, it spills to temporary files (replay of a large raw log uses it).
+        ``gates_after`` (naive UTC) leaves the live JSONL's gates up to that instant out of the
+        views: for a reader whose queries read gates only after it (a warm restart), about
+        half the rows of a raw log it need not hold.
         """
         import duckdb  # imported lazily: only the analytics need it
 
@@ -167,6 +174,7 @@ class AuditAnalytics:
         # costs more than reading the few row groups a windowed query needs).
         self._con.execute("SET parquet_metadata_cache = true")
         self._scope: tuple[str, ...] | None = None
+        self._gates_after = gates_after
         self.refresh()
 
     def refresh(self) -> None:
@@ -190,7 +198,10 @@ class AuditAnalytics:
         with self._lock:
             self._pending: dict[str, tuple[str, str]] = {}
             if src.jsonl:
-                self._con.execute(f"CREATE OR REPLACE TABLE live AS {read_json_sql(src.jsonl)}")
+                select = read_json_sql(src.jsonl)
+                if self._gates_after is not None:
+                    select += f" AND (kind <> 'gate' OR ts > '{ts_param(self._gates_after)}')"
+                self._con.execute(f"CREATE OR REPLACE TABLE live AS {select}")
                 for view, (table, select) in live_tables("live").items():
                     # Built now (the events) or at the first query that reads the view.
                     limit = "" if view == "audit_events" else " LIMIT 0"

@@ -71,8 +71,10 @@ def load_restored_state(data_dir: Path, policy: PolicyConfig, as_of: datetime) -
         + [policy.for_workflow(w).step_breaker.window_seconds for w in policy.workflows]
     )
     when = ts_param(as_of)
-    since = ts_param(as_of - timedelta(seconds=policy.audit.restore_horizon_seconds))
-    with AuditAnalytics(data_dir, memory_limit=RESTORE_MEMORY) as db:
+    horizon = as_of - timedelta(seconds=policy.audit.restore_horizon_seconds)
+    since = ts_param(horizon)
+    # Gates are read only after ``since`` (max_seq, workflow_states): older ones are not loaded.
+    with AuditAnalytics(data_dir, memory_limit=RESTORE_MEMORY, gates_after=horizon) as db:
         seq = db.query("max_seq", since=since)[0]
         state = RestoredState(
             workflows=db.query("workflow_states", as_of=when, since=since),
