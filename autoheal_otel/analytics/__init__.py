@@ -10,6 +10,7 @@ the state machine (warm restart, global scope, regression monitor), the CLI and 
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import re
 import threading
@@ -133,6 +134,17 @@ def _merged(parts: list[Sources]) -> Sources:
     return merged
 
 
+def quiet(con: Any) -> None:
+    """Turn DuckDB's progress bar off on ``con``: a library prints nothing of its own.
+
+    Under Jupyter without ipywidgets DuckDB refuses to change the setting (it is off there).
+    """
+    import duckdb
+
+    with contextlib.suppress(duckdb.InvalidInputException):
+        con.execute("SET enable_progress_bar = false")
+
+
 class AuditAnalytics:
     """Run the packaged queries over one data directory's audit log.
 
@@ -166,7 +178,7 @@ class AuditAnalytics:
         self._lock = threading.Lock()
         self._con = duckdb.connect(":memory:")
         self._con.execute("SET TimeZone = 'UTC'")
-        self._con.execute("SET enable_progress_bar = false")  # a library prints nothing
+        quiet(self._con)
         if memory_limit is not None:
             self._con.execute("SET memory_limit = ?", [memory_limit])
             self._con.execute("SET preserve_insertion_order = false")

@@ -34,6 +34,7 @@ from typing import Any
 from .._errors import InvalidInputError
 from .._fs import fsync_path
 from ..sinks.jsonl import AUDIT_DIR, is_segment_live, segment_paths
+from . import quiet
 from ._view import (
     AUDIT_COLUMNS,
     COMPACTED_DIR,
@@ -128,7 +129,7 @@ def _compact_locked(
         else:
             segments.append(path)
     con = duckdb.connect(":memory:")
-    con.execute("SET enable_progress_bar = false")  # it may run on a manager's thread
+    quiet(con)  # it may run on a manager's thread
     try:
         if segments:
             if progress is not None:
