@@ -14,13 +14,14 @@ import contextlib
 import glob
 import re
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any, Self
 
 from .._errors import InvalidInputError
+from ._columns import AUDIT_COLUMNS
 from ._params import QueryParam, parse_params
 from ._view import Sources, iter_records, live_tables, read_json_sql, scan, sources, view_sql
 
@@ -161,6 +162,7 @@ class AuditAnalytics:
         *,
         memory_limit: str | None = None,
         gates_after: datetime | None = None,
+        omit: Collection[str] = (),
     ) -> None:
         """Open the views over ``data_dir`` (one directory, several, or a glob).
 
@@ -168,7 +170,8 @@ class AuditAnalytics:
         beyond it, it spills to temporary files (replay of a large raw log uses it).
         ``gates_after`` (naive UTC) leaves the live JSONL's gates up to that instant out of the
         views: for a reader whose queries read gates only after it (a warm restart), about
-        half the rows of a raw log it need not hold.
+        half the rows of a raw log it need not hold. ``omit`` names columns of the live
+        JSONL not held (they read as null): for a reader whose queries never read them.
         """
         import duckdb  # imported lazily: only the analytics need it
 
@@ -187,6 +190,7 @@ class AuditAnalytics:
         self._con.execute("SET parquet_metadata_cache = true")
         self._scope: tuple[str, ...] | None = None
         self._gates_after = gates_after
+        self._omit = frozenset(omit)
         self.refresh()
 
     def refresh(self) -> None:
@@ -213,8 +217,11 @@ class AuditAnalytics:
                 select = read_json_sql(src.jsonl)
                 if self._gates_after is not None:
                     select += f" AND (kind <> 'gate' OR ts > '{ts_param(self._gates_after)}')"
+                if self._omit:
+                    kept = ", ".join(f'"{c}"' for c in AUDIT_COLUMNS if c not in self._omit)
+                    select = f"SELECT {kept} FROM ({select})"
                 self._con.execute(f"CREATE OR REPLACE TABLE live AS {select}")
-                for view, (table, select) in live_tables("live").items():
+                for view, (table, select) in live_tables("live", self._omit).items():
                     # Built now (the events) or at the first query that reads the view.
                     limit = "" if view == "audit_events" else " LIMIT 0"
                     self._con.execute(f"CREATE OR REPLACE TABLE {table} AS {select}{limit}")
@@ -236,7 +243,7 @@ class AuditAnalytics:
         files = tuple(p.name for p in self._sources.results_since(horizon))
         if files == self._scope:
             return
-        for name, sql in view_sql(self._sources, self._live, horizon).items():
+        for name, sql in view_sql(self._sources, self._live, horizon, self._omit).items():
             self._con.execute(f"CREATE OR REPLACE VIEW {name} AS {sql}")
         self._scope = files
 

@@ -39,6 +39,7 @@ __all__ = [
     "LogScan",
     "Sources",
     "iter_records",
+    "live_columns",
     "live_tables",
     "read_manifest",
     "scan",
@@ -205,8 +206,19 @@ def _empty() -> str:
     return f"SELECT {casts} WHERE false"
 
 
+def live_columns(omit: frozenset[str] = frozenset()) -> str:
+    """Return the select list of every audit column over a live table without ``omit`` (null)."""
+    return ", ".join(
+        f'NULL::{kind} AS "{name}"' if name in omit else f'"{name}"'
+        for name, kind in AUDIT_COLUMNS.items()
+    )
+
+
 def view_sql(
-    src: Sources, live_table: str | None, horizon: datetime | None = None
+    src: Sources,
+    live_table: str | None,
+    horizon: datetime | None = None,
+    omit: frozenset[str] = frozenset(),
 ) -> dict[str, str]:
     """Return the SELECTs of the views over a data directory's log.
 
@@ -222,10 +234,11 @@ def view_sql(
       hour and method (:data:`HOURLY_SQL`), from compaction's hourly rollups and the live JSONL.
 
     ``live_table`` names a table holding the live JSONL rows (None: no live rows), next to
-    the tables :func:`live_tables` derives from it.
+    the tables :func:`live_tables` derives from it; it lacks the columns ``omit`` names
+    (they read as null).
     """
     results = src.results_since(horizon)
-    live = f"SELECT {_COLUMN_LIST} FROM {live_table}" if live_table else None
+    live = f"SELECT {live_columns(omit)} FROM {live_table}" if live_table else None
     parts_all = [
         p
         for p in (
@@ -265,7 +278,7 @@ def view_sql(
     }
 
 
-def live_tables(live_table: str) -> dict[str, tuple[str, str]]:
+def live_tables(live_table: str, omit: frozenset[str] = frozenset()) -> dict[str, tuple[str, str]]:
     """Return the tables derived from the live rows: view -> (table, SELECT over the rows).
 
     ``<live>_events`` (the few records that are not gates or results) is built with the live
@@ -275,7 +288,7 @@ def live_tables(live_table: str) -> dict[str, tuple[str, str]]:
     return {
         "audit_events": (
             f"{live_table}_events",
-            f"SELECT * FROM {live_table} WHERE kind NOT IN ('gate', 'result')",
+            f"SELECT {live_columns(omit)} FROM {live_table} WHERE kind NOT IN ('gate', 'result')",
         ),
         "audit_version_rollup": (f"{live_table}_rollup", ROLLUP_SQL.format(source=live_table)),
         "audit_hourly": (f"{live_table}_hourly", HOURLY_SQL.format(source=live_table)),

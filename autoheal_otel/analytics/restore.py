@@ -38,6 +38,20 @@ __all__ = ["RestoredState", "load_calibration", "load_restored_state"]
 #: What DuckDB may hold in memory during a restart: the live JSONL it parses goes to temporary
 #: files past it (a raw log of 5M decisions peaks at about 1.2 GiB without a bound).
 RESTORE_MEMORY = "256MB"
+#: The columns no restore query reads: a restart over raw JSONL does not hold them.
+UNREAD = frozenset(
+    {
+        "schema_version",
+        "policy_version",
+        "allowed",
+        "second_best",
+        "duration_s",
+        "learning",
+        "trace_id",
+        "span_id",
+        "counts",
+    }
+)
 
 
 @dataclass
@@ -74,7 +88,9 @@ def load_restored_state(data_dir: Path, policy: PolicyConfig, as_of: datetime) -
     horizon = as_of - timedelta(seconds=policy.audit.restore_horizon_seconds)
     since = ts_param(horizon)
     # Gates are read only after ``since`` (max_seq, workflow_states): older ones are not loaded.
-    with AuditAnalytics(data_dir, memory_limit=RESTORE_MEMORY, gates_after=horizon) as db:
+    with AuditAnalytics(
+        data_dir, memory_limit=RESTORE_MEMORY, gates_after=horizon, omit=UNREAD
+    ) as db:
         seq = db.query("max_seq", since=since)[0]
         state = RestoredState(
             workflows=db.query("workflow_states", as_of=when, since=since),
