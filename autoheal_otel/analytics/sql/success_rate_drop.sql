@@ -9,24 +9,13 @@
 -- param drop_points number = 20: the drop in percentage points that fails
 -- lookback: $recent_seconds + $baseline_seconds
 WITH edges AS (
-    -- the hour of the oldest boundary, of the boundary between the sides, of as_of
+    -- the rows of the hours that hold the oldest boundary, the one between the sides, as_of
     SELECT workflow_id, ts > $as_of::TIMESTAMP - to_microseconds(CAST(ceil($recent_seconds::DOUBLE * 1000000) AS BIGINT)) AS recent, 1 AS executions, (outcome = 'success')::INT AS successes
     FROM audit
     WHERE kind = 'result' AND ts > $as_of::TIMESTAMP - to_microseconds(CAST(ceil(($recent_seconds::DOUBLE + $baseline_seconds::DOUBLE) * 1000000) AS BIGINT)) AND ts <= $as_of::TIMESTAMP
-      AND ts >= date_trunc('hour', $as_of::TIMESTAMP - to_microseconds(CAST(ceil(($recent_seconds::DOUBLE + $baseline_seconds::DOUBLE) * 1000000) AS BIGINT))) AND ts < date_trunc('hour', $as_of::TIMESTAMP - to_microseconds(CAST(ceil(($recent_seconds::DOUBLE + $baseline_seconds::DOUBLE) * 1000000) AS BIGINT))) + INTERVAL 1 HOUR
-    UNION ALL
-    SELECT workflow_id, ts > $as_of::TIMESTAMP - to_microseconds(CAST(ceil($recent_seconds::DOUBLE * 1000000) AS BIGINT)) AS recent, 1 AS executions, (outcome = 'success')::INT AS successes
-    FROM audit
-    WHERE kind = 'result' AND ts > $as_of::TIMESTAMP - to_microseconds(CAST(ceil(($recent_seconds::DOUBLE + $baseline_seconds::DOUBLE) * 1000000) AS BIGINT)) AND ts <= $as_of::TIMESTAMP
-      AND ts >= date_trunc('hour', $as_of::TIMESTAMP - to_microseconds(CAST(ceil($recent_seconds::DOUBLE * 1000000) AS BIGINT))) AND ts < date_trunc('hour', $as_of::TIMESTAMP - to_microseconds(CAST(ceil($recent_seconds::DOUBLE * 1000000) AS BIGINT))) + INTERVAL 1 HOUR
-      AND date_trunc('hour', $as_of::TIMESTAMP - to_microseconds(CAST(ceil($recent_seconds::DOUBLE * 1000000) AS BIGINT))) <> date_trunc('hour', $as_of::TIMESTAMP - to_microseconds(CAST(ceil(($recent_seconds::DOUBLE + $baseline_seconds::DOUBLE) * 1000000) AS BIGINT)))
-    UNION ALL
-    SELECT workflow_id, ts > $as_of::TIMESTAMP - to_microseconds(CAST(ceil($recent_seconds::DOUBLE * 1000000) AS BIGINT)) AS recent, 1 AS executions, (outcome = 'success')::INT AS successes
-    FROM audit
-    WHERE kind = 'result' AND ts > $as_of::TIMESTAMP - to_microseconds(CAST(ceil(($recent_seconds::DOUBLE + $baseline_seconds::DOUBLE) * 1000000) AS BIGINT)) AND ts <= $as_of::TIMESTAMP
-      AND ts >= date_trunc('hour', $as_of::TIMESTAMP) AND ts < date_trunc('hour', $as_of::TIMESTAMP) + INTERVAL 1 HOUR
-      AND date_trunc('hour', $as_of::TIMESTAMP) <> date_trunc('hour', $as_of::TIMESTAMP - to_microseconds(CAST(ceil(($recent_seconds::DOUBLE + $baseline_seconds::DOUBLE) * 1000000) AS BIGINT)))
-      AND date_trunc('hour', $as_of::TIMESTAMP) <> date_trunc('hour', $as_of::TIMESTAMP - to_microseconds(CAST(ceil($recent_seconds::DOUBLE * 1000000) AS BIGINT)))
+      AND ((ts >= date_trunc('hour', $as_of::TIMESTAMP - to_microseconds(CAST(ceil(($recent_seconds::DOUBLE + $baseline_seconds::DOUBLE) * 1000000) AS BIGINT))) AND ts < date_trunc('hour', $as_of::TIMESTAMP - to_microseconds(CAST(ceil(($recent_seconds::DOUBLE + $baseline_seconds::DOUBLE) * 1000000) AS BIGINT))) + INTERVAL 1 HOUR)
+           OR (ts >= date_trunc('hour', $as_of::TIMESTAMP - to_microseconds(CAST(ceil($recent_seconds::DOUBLE * 1000000) AS BIGINT))) AND ts < date_trunc('hour', $as_of::TIMESTAMP - to_microseconds(CAST(ceil($recent_seconds::DOUBLE * 1000000) AS BIGINT))) + INTERVAL 1 HOUR)
+           OR ts >= date_trunc('hour', $as_of::TIMESTAMP))
 ), whole AS (
     SELECT workflow_id, hour > $as_of::TIMESTAMP - to_microseconds(CAST(ceil($recent_seconds::DOUBLE * 1000000) AS BIGINT)) AS recent, executions, successes
     FROM audit_hourly
