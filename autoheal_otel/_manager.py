@@ -34,6 +34,7 @@ from ._assembly import (
 )
 from ._assembly_fleet import start_fleet
 from ._clock import Clock, SystemClock
+from ._compactor import start_compactor
 from ._errors import InvalidInputError, LearningFrozenError, ManagerClosedError, PolicyError
 from ._events import DecisionEvent, EventSink
 from ._ledger import NO_TRACE
@@ -156,6 +157,7 @@ class AutoHealManager:
             record,
             self._monotonic,
         )
+        self._compactor = start_compactor(self._data_dir, config.audit, read_only)
         # The fleet link (off by default; only then is redis imported) ships this host's
         # failures and follows the fleet's decisions on threads of its own.
         self._fleet: FleetLink | None = None
@@ -577,6 +579,8 @@ class AutoHealManager:
             self._closed = True
         self._publisher.close()
         self._periodic.close()
+        if self._compactor is not None:
+            self._compactor.close()
 
     def __enter__(self) -> Self:
         return self

@@ -265,6 +265,15 @@ class AuditPolicy(_Section):
         " the last sequence number (states, windows and the global scope are always restored"
         " in full).",
     )
+    compact_interval_seconds: Number = Field(
+        300.0,
+        ge=0,
+        le=MAX_SECONDS,
+        description="How often a background thread compacts the closed segments of the log"
+        " (rotated away, or left by a stopped process) into Parquet, so a warm restart reads"
+        " mostly Parquet. Never on a hook's thread. 0 turns it off (`autoheal compact` still"
+        " compacts by hand).",
+    )
 
 
 class HotReloadPolicy(_Section):

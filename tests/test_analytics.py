@@ -165,9 +165,10 @@ def test_compaction_gives_the_same_answers(tmp_path: Path, clock: FakeClock) -> 
     compacted = sorted((tmp_path / "audit" / "compacted").glob("*.parquet"))
     assert sorted(p.name.split(".", 1)[1] for p in compacted) == [
         "events.parquet",
+        "hourly.parquet",
         "parquet",
         "rollup.parquet",
-    ]  # bulk, small records, version rollup
+    ]  # bulk, small records, hourly rollup, version rollup
     with AuditAnalytics(tmp_path) as db:
         assert [db.query(n, **p) for n, p in queries] == before
         meta = db.sql(f"SELECT compression FROM parquet_metadata('{compacted[0]}') LIMIT 1")
@@ -209,7 +210,7 @@ def test_crash_before_the_manifest_line_leaves_only_orphans(
         assert (db.query("transitions", workflow_id=""), db.query("summary")) == before
     assert before[0]  # there was a transition that could have doubled
     report = compact(tmp_path)
-    assert len(report.cleaned) == 3  # the three orphan files
+    assert len(report.cleaned) == 4  # the four orphan files
     with AuditAnalytics(tmp_path) as db:
         assert (db.query("transitions", workflow_id=""), db.query("summary")) == before
 
@@ -221,7 +222,7 @@ def test_small_outputs_are_merged(tmp_path: Path, clock: FakeClock) -> None:
         report = compact(tmp_path)
     assert report.merged and len(report.merged) == 4
     folder = tmp_path / "audit" / "compacted"
-    assert len(list(folder.glob("*.parquet"))) == 3  # one result, one event, one rollup file
+    assert len(list(folder.glob("*.parquet"))) == 4  # results, events, rollup, hourly rollup
     with AuditAnalytics(tmp_path) as db:
         after = db.query("summary")
     assert after[0]["results"] == 120
@@ -230,7 +231,7 @@ def test_small_outputs_are_merged(tmp_path: Path, clock: FakeClock) -> None:
     assert json.loads(lines[-1])["replaces"]
     for line in lines[:-1]:
         entry = json.loads(line)
-        for name in (entry["results"], entry["events"], entry["rollup"]):
+        for name in (entry["results"], entry["events"], entry["rollup"], entry["hourly"]):
             (folder / name).write_bytes(b"")  # stand-ins: must never be read
     with AuditAnalytics(tmp_path) as db:
         assert db.query("summary") == after

@@ -10,18 +10,20 @@ the state machine (warm restart, global scope, regression monitor), the CLI and 
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import re
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any, Self
 
 from .._errors import InvalidInputError
+from ._columns import AUDIT_COLUMNS
 from ._params import QueryParam, parse_params
-from ._view import Sources, iter_records, read_json_sql, scan, sources, view_sql
+from ._view import Sources, iter_records, live_tables, read_json_sql, scan, sources, view_sql
 
 __all__ = [
     "AuditAnalytics",
@@ -35,6 +37,8 @@ __all__ = [
 ]
 
 _PARAM = re.compile(r"\$([a-z_]+)")
+#: How often :meth:`AuditAnalytics.refresh` lists the files again when one vanished meanwhile.
+_REFRESH_ATTEMPTS = 3
 
 
 def query_names() -> list[str]:
@@ -126,7 +130,20 @@ def _merged(parts: list[Sources]) -> Sources:
         merged.events += part.events
         merged.ranges.update(part.ranges)
         merged.rollups += part.rollups
+        merged.hourlies += part.hourlies
+        merged.hourly_complete = merged.hourly_complete and part.hourly_complete
     return merged
+
+
+def quiet(con: Any) -> None:
+    """Turn DuckDB's progress bar off on ``con``: a library prints nothing of its own.
+
+    Under Jupyter without ipywidgets DuckDB refuses to change the setting (it is off there).
+    """
+    import duckdb
+
+    with contextlib.suppress(duckdb.InvalidInputException):
+        con.execute("SET enable_progress_bar = false")
 
 
 class AuditAnalytics:
@@ -140,12 +157,21 @@ class AuditAnalytics:
     """
 
     def __init__(
-        self, data_dir: str | Path | Sequence[str | Path], *, memory_limit: str | None = None
+        self,
+        data_dir: str | Path | Sequence[str | Path],
+        *,
+        memory_limit: str | None = None,
+        gates_after: datetime | None = None,
+        omit: Collection[str] = (),
     ) -> None:
         """Open the views over ``data_dir`` (one directory, several, or a glob).
 
         ``memory_limit`` (DuckDB's, e.g. ``"256MB"``) bounds what DuckDB keeps in memory;
         beyond it, it spills to temporary files (replay of a large raw log uses it).
+        ``gates_after`` (naive UTC) leaves the live JSONL's gates up to that instant out of the
+        views: for a reader whose queries read gates only after it (a warm restart), about
+        half the rows of a raw log it need not hold. ``omit`` names columns of the live
+        JSONL not held (they read as null): for a reader whose queries never read them.
         """
         import duckdb  # imported lazily: only the analytics need it
 
@@ -155,6 +181,7 @@ class AuditAnalytics:
         self._lock = threading.Lock()
         self._con = duckdb.connect(":memory:")
         self._con.execute("SET TimeZone = 'UTC'")
+        quiet(self._con)
         if memory_limit is not None:
             self._con.execute("SET memory_limit = ?", [memory_limit])
             self._con.execute("SET preserve_insertion_order = false")
@@ -162,25 +189,61 @@ class AuditAnalytics:
         # costs more than reading the few row groups a windowed query needs).
         self._con.execute("SET parquet_metadata_cache = true")
         self._scope: tuple[str, ...] | None = None
+        self._gates_after = gates_after
+        self._omit = frozenset(omit)
         self.refresh()
 
     def refresh(self) -> None:
-        """Re-read the list of files and the live JSONL (records written since become visible)."""
-        src = _merged([sources(d) for d in self.data_dirs] or [sources(self.data_dir)])
+        """Re-read the list of files and the live JSONL (records written since become visible).
+
+        A compaction that ran meanwhile (another process, or the manager's background one)
+        may have replaced a listed segment by Parquet: the listing is then read again.
+        """
+        import duckdb
+
+        for attempt in range(_REFRESH_ATTEMPTS):
+            src = _merged([sources(d) for d in self.data_dirs] or [sources(self.data_dir)])
+            try:
+                self._load(src)
+                return
+            except duckdb.IOException:
+                if attempt == _REFRESH_ATTEMPTS - 1 or all(p.exists() for p in src.jsonl):
+                    raise
+
+    def _load(self, src: Sources) -> None:
         with self._lock:
+            self._pending: dict[str, tuple[str, str]] = {}
             if src.jsonl:
-                self._con.execute(f"CREATE OR REPLACE TABLE live AS {read_json_sql(src.jsonl)}")
+                select = read_json_sql(src.jsonl)
+                if self._gates_after is not None:
+                    select += f" AND (kind <> 'gate' OR ts > '{ts_param(self._gates_after)}')"
+                if self._omit:
+                    kept = ", ".join(f'"{c}"' for c in AUDIT_COLUMNS if c not in self._omit)
+                    select = f"SELECT {kept} FROM ({select})"
+                self._con.execute(f"CREATE OR REPLACE TABLE live AS {select}")
+                for view, (table, select) in live_tables("live", self._omit).items():
+                    # Built now (the events) or at the first query that reads the view.
+                    limit = "" if view == "audit_events" else " LIMIT 0"
+                    self._con.execute(f"CREATE OR REPLACE TABLE {table} AS {select}{limit}")
+                    if limit:
+                        self._pending[view] = (table, select)
             self._sources = src
             self._live = "live" if src.jsonl else None
             self._scope = None
             self._scope_views(None)
+
+    def _derive(self, text: str) -> None:
+        """Fill the live rollups the query reads, once per refresh (call with the lock held)."""
+        for view in [v for v in self._pending if v in text]:
+            table, select = self._pending.pop(view)
+            self._con.execute(f"INSERT INTO {table} {select}")
 
     def _scope_views(self, horizon: datetime | None) -> None:
         """Point the views at the files a query needs (call with the lock held)."""
         files = tuple(p.name for p in self._sources.results_since(horizon))
         if files == self._scope:
             return
-        for name, sql in view_sql(self._sources, self._live, horizon).items():
+        for name, sql in view_sql(self._sources, self._live, horizon, self._omit).items():
             self._con.execute(f"CREATE OR REPLACE VIEW {name} AS {sql}")
         self._scope = files
 
@@ -193,6 +256,7 @@ class AuditAnalytics:
             raise InvalidInputError("params", sorted(missing), "are required by the query")
         horizon = _horizon(text, bound)
         with self._lock:
+            self._derive(text)
             self._scope_views(horizon)
             cursor = self._con.cursor()
             try:
@@ -213,6 +277,7 @@ class AuditAnalytics:
         For results too large to hold at once (replay): memory stays at one batch.
         """
         with self._lock:
+            self._derive(text)
             self._scope_views(None)
             cursor = self._con.cursor()
             result = cursor.execute(text)
@@ -230,6 +295,7 @@ class AuditAnalytics:
         bound = {k: ts_param(v) if isinstance(v, datetime) else v for k, v in params.items()}
         bound = {k: v for k, v in bound.items() if k in set(_PARAM.findall(text))}
         with self._lock:
+            self._derive(text)
             self._scope_views(_horizon(text, bound))
             cursor = self._con.cursor()
             try:

@@ -33,11 +33,14 @@ from ._validity import VALID_SQL, record_problem
 __all__ = [
     "AUDIT_COLUMNS",
     "COMPACTED_DIR",
+    "HOURLY_SQL",
     "MANIFEST",
     "CompactedOutput",
     "LogScan",
     "Sources",
     "iter_records",
+    "live_columns",
+    "live_tables",
     "read_manifest",
     "scan",
     "sources",
@@ -80,6 +83,7 @@ class CompactedOutput:
     rows: int
     replaces: tuple[str, ...] = ()
     rollup: str | None = None
+    hourly: str | None = None
 
 
 #: Executions and successes per workflow and artifact version, with the (ts, seq) key of the
@@ -88,6 +92,30 @@ ROLLUP_SQL = (
     "SELECT workflow_id, artifact_version, min({{'ts': ts, 'seq': seq}}) AS first_key,"
     " count(*) AS executions, count(*) FILTER (WHERE outcome = 'success') AS successes"
     " FROM {source} WHERE kind = 'result' AND artifact_version IS NOT NULL GROUP BY ALL"
+)
+
+
+#: The matching method a result names (its details.method when a string, else faiss) and
+#: whether it decided a match (a validated success or a failed postcondition, with a score):
+#: what calibration counts, said once for the rollup and the queries.
+METHOD_SQL = (
+    "CASE WHEN json_type(details -> '$.method') = 'VARCHAR'"
+    " THEN details ->> '$.method' ELSE 'faiss' END"
+)
+DECIDED_SQL = (
+    "(confidence IS NOT NULL"
+    " AND ((outcome = 'success' AND validated) OR outcome = 'postcondition_failed'))"
+)
+
+#: Results per hour and workflow (executions, successes) and decided matches per hour and
+#: method: written per compaction output, computed live for the JSONL part. Rows of one
+#: workflow and hour are split by method only where results decided a match.
+HOURLY_SQL = (
+    "SELECT date_trunc('hour', ts) AS hour, workflow_id,"
+    f" CASE WHEN {DECIDED_SQL} THEN {METHOD_SQL} END AS method,"
+    " count(*) AS executions, count(*) FILTER (WHERE outcome = 'success') AS successes,"
+    f" count(*) FILTER (WHERE {DECIDED_SQL}) AS decided"
+    " FROM {source} WHERE kind = 'result' GROUP BY ALL"
 )
 
 
@@ -115,6 +143,7 @@ def read_manifest(folder: Path) -> list[CompactedOutput]:
                 rows=int(e["rows"]),
                 replaces=tuple(e.get("replaces", ())),
                 rollup=e.get("rollup"),
+                hourly=e.get("hourly"),
             )
         except (ValueError, KeyError, TypeError):
             continue  # a torn last line: that output is not complete, so it does not count
@@ -133,6 +162,9 @@ class Sources:
     events: list[Path]
     ranges: dict[str, tuple[datetime | None, datetime | None]]
     rollups: list[Path] = field(default_factory=list)
+    #: The hourly rollups, and whether every compacted output has one (older ones may not).
+    hourlies: list[Path] = field(default_factory=list)
+    hourly_complete: bool = True
 
     def results_since(self, horizon: datetime | None) -> list[Path]:
         """Return the result files that may hold a record newer than ``horizon`` (naive UTC)."""
@@ -160,8 +192,9 @@ def sources(data_dir: Path) -> Sources:
     events = [folder / o.events for o in outputs if (folder / o.events).exists()]
     ranges = {o.results: (o.min_ts, o.max_ts) for o in outputs}
     rollups = [folder / o.rollup for o in outputs if o.rollup and (folder / o.rollup).exists()]
+    hourlies = [folder / o.hourly for o in outputs if o.hourly and (folder / o.hourly).exists()]
     jsonl = [p for p in segment_paths(audit) if p.stem not in done and p.stat().st_size > 0]
-    return Sources(jsonl, results, events, ranges, rollups)
+    return Sources(jsonl, results, events, ranges, rollups, hourlies, len(hourlies) == len(outputs))
 
 
 def _files(paths: list[Path]) -> str:
@@ -173,8 +206,19 @@ def _empty() -> str:
     return f"SELECT {casts} WHERE false"
 
 
+def live_columns(omit: frozenset[str] = frozenset()) -> str:
+    """Return the select list of every audit column over a live table without ``omit`` (null)."""
+    return ", ".join(
+        f'NULL::{kind} AS "{name}"' if name in omit else f'"{name}"'
+        for name, kind in AUDIT_COLUMNS.items()
+    )
+
+
 def view_sql(
-    src: Sources, live_table: str | None, horizon: datetime | None = None
+    src: Sources,
+    live_table: str | None,
+    horizon: datetime | None = None,
+    omit: frozenset[str] = frozenset(),
 ) -> dict[str, str]:
     """Return the SELECTs of the views over a data directory's log.
 
@@ -185,12 +229,16 @@ def view_sql(
     - ``audit_resets``, ``audit_step_resets``, ``audit_global_resets``: the records that
       reset a workflow's windows, its steps' streaks, the global window;
     - ``audit_version_rollup``: executions and successes per workflow and artifact version,
-      from the rollups compaction wrote and the live JSONL.
+      from the rollups compaction wrote and the live JSONL;
+    - ``audit_hourly``: executions and successes per hour and workflow, decided matches per
+      hour and method (:data:`HOURLY_SQL`), from compaction's hourly rollups and the live JSONL.
 
-    ``live_table`` names a table holding the live JSONL rows (None: no live rows).
+    ``live_table`` names a table holding the live JSONL rows (None: no live rows), next to
+    the tables :func:`live_tables` derives from it; it lacks the columns ``omit`` names
+    (they read as null).
     """
     results = src.results_since(horizon)
-    live = f"SELECT {_COLUMN_LIST} FROM {live_table}" if live_table else None
+    live = f"SELECT {live_columns(omit)} FROM {live_table}" if live_table else None
     parts_all = [
         p
         for p in (
@@ -205,7 +253,7 @@ def view_sql(
     parts_events = [
         p
         for p in (
-            f"SELECT * FROM ({live}) WHERE kind NOT IN ('gate', 'result')" if live else None,
+            f"SELECT * FROM {live_table}_events" if live_table else None,
             f"SELECT {_COLUMN_LIST} FROM read_parquet({_files(src.events)})"
             if src.events
             else None,
@@ -215,7 +263,7 @@ def view_sql(
     parts_rollup = [
         p
         for p in (
-            ROLLUP_SQL.format(source=live_table) if live_table else None,
+            f"SELECT * FROM {live_table}_rollup" if live_table else None,
             f"SELECT * FROM read_parquet({_files(src.rollups)})" if src.rollups else None,
         )
         if p
@@ -225,8 +273,42 @@ def view_sql(
         "audit": " UNION ALL ".join(parts_all) if parts_all else _empty(),
         "audit_events": " UNION ALL ".join(parts_events) if parts_events else _empty(),
         "audit_version_rollup": " UNION ALL ".join(parts_rollup) if parts_rollup else empty_rollup,
+        "audit_hourly": _hourly_sql(src, live_table),
         **RESET_VIEWS,
     }
+
+
+def live_tables(live_table: str, omit: frozenset[str] = frozenset()) -> dict[str, tuple[str, str]]:
+    """Return the tables derived from the live rows: view -> (table, SELECT over the rows).
+
+    ``<live>_events`` (the few records that are not gates or results) is built with the live
+    table; a rollup is built the first time a query reads its view (``audit_version_rollup``,
+    ``audit_hourly``), so a refresh that no query of theirs follows never pays for it.
+    """
+    return {
+        "audit_events": (
+            f"{live_table}_events",
+            f"SELECT {live_columns(omit)} FROM {live_table} WHERE kind NOT IN ('gate', 'result')",
+        ),
+        "audit_version_rollup": (f"{live_table}_rollup", ROLLUP_SQL.format(source=live_table)),
+        "audit_hourly": (f"{live_table}_hourly", HOURLY_SQL.format(source=live_table)),
+    }
+
+
+def _hourly_sql(src: Sources, live_table: str | None) -> str:
+    """Return the hourly rollup view's SELECT: the compacted rollups and the live rows.
+
+    An output compacted before hourly rollups existed has none: then the whole log is rolled
+    up from its rows (slower, the same answer).
+    """
+    if not src.hourly_complete:
+        return HOURLY_SQL.format(source="audit")
+    parts = [
+        f"SELECT * FROM {live_table}_hourly" if live_table else None,
+        f"SELECT * FROM read_parquet({_files(src.hourlies)})" if src.hourlies else None,
+    ]
+    kept = [p for p in parts if p]
+    return " UNION ALL ".join(kept) if kept else HOURLY_SQL.format(source=f"({_empty()})")
 
 
 #: What resets a window or a streak, generated from the transition table's edges (the same

@@ -13,11 +13,15 @@ low. Invariants:
 - a crash before the manifest line leaves orphan files that readers ignore and the next run
   deletes; a crash after it leaves segments or replaced files that readers ignore (the
   manifest says where their records are) and the next run deletes;
-- torn or foreign lines are not copied; their count is reported per run.
+- torn or foreign lines are not copied; their count is reported per run;
+- one run at a time per data directory: a run holds an exclusive ``flock`` on
+  ``compacted/compaction.lock`` (processes sharing a directory, and a manager's background
+  compaction next to ``autoheal compact``, take turns instead of compacting a segment twice).
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import secrets
@@ -30,9 +34,11 @@ from typing import Any
 from .._errors import InvalidInputError
 from .._fs import fsync_path
 from ..sinks.jsonl import AUDIT_DIR, is_segment_live, segment_paths
+from . import quiet
 from ._view import (
     AUDIT_COLUMNS,
     COMPACTED_DIR,
+    HOURLY_SQL,
     MANIFEST,
     ROLLUP_SQL,
     CompactedOutput,
@@ -40,7 +46,9 @@ from ._view import (
     read_manifest,
 )
 
-__all__ = ["CompactionReport", "compact"]
+__all__ = ["CompactionReport", "compact", "pending_segments"]
+
+LOCK = "compaction.lock"
 
 #: Rows per Parquet row group: a 10-minute window reads one or two groups at a few hundred
 #: decisions per second, and the footer a fresh connection must parse stays small.
@@ -84,12 +92,31 @@ def compact(
         ) from exc
 
 
+def pending_segments(data_dir: str | Path) -> list[Path]:
+    """Return the closed segments no compaction output holds yet (what a run would compact)."""
+    audit = Path(data_dir) / AUDIT_DIR
+    done = {s for out in read_manifest(audit / COMPACTED_DIR) for s in out.segments}
+    return [p for p in segment_paths(audit) if p.stem not in done and not is_segment_live(p)]
+
+
 def _compact(data_dir: str | Path, progress: Callable[[int, int], None] | None) -> CompactionReport:
+    folder = Path(data_dir) / AUDIT_DIR / COMPACTED_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # one run at a time (see the invariants)
+        return _compact_locked(data_dir, progress)
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _compact_locked(
+    data_dir: str | Path, progress: Callable[[int, int], None] | None
+) -> CompactionReport:
     import duckdb
 
     audit = Path(data_dir) / AUDIT_DIR
     folder = audit / COMPACTED_DIR
-    folder.mkdir(parents=True, exist_ok=True)
     report = CompactionReport()
     _clean(folder, audit, report)
     done = {s for out in read_manifest(folder) for s in out.segments}
@@ -102,6 +129,7 @@ def _compact(data_dir: str | Path, progress: Callable[[int, int], None] | None) 
         else:
             segments.append(path)
     con = duckdb.connect(":memory:")
+    quiet(con)  # it may run on a manager's thread
     try:
         if segments:
             if progress is not None:
@@ -132,8 +160,9 @@ def _write_output(
 ) -> CompactedOutput:
     """Write a table's rows as one output and record it in the manifest (see the invariants).
 
-    Three files: the gates and results, the other records, and a rollup of executions and
-    successes per workflow and artifact version (what a warm restart needs, without a scan).
+    Four files: the gates and results, the other records, a rollup of executions and
+    successes per workflow and artifact version (what a warm restart needs, without a scan),
+    and an hourly rollup (the regression query's whole hours, calibration's lookback).
     """
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     out_id = f"c-{stamp}-{secrets.token_hex(3)}"
@@ -141,6 +170,7 @@ def _write_output(
         "results": f"{out_id}.parquet",
         "events": f"{out_id}.events.parquet",
         "rollup": f"{out_id}.rollup.parquet",
+        "hourly": f"{out_id}.hourly.parquet",
     }
     options = f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP_ROWS})"
     columns = ", ".join(f'"{c}"' for c in AUDIT_COLUMNS)
@@ -148,6 +178,7 @@ def _write_output(
         "results": f"SELECT {columns} FROM {table} WHERE kind IN ('gate', 'result') ORDER BY ts, seq",
         "events": f"SELECT {columns} FROM {table} WHERE kind NOT IN ('gate', 'result') ORDER BY ts, seq",
         "rollup": ROLLUP_SQL.format(source=table),
+        "hourly": HOURLY_SQL.format(source=table) + " ORDER BY hour",
     }
     for key, name in names.items():
         tmp = folder / f".{name}.tmp"
@@ -183,6 +214,7 @@ def _write_output(
         rows=total,
         replaces=replaces,
         rollup=names["rollup"],
+        hourly=names["hourly"],
     )
 
 
@@ -192,7 +224,7 @@ def _merge_small(con: Any, folder: Path, report: CompactionReport) -> None:
     if len(small) < MERGE_AT:
         return
     files = [folder / name for o in small for name in (o.results, o.events)]
-    stale = files + [folder / o.rollup for o in small if o.rollup]
+    stale = files + [folder / n for o in small for n in (o.rollup, o.hourly) if n]
     listing = "[" + ", ".join(_quote(p) for p in files) + "]"
     con.execute(f"CREATE OR REPLACE TABLE merged AS SELECT * FROM read_parquet({listing})")
     segments = [s for o in small for s in o.segments]
@@ -206,7 +238,9 @@ def _merge_small(con: Any, folder: Path, report: CompactionReport) -> None:
 def _clean(folder: Path, audit: Path, report: CompactionReport) -> None:
     """Delete what a crashed run left: orphan files, compacted segments, replaced outputs."""
     outputs = read_manifest(folder)
-    named = {MANIFEST} | {name for o in outputs for name in (o.results, o.events, o.rollup) if name}
+    named = {MANIFEST, LOCK} | {
+        name for o in outputs for name in (o.results, o.events, o.rollup) if name
+    }
     for path in folder.iterdir():
         if path.name not in named:
             path.unlink(missing_ok=True)

@@ -15,8 +15,8 @@ a row it cannot apply is skipped and reported (``RestoredState.skipped``, and a 
 not continued from (``max_seq`` stays one a writer can carry on from).
 
 The calibration of per-method thresholds is read back too: each method's window of decided
-matches (up to the policy's ``calibration.window``, with ``precision_samples``) and the
-thresholds last recorded (with ``precision``).
+matches (up to the policy's ``calibration.window``, with ``precision_samples`` scoped by
+``calibration_horizon``) and the thresholds last recorded (``recorded_thresholds``).
 """
 
 from __future__ import annotations
@@ -34,6 +34,24 @@ from ._validity import KNOWN_STATES, KNOWN_TRIGGERS
 _log = logging.getLogger("autoheal_otel")
 
 __all__ = ["RestoredState", "load_calibration", "load_restored_state"]
+
+#: What DuckDB may hold in memory during a restart: the live JSONL it parses goes to temporary
+#: files past it (a raw log of 5M decisions peaks at about 1.2 GiB without a bound).
+RESTORE_MEMORY = "256MB"
+#: The columns no restore query reads: a restart over raw JSONL does not hold them.
+UNREAD = frozenset(
+    {
+        "schema_version",
+        "policy_version",
+        "allowed",
+        "second_best",
+        "duration_s",
+        "learning",
+        "trace_id",
+        "span_id",
+        "counts",
+    }
+)
 
 
 @dataclass
@@ -67,8 +85,12 @@ def load_restored_state(data_dir: Path, policy: PolicyConfig, as_of: datetime) -
         + [policy.for_workflow(w).step_breaker.window_seconds for w in policy.workflows]
     )
     when = ts_param(as_of)
-    since = ts_param(as_of - timedelta(seconds=policy.audit.restore_horizon_seconds))
-    with AuditAnalytics(data_dir) as db:
+    horizon = as_of - timedelta(seconds=policy.audit.restore_horizon_seconds)
+    since = ts_param(horizon)
+    # Gates are read only after ``since`` (max_seq, workflow_states): older ones are not loaded.
+    with AuditAnalytics(
+        data_dir, memory_limit=RESTORE_MEMORY, gates_after=horizon, omit=UNREAD
+    ) as db:
         seq = db.query("max_seq", since=since)[0]
         state = RestoredState(
             workflows=db.query("workflow_states", as_of=when, since=since),
@@ -131,21 +153,20 @@ def _keep_usable(state: RestoredState) -> None:
 def load_calibration(
     db: AuditAnalytics, state: RestoredState, policy: PolicyConfig, when: str
 ) -> None:
-    """Read the calibration windows and the last recorded thresholds (``precision`` SQL)."""
+    """Read the calibration windows and the last recorded thresholds.
+
+    The same rows as ``precision_samples`` over the whole log and the ``recorded_*`` columns
+    of ``precision``, read from the hours the windows reach back to and the calibration records.
+    """
     cal = policy.calibration
-    rows = db.rows("precision_samples", as_of=when, window=cal.window)
+    # The hourly rollups say how far back each method's window reaches: read no further.
+    since = db.rows("calibration_horizon", as_of=when, window=cal.window)[0][0]
+    rows = db.rows("precision_samples", as_of=when, window=cal.window, since=since)
     state.calibration_samples = [(m, conf, ok) for m, conf, ok, _, _ in rows]
-    figures = db.query(
-        "precision",
-        as_of=when,
-        target_precision=cal.target_precision,
-        min_samples=cal.min_samples,
-        window=cal.window,
-    )
     state.calibration_recorded = [
-        (r["method"], r["recorded_threshold"], _utc(r["recorded_at"]))
-        for r in figures
-        if r["recorded_threshold"] is not None
+        (method, threshold, _utc(at))
+        for method, threshold, at in db.rows("recorded_thresholds", as_of=when)
+        if threshold is not None
     ]
 
 

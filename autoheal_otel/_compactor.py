@@ -1,0 +1,103 @@
+"""Automatic compaction: closed audit segments become Parquet on a thread of its own.
+
+A manager with a data directory starts an :class:`AutoCompactor`. Every
+``audit.compact_interval_seconds`` (and whenever :meth:`AutoCompactor.kick` asks) its thread
+looks for closed segments — rotated away by this process, or left by a stopped one — and runs
+:func:`~autoheal_otel.analytics.compaction.compact` on them. Invariants:
+
+- it never runs on a hook's thread and never takes the manager's lock: a hook never waits
+  for it (the thread waits on a :class:`threading.Event` with a timeout, nothing else);
+- a crash during it loses or doubles nothing: the manifest is the commit record (see
+  ``analytics.compaction``), and the next run cleans up after it;
+- a failure (a full disk, a read-only directory) is logged and counted, never raised; the
+  next run starts over.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+from ._policy_sections import AuditPolicy
+from .analytics.compaction import CompactionReport, pending_segments
+
+__all__ = ["AutoCompactor", "start_compactor"]
+
+_log = logging.getLogger("autoheal_otel")
+
+
+class AutoCompactor:
+    """Compact ``data_dir``'s closed segments every ``interval`` seconds, off the hooks.
+
+    Args:
+        data_dir: the manager's data directory.
+        interval: seconds between looks (0: never on its own, only on :meth:`kick`).
+    """
+
+    def __init__(self, data_dir: Path, interval: float) -> None:
+        self.data_dir = Path(data_dir)
+        self.interval = interval
+        #: Runs that compacted something, and runs that failed.
+        self.runs = 0
+        self.errors = 0
+        #: What the last run that compacted something did.
+        self.last_report: CompactionReport | None = None
+        self._wake = threading.Event()
+        self._idle = threading.Event()
+        self._idle.set()
+        self._closing = False
+        self._thread = threading.Thread(target=self._loop, name="autoheal-compaction", daemon=True)
+        self._thread.start()
+
+    def kick(self) -> None:
+        """Ask for a look now (returns at once)."""
+        self._idle.clear()
+        self._wake.set()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no asked-for run is pending or running; return False on timeout."""
+        return self._idle.wait(timeout)
+
+    def run_once(self) -> CompactionReport | None:
+        """Compact what is closed now; return the report (None: nothing was closed)."""
+        from .analytics.compaction import compact
+
+        if not pending_segments(self.data_dir):
+            return None
+        report = compact(self.data_dir)
+        self.runs += 1
+        self.last_report = report
+        return report
+
+    def _loop(self) -> None:
+        timeout = self.interval if self.interval > 0 else None
+        while True:
+            # allowed: the compaction thread sleeps until its interval passes or it is kicked
+            self._wake.wait(timeout)
+            self._wake.clear()
+            if self._closing:
+                return
+            try:
+                self.run_once()
+            except Exception:  # compaction must never break the manager
+                self.errors += 1
+                _log.exception("autoheal could not compact the audit log")
+            if not self._wake.is_set():
+                self._idle.set()
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Stop the thread (a run under way finishes first, up to ``timeout`` seconds)."""
+        self._closing = True
+        self._wake.set()
+        self._thread.join(timeout)
+        self._idle.set()
+
+
+def start_compactor(
+    data_dir: Path | None, policy: AuditPolicy, read_only: bool
+) -> AutoCompactor | None:
+    """Start a manager's background compaction (None: no directory, read-only, or turned off)."""
+    if data_dir is None or read_only or policy.compact_interval_seconds <= 0:
+        return None
+    return AutoCompactor(data_dir, policy.compact_interval_seconds)
