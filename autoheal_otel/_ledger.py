@@ -191,6 +191,28 @@ class Ledger:
             if Reset.PROBE_COOLDOWN in resets:
                 wf.probe_cooldown = wf.policy.quarantine.probe_cooldown_seconds
 
+    def operator_move(
+        self,
+        wf: br.WorkflowRuntime,
+        target: ExecutionState,
+        reason: str,
+        actor: str,
+        now: float,
+        ts: datetime | None,
+        trace: Trace,
+        events: Events,
+    ) -> None:
+        """Move a workflow by an operator's hand (this process's or another writer's).
+
+        Releasing a workflow the global breaker paused also lifts the global pause.
+        """
+        previous = wf.state
+        self.move(
+            wf, target, Cause.OPERATOR, now, ts, trace, events, Rule.OPERATOR, reason, actor=actor
+        )
+        if target in (RUNNING, DEGRADED) and previous is PAUSED and self.glob.paused:
+            self.clear_global_pause(now, ts, trace, events, actor, f"released {wf.workflow_id!r}")
+
     def clear_global_pause(
         self,
         now: float,

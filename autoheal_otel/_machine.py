@@ -219,14 +219,7 @@ class Machine:
         wf = self.ledger.workflow(workflow_id, now, ts, trace, events)
         if wf.state is target:
             return None
-        previous = wf.state
-        self.ledger.move(
-            wf, target, Cause.OPERATOR, now, ts, trace, events, Rule.OPERATOR, reason, actor=actor
-        )
-        if target in (RUNNING, DEGRADED) and previous is PAUSED and self.ledger.glob.paused:
-            self.ledger.clear_global_pause(
-                now, ts, trace, events, actor, f"released {workflow_id!r}"
-            )
+        self.ledger.operator_move(wf, target, reason, actor, now, ts, trace, events)
         if target is ROLLBACK:
             return Restore(workflow_id, reason, actor)
         return None

@@ -179,8 +179,9 @@ def follow(
     Applied without being recorded again (their own records are the audit entries).
     Returns the newest action's time (None: none).
     """
-    # Their own records are the audit entries: nothing is recorded again here.
-    ts, events = None, None
+    # Their own records are the audit entries: nothing is recorded again here, and each move
+    # is dated when its writer recorded it.
+    events = None
     newest: datetime | None = None
     glob = ledger.glob
     for action in actions:
@@ -204,25 +205,9 @@ def follow(
                 target.value,
             )
             continue
-        previous = wf.state
         reason = action["message"] or "operator"
         actor = action["actor"] or "operator"
-        ledger.move(
-            wf,
-            target,
-            Cause.OPERATOR,
-            now,
-            ts,
-            trace,
-            events,
-            Rule.OPERATOR,
-            reason,
-            actor=actor,
-        )
-        if target in (ExecutionState.RUNNING, ExecutionState.DEGRADED) and (
-            previous is ExecutionState.PAUSED and glob.paused
-        ):
-            ledger.clear_global_pause(now, ts, trace, events, actor, f"released {wf.workflow_id!r}")
+        ledger.operator_move(wf, target, reason, actor, now, ts, trace, events)
     return newest
 
 
