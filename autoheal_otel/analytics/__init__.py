@@ -266,10 +266,16 @@ class AuditAnalytics:
             finally:
                 cursor.close()
 
-    @property
-    def live_segments(self) -> list[Path]:
-        """Return the JSONL segments read as live lines (the compacted ones are not)."""
-        return list(self._sources.jsonl)
+    def live_records(self) -> int:
+        """Return how many records the views hold from the live segments.
+
+        Every readable line, on a connection opened without a gate horizon (a warm restart's
+        connection leaves out older gates): the live lines minus this are the lines every
+        reader skips.
+        """
+        if self._live is None:
+            return 0
+        return int(self.sql(f"SELECT count(*) AS n FROM {self._live}")[0]["n"])
 
     def iter_sql(self, text: str, batch: int = 10_000) -> Iterator[dict[str, Any]]:
         """Run SQL over the whole log and yield its rows as dicts, ``batch`` at a time.

@@ -353,7 +353,7 @@ def replay(
         progress(0, max(lines, 1))
     # Live JSONL and compacted Parquet alike; DuckDB spills past REPLAY_MEMORY to disk.
     with AuditAnalytics(data_dir, memory_limit=REPLAY_MEMORY) as db:
-        kept = int(db.sql("SELECT count(*) AS n FROM live")[0]["n"]) if db.live_segments else 0
+        kept = db.live_records()
         # The views and scan() skip by the same rule: what the lines hold beyond the kept rows.
         report.skipped_lines = max(0, lines - kept)
         total = int(db.sql("SELECT count(*) AS n FROM audit")[0]["n"])
