@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ._events import RuleFiring
+from ._events import RuleFiring, Template
 from ._models import OUTCOME_TRIGGER, ExecutionState, Outcome, StepResult, Trigger
 from ._policy import GlobalBreakerPolicy, WorkflowPolicy
 from ._windows import SlidingWindow
@@ -96,12 +96,21 @@ def counts_toward_recovery(result: StepResult, policy: WorkflowPolicy) -> bool:
 class StepRuntime:
     """Counters of one step."""
 
-    __slots__ = ("consecutive_low_confidence", "consecutive_target_not_found", "window")
+    __slots__ = (
+        "consecutive_low_confidence",
+        "consecutive_target_not_found",
+        "gate_template",
+        "result_template",
+        "window",
+    )
 
     def __init__(self) -> None:
         self.consecutive_target_not_found = 0
         self.consecutive_low_confidence = 0
         self.window: SlidingWindow | None = None
+        # What a clean gate / result of this step in RUNNING records (see Ledger.repeat).
+        self.gate_template: Template | None = None
+        self.result_template: Template | None = None
 
     def reset(self) -> None:
         """Forget the step's history (recovery or operator release)."""

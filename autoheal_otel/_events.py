@@ -8,11 +8,12 @@ Invariants:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import orjson
 
@@ -21,9 +22,11 @@ from .semconv import AUDIT_SCHEMA_VERSION, EventKind
 
 __all__ = [
     "ALWAYS",
+    "REPEATED",
     "DecisionEvent",
     "EventSink",
     "RuleFiring",
+    "Template",
     "dumps",
     "new_event",
     "record_fields",
@@ -114,6 +117,9 @@ class DecisionEvent:
     span_id: str | None = None
     counts: Mapping[str, int] = field(default_factory=dict)
     details: Mapping[str, Any] = field(default_factory=dict)
+    #: The :class:`Template` the event repeats (None: built field by field). Not a field of
+    #: the record: sinks may use it as a cache key for what every repetition shares.
+    template: ClassVar[Template | None] = None
 
     @property
     def is_transition(self) -> bool:
@@ -158,6 +164,8 @@ _OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_UTC_Z
 DecisionEvent.counts = _NO_MAPPING
 DecisionEvent.details = _NO_MAPPING
 _new = object.__new__
+#: The record's fields, in order (``__dataclass_fields__`` also lists the class variables).
+_FIELD_NAMES = tuple(f.name for f in dataclasses.fields(DecisionEvent))
 
 
 def new_event(fields: dict[str, Any]) -> DecisionEvent:
@@ -172,10 +180,39 @@ def new_event(fields: dict[str, Any]) -> DecisionEvent:
     return event
 
 
+#: The fields that differ between repetitions of one :class:`Template`.
+REPEATED = frozenset(
+    {"seq", "ts", "trace_id", "span_id", "confidence", "second_best", "duration_s", "details"}
+)
+
+
+class Template:
+    """The fields a recurring decision repeats: a clean gate or result of one step.
+
+    Built from the first event of its kind (:meth:`of`), so a repetition carries exactly the
+    fields the field-by-field path would give it; valid while ``key`` (what those fields
+    depend on, such as the policy and artifact versions) is unchanged. Compared by identity:
+    a sink caches what it derives from a template (the JSONL sink: the line's constant middle)
+    under the template itself.
+    """
+
+    __slots__ = ("fields", "key")
+
+    def __init__(self, key: tuple[Any, ...], fields: dict[str, Any]) -> None:
+        self.key = key
+        self.fields = fields
+
+    @classmethod
+    def of(cls, event: DecisionEvent, key: tuple[Any, ...]) -> Template:
+        """Return the template of ``event``: its fields but the :data:`REPEATED` ones."""
+        fields = {k: v for k, v in event.__dict__.items() if k not in REPEATED and k != "template"}
+        return cls(key, fields)
+
+
 def record_fields(event: DecisionEvent) -> dict[str, Any]:
     """Return the fields an audit line holds: every field with a value, and :data:`ALWAYS`."""
     out: dict[str, Any] = {}
-    for name in event.__dataclass_fields__:
+    for name in _FIELD_NAMES:
         value = getattr(event, name)
         if name in ALWAYS or not (value is None or (not value and value in _EMPTY)):
             out[name] = value

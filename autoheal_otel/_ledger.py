@@ -17,8 +17,8 @@ from typing import Any
 
 from . import _breakers as br
 from ._calibration import Calibrator
-from ._events import DecisionEvent, RuleFiring, new_event
-from ._models import ExecutionState, check_id
+from ._events import DecisionEvent, RuleFiring, Template, new_event
+from ._models import ExecutionState, StepResult, check_id
 from ._policy import PolicyConfig
 from ._transitions import Reset, edge
 from .semconv import Cause, EventKind, Reason, Rule
@@ -41,9 +41,10 @@ class Ledger:
     """The workflows, the global scope and the record of every change."""
 
     def __init__(self, policy: PolicyConfig, writer: str, anchor: tuple[float, datetime]) -> None:
-        self.policy = policy
-        # Cached: reading a pydantic private attribute costs more than the rest of an event.
+        # Cached in set_policy: reading pydantic attributes costs more than the rest of an event.
         self.policy_version = policy.version
+        self.record_allowed_gates = policy.audit.record_allowed_gates
+        self.policy = policy
         self.writer = writer
         self.seq = 0
         self.workflows: dict[str, br.WorkflowRuntime] = {}
@@ -88,6 +89,38 @@ class Ledger:
         fields["policy_version"] = self.policy_version
         fields["trace_id"], fields["span_id"] = trace
         events.append(new_event(fields))
+
+    def repeat(
+        self,
+        events: list[DecisionEvent],
+        template: Template,
+        ts: datetime | None,
+        trace: Trace,
+        result: StepResult | None = None,
+    ) -> None:
+        """Append a repetition of ``template`` with the next ``seq`` (and a result's scores).
+
+        The same event :meth:`emit` would build for the same decision, at the cost of a dict
+        copy: the common decisions (a clean gate or result in RUNNING) take this way.
+        """
+        self.seq += 1
+        fields = template.fields.copy()
+        fields["seq"] = self.seq
+        fields["ts"] = ts
+        fields["trace_id"], fields["span_id"] = trace
+        fields["template"] = template
+        if result is not None:
+            fields["confidence"] = result.confidence
+            fields["second_best"] = result.second_best
+            fields["duration_s"] = result.duration_s
+            fields["details"] = result.details
+        events.append(new_event(fields))
+
+    def set_policy(self, policy: PolicyConfig) -> None:
+        """Put ``policy`` in force (with what the hot path reads of it, cached)."""
+        self.policy = policy
+        self.policy_version = policy.version
+        self.record_allowed_gates = policy.audit.record_allowed_gates
 
     def wall(self, now: float, ts: datetime | None) -> datetime:
         """Return ``ts``, or the wall time of ``now`` derived from the anchor."""

@@ -27,7 +27,7 @@ from typing import Any
 
 from . import _breakers as br
 from . import _calibration, _probe
-from ._events import RuleFiring
+from ._events import DecisionEvent, RuleFiring, Template
 from ._ledger import Events, Ledger, Trace
 from ._models import ExecutionState, Outcome, StepResult, check_id
 from ._policy import PolicyConfig
@@ -92,32 +92,53 @@ class Machine:
         wf = self._workflows.get(workflow_id)
         if wf is None:
             wf = self.ledger.workflow(workflow_id, now, ts, trace, events)
-        if step_id not in wf.steps:
-            wf.steps[check_id("step_id", step_id)] = br.StepRuntime()
+        step = wf.steps.get(step_id)
+        if step is None:
+            step = wf.steps[check_id("step_id", step_id)] = br.StepRuntime()
         state = wf.state
+        ledger = self.ledger
         if state is RUNNING:
-            allowed, reason = True, "running"
-        elif state is DEGRADED:
+            if events is not None and ledger.record_allowed_gates:
+                # The common decision: a repetition of this step's clean gate.
+                key = (ledger.policy_version, wf.artifact_version)
+                template = step.gate_template
+                if template is not None and template.key == key:
+                    ledger.repeat(events, template, ts, trace)
+                else:
+                    self._emit_gate(wf, step_id, True, "running", ts, trace, events)
+                    step.gate_template = Template.of(events[-1], key)
+            return True, "running"
+        if state is DEGRADED:
             allowed, reason = True, _probe.degraded_reason(wf)
         else:
-            allowed, reason = _probe.blocked_gate(self.ledger, wf, step_id, now, ts, trace, events)
-        if events is not None and (
-            not allowed or state is not RUNNING or self.ledger.policy.audit.record_allowed_gates
-        ):
-            self.ledger.emit(
-                events,
-                EventKind.GATE,
-                ts,
-                trace,
-                wf.workflow_id,
-                step_id,
-                wf.state,
-                reason=Reason.OK.value if allowed else blocked_reason(wf.state.value),
-                message=reason,
-                allowed=allowed,
-                artifact_version=wf.artifact_version,
-            )
+            allowed, reason = _probe.blocked_gate(ledger, wf, step_id, now, ts, trace, events)
+        if events is not None:
+            self._emit_gate(wf, step_id, allowed, reason, ts, trace, events)
         return allowed, reason
+
+    def _emit_gate(
+        self,
+        wf: br.WorkflowRuntime,
+        step_id: str,
+        allowed: bool,
+        reason: str,
+        ts: datetime | None,
+        trace: Trace,
+        events: list[DecisionEvent],
+    ) -> None:
+        self.ledger.emit(
+            events,
+            EventKind.GATE,
+            ts,
+            trace,
+            wf.workflow_id,
+            step_id,
+            wf.state,
+            reason=Reason.OK.value if allowed else blocked_reason(wf.state.value),
+            message=reason,
+            allowed=allowed,
+            artifact_version=wf.artifact_version,
+        )
 
     def result(
         self,
@@ -155,27 +176,17 @@ class Machine:
         else:
             c = br.classify(result, state, wf.policy)
         if events is not None:
-            self.ledger.emit(
-                events,
-                EventKind.RESULT,
-                ts,
-                trace,
-                wf.workflow_id,
-                step_id,
-                state,
-                reason=c.primary.value if c.primary else Reason.OK.value,
-                outcome=result.outcome,
-                trigger=c.primary,
-                signals=c.signals,
-                confidence=result.confidence,
-                second_best=result.second_best,
-                validated=result.validated,
-                duration_s=result.duration_s,
-                details=result.details,
-                artifact_version=wf.artifact_version,
-                learning=state is RUNNING
-                or (state is DEGRADED and not wf.policy.degraded.freeze_learning),
-            )
+            if c.clean and state is RUNNING:
+                # The common decision: a repetition of this step's clean result.
+                key = (self.ledger.policy_version, wf.artifact_version, result.validated)
+                template = step.result_template
+                if template is not None and template.key == key:
+                    self.ledger.repeat(events, template, ts, trace, result)
+                else:
+                    self._emit_result(wf, step_id, result, c, state, ts, trace, events)
+                    step.result_template = Template.of(events[-1], key)
+            else:
+                self._emit_result(wf, step_id, result, c, state, ts, trace, events)
         if conf is not None:
             _calibration.observe(self.ledger, result, now, ts, trace, events)
         action: Action = None
@@ -199,6 +210,39 @@ class Machine:
         else:
             _probe.apply_signal(self.ledger, wf, step, step_id, result, c, now, ts, trace, events)
         return action
+
+    def _emit_result(
+        self,
+        wf: br.WorkflowRuntime,
+        step_id: str,
+        result: StepResult,
+        c: br.Classification,
+        state: ExecutionState,
+        ts: datetime | None,
+        trace: Trace,
+        events: list[DecisionEvent],
+    ) -> None:
+        self.ledger.emit(
+            events,
+            EventKind.RESULT,
+            ts,
+            trace,
+            wf.workflow_id,
+            step_id,
+            state,
+            reason=c.primary.value if c.primary else Reason.OK.value,
+            outcome=result.outcome,
+            trigger=c.primary,
+            signals=c.signals,
+            confidence=result.confidence,
+            second_best=result.second_best,
+            validated=result.validated,
+            duration_s=result.duration_s,
+            details=result.details,
+            artifact_version=wf.artifact_version,
+            learning=state is RUNNING
+            or (state is DEGRADED and not wf.policy.degraded.freeze_learning),
+        )
 
     def operator(
         self,

@@ -87,8 +87,7 @@ def change_policy(
 ) -> None:
     """Input: a new policy is in force (recorded with the policy itself)."""
     old = ledger.policy
-    ledger.policy = policy
-    ledger.policy_version = policy.version
+    ledger.set_policy(policy)
     for wid, wf in ledger.workflows.items():
         wf.retune(policy.for_workflow(wid))
     ledger.glob.window.window_seconds = policy.breakers.global_.window_seconds

@@ -16,23 +16,36 @@ of a full serialization. The cache is bounded (cleared when full). A line parses
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-from .._events import DecisionEvent, dumps, record_fields
+import orjson
+
+from .._events import DecisionEvent, Template, dumps, record_fields
 
 __all__ = ["LineEncoder"]
 
 # The fields that vary from line to line; every other field is part of the cached template.
 _VARYING = ("confidence", "second_best", "duration_s", "trace_id", "span_id")
 _STRUCTURED = ("rule", "counts", "details")
-_INF = float("inf")
+
+
+_NO_TRACE = b',"trace_id":null,"span_id":null'
+_OPTIONS = orjson.OPT_UTC_Z
+_dumps = orjson.dumps
+
+
+_FINITE = math.isfinite
 
 
 def _number(name: bytes, value: float) -> bytes:
-    # repr() of a finite float is its shortest round-trip form, valid JSON as it stands.
-    if -_INF < value < _INF:
-        return b',"%s":%s' % (name, repr(value).encode())
+    # Not finite: JSON has no such number (orjson writes null).
     return b',"%s":%s' % (name, dumps(value))
+
+
+def _text(value: str | None) -> bytes:
+    # Trace ids are hex: JSON strings as they stand.
+    return b'"%s"' % value.encode() if value else b"null"
 
 
 class LineEncoder:
@@ -40,11 +53,21 @@ class LineEncoder:
 
     def __init__(self, max_templates: int = 4096) -> None:
         self._templates: dict[tuple[Any, ...], bytes] = {}
+        # The middles of repeated events, under their Template (compared by identity).
+        self._repeated: dict[Template, bytes] = {}
         self._max = max_templates
 
     def encode(self, event: DecisionEvent) -> bytes:
         """Return the event's line, newline included."""
         e = event
+        template = e.template
+        if template is not None:
+            middle = self._repeated.get(template)
+            if middle is None:
+                if len(self._repeated) >= self._max:
+                    self._repeated.clear()
+                middle = self._repeated[template] = self._middle(e)
+            return self._line(e, middle)
         key = (
             e.kind,
             e.writer,
@@ -68,33 +91,44 @@ class LineEncoder:
         )
         middle = self._templates.get(key)
         if middle is None:
-            middle = self._template(e, key)
-        parts = [b'{"ts":', dumps(e.ts), b',"seq":', str(e.seq).encode(), middle]
-        if e.confidence is not None:
-            parts.append(_number(b"confidence", e.confidence))
-        if e.second_best is not None:
-            parts.append(_number(b"second_best", e.second_best))
-        if e.duration_s is not None:
-            parts.append(_number(b"duration_s", e.duration_s))
-        trace_id, span_id = e.trace_id, e.span_id
-        parts.append(b',"trace_id":' + (b'"%s"' % trace_id.encode() if trace_id else b"null"))
-        parts.append(b',"span_id":' + (b'"%s"' % span_id.encode() if span_id else b"null"))
-        if e.rule is not None:
-            parts.append(b',"rule":' + dumps(e.rule.to_dict()))
-        if e.counts:
-            parts.append(b',"counts":' + dumps(e.counts))
-        if e.details:
-            parts.append(b',"details":' + dumps(e.details))
-        parts.append(b"}\n")
-        return b"".join(parts)
+            if len(self._templates) >= self._max:
+                self._templates.clear()
+            middle = self._templates[key] = self._middle(e)
+        return self._line(e, middle)
 
-    def _template(self, e: DecisionEvent, key: tuple[Any, ...]) -> bytes:
+    @staticmethod
+    def _line(e: DecisionEvent, middle: bytes) -> bytes:
+        line = b'{"ts":%s,"seq":%d%s' % (_dumps(e.ts, option=_OPTIONS), e.seq, middle)
+        # %r of a finite float is its shortest round-trip form, valid JSON as it stands.
+        value = e.confidence
+        if value is not None:
+            line += b',"confidence":%r' % value if _FINITE(value) else _number(b"confidence", value)
+        value = e.second_best
+        if value is not None:
+            line += (
+                b',"second_best":%r' % value if _FINITE(value) else _number(b"second_best", value)
+            )
+        value = e.duration_s
+        if value is not None:
+            line += b',"duration_s":%r' % value if _FINITE(value) else _number(b"duration_s", value)
+        trace_id = e.trace_id
+        if trace_id is None and e.span_id is None:
+            line += _NO_TRACE
+        else:
+            line += b',"trace_id":%s,"span_id":%s' % (_text(trace_id), _text(e.span_id))
+        if e.rule is not None:
+            line += b',"rule":' + dumps(e.rule.to_dict())
+        if e.counts:
+            line += b',"counts":' + dumps(e.counts)
+        if e.details:
+            line += b',"details":' + dumps(e.details)
+        return line + b"}\n"
+
+    @staticmethod
+    def _middle(e: DecisionEvent) -> bytes:
+        """Return the constant middle of the event's line (every field but the varying)."""
         record = record_fields(e)
         for name in ("ts", "seq", *_VARYING, *_STRUCTURED):
             record.pop(name, None)
         middle = dumps(record)[1:-1]
-        middle = b"," + middle if middle else b""
-        if len(self._templates) >= self._max:
-            self._templates.clear()
-        self._templates[key] = middle
-        return middle
+        return b"," + middle if middle else b""

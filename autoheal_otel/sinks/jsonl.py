@@ -150,7 +150,9 @@ class JsonlAuditSink:
         ):
             # The common case, kept short: nothing to retry, no rotation due.
             try:
-                _write_all(self._fd, data)
+                written = os.write(self._fd, data)
+                if written < len(data):  # rare (a signal, a nearly full disk): finish it
+                    _write_all(self._fd, data, written)
             except OSError as exc:
                 self._pending.extend(lines)
                 self._fail(isinstance(exc, TornWriteError))
@@ -283,13 +285,14 @@ class TornWriteError(OSError):
     """A write failed after part of the line reached the file."""
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
+def _write_all(fd: int, data: bytes, written: int = 0) -> None:
+    """Write ``data[written:]``; a failure after any byte of ``data`` reached the file is torn."""
+    view = memoryview(data)[written:]
     while view:
         try:
-            written = os.write(fd, view)
+            n = os.write(fd, view)
         except OSError as exc:
             if len(view) == len(data):
                 raise
             raise TornWriteError(exc.errno, exc.strerror) from exc
-        view = view[written:]
+        view = view[n:]
