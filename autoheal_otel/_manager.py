@@ -1,52 +1,33 @@
-"""The executor-facing facade: the clock, the lock, spans and publishing around the machine.
+"""The executor-facing facade: the public API over the machine and its collaborators.
 
-:class:`AutoHealManager` owns a pure :class:`~._machine.Machine` and a few collaborators by
-composition: the sinks (through a :class:`~._events.Publisher`), an
-:class:`~._artifacts.ArtifactKeeper` (versioned store, restores) and a
-:class:`~._polling.Periodic` (policy hot reload, shared log). Every input reaches the machine
-through one scaffold, :meth:`AutoHealManager._decide`:
-
-1. read the injected clock (before the lock), start the hook's span;
-2. under the lock: the closed check, then the machine's input with the span's ids passed
-   explicitly — arithmetic on in-memory state and the building of events only;
-3. after the lock: publish the events in ``seq`` order (a failing sink never reaches the
-   hook), end the span, and carry out the machine's follow-up action.
+:class:`AutoHealManager` owns, by composition, what :func:`~._wiring.assemble` builds: a pure
+:class:`~._machine.Machine`, the sinks behind a :class:`~._publisher.Publisher`, the
+telemetry, an :class:`~._artifacts.ArtifactKeeper` (versioned store, restores), a
+:class:`~._polling.Periodic` (policy hot reload, shared log) and the fleet link. Every input
+reaches the machine through one scaffold, :meth:`~._scaffold.Scaffold.decide` (clock, span,
+lock, closed check, publishing); the facade checks the caller's arguments, names the input,
+and carries out the machine's follow-up action.
 """
 
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
 from . import _calibration, _upkeep
-from ._artifacts import ArtifactKeeper
-from ._assembly import (
-    Telemetry,
-    check_text,
-    coerce_state,
-    open_data_dir,
-    resolve_policy,
-    span_ids,
-    state_info,
-)
-from ._assembly_fleet import start_fleet
-from ._clock import Clock, SystemClock
-from ._compactor import start_compactor
-from ._errors import InvalidInputError, LearningFrozenError, ManagerClosedError, PolicyError
-from ._events import DecisionEvent, EventSink
-from ._ledger import NO_TRACE
-from ._machine import Machine
+from ._assembly import check_text, coerce_state, state_info
+from ._clock import Clock
+from ._errors import InvalidInputError, LearningFrozenError, PolicyError
+from ._events import EventSink
 from ._models import EffectiveSettings, ExecutionState, ExecutionStateInfo, StepResult, check_id
 from ._policy import PolicyConfig
-from ._polling import Periodic
-from ._publisher import Publisher
 from ._report import StatusReport, build_report, effective_settings
 from ._step import StepGuard, guard_decorator
+from ._wiring import assemble
 from .semconv import SPAN_FORCE, SPAN_GATE, SPAN_RESULT, Reason
-from .sinks.jsonl import JsonlAuditSink, new_writer_id
+from .sinks.jsonl import JsonlAuditSink
 from .sinks.sqlite import SuccessStore
 from .versioning import VersionedStore
 
@@ -103,75 +84,41 @@ class AutoHealManager:
         integrations: Iterable[Any] = (),
         read_only: bool = False,
     ) -> None:
-        self._clock: Clock = clock if clock is not None else SystemClock()
-        self._monotonic: Callable[[], float] = self._clock.monotonic
-        now, wall = self._monotonic(), self._clock.now()
-        config, watcher = resolve_policy(policy, now)
-        self._writer = writer or new_writer_id()
-        self._machine = Machine(config, self._writer, (now, wall))
-        self._lock = threading.Lock()
-        self._last = (now, wall)  # the latest (monotonic, wall) instant an input was fed at
-        self._publisher = Publisher()
-        self._closed = False
-        self._threshold_provider: Callable[[], dict[str, float]] | None = None
+        parts = assemble(
+            policy,
+            Path(data_dir) if data_dir is not None else None,
+            clock,
+            (tracer_provider, meter_provider, logger_provider),
+            sinks,
+            writer,
+            read_only,
+        )
+        self._clock = parts.clock
+        self._monotonic: Callable[[], float] = parts.clock.monotonic
+        self._writer = parts.writer
+        self._machine = parts.machine
+        self._scaffold = parts.scaffold
+        self._lock = parts.scaffold.lock
+        self._decide = parts.scaffold.decide
+        self._publisher = parts.publisher
+        self._telemetry = parts.telemetry
+        self._otel = parts.telemetry.sink
+        self._audit = parts.audit
+        self._success_store = parts.success_store
+        self._artifacts = parts.artifacts
+        self._periodic = parts.periodic
+        self._compactor = parts.compactor
+        self._fleet = parts.fleet
         self._data_dir = Path(data_dir) if data_dir is not None else None
         self._read_only = read_only
-        restored: dict[str, int] = {}
-        self._audit: JsonlAuditSink | None = None
-        self._success_store: SuccessStore | None = None
-        if self._data_dir is not None:
-            restored, self._audit, self._success_store = open_data_dir(
-                self._data_dir, self._machine, self._clock, self._writer, read_only
-            )
-        audit = self._audit
-
-        successes = self._success_store
-
-        def dropped() -> dict[str, int]:
-            counts = {"JsonlAuditSink": audit.dropped} if audit is not None else {}
-            if successes is not None:
-                counts["SuccessStore"] = successes.dropped
-            return counts
-
-        self._telemetry = Telemetry(
-            (tracer_provider, meter_provider, logger_provider),
-            (self._machine.ledger, self._lock, self._monotonic, self._publisher, dropped),
-        )
-        self._otel = self._telemetry.sink
-        for sink in (self._audit, self._success_store, self._otel, *sinks):
-            if sink is not None:
-                self._publisher.add(sink)
-        if self._otel is not None and self._data_dir is not None:
-            self._otel.record_operation("warm_restart", self._monotonic() - now)
-        decide, record = self._decide, self.record_operation
-        self._artifacts = ArtifactKeeper(
-            self._machine, decide, self._monotonic, record, self._evidence
-        )
-        self._periodic = Periodic(
-            self._machine,
-            decide,
-            watcher,
-            self._data_dir,
-            self._writer,
-            (now, wall),
-            record,
-            self._monotonic,
-        )
-        self._compactor = start_compactor(self._data_dir, config.audit, read_only)
-        # The fleet link (off by default; only then is redis imported) ships this host's
-        # failures and follows the fleet's decisions on threads of its own.
-        self._fleet: FleetLink | None = None
-        if config.fleet.enabled and not read_only:
-            parts = (self._machine, self._decide, self._lock, self._monotonic)
-            meter, keeper = self._telemetry.meter, self._artifacts.carry_out
-            self._fleet = start_fleet(config.fleet, parts, meter, self._publisher, keeper)
+        self._threshold_provider: Callable[[], dict[str, float]] | None = None
         if store is not None:
             self.attach_store(store)
         if self._audit is not None:  # session records exist for the audit log (and replay)
             details = {
                 "writer": self._writer,
-                "policy": config.to_dict(),
-                "restored": restored,
+                "policy": self._machine.policy.to_dict(),
+                "restored": parts.restored,
                 "versioned": store is not None,
             }
             self._note(Reason.SESSION_START, f"manager started (writer {self._writer})", details)
@@ -179,61 +126,6 @@ class AutoHealManager:
         # after the restart that replay mirrors at that record.
         for integration in integrations:
             self.add_integration(integration)
-
-    # -- the one input path ----------------------------------------------------------------
-
-    def _decide(
-        self,
-        span_name: str | None,
-        hook: str,
-        workflow_id: str | None,
-        step_id: str | None,
-        feed: Callable[..., Any],
-        *args: Any,
-    ) -> Any:
-        """Run one machine input: clock, span, lock, closed check, publish, span end.
-
-        ``feed(*args, now, ts, trace, events)`` is the machine's input; its return value is
-        returned. The executor's two hooks (the inputs with a ``step_id``) first run the
-        periodic checks (policy file, shared log) when they are due, outside the lock.
-        """
-        otel = self._otel
-        span = None
-        if otel is not None and span_name is not None:
-            span = otel.start_span(span_name, workflow_id, step_id)
-        trace = span_ids(span) if span is not None else NO_TRACE
-        publisher = self._publisher
-        # The two clocks are read back to back: replay runs on the recorded wall time, so a
-        # gap between them would move the decision in replay (a probe's cool-down, a window).
-        now = self._monotonic()
-        ts = self._clock.now() if publisher.sinks else None
-        if step_id is not None and now >= self._periodic.due:
-            self._periodic.poll(now, self._clock.now)  # its inputs are ordered by the clamp
-        events: list[DecisionEvent] | None = [] if ts is not None else None
-        try:
-            with self._lock:
-                if self._closed:
-                    raise ManagerClosedError(f"{hook} called after close()")
-                # Threads (a hook, the fleet link) may read the clock in one order and take the
-                # lock in the other: inputs take the later instant, so the log's (ts, seq) order
-                # is the order of the decisions and replay feeds them alike.
-                if now < self._last[0]:
-                    now, ts = self._last[0], (self._last[1] if ts is not None else None)
-                elif ts is not None:
-                    self._last = (now, ts)
-                out = feed(*args, now, ts, trace, events)
-                if events:
-                    publisher.enqueue(events)
-        except BaseException as exc:
-            if span is not None:
-                span.record_exception(exc)
-                span.end()
-            raise
-        if events:
-            publisher.drain()
-        if otel is not None and span_name is not None:
-            otel.end_span(span, hook, events, self._monotonic() - now)
-        return out
 
     def _note(self, reason: Reason, message: str, details: Mapping[str, Any]) -> None:
         ledger = self._machine.ledger
@@ -433,10 +325,6 @@ class AutoHealManager:
             raise LearningFrozenError(workflow_id, settings.state.value)
         return self._artifacts.snapshot(reason, metrics_baseline, known_good)
 
-    def _evidence(self, workflow_id: str) -> dict[str, Any]:
-        store = self._success_store
-        return store.learning_success_rate(workflow_id) if store is not None else {}
-
     # -- read-only views -------------------------------------------------------------------
 
     @property
@@ -568,7 +456,7 @@ class AutoHealManager:
 
     def close(self) -> None:
         """Flush and close the sinks; later hook calls raise ManagerClosedError."""
-        if self._closed:
+        if self._scaffold.closed:
             return
         if self._fleet is not None:
             self._fleet.close()
@@ -576,7 +464,7 @@ class AutoHealManager:
             details = {"writer": self._writer}
             self._note(Reason.SESSION_STOP, f"manager closed (writer {self._writer})", details)
         with self._lock:
-            self._closed = True
+            self._scaffold.closed = True
         self._publisher.close()
         self._periodic.close()
         if self._compactor is not None:

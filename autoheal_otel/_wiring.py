@@ -1,0 +1,142 @@
+"""How a manager's parts are built and connected, in order, from its constructor's arguments.
+
+The facade (:class:`~._manager.AutoHealManager`) owns what :func:`assemble` returns: the
+machine rebuilt from the data directory, the sinks behind one publisher, the telemetry, the
+scaffold every input goes through, and the collaborators that feed it (artifacts, periodic
+checks, background compaction, the fleet link).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ._artifacts import ArtifactKeeper
+from ._assembly import Telemetry, open_data_dir, resolve_policy
+from ._assembly_fleet import start_fleet
+from ._clock import Clock, SystemClock
+from ._compactor import AutoCompactor, start_compactor
+from ._events import EventSink
+from ._machine import Machine
+from ._policy import PolicyConfig
+from ._polling import Periodic
+from ._publisher import Publisher
+from ._scaffold import Scaffold
+from .sinks.jsonl import JsonlAuditSink, new_writer_id
+from .sinks.otel import OTelSink
+from .sinks.sqlite import SuccessStore
+
+if TYPE_CHECKING:
+    from .fleet import FleetLink
+
+__all__ = ["Parts", "assemble"]
+
+
+@dataclass(slots=True)
+class Parts:
+    """What a manager is made of (see :func:`assemble`)."""
+
+    clock: Clock
+    writer: str
+    machine: Machine
+    scaffold: Scaffold
+    publisher: Publisher
+    telemetry: Telemetry
+    audit: JsonlAuditSink | None
+    success_store: SuccessStore | None
+    artifacts: ArtifactKeeper
+    periodic: Periodic
+    compactor: AutoCompactor | None
+    fleet: FleetLink | None
+    #: What the warm restart rebuilt (per kind of figure), for the session's first record.
+    restored: dict[str, int]
+
+
+def assemble(
+    policy: PolicyConfig | str | os.PathLike[str] | None,
+    data_dir: Path | None,
+    clock: Clock | None,
+    providers: tuple[Any, Any, Any],
+    sinks: Iterable[EventSink],
+    writer: str | None,
+    read_only: bool,
+) -> Parts:
+    """Build a manager's parts: policy, machine, warm restart, sinks, telemetry, collaborators.
+
+    Raises:
+        PolicyError: the initial policy file is missing or invalid.
+        InvalidInputError: ``data_dir`` is not a writable directory, or ``policy`` has the
+            wrong type.
+    """
+    clock = clock if clock is not None else SystemClock()
+    monotonic = clock.monotonic
+    now, wall = monotonic(), clock.now()
+    config, watcher = resolve_policy(policy, now)
+    writer = writer or new_writer_id()
+    machine = Machine(config, writer, (now, wall))
+    lock = threading.Lock()
+    publisher = Publisher()
+    restored: dict[str, int] = {}
+    audit: JsonlAuditSink | None = None
+    successes: SuccessStore | None = None
+    if data_dir is not None:
+        restored, audit, successes = open_data_dir(data_dir, machine, clock, writer, read_only)
+
+    def dropped() -> dict[str, int]:
+        counts = {"JsonlAuditSink": audit.dropped} if audit is not None else {}
+        if successes is not None:
+            counts["SuccessStore"] = successes.dropped
+        return counts
+
+    telemetry = Telemetry(providers, (machine.ledger, lock, monotonic, publisher, dropped))
+    otel: OTelSink | None = telemetry.sink
+    for sink in (audit, successes, otel, *sinks):
+        if sink is not None:
+            publisher.add(sink)
+    if otel is not None and data_dir is not None:
+        otel.record_operation("warm_restart", monotonic() - now)
+    scaffold = Scaffold(monotonic, clock.now, publisher, otel, lock, (now, wall))
+    decide = scaffold.decide
+    record = _recorder(otel)
+
+    def evidence(workflow_id: str) -> dict[str, Any]:
+        return successes.learning_success_rate(workflow_id) if successes is not None else {}
+
+    artifacts = ArtifactKeeper(machine, decide, monotonic, record, evidence)
+    periodic = Periodic(machine, decide, watcher, data_dir, writer, (now, wall), record, monotonic)
+    scaffold.periodic = periodic
+    compactor = start_compactor(data_dir, config.audit, read_only)
+    # The fleet link (off by default; only then is redis imported) ships this host's
+    # failures and follows the fleet's decisions on threads of its own.
+    fleet = None
+    if config.fleet.enabled and not read_only:
+        link_parts = (machine, decide, lock, monotonic)
+        fleet = start_fleet(
+            config.fleet, link_parts, telemetry.meter, publisher, artifacts.carry_out
+        )
+    return Parts(
+        clock,
+        writer,
+        machine,
+        scaffold,
+        publisher,
+        telemetry,
+        audit,
+        successes,
+        artifacts,
+        periodic,
+        compactor,
+        fleet,
+        restored,
+    )
+
+
+def _recorder(otel: OTelSink | None) -> Callable[[str, float], None]:
+    """Return how operation durations are recorded (nothing without telemetry)."""
+    if otel is not None:
+        return otel.record_operation
+    return lambda _operation, _seconds: None
