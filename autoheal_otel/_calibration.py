@@ -203,10 +203,8 @@ class Calibrator:
             if gone is not None:
                 del ordered[bisect_left(ordered, gone)]
             insort(ordered, (confidence, ok))
-        if gone is not None:
-            self.correct[method] -= gone[1]
         samples.append((confidence, ok))
-        self.correct[method] += ok
+        self.correct[method] += ok - gone[1] if gone is not None else ok
 
     def _ordered(self, method: str) -> list[tuple[float, bool]]:
         """Return a method's window sorted, rebuilding it if samples came in while off."""
@@ -306,7 +304,8 @@ def observe(
     if ok is None:
         return
     assert result.confidence is not None  # decided() says so
-    method = method_of(result.details)
+    details = result.details
+    method = method_of(details) if details else DEFAULT_METHOD
     cal = ledger.calibration
     cal.add(method, result.confidence, ok)
     if cal.settings.enabled:

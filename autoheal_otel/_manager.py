@@ -93,35 +93,27 @@ class AutoHealManager:
             writer,
             read_only,
         )
+        self._parts = parts
         self._clock = parts.clock
         self._monotonic: Callable[[], float] = parts.clock.monotonic
-        self._writer = parts.writer
         self._machine = parts.machine
-        self._scaffold = parts.scaffold
         self._lock = parts.scaffold.lock
         self._decide = parts.scaffold.decide
-        self._publisher = parts.publisher
-        self._telemetry = parts.telemetry
-        self._otel = parts.telemetry.sink
-        self._audit = parts.audit
-        self._success_store = parts.success_store
         self._artifacts = parts.artifacts
         self._periodic = parts.periodic
-        self._compactor = parts.compactor
-        self._fleet = parts.fleet
         self._data_dir = Path(data_dir) if data_dir is not None else None
         self._read_only = read_only
         self._threshold_provider: Callable[[], dict[str, float]] | None = None
         if store is not None:
             self.attach_store(store)
-        if self._audit is not None:  # session records exist for the audit log (and replay)
+        if parts.audit is not None:  # session records exist for the audit log (and replay)
             details = {
-                "writer": self._writer,
+                "writer": parts.writer,
                 "policy": self._machine.policy.to_dict(),
                 "restored": parts.restored,
                 "versioned": store is not None,
             }
-            self._note(Reason.SESSION_START, f"manager started (writer {self._writer})", details)
+            self._note(Reason.SESSION_START, f"manager started (writer {parts.writer})", details)
         # After the session start: what an integration turns on (calibration) is recorded
         # after the restart that replay mirrors at that record.
         for integration in integrations:
@@ -205,8 +197,9 @@ class AutoHealManager:
         wall = self._clock.now()
         with self._lock:
             error = self.last_policy_error
-            report = build_report(self._machine.ledger, now, wall, error, self._publisher)
-        return self._fleet.annotate(report) if self._fleet is not None else report
+            report = build_report(self._machine.ledger, now, wall, error, self._parts.publisher)
+        fleet = self._parts.fleet
+        return fleet.annotate(report) if fleet is not None else report
 
     def force_transition(
         self,
@@ -231,18 +224,9 @@ class AutoHealManager:
             raise InvalidInputError(
                 "state", target.value, "needs a versioned store (attach_store) to roll back"
             )
+        move = (workflow_id, target, reason, actor)
         feed = self._machine.operator
-        action = self._decide(
-            SPAN_FORCE,
-            "force_transition",
-            workflow_id,
-            None,
-            feed,
-            workflow_id,
-            target,
-            reason,
-            actor,
-        )
+        action = self._decide(SPAN_FORCE, "force_transition", workflow_id, None, feed, *move)
         if action is not None:
             self._artifacts.carry_out(action)
         return self.get_state_info(workflow_id)
@@ -340,7 +324,7 @@ class AutoHealManager:
     @property
     def writer(self) -> str:
         """Return this process's writer id in the audit log."""
-        return self._writer
+        return self._parts.writer
 
     @property
     def data_dir(self) -> Path | None:
@@ -360,12 +344,12 @@ class AutoHealManager:
     @property
     def audit(self) -> JsonlAuditSink | None:
         """Return the JSONL audit sink (None without a writable data directory)."""
-        return self._audit
+        return self._parts.audit
 
     @property
     def success_store(self) -> SuccessStore | None:
         """Return the SQLite success store (None without a writable data directory)."""
-        return self._success_store
+        return self._parts.success_store
 
     @property
     def last_policy_error(self) -> PolicyError | None:
@@ -375,12 +359,12 @@ class AutoHealManager:
     @property
     def fleet(self) -> FleetLink | None:
         """Return the fleet link (None with the fleet off): status, fleet-wide moves."""
-        return self._fleet
+        return self._parts.fleet
 
     @property
     def meter(self) -> Any:
         """Return the OpenTelemetry meter integrations record with (None without one)."""
-        return self._telemetry.meter
+        return self._parts.telemetry.meter
 
     def set_threshold_provider(self, provider: Callable[[], dict[str, float]] | None) -> None:
         """Take per-method thresholds from ``provider`` instead of the recorded calibration."""
@@ -409,18 +393,18 @@ class AutoHealManager:
 
     def add_sink(self, sink: EventSink) -> None:
         """Register a sink that receives every later decision, in order."""
-        self._publisher.add(sink)
+        self._parts.publisher.add(sink)
 
     def add_integration(self, integration: Any) -> None:
         """Register an integration: ``bind(manager)`` first (if it has one), then as a sink."""
         bind = getattr(integration, "bind", None)
         if callable(bind):
             bind(self)
-        self._publisher.add(integration)
+        self._parts.publisher.add(integration)
 
     def remove_sink(self, sink: EventSink) -> None:
         """Unregister a sink."""
-        self._publisher.remove(sink)
+        self._parts.publisher.remove(sink)
 
     def step(
         self,
@@ -447,28 +431,25 @@ class AutoHealManager:
 
     def record_operation(self, operation: str, seconds: float) -> None:
         """Record how long an auto-heal operation took (snapshot, rollback, warm restart)."""
-        if self._otel is not None:
-            self._otel.record_operation(operation, seconds)
+        otel = self._parts.telemetry.sink
+        if otel is not None:
+            otel.record_operation(operation, seconds)
 
     def flush(self) -> None:
         """Hand every queued event to the sinks and flush them."""
-        self._publisher.flush()
+        self._parts.publisher.flush()
 
     def close(self) -> None:
         """Flush and close the sinks; later hook calls raise ManagerClosedError."""
-        if self._scaffold.closed:
+        parts = self._parts
+        if parts.scaffold.closed:
             return
-        if self._fleet is not None:
-            self._fleet.close()
-        if self._audit is not None:
-            details = {"writer": self._writer}
-            self._note(Reason.SESSION_STOP, f"manager closed (writer {self._writer})", details)
-        with self._lock:
-            self._scaffold.closed = True
-        self._publisher.close()
-        self._periodic.close()
-        if self._compactor is not None:
-            self._compactor.close()
+        if parts.fleet is not None:
+            parts.fleet.close()
+        if parts.audit is not None:
+            details = {"writer": parts.writer}
+            self._note(Reason.SESSION_STOP, f"manager closed (writer {parts.writer})", details)
+        parts.close()
 
     def __enter__(self) -> Self:
         return self

@@ -55,6 +55,15 @@ class Parts:
     #: What the warm restart rebuilt (per kind of figure), for the session's first record.
     restored: dict[str, int]
 
+    def close(self) -> None:
+        """Refuse later inputs, then close the sinks and stop the background work."""
+        with self.scaffold.lock:
+            self.scaffold.closed = True
+        self.publisher.close()
+        self.periodic.close()
+        if self.compactor is not None:
+            self.compactor.close()
+
 
 def assemble(
     policy: PolicyConfig | str | os.PathLike[str] | None,

@@ -67,7 +67,36 @@ class LineEncoder:
                 if len(self._repeated) >= self._max:
                     self._repeated.clear()
                 middle = self._repeated[template] = self._middle(e)
-            return self._line(e, middle)
+        else:
+            middle = self._middle_of(e)
+        line = b'{"ts":%s,"seq":%d%s' % (_dumps(e.ts, option=_OPTIONS), e.seq, middle)
+        # %r of a finite float is its shortest round-trip form, valid JSON as it stands.
+        value = e.confidence
+        if value is not None:
+            line += b',"confidence":%r' % value if _FINITE(value) else _number(b"confidence", value)
+        value = e.second_best
+        if value is not None:
+            line += (
+                b',"second_best":%r' % value if _FINITE(value) else _number(b"second_best", value)
+            )
+        value = e.duration_s
+        if value is not None:
+            line += b',"duration_s":%r' % value if _FINITE(value) else _number(b"duration_s", value)
+        trace_id = e.trace_id
+        if trace_id is None and e.span_id is None:
+            line += _NO_TRACE
+        else:
+            line += b',"trace_id":%s,"span_id":%s' % (_text(trace_id), _text(e.span_id))
+        if e.rule is not None:
+            line += b',"rule":' + dumps(e.rule.to_dict())
+        if e.counts:
+            line += b',"counts":' + dumps(e.counts)
+        if e.details:
+            line += b',"details":' + dumps(e.details)
+        return line + b"}\n"
+
+    def _middle_of(self, e: DecisionEvent) -> bytes:
+        """Return the cached middle of an event built field by field (keyed on its fields)."""
         key = (
             e.kind,
             e.writer,
@@ -94,35 +123,7 @@ class LineEncoder:
             if len(self._templates) >= self._max:
                 self._templates.clear()
             middle = self._templates[key] = self._middle(e)
-        return self._line(e, middle)
-
-    @staticmethod
-    def _line(e: DecisionEvent, middle: bytes) -> bytes:
-        line = b'{"ts":%s,"seq":%d%s' % (_dumps(e.ts, option=_OPTIONS), e.seq, middle)
-        # %r of a finite float is its shortest round-trip form, valid JSON as it stands.
-        value = e.confidence
-        if value is not None:
-            line += b',"confidence":%r' % value if _FINITE(value) else _number(b"confidence", value)
-        value = e.second_best
-        if value is not None:
-            line += (
-                b',"second_best":%r' % value if _FINITE(value) else _number(b"second_best", value)
-            )
-        value = e.duration_s
-        if value is not None:
-            line += b',"duration_s":%r' % value if _FINITE(value) else _number(b"duration_s", value)
-        trace_id = e.trace_id
-        if trace_id is None and e.span_id is None:
-            line += _NO_TRACE
-        else:
-            line += b',"trace_id":%s,"span_id":%s' % (_text(trace_id), _text(e.span_id))
-        if e.rule is not None:
-            line += b',"rule":' + dumps(e.rule.to_dict())
-        if e.counts:
-            line += b',"counts":' + dumps(e.counts)
-        if e.details:
-            line += b',"details":' + dumps(e.details)
-        return line + b"}\n"
+        return middle
 
     @staticmethod
     def _middle(e: DecisionEvent) -> bytes:
