@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from . import _breakers as br
-from ._calibration import Calibrator
+from ._calibrator import Calibrator
 from ._events import DecisionEvent, RuleFiring, Template, new_event
 from ._models import ExecutionState, StepResult, check_id
 from ._policy import PolicyConfig

@@ -16,8 +16,9 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
-from . import _calibration, _upkeep
+from . import _calibration
 from ._assembly import check_text, coerce_state, state_info
+from ._calibrator import Calibration
 from ._clock import Clock
 from ._errors import InvalidInputError, LearningFrozenError, PolicyError
 from ._events import EventSink
@@ -26,7 +27,7 @@ from ._policy import PolicyConfig
 from ._report import StatusReport, build_report, effective_settings
 from ._step import StepGuard, guard_decorator
 from ._wiring import assemble
-from .semconv import SPAN_FORCE, SPAN_GATE, SPAN_RESULT, Reason
+from .semconv import SPAN_FORCE, SPAN_GATE, SPAN_RESULT
 from .sinks.jsonl import JsonlAuditSink
 from .sinks.sqlite import SuccessStore
 from .versioning import VersionedStore
@@ -106,24 +107,11 @@ class AutoHealManager:
         self._threshold_provider: Callable[[], dict[str, float]] | None = None
         if store is not None:
             self.attach_store(store)
-        if parts.audit is not None:  # session records exist for the audit log (and replay)
-            details = {
-                "writer": parts.writer,
-                "policy": self._machine.policy.to_dict(),
-                "restored": parts.restored,
-                "versioned": store is not None,
-            }
-            self._note(Reason.SESSION_START, f"manager started (writer {parts.writer})", details)
+        parts.start_session(versioned=store is not None)
         # After the session start: what an integration turns on (calibration) is recorded
         # after the restart that replay mirrors at that record.
         for integration in integrations:
             self.add_integration(integration)
-
-    def _note(self, reason: Reason, message: str, details: Mapping[str, Any]) -> None:
-        ledger = self._machine.ledger
-        self._decide(
-            None, "session", None, None, _upkeep.note_session, ledger, reason, message, details
-        )
 
     # -- hooks -----------------------------------------------------------------------------
 
@@ -383,7 +371,7 @@ class AutoHealManager:
         ledger = self._machine.ledger
         self._decide(None, "calibration", None, None, _calibration.configure, ledger, checked)
 
-    def get_calibration(self) -> dict[str, _calibration.Calibration]:
+    def get_calibration(self) -> dict[str, Calibration]:
         """Return each matching method's calibration with its evidence."""
         with self._lock:
             cal = self._machine.ledger.calibration
@@ -441,15 +429,7 @@ class AutoHealManager:
 
     def close(self) -> None:
         """Flush and close the sinks; later hook calls raise ManagerClosedError."""
-        parts = self._parts
-        if parts.scaffold.closed:
-            return
-        if parts.fleet is not None:
-            parts.fleet.close()
-        if parts.audit is not None:
-            details = {"writer": parts.writer}
-            self._note(Reason.SESSION_STOP, f"manager closed (writer {parts.writer})", details)
-        parts.close()
+        self._parts.close()
 
     def __enter__(self) -> Self:
         return self

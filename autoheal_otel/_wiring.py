@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import _upkeep
 from ._artifacts import ArtifactKeeper
 from ._assembly import Telemetry, open_data_dir, resolve_policy
 from ._assembly_fleet import start_fleet
@@ -26,6 +27,7 @@ from ._policy import PolicyConfig
 from ._polling import Periodic
 from ._publisher import Publisher
 from ._scaffold import Scaffold
+from .semconv import Reason
 from .sinks.jsonl import JsonlAuditSink, new_writer_id
 from .sinks.otel import OTelSink
 from .sinks.sqlite import SuccessStore
@@ -55,14 +57,37 @@ class Parts:
     #: What the warm restart rebuilt (per kind of figure), for the session's first record.
     restored: dict[str, int]
 
+    def start_session(self, versioned: bool) -> None:
+        """Record the session's start (writer, policy, what was restored) in the audit log."""
+        if self.audit is not None:  # session records exist for the audit log (and replay)
+            details = {
+                "writer": self.writer,
+                "policy": self.machine.policy.to_dict(),
+                "restored": self.restored,
+                "versioned": versioned,
+            }
+            self._note(Reason.SESSION_START, f"manager started (writer {self.writer})", details)
+
     def close(self) -> None:
-        """Refuse later inputs, then close the sinks and stop the background work."""
+        """Record the session's end, refuse later inputs, close the sinks, stop the threads."""
+        if self.scaffold.closed:
+            return
+        if self.fleet is not None:
+            self.fleet.close()
+        if self.audit is not None:
+            details = {"writer": self.writer}
+            self._note(Reason.SESSION_STOP, f"manager closed (writer {self.writer})", details)
         with self.scaffold.lock:
             self.scaffold.closed = True
         self.publisher.close()
         self.periodic.close()
         if self.compactor is not None:
             self.compactor.close()
+
+    def _note(self, reason: Reason, message: str, details: Mapping[str, Any]) -> None:
+        ledger = self.machine.ledger
+        feed = _upkeep.note_session
+        self.scaffold.decide(None, "session", None, None, feed, ledger, reason, message, details)
 
 
 def assemble(

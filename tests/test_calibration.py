@@ -19,7 +19,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from autoheal_otel import AutoHealManager, Outcome, PolicyConfig, PolicyError, StepResult
 from autoheal_otel import semconv as sc
-from autoheal_otel._calibration import threshold_of
+from autoheal_otel._calibrator import threshold_of
 from autoheal_otel.analytics import AuditAnalytics
 from autoheal_otel.analytics.compaction import compact
 from autoheal_otel.analytics.replay import replay

@@ -27,7 +27,7 @@ from .._events import DecisionEvent
 from ..semconv import ATTR_METHOD, METRIC_MATCH_PRECISION, METRIC_MATCH_THRESHOLD
 
 if TYPE_CHECKING:
-    from .._calibration import Calibration
+    from .._calibrator import Calibration
     from .._manager import AutoHealManager
 
 __all__ = ["PrecisionTracker"]
