@@ -8,15 +8,15 @@ left out — a reader sees it as null, as it always did — except the keys ever
 
 Most lines of a busy log differ only in their time, sequence number and scores: a gate of
 workflow W, step S, in RUNNING under policy P is the same text every time. :class:`LineEncoder`
-caches that constant middle per combination of the fields that rarely change and writes only
-the varying fields per line, so the common line costs a dictionary lookup and a join instead
-of a full serialization. The cache is bounded (cleared when full). A line parses to exactly
+caches that constant middle per combination of the fields that rarely change (for a repeated
+event, under its :class:`~autoheal_otel._events.Template`) and serializes only the varying
+fields per line, so the common line costs a lookup and one small orjson call instead of a
+full serialization. The cache is bounded (cleared when full). A line parses to exactly
 :meth:`DecisionEvent.to_record` (a test holds the two equal); only the order of keys differs.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import orjson
@@ -28,24 +28,9 @@ __all__ = ["LineEncoder"]
 # The fields that vary from line to line; every other field is part of the cached template.
 _VARYING = ("confidence", "second_best", "duration_s", "trace_id", "span_id")
 _STRUCTURED = ("rule", "counts", "details")
-
-
-_NO_TRACE = b',"trace_id":null,"span_id":null'
-_OPTIONS = orjson.OPT_UTC_Z
-_dumps = orjson.dumps
-
-
-_FINITE = math.isfinite
-
-
-def _number(name: bytes, value: float) -> bytes:
-    # Not finite: JSON has no such number (orjson writes null).
-    return b',"%s":%s' % (name, dumps(value))
-
-
-def _text(value: str | None) -> bytes:
-    # Trace ids are hex: JSON strings as they stand.
-    return b'"%s"' % value.encode() if value else b"null"
+# Numbers, text, a datetime and None need no fallback: orjson alone, as dumps() would write them.
+_plain = orjson.dumps
+_PLAIN = orjson.OPT_UTC_Z
 
 
 class LineEncoder:
@@ -69,31 +54,26 @@ class LineEncoder:
                 middle = self._repeated[template] = self._middle(e)
         else:
             middle = self._middle_of(e)
-        line = b'{"ts":%s,"seq":%d%s' % (_dumps(e.ts, option=_OPTIONS), e.seq, middle)
-        # %r of a finite float is its shortest round-trip form, valid JSON as it stands.
-        value = e.confidence
-        if value is not None:
-            line += b',"confidence":%r' % value if _FINITE(value) else _number(b"confidence", value)
-        value = e.second_best
-        if value is not None:
-            line += (
-                b',"second_best":%r' % value if _FINITE(value) else _number(b"second_best", value)
-            )
-        value = e.duration_s
-        if value is not None:
-            line += b',"duration_s":%r' % value if _FINITE(value) else _number(b"duration_s", value)
-        trace_id = e.trace_id
-        if trace_id is None and e.span_id is None:
-            line += _NO_TRACE
-        else:
-            line += b',"trace_id":%s,"span_id":%s' % (_text(trace_id), _text(e.span_id))
+        # The varying fields in one orjson call (it writes a float's shortest round-trip form,
+        # and null for one JSON cannot hold); the cached middle goes before the closing brace.
+        head: dict[str, Any] = {"ts": e.ts, "seq": e.seq}
+        if e.confidence is not None:
+            head["confidence"] = e.confidence
+        if e.second_best is not None:
+            head["second_best"] = e.second_best
+        if e.duration_s is not None:
+            head["duration_s"] = e.duration_s
+        head["trace_id"] = e.trace_id or None
+        head["span_id"] = e.span_id or None
+        if e.rule is None and not e.counts and not e.details:
+            return _plain(head, option=_PLAIN)[:-1] + middle + b"}\n"
         if e.rule is not None:
-            line += b',"rule":' + dumps(e.rule.to_dict())
+            head["rule"] = e.rule.to_dict()
         if e.counts:
-            line += b',"counts":' + dumps(e.counts)
+            head["counts"] = e.counts
         if e.details:
-            line += b',"details":' + dumps(e.details)
-        return line + b"}\n"
+            head["details"] = e.details
+        return dumps(head)[:-1] + middle + b"}\n"
 
     def _middle_of(self, e: DecisionEvent) -> bytes:
         """Return the cached middle of an event built field by field (keyed on its fields)."""
