@@ -42,8 +42,8 @@ def test_kicked_compactor_compacts_closed_segments_only(tmp_path: Path, clock: F
         assert compactor.runs == 1 and compactor.errors == 0
         assert compactor.last_report is not None and len(compactor.last_report.compacted) == 1
         assert pending_segments(tmp_path) == []
-        assert live._audit is not None
-        assert list((tmp_path / "audit").glob("*.jsonl")) == [live._audit.path]
+        assert live.audit is not None
+        assert list((tmp_path / "audit").glob("*.jsonl")) == [live.audit.path]
         assert _summary(tmp_path)[0]["results"] == before[0]["results"] + 1
     finally:
         compactor.close()
@@ -64,13 +64,13 @@ def test_nothing_closed_means_no_run(tmp_path: Path) -> None:
 def test_manager_starts_and_stops_its_compactor(tmp_path: Path, clock: FakeClock) -> None:
     """A manager with a data directory runs one compactor and stops it at close; 0 turns it off."""
     manager = AutoHealManager(data_dir=tmp_path, clock=clock)
-    compactor = manager._compactor
+    compactor = manager._parts.compactor
     assert compactor is not None and compactor.interval == 300.0
     manager.close()
     assert not compactor._thread.is_alive()
     off = policy_with(audit={"compact_interval_seconds": 0})
     with AutoHealManager(data_dir=tmp_path, clock=clock, policy=off) as quiet:
-        assert quiet._compactor is None
+        assert quiet._parts.compactor is None
     assert start_compactor(tmp_path, off.audit, read_only=False) is None
     assert start_compactor(None, policy_with().audit, read_only=False) is None
     assert start_compactor(tmp_path, policy_with().audit, read_only=True) is None
