@@ -108,9 +108,7 @@ def observe(
     assert result.confidence is not None  # decided() says so
     details = result.details
     method = method_of(details) if details else DEFAULT_METHOD
-    cal = ledger.calibration
-    cal.add(method, result.confidence, ok)
-    if cal.settings.enabled:
+    if ledger.calibration.add(method, result.confidence, ok):
         _evaluate(ledger, method, now, ts, trace, events)
 
 

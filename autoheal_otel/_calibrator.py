@@ -106,6 +106,8 @@ class Calibrator:
         self.base = policy
         self.overrides: dict[str, Any] = {}
         self.settings = policy
+        #: ``settings.enabled``, read on every result.
+        self.enabled = policy.enabled
         self.samples: dict[str, deque[tuple[float, bool]]] = {}
         self.ordered: dict[str, list[tuple[float, bool]]] = {}
         self.correct: dict[str, int] = {}
@@ -119,6 +121,7 @@ class Calibrator:
         self.base = policy
         merged = policy.model_copy(update=self.overrides)
         self.settings = merged
+        self.enabled = merged.enabled
         for method in self.samples:
             self._resize(method, merged.window)
 
@@ -130,6 +133,7 @@ class Calibrator:
         """
         self.overrides = {}
         self.settings = self.base
+        self.enabled = self.base.enabled
         for method in self.samples:
             self._resize(method, self.base.window)
 
@@ -143,28 +147,30 @@ class Calibrator:
         self._stale.discard(method)
         self.correct[method] = sum(ok for _, ok in kept)
 
-    def add(self, method: str, confidence: float, ok: bool) -> None:
+    def add(self, method: str, confidence: float, ok: bool) -> bool:
         """Add one decided match to a method's window (evicting the oldest when full).
 
         While calibration is off, only the window is kept (an append); its sorted copy is
         rebuilt the first time a threshold is computed, so the default costs next to nothing.
+        Returns whether calibration is on (then the caller evaluates the threshold).
         """
         samples = self.samples.get(method)
         if samples is None:
             samples = self.samples[method] = deque(maxlen=self.settings.window)
             self.ordered[method] = []
             self.correct[method] = 0
-        full = len(samples) == samples.maxlen
-        gone = samples[0] if full else None
-        if not self.settings.enabled:
-            self._stale.add(method)
-        else:
+        gone = samples[0] if len(samples) == samples.maxlen else None
+        enabled = self.enabled
+        if enabled:
             ordered = self._ordered(method)
             if gone is not None:
                 del ordered[bisect_left(ordered, gone)]
             insort(ordered, (confidence, ok))
+        else:
+            self._stale.add(method)
         samples.append((confidence, ok))
         self.correct[method] += ok - gone[1] if gone is not None else ok
+        return enabled
 
     def _ordered(self, method: str) -> list[tuple[float, bool]]:
         """Return a method's window sorted, rebuilding it if samples came in while off."""
