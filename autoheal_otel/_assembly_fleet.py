@@ -29,7 +29,10 @@ def start_fleet(
     publisher: Publisher,
     carry_out: Callable[[Any], None] | None = None,
 ) -> FleetLink:
-    """Build the link, register it as a sink, start its threads (nothing here waits on Redis).
+    """Build the link and register it as a sink; :meth:`FleetLink.start` starts its threads.
+
+    The manager starts them after its session start is recorded: a replay resets the link at
+    each session start, so the link's first record (``fleet.connected``) must come after it.
 
     ``carry_out`` runs the restore a fleet rollback asks of this host (the facade's artifact
     keeper, which does nothing without a versioned store).
@@ -46,4 +49,4 @@ def start_fleet(
     machine, decide, lock, monotonic = parts
     link = FleetLink(machine, decide, lock, monotonic, policy, meter, carry_out)
     publisher.add(link)
-    return link.start()
+    return link

@@ -107,7 +107,7 @@ class AutoHealManager:
         self._threshold_provider: Callable[[], dict[str, float]] | None = None
         if store is not None:
             self.attach_store(store)
-        parts.start_session(versioned=store is not None)
+        parts.start(versioned=store is not None)
         # After the session start: what an integration turns on (calibration) is recorded
         # after the restart that replay mirrors at that record.
         for integration in integrations:

@@ -57,8 +57,12 @@ class Parts:
     #: What the warm restart rebuilt (per kind of figure), for the session's first record.
     restored: dict[str, int]
 
-    def start_session(self, versioned: bool) -> None:
-        """Record the session's start (writer, policy, what was restored) in the audit log."""
+    def start(self, versioned: bool) -> None:
+        """Record the session's start in the audit log, then start the fleet link's threads.
+
+        In this order: replay resets the fleet link at a session start, so the link's own
+        records (``fleet.connected``) must follow it, whatever the threads' timing.
+        """
         if self.audit is not None:  # session records exist for the audit log (and replay)
             details = {
                 "writer": self.writer,
@@ -67,6 +71,8 @@ class Parts:
                 "versioned": versioned,
             }
             self._note(Reason.SESSION_START, f"manager started (writer {self.writer})", details)
+        if self.fleet is not None:
+            self.fleet.start()
 
     def close(self) -> None:
         """Record the session's end, refuse later inputs, close the sinks, stop the threads."""
