@@ -63,11 +63,13 @@ class Publisher:
         """Hand every queued event to every sink, in order (call it after the lock)."""
         pending = self._pending
         with self._publish_lock:
-            if not pending:
+            n = len(pending)
+            if not n:
                 return
-            # popleft, never clear(): another thread may be appending right now
+            # popleft, never clear(): another thread may be appending right now. One event
+            # (a hook's usual decision) without the comprehension's frame.
             popleft = pending.popleft
-            batch = [popleft() for _ in range(len(pending))]
+            batch = [popleft()] if n == 1 else [popleft() for _ in range(n)]
             for sink, emit_many in self._routes:
                 if emit_many is not None:
                     try:
@@ -81,7 +83,7 @@ class Publisher:
                         emit(event)
                     except Exception:  # a sink must never break the executor's hook
                         self._count_error(sink, "emit")
-            self.published += len(batch)
+            self.published += n
 
     def flush(self) -> None:
         """Drain, then flush every sink."""

@@ -133,7 +133,7 @@ class JsonlAuditSink:
         ):
             self._held.append(encode(first))
             return
-        lines = [encode(e) for e in events]
+        lines = [encode(first)] if len(events) == 1 else [encode(e) for e in events]
         if self._held:
             lines[:0] = self._held
             self._held = []
