@@ -19,10 +19,10 @@ if TYPE_CHECKING:
     from ._machine import Machine
     from .fleet import FleetLink
 
-__all__ = ["start_fleet"]
+__all__ = ["build_fleet"]
 
 
-def start_fleet(
+def build_fleet(
     policy: FleetPolicy,
     parts: tuple[Machine, Callable[..., Any], threading.Lock, Callable[[], float]],
     meter: Any,

@@ -35,7 +35,9 @@ class SystemClock:
 
     # Bound directly to the C functions: the hot path reads both clocks on every hook.
     monotonic = staticmethod(time.monotonic)
-    now = staticmethod(partial(datetime.now, UTC))
+    _now = partial(datetime.now, UTC)
+    _now.__doc__ = "Return the current time in UTC (``datetime.now(UTC)``)."
+    now = staticmethod(_now)
 
     def __repr__(self) -> str:
         return "SystemClock()"

@@ -9,6 +9,7 @@ Invariants:
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -117,9 +118,9 @@ class DecisionEvent:
     span_id: str | None = None
     counts: Mapping[str, int] = field(default_factory=dict)
     details: Mapping[str, Any] = field(default_factory=dict)
-    #: The :class:`Template` the event repeats (None: built field by field). Not a field of
-    #: the record: sinks may use it as a cache key for what every repetition shares.
-    template: ClassVar[Template | None] = None
+    #: The id of the :class:`Template` the event repeats (None: built field by field). Not a
+    #: field of the record: a sink may cache under it what every repetition shares.
+    template_id: ClassVar[int | None] = None
 
     @property
     def is_transition(self) -> bool:
@@ -191,22 +192,26 @@ class Template:
 
     Built from the first event of its kind (:meth:`of`), so a repetition carries exactly the
     fields the field-by-field path would give it; valid while ``key`` (what those fields
-    depend on, such as the policy and artifact versions) is unchanged. Compared by identity:
-    a sink caches what it derives from a template (the JSONL sink: the line's constant middle)
-    under the template itself.
+    depend on, such as the policy and artifact versions) is unchanged. Each template has an
+    ``id`` unique in the process, which its repetitions carry as ``template_id``: a sink caches
+    what it derives from a template (the JSONL sink: the line's constant middle) under it.
     """
 
-    __slots__ = ("fields", "key")
+    __slots__ = ("fields", "id", "key")
 
     def __init__(self, key: tuple[Any, ...], fields: dict[str, Any]) -> None:
         self.key = key
-        self.fields = fields
+        self.id = next(_TEMPLATE_IDS)
+        # The repetitions' attributes: the fields, and the id as a plain (JSON-ready) number.
+        self.fields = {**fields, "template_id": self.id}
 
     @classmethod
     def of(cls, event: DecisionEvent, key: tuple[Any, ...]) -> Template:
         """Return the template of ``event``: its fields but the :data:`REPEATED` ones."""
-        fields = {k: v for k, v in event.__dict__.items() if k not in REPEATED and k != "template"}
-        return cls(key, fields)
+        return cls(key, {k: v for k, v in event.__dict__.items() if k not in REPEATED})
+
+
+_TEMPLATE_IDS = itertools.count(1)
 
 
 def record_fields(event: DecisionEvent) -> dict[str, Any]:

@@ -108,7 +108,6 @@ class Ledger:
         fields["seq"] = self.seq
         fields["ts"] = ts
         fields["trace_id"], fields["span_id"] = trace
-        fields["template"] = template
         if result is not None:
             fields["confidence"] = result.confidence
             fields["second_best"] = result.second_best

@@ -88,20 +88,24 @@ class Publisher:
     def flush(self) -> None:
         """Drain, then flush every sink."""
         self.drain()
-        for sink in self.sinks:
-            try:
-                sink.flush()
-            except Exception:  # contained like emit
-                self._count_error(sink, "flush")
+        # Under the publish lock: a sink never flushes while another thread's drain writes to
+        # it (the JSONL sink's held gates and retry buffer are touched by both).
+        with self._publish_lock:
+            for sink in self.sinks:
+                try:
+                    sink.flush()
+                except Exception:  # contained like emit
+                    self._count_error(sink, "flush")
 
     def close(self) -> None:
         """Drain, then close every sink."""
         self.drain()
-        for sink in self.sinks:
-            try:
-                sink.close()
-            except Exception:  # contained like emit
-                self._count_error(sink, "close")
+        with self._publish_lock:  # as in flush()
+            for sink in self.sinks:
+                try:
+                    sink.close()
+                except Exception:  # contained like emit
+                    self._count_error(sink, "close")
 
     def _count_error(self, sink: EventSink, operation: str) -> None:
         name = type(sink).__name__

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from . import _upkeep
 from ._artifacts import ArtifactKeeper
 from ._assembly import Telemetry, open_data_dir, resolve_policy
-from ._assembly_fleet import start_fleet
+from ._assembly_fleet import build_fleet
 from ._clock import Clock, SystemClock
 from ._compactor import AutoCompactor, start_compactor
 from ._events import EventSink
@@ -155,7 +155,7 @@ def assemble(
     fleet = None
     if config.fleet.enabled and not read_only:
         link_parts = (machine, decide, lock, monotonic)
-        fleet = start_fleet(
+        fleet = build_fleet(
             config.fleet, link_parts, telemetry.meter, publisher, artifacts.carry_out
         )
     return Parts(

@@ -71,3 +71,42 @@ def test_threads_tripping_breakers_concurrently_quarantine_once() -> None:
     quarantines = [e for e in sink.transitions if e.state is ExecutionState.QUARANTINED]
     assert len(quarantines) == 1
     assert manager.get_mode("w") is ExecutionState.QUARANTINED
+
+
+def test_flushing_while_threads_decide_writes_every_line_once(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """flush() from one thread while others decide: no audit line lost or written twice."""
+    import collections
+
+    import orjson
+
+    manager = AutoHealManager(data_dir=tmp_path)
+    stop = threading.Event()
+    ok = StepResult(outcome=Outcome.SUCCESS)
+
+    def hooks(k: int) -> None:
+        for _ in range(10000):
+            manager.should_execute_step(f"w{k}", "s")
+            manager.on_step_result(f"w{k}", "s", ok)
+
+    def flusher() -> None:
+        while not stop.is_set():
+            manager.flush()
+
+    threads = [threading.Thread(target=hooks, args=(k,)) for k in range(3)]
+    flushing = threading.Thread(target=flusher)
+    flushing.start()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    stop.set()
+    flushing.join()
+    manager.close()
+    seqs = [
+        orjson.loads(line)["seq"]
+        for path in sorted((tmp_path / "audit").glob("*.jsonl"))
+        for line in path.read_bytes().splitlines()
+    ]
+    doubled = [s for s, n in collections.Counter(seqs).items() if n > 1]
+    assert doubled == [] and sorted(seqs) == list(range(1, max(seqs) + 1))
+    assert len(seqs) >= 3 * 10000 * 2

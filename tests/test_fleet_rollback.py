@@ -205,6 +205,7 @@ def test_a_gate_with_the_fleet_on_runs_no_fleet_redis_or_socket_code(
 ) -> None:
     """Profiled, a fleet host's gate calls what a host without the fleet calls, plus the link's sink (a kind check): no redis, socket or lock of the link."""
     import cProfile
+    import gc
     import pstats
 
     from autoheal_otel import AutoHealManager
@@ -215,11 +216,17 @@ def test_a_gate_with_the_fleet_on_runs_no_fleet_redis_or_socket_code(
         manager = AutoHealManager(policy, data_dir=data_dir)
         try:
             assert manager.fleet is None or wait_until(lambda: manager.fleet.connected)  # type: ignore[union-attr]
+            # Earlier tests' garbage (redis clients, ...) must not finalize inside the profile.
+            gc.collect()
+            gc.disable()
             profile = cProfile.Profile()
             profile.enable()
-            for i in range(200):
-                manager.should_execute_step(f"wf{i % 20}", "step")
-            profile.disable()
+            try:
+                for i in range(200):
+                    manager.should_execute_step(f"wf{i % 20}", "step")
+            finally:
+                profile.disable()
+                gc.enable()
         finally:
             manager.close()
         stats: dict[tuple[str, int, str], Any] = pstats.Stats(profile).stats  # type: ignore[attr-defined]

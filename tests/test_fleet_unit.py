@@ -79,8 +79,8 @@ def test_only_the_probe_lease_holder_admits_a_probe_while_the_fleet_decides() ->
     """A quarantined workflow admits its probe only after this host won the fleet's lease, and only once."""
     m = _machine()
     ledger = m.ledger
-    ledger.policy = PolicyConfig.from_dict(
-        {"quarantine": {"probe_enabled": True, "probe_cooldown_seconds": 1}}
+    ledger.set_policy(
+        PolicyConfig.from_dict({"quarantine": {"probe_enabled": True, "probe_cooldown_seconds": 1}})
     )
     link(ledger, True, Reason.FLEET_CONNECTED, ["workflow"], {}, 0.0, None, (None, None), None)
     apply(ledger, QUARANTINE, 0.0, None, (None, None), None)

@@ -81,14 +81,14 @@ def test_repeated_events_equal_events_built_field_by_field(script: list[tuple[An
     """Same inputs, same records, whether or not the machine reuses its templates."""
     reused, built = _run(script, reuse=True), _run(script, reuse=False)
     assert [e.to_record() for e in reused] == [e.to_record() for e in built]
-    assert all(e.template is None for e in built)
+    assert all(e.template_id is None for e in built)
 
 
 def test_clean_steps_repeat_their_template() -> None:
     """The second clean gate and result of a step are repetitions; others are not."""
     script: list[tuple[Any, ...]] = [("gate", "a", "x"), ("result", "a", "x", 0)] * 2
     events = _run([*script, ("result", "a", "x", 4)], reuse=True)
-    assert [e.template is not None for e in events] == [False, False, True, True, False]
+    assert [e.template_id is not None for e in events] == [False, False, True, True, False]
     assert events[2].seq == 3 and events[2].trace_id == f"{2:032x}"
     assert events[3].confidence == 0.93 and events[3].second_best == 0.4
 
@@ -109,3 +109,22 @@ def test_a_new_artifact_version_or_policy_makes_a_new_template() -> None:
     gates = [e for e in events if e.kind == "gate"]
     assert [g.artifact_version for g in gates] == [None, None, "v2", "v2"]
     assert gates[3].policy_version == POLICIES[1].version != gates[2].policy_version
+
+
+def test_a_repeated_event_reads_and_serializes_like_any_other() -> None:
+    """Sinks that serialize an event, or copy it with replace(), see a plain decision event."""
+    import dataclasses
+
+    import orjson
+
+    from autoheal_otel.sinks._lines import LineEncoder
+
+    events = _run([("gate", "a", "x"), ("gate", "a", "x")], reuse=True)
+    repeated = events[1]
+    assert repeated.template_id is not None
+    assert orjson.loads(orjson.dumps(repeated))["seq"] == 2
+    encoder = LineEncoder()
+    assert orjson.loads(encoder.encode(repeated)) == repeated.to_record()
+    copied = dataclasses.replace(repeated, workflow_id="other", seq=9)
+    assert orjson.loads(encoder.encode(copied)) == copied.to_record()
+    assert copied.to_record()["workflow_id"] == "other"

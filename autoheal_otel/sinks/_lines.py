@@ -9,10 +9,11 @@ left out — a reader sees it as null, as it always did — except the keys ever
 Most lines of a busy log differ only in their time, sequence number and scores: a gate of
 workflow W, step S, in RUNNING under policy P is the same text every time. :class:`LineEncoder`
 caches that constant middle per combination of the fields that rarely change (for a repeated
-event, under its :class:`~autoheal_otel._events.Template`) and serializes only the varying
+event, under its template's id) and serializes only the varying
 fields per line, so the common line costs a lookup and one small orjson call instead of a
-full serialization. The cache is bounded (cleared when full). A line parses to exactly
-:meth:`DecisionEvent.to_record` (a test holds the two equal); only the order of keys differs.
+full serialization. Both caches are bounded (each cleared when full). A line parses to
+exactly :meth:`DecisionEvent.to_record` (a test holds the two equal); only the order of keys
+differs.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from .._events import DecisionEvent, Template, dumps, record_fields
+from .._events import DecisionEvent, dumps, record_fields
 
 __all__ = ["LineEncoder"]
 
@@ -38,14 +39,14 @@ class LineEncoder:
 
     def __init__(self, max_templates: int = 4096) -> None:
         self._templates: dict[tuple[Any, ...], bytes] = {}
-        # The middles of repeated events, under their Template (compared by identity).
-        self._repeated: dict[Template, bytes] = {}
+        # The middles of repeated events, under their template's id.
+        self._repeated: dict[int, bytes] = {}
         self._max = max_templates
 
     def encode(self, event: DecisionEvent) -> bytes:
         """Return the event's line, newline included."""
         e = event
-        template = e.template
+        template = e.template_id
         if template is not None:
             middle = self._repeated.get(template)
             if middle is None:
