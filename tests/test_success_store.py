@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -100,9 +100,8 @@ def result(seq: int, seconds: float = 0.0, **fields: Any) -> DecisionEvent:
         "artifact_version": "v1",
         **fields,
     }
-    return DecisionEvent(
-        ts=T0 + timedelta(seconds=seconds), seq=seq, kind=EventKind.RESULT, **values
-    )
+    values.setdefault("ts", T0 + timedelta(seconds=seconds))
+    return DecisionEvent(seq=seq, kind=EventKind.RESULT, **values)
 
 
 def stored(data_dir: Path) -> int:
@@ -132,7 +131,8 @@ def test_batches_are_bounded_by_size_and_by_event_time(tmp_path: Path) -> None:
 
 def test_emit_many_stores_what_the_rule_admits_as_before(tmp_path: Path) -> None:
     """One drain's events at once: gates and refused results leave no row; a row holds the
-    event's fields, its time in isoformat and its details as JSON ('{}' when empty)."""
+    event's fields (NULL where missing), its time in isoformat ("" without one) and its details
+    as JSON ('{}' when empty)."""
     store = SuccessStore(tmp_path, "w1")
     gate = DecisionEvent(ts=T0, seq=1, kind=EventKind.GATE, workflow_id="w", allowed=True)
     when = datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC)
@@ -146,6 +146,8 @@ def test_emit_many_stores_what_the_rule_admits_as_before(tmp_path: Path) -> None
             result(6, learning=False),
             result(7, outcome=Outcome.ERROR),
             result(8, 1.0, details={"why": "x", "at": when, "n": [1, 2]}),
+            result(9, ts=datetime(2026, 1, 1, 2, tzinfo=timezone(timedelta(hours=2)))),
+            result(10, ts=None, confidence=None, policy_version=None, artifact_version="0"),
         ]
     )
     store.close()
@@ -159,6 +161,8 @@ def test_emit_many_stores_what_the_rule_admits_as_before(tmp_path: Path) -> None
          "ab" * 16, "{}"),
         ("w1", 8, (T0 + timedelta(seconds=1)).isoformat(), "w", "s", 0.9, None, None, "", "v1",
          None, orjson.dumps({"why": "x", "at": when, "n": [1, 2]}, default=str).decode()),
+        ("w1", 9, "2026-01-01T02:00:00+02:00", "w", "s", 0.9, None, None, "", "v1", None, "{}"),
+        ("w1", 10, "", "w", "s", None, None, None, None, "0", None, "{}"),
     ]  # fmt: skip
 
 

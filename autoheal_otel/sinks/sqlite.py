@@ -35,7 +35,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +109,11 @@ _RATES = (
     " FROM success_rollup WHERE workflow_id = ? GROUP BY artifact_version"
 )
 
+#: Bound for a missing value: SQLite stores a NaN as NULL, and the sqlite3 module binds a
+#: float ten times faster than None (for None it looks for an adapter, raising and catching
+#: two AttributeErrors on the way).
+_NULL = float("nan")
+
 _RESULT = EventKind.RESULT
 _SUCCESS = Outcome.SUCCESS
 _RUNNING = ExecutionState.RUNNING
@@ -124,6 +129,15 @@ def stores_success(event: DecisionEvent) -> bool:
         and event.state is _RUNNING
         and event.learning is True
     )
+
+
+def _iso(ts: datetime | None) -> str:
+    """Return ``ts.isoformat()`` ("" for no time)."""
+    if ts is None:
+        return ""
+    if ts.tzinfo is UTC:  # orjson writes a UTC time as isoformat does, in a fifth of the time
+        return orjson.dumps(ts)[1:-1].decode()
+    return ts.isoformat()
 
 
 #: Seconds a connection waits for another process's lock (SQLite waits inside its busy
@@ -220,22 +234,25 @@ class SuccessStore:
                 continue
             ts = event.ts
             details = event.details
+            conf, second, duration = event.confidence, event.second_best, event.duration_s
+            policy, version, trace = event.policy_version, event.artifact_version, event.trace_id
+            row = (
+                self.writer,
+                event.seq,
+                _iso(ts),
+                event.workflow_id,
+                event.step_id,
+                _NULL if conf is None else conf,
+                _NULL if second is None else second,
+                _NULL if duration is None else duration,
+                _NULL if policy is None else policy,
+                _NULL if version is None else version,
+                _NULL if trace is None else trace,
+                orjson.dumps(details, default=str).decode() if details else "{}",
+            )
             with self._lock:
                 values = self._values
-                values += (
-                    self.writer,
-                    event.seq,
-                    ts.isoformat() if ts else "",
-                    event.workflow_id,
-                    event.step_id,
-                    event.confidence,
-                    event.second_best,
-                    event.duration_s,
-                    event.policy_version,
-                    event.artifact_version,
-                    event.trace_id,
-                    orjson.dumps(details, default=str).decode() if details else "{}",
-                )
+                values += row
                 due = self._due
                 if due is None:
                     self._due = ts + self._span if ts else None
