@@ -97,6 +97,7 @@ _INSERT = f"INSERT OR IGNORE INTO successes ({_COLUMNS}) VALUES {_PLACEHOLDERS}"
 _MARK = "(SELECT coalesce(max(last_id), 0) FROM success_rollup_mark)"
 _FOLD = (
     "INSERT INTO success_rollup"
+    " (workflow_id, artifact_version, successes, confidences, confidence_sum)"
     " SELECT workflow_id, artifact_version, count(*), count(confidence), total(confidence)"
     f" FROM successes WHERE id > {_MARK} GROUP BY workflow_id, artifact_version"
 )
@@ -110,8 +111,7 @@ _RATES = (
 )
 
 #: Bound for a missing value: SQLite stores a NaN as NULL, and the sqlite3 module binds a
-#: float ten times faster than None (for None it looks for an adapter, raising and catching
-#: two AttributeErrors on the way).
+#: float ten times faster than None (for None it first looks for an adapter, and finds none).
 _NULL = float("nan")
 
 _RESULT = EventKind.RESULT
