@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from datetime import timedelta
 from pathlib import Path
@@ -10,6 +11,7 @@ import pytest
 
 from autoheal_otel import AutoHealManager, Outcome, StepResult
 from autoheal_otel.analytics import AuditAnalytics, load_query, ts_param
+from autoheal_otel.analytics._view import read_manifest, sources
 from autoheal_otel.analytics.compaction import compact
 from autoheal_otel.testing import FakeClock
 
@@ -92,3 +94,64 @@ def test_calibration_lookback_keeps_every_method_window(tmp_path: Path, clock: F
             assert {r[0] for r in scoped} == {"faiss", "ocr"}
             if window == 5:
                 assert since.year > 1970  # a short window does not read the whole log
+
+
+def test_a_later_run_keeps_the_rollups_of_earlier_outputs(tmp_path: Path, clock: FakeClock) -> None:
+    """A second compaction does not take an earlier output's rollups for orphans."""
+    folder = tmp_path / "audit" / "compacted"
+    _log(tmp_path, clock, 40, seed=6)
+    compact(tmp_path)
+    _log(tmp_path, clock, 40, seed=7)
+    report = compact(tmp_path)
+    outputs = read_manifest(folder)
+    assert len(outputs) == 2
+    assert (report.cleaned, report.repaired) == ([], [])
+    for output in outputs:
+        assert output.rollup and output.hourly
+        assert (folder / output.rollup).exists() and (folder / output.hourly).exists()
+    assert sources(tmp_path).hourly_complete
+
+
+@pytest.mark.parametrize("older", [False, True])
+def test_an_output_without_its_rollups_is_rewritten_with_them(
+    tmp_path: Path, clock: FakeClock, older: bool
+) -> None:
+    """An output missing its rollup files (deleted, or compacted before they existed) is
+    rewritten by the next run, with the same records: every query answers the same."""
+    folder = tmp_path / "audit" / "compacted"
+    _log(tmp_path, clock, 60, seed=8)
+    compact(tmp_path)
+    (damaged,) = read_manifest(folder)
+    assert damaged.hourly and damaged.rollup
+    (folder / damaged.hourly).unlink()
+    if older:  # a manifest line from before the rollups: it names none
+        (folder / damaged.rollup).unlink()
+        line = json.loads((folder / "manifest.jsonl").read_text())
+        del line["rollup"], line["hourly"]
+        (folder / "manifest.jsonl").write_text(json.dumps(line) + "\n")
+    _log(tmp_path, clock, 30, seed=9)  # a later segment, compacted by the same run
+    assert not sources(tmp_path).hourly_complete
+    as_of = ts_param(clock.now())
+    queries = {
+        "success_rate_drop": {
+            "as_of": as_of,
+            "recent_seconds": 7200,
+            "baseline_seconds": 20_000,
+            "min_executions": 10,
+            "drop_points": 20,
+        },
+        "calibration_horizon": {"as_of": as_of, "window": 10},
+        "version_outcomes": {"workflow_id": "*"},
+        "summary": {},
+    }
+    with AuditAnalytics(tmp_path) as db:
+        before = {name: db.query(name, **params) for name, params in queries.items()}
+    report = compact(tmp_path)
+    assert report.repaired == [damaged.id]
+    (repaired,) = [o for o in read_manifest(folder) if o.replaces]
+    assert (repaired.replaces, repaired.segments) == ((damaged.id,), damaged.segments)
+    assert sources(tmp_path).hourly_complete
+    assert not any(name.startswith(damaged.id) for name in (p.name for p in folder.iterdir()))
+    with AuditAnalytics(tmp_path) as db:
+        assert {name: db.query(name, **params) for name, params in queries.items()} == before
+    assert any(r["baseline_executions"] for r in before["success_rate_drop"])

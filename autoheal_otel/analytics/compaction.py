@@ -14,6 +14,8 @@ low. Invariants:
   deletes; a crash after it leaves segments or replaced files that readers ignore (the
   manifest says where their records are) and the next run deletes;
 - torn or foreign lines are not copied; their count is reported per run;
+- every output carries its rollups: a run rewrites an output whose rollup files are missing
+  (one compacted before they existed), through the same manifest steps as a merge;
 - one run at a time per data directory: a run holds an exclusive ``flock`` on
   ``compacted/compaction.lock`` (processes sharing a directory, and a manager's background
   compaction next to ``autoheal compact``, take turns instead of compacting a segment twice).
@@ -65,6 +67,8 @@ class CompactionReport:
     compacted: list[str] = field(default_factory=list)
     skipped_live: list[str] = field(default_factory=list)
     merged: list[str] = field(default_factory=list)
+    #: Outputs rewritten because rollup files they should carry were missing.
+    repaired: list[str] = field(default_factory=list)
     rows: int = 0
     bad_lines: int = 0
     bytes_in: int = 0
@@ -150,6 +154,7 @@ def _compact_locked(
             if progress is not None:
                 progress(len(segments), len(segments))
         _merge_small(con, folder, report)
+        _repair_rollups(con, folder, report)
     finally:
         con.close()
     return report
@@ -223,24 +228,36 @@ def _merge_small(con: Any, folder: Path, report: CompactionReport) -> None:
     small = [o for o in read_manifest(folder) if o.rows < SMALL_OUTPUT_ROWS]
     if len(small) < MERGE_AT:
         return
-    files = [folder / name for o in small for name in (o.results, o.events)]
-    stale = files + [folder / n for o in small for n in (o.rollup, o.hourly) if n]
+    _rewrite(con, folder, small)
+    report.merged = [o.id for o in small]
+
+
+def _repair_rollups(con: Any, folder: Path, report: CompactionReport) -> None:
+    """Rewrite each output whose rollup files are missing (written before they existed, or
+    deleted as orphans by a run that did not know them): readers of a directory with such an
+    output roll the whole log up from its rows on every query."""
+    for output in read_manifest(folder):
+        if not all(name and (folder / name).exists() for name in (output.rollup, output.hourly)):
+            _rewrite(con, folder, [output])
+            report.repaired.append(output.id)
+
+
+def _rewrite(con: Any, folder: Path, outputs: list[CompactedOutput]) -> None:
+    """Write the records of ``outputs`` as one new output that replaces them."""
+    files = [folder / name for o in outputs for name in (o.results, o.events)]
     listing = "[" + ", ".join(_quote(p) for p in files) + "]"
     con.execute(f"CREATE OR REPLACE TABLE merged AS SELECT * FROM read_parquet({listing})")
-    segments = [s for o in small for s in o.segments]
-    _write_output(con, folder, "merged", segments, tuple(o.id for o in small))
+    segments = [s for o in outputs for s in o.segments]
+    _write_output(con, folder, "merged", segments, tuple(o.id for o in outputs))
     con.execute("DROP TABLE merged")
-    for path in stale:
+    for path in [folder / name for o in outputs for name in _files_of(o) if name]:
         path.unlink(missing_ok=True)
-    report.merged = [o.id for o in small]
 
 
 def _clean(folder: Path, audit: Path, report: CompactionReport) -> None:
     """Delete what a crashed run left: orphan files, compacted segments, replaced outputs."""
     outputs = read_manifest(folder)
-    named = {MANIFEST, LOCK} | {
-        name for o in outputs for name in (o.results, o.events, o.rollup) if name
-    }
+    named = {MANIFEST, LOCK} | {name for o in outputs for name in _files_of(o) if name}
     for path in folder.iterdir():
         if path.name not in named:
             path.unlink(missing_ok=True)
@@ -250,6 +267,11 @@ def _clean(folder: Path, audit: Path, report: CompactionReport) -> None:
         if path.stem in done:
             path.unlink(missing_ok=True)
             report.cleaned.append(path.name)
+
+
+def _files_of(output: CompactedOutput) -> tuple[str | None, ...]:
+    """Every file an output's manifest line names (all of them are kept by ``_clean``)."""
+    return (output.results, output.events, output.rollup, output.hourly)
 
 
 def _quote(path: Path) -> str:
