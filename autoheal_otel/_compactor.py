@@ -10,14 +10,19 @@ looks for closed segments — rotated away by this process, or left by a stopped
 - a crash during it loses or doubles nothing: the manifest is the commit record (see
   ``analytics.compaction``), and the next run cleans up after it;
 - a failure (a full disk, a read-only directory) is logged and counted, never raised; the
-  next run starts over.
+  next run starts over;
+- :meth:`AutoCompactor.close` does not wait for a long run: it interrupts the run's DuckDB
+  statement (or stops it before its first one), which is as safe as a crash; the next run,
+  in this process or another, compacts those segments.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from pathlib import Path
+from typing import Any
 
 from ._policy_sections import AuditPolicy
 from .analytics.compaction import CompactionReport, pending_segments
@@ -47,6 +52,9 @@ class AutoCompactor:
         self._idle = threading.Event()
         self._idle.set()
         self._closing = False
+        # The running compaction's DuckDB connection (None between runs), for close().
+        self._running: Any = None
+        self._running_lock = threading.Lock()
         self._thread = threading.Thread(target=self._loop, name="autoheal-compaction", daemon=True)
         self._thread.start()
 
@@ -65,10 +73,20 @@ class AutoCompactor:
 
         if not pending_segments(self.data_dir):
             return None
-        report = compact(self.data_dir)
+        try:
+            report = compact(self.data_dir, connected=self._connected)
+        finally:
+            with self._running_lock:
+                self._running = None
         self.runs += 1
         self.last_report = report
         return report
+
+    def _connected(self, con: Any) -> None:
+        with self._running_lock:
+            if self._closing:  # closed while this run was starting: stop before any statement
+                raise CompactionStopped
+            self._running = con
 
     def _loop(self) -> None:
         timeout = self.interval if self.interval > 0 else None
@@ -81,17 +99,29 @@ class AutoCompactor:
             try:
                 self.run_once()
             except Exception:  # compaction must never break the manager
+                if self._closing:  # stopped by close(): not a failure
+                    return
                 self.errors += 1
                 _log.exception("autoheal could not compact the audit log")
             if not self._wake.is_set():
                 self._idle.set()
 
     def close(self, timeout: float = 30.0) -> None:
-        """Stop the thread (a run under way finishes first, up to ``timeout`` seconds)."""
-        self._closing = True
+        """Stop the thread: a run under way is interrupted (see the invariants)."""
+        with self._running_lock:
+            self._closing = True
+            running = self._running
         self._wake.set()
+        if running is not None:
+            # The run may have closed its connection meanwhile: then it is done anyway.
+            with contextlib.suppress(Exception):
+                running.interrupt()
         self._thread.join(timeout)
         self._idle.set()
+
+
+class CompactionStopped(Exception):
+    """A compaction stopped by :meth:`AutoCompactor.close` before its first statement."""
 
 
 def start_compactor(

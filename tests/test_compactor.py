@@ -117,3 +117,29 @@ def test_runs_take_turns_on_the_lock(tmp_path: Path, clock: FakeClock) -> None:
     assert compact(tmp_path).compacted == []
     assert _summary(tmp_path) == before
     assert (folder / LOCK).exists()
+
+
+def test_close_stops_a_starting_run_without_waiting_and_loses_nothing(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """close() during a run stops it (no error counted); a later run compacts everything."""
+    _fill(tmp_path, clock)
+    before, pending = _summary(tmp_path), pending_segments(tmp_path)
+    started = threading.Event()
+
+    class Held(AutoCompactor):
+        def _connected(self, con: object) -> None:
+            started.set()
+            self._wake.wait(30)  # close() sets it, after it marked the compactor closing
+            super()._connected(con)
+
+    compactor = Held(tmp_path, 0)
+    compactor.kick()
+    assert started.wait(30)
+    compactor.close()
+    assert not compactor._thread.is_alive()
+    assert (compactor.runs, compactor.errors) == (0, 0)
+    assert pending_segments(tmp_path) == pending
+    report = compact(tmp_path)
+    assert report.compacted == [p.name for p in pending]
+    assert _summary(tmp_path) == before

@@ -77,9 +77,15 @@ class CompactionReport:
 
 
 def compact(
-    data_dir: str | Path, progress: Callable[[int, int], None] | None = None
+    data_dir: str | Path,
+    progress: Callable[[int, int], None] | None = None,
+    connected: Callable[[Any], None] | None = None,
 ) -> CompactionReport:
     """Compact every closed segment of ``data_dir``'s audit log, then merge small outputs.
+
+    ``connected`` receives the run's DuckDB connection as soon as it is open (before any
+    statement), so another thread can ``interrupt()`` the run: it then stops at its current
+    statement with ``duckdb.InterruptException``, and the invariants above hold as for a crash.
 
     Raises:
         InvalidInputError: ``data_dir`` cannot be written (read-only, full): nothing was
@@ -88,7 +94,7 @@ def compact(
     import duckdb
 
     try:
-        return _compact(data_dir, progress)
+        return _compact(data_dir, progress, connected)
     except (OSError, duckdb.IOException) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise InvalidInputError(
@@ -103,19 +109,25 @@ def pending_segments(data_dir: str | Path) -> list[Path]:
     return [p for p in segment_paths(audit) if p.stem not in done and not is_segment_live(p)]
 
 
-def _compact(data_dir: str | Path, progress: Callable[[int, int], None] | None) -> CompactionReport:
+def _compact(
+    data_dir: str | Path,
+    progress: Callable[[int, int], None] | None,
+    connected: Callable[[Any], None] | None,
+) -> CompactionReport:
     folder = Path(data_dir) / AUDIT_DIR / COMPACTED_DIR
     folder.mkdir(parents=True, exist_ok=True)
     fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)  # one run at a time (see the invariants)
-        return _compact_locked(data_dir, progress)
+        return _compact_locked(data_dir, progress, connected)
     finally:
         os.close(fd)  # releases the lock
 
 
 def _compact_locked(
-    data_dir: str | Path, progress: Callable[[int, int], None] | None
+    data_dir: str | Path,
+    progress: Callable[[int, int], None] | None,
+    connected: Callable[[Any], None] | None,
 ) -> CompactionReport:
     import duckdb
 
@@ -135,6 +147,8 @@ def _compact_locked(
     con = duckdb.connect(":memory:")
     quiet(con)  # it may run on a manager's thread
     try:
+        if connected is not None:
+            connected(con)
         if segments:
             if progress is not None:
                 progress(0, len(segments))
