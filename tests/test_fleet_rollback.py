@@ -158,7 +158,7 @@ def test_a_regression_on_one_host_rolls_back_every_hosts_store(fleet: list[Host]
 def test_an_operator_fleet_rollback_from_the_cli_reaches_every_host(
     fleet: list[Host], redis_server: Any
 ) -> None:
-    """`autoheal force W rollback --fleet` restores the known-good set on every host with a store."""
+    """`autoheal force W rollback --fleet` restores the known-good set on every host with a store; every log replays."""
     for host in fleet[:3]:
         host.ask("result", "billing", "open", "success")
         host.ask("snapshot", "v3", False)
@@ -185,19 +185,17 @@ def test_an_operator_fleet_rollback_from_the_cli_reaches_every_host(
         assert host.ask("wait_mode", "billing", "degraded", 10.0)
         assert host.ask("model") == ["v1", "s000001"]
         assert ("running", "rollback", "fleet") in _fleet_transitions(host.data_dir, "billing")
-
-
-def test_replay_reproduces_every_hosts_decisions_after_fleet_rollbacks(
-    fleet: list[Host],
-) -> None:
-    """Each host's log, fleet rollbacks and restores included, replays to the same decisions."""
+    # Each host's log, fleet rollbacks and restores included, replays to the same decisions
+    # (this one's, and those of the module's earlier tests when they ran before it).
     for host in fleet:
         assert host.ask("sync", 10.0)
         host.ask("gate", "invoice", "open")
     for host in fleet:
         report = replay(host.data_dir)
         assert report.matches, report.mismatches
-    assert replay(fleet[1].data_dir).recorded["rollback"] == 2
+    logged = [t for wf in ("invoice", "billing") for t in _fleet_transitions(fleet[1].data_dir, wf)]
+    rollbacks = sum(1 for _, state, _ in logged if state == "rollback")
+    assert rollbacks >= 1 and replay(fleet[1].data_dir).recorded["rollback"] == rollbacks
 
 
 def test_a_gate_with_the_fleet_on_runs_no_fleet_redis_or_socket_code(
