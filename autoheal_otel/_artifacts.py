@@ -14,6 +14,8 @@ from collections.abc import Callable
 from typing import Any
 
 from . import _upkeep
+from ._assembly import check_text
+from ._errors import InvalidInputError
 from ._machine import Action, Machine, MarkKnownGood, Restore
 from .semconv import SPAN_ROLLBACK, Reason
 from .versioning import VersionedStore
@@ -65,8 +67,17 @@ class ArtifactKeeper:
         if current is not None:
             self.activate(None, current.label, "store attached", "autoheal")
 
+    def require_store(self, name: str, value: Any, purpose: str) -> VersionedStore:
+        """Return the attached store, or raise InvalidInputError naming ``name`` and ``value``."""
+        if self.store is None:
+            raise InvalidInputError(
+                name, value, f"needs a versioned store (attach_store) {purpose}"
+            )
+        return self.store
+
     def activate(self, workflow_id: str | None, version: str, reason: str, actor: str) -> None:
         """Record that ``version`` became active for one workflow (None: every workflow)."""
+        check_text(version=version, reason=reason)
         self._decide(
             None,
             "activate",

@@ -205,6 +205,10 @@ class Calibrator:
             since=self.since.get(method),
         )
 
+    def all_evidence(self) -> dict[str, Calibration]:
+        """Return every method's calibration (see :meth:`evidence`), by method."""
+        return {m: self.evidence(m) for m in self.methods()}
+
     def thresholds(self) -> dict[str, float]:
         """Return the thresholds in force, per method (none while calibration is off)."""
         return dict(self.recorded) if self.settings.enabled else {}

@@ -1,12 +1,8 @@
-"""The executor-facing facade: the public API over the machine and its collaborators.
+"""The executor-facing facade: the public API over the parts :func:`~._wiring.assemble` builds.
 
-:class:`AutoHealManager` owns, by composition, what :func:`~._wiring.assemble` builds: a pure
-:class:`~._machine.Machine`, the sinks behind a :class:`~._publisher.Publisher`, the
-telemetry, an :class:`~._artifacts.ArtifactKeeper` (versioned store, restores), a
-:class:`~._polling.Periodic` (policy hot reload, shared log) and the fleet link. Every input
-reaches the machine through one scaffold, :meth:`~._scaffold.Scaffold.decide` (clock, span,
-lock, closed check, publishing); the facade checks the caller's arguments, names the input,
-and carries out the machine's follow-up action.
+It checks the caller's arguments, names the machine input, feeds it through the one scaffold
+(:meth:`~._scaffold.Scaffold.decide`: clock, span, lock, publishing) and carries out the
+machine's follow-up action. Composition only: the parts do the work.
 """
 
 from __future__ import annotations
@@ -24,7 +20,7 @@ from ._errors import InvalidInputError, LearningFrozenError, PolicyError
 from ._events import EventSink
 from ._models import EffectiveSettings, ExecutionState, ExecutionStateInfo, StepResult, check_id
 from ._policy import PolicyConfig
-from ._report import StatusReport, build_report, effective_settings
+from ._report import StatusReport, effective_settings
 from ._step import StepGuard, guard_decorator
 from ._wiring import assemble
 from .semconv import SPAN_FORCE, SPAN_GATE, SPAN_RESULT
@@ -42,8 +38,6 @@ if TYPE_CHECKING:
 __all__ = ["AutoHealManager"]
 
 RUNNING = ExecutionState.RUNNING
-DEGRADED = ExecutionState.DEGRADED
-ROLLBACK = ExecutionState.ROLLBACK
 
 
 class AutoHealManager:
@@ -55,8 +49,7 @@ class AutoHealManager:
             defaults.
         data_dir: where the audit log and learned artifacts live (None: memory only).
         clock: the time source; inject :class:`autoheal_otel.testing.FakeClock` in tests.
-        tracer_provider, meter_provider, logger_provider: OpenTelemetry providers (None: the
-            globals).
+        tracer_provider, meter_provider, logger_provider: OpenTelemetry providers (None: globals).
         sinks: extra event sinks, each receiving every decision in order.
         writer: this process's writer id in the audit log (default: a new unique one).
         store: a :class:`VersionedStore` to version learned artifacts with.
@@ -85,31 +78,19 @@ class AutoHealManager:
         integrations: Iterable[Any] = (),
         read_only: bool = False,
     ) -> None:
-        parts = assemble(
-            policy,
-            Path(data_dir) if data_dir is not None else None,
-            clock,
-            (tracer_provider, meter_provider, logger_provider),
-            sinks,
-            writer,
-            read_only,
-        )
+        providers = (tracer_provider, meter_provider, logger_provider)
+        parts = assemble(policy, data_dir, clock, providers, sinks, writer, read_only)
         self._parts = parts
-        self._clock = parts.clock
-        self._monotonic: Callable[[], float] = parts.clock.monotonic
         self._machine = parts.machine
         self._lock = parts.scaffold.lock
         self._decide = parts.scaffold.decide
         self._artifacts = parts.artifacts
         self._periodic = parts.periodic
-        self._data_dir = Path(data_dir) if data_dir is not None else None
-        self._read_only = read_only
         self._threshold_provider: Callable[[], dict[str, float]] | None = None
         if store is not None:
             self.attach_store(store)
         parts.start(versioned=store is not None)
-        # After the session start: what an integration turns on (calibration) is recorded
-        # after the restart that replay mirrors at that record.
+        # After the session start, where replay mirrors it: what integrations turn on.
         for integration in integrations:
             self.add_integration(integration)
 
@@ -136,12 +117,7 @@ class AutoHealManager:
                 or an id is empty, too long or has control characters.
         """
         if type(result) is not StepResult:
-            if isinstance(result, Mapping):
-                result = StepResult.from_dict(result)
-            elif not isinstance(result, StepResult):
-                raise InvalidInputError(
-                    "result", result, "must be a StepResult or a mapping of its fields"
-                )
+            result = StepResult.coerce(result)
         feed = self._machine.result
         action = self._decide(
             SPAN_RESULT, "on_step_result", workflow_id, step_id, feed, workflow_id, step_id, result
@@ -165,29 +141,23 @@ class AutoHealManager:
         """Return the workflow's state with since when and why."""
         check_id("workflow_id", workflow_id)
         with self._lock:
-            return state_info(self._machine.ledger, workflow_id, self._clock.now)
+            return state_info(self._machine.ledger, workflow_id, self._parts.clock.now)
 
     def get_effective_settings(self, workflow_id: str) -> EffectiveSettings:
         """Return what the executor must apply to the workflow now, in one object."""
         state = self.get_mode(workflow_id)
-        policy = self._machine.policy.for_workflow(workflow_id)
         provider = self._threshold_provider
         if provider is not None:
             thresholds = provider()
         else:
             with self._lock:
                 thresholds = self._machine.ledger.calibration.thresholds()
+        policy = self._machine.policy.for_workflow(workflow_id)
         return effective_settings(workflow_id, state, policy, thresholds)
 
     def get_status_report(self) -> StatusReport:
         """Return every workflow's state, counters against thresholds, settings, and health."""
-        now = self._monotonic()
-        wall = self._clock.now()
-        with self._lock:
-            error = self.last_policy_error
-            report = build_report(self._machine.ledger, now, wall, error, self._parts.publisher)
-        fleet = self._parts.fleet
-        return fleet.annotate(report) if fleet is not None else report
+        return self._parts.status_report(self.last_policy_error)
 
     def force_transition(
         self,
@@ -208,10 +178,8 @@ class AutoHealManager:
         """
         target = coerce_state(state)
         check_text(reason=reason, actor=actor)
-        if target is ROLLBACK and self._artifacts.store is None:
-            raise InvalidInputError(
-                "state", target.value, "needs a versioned store (attach_store) to roll back"
-            )
+        if target is ExecutionState.ROLLBACK:
+            self._artifacts.require_store("state", target.value, "to roll back")
         move = (workflow_id, target, reason, actor)
         feed = self._machine.operator
         action = self._decide(SPAN_FORCE, "force_transition", workflow_id, None, feed, *move)
@@ -228,7 +196,7 @@ class AutoHealManager:
             the ids of the workflows released.
         """
         target = coerce_state(state)
-        if target not in (RUNNING, DEGRADED):
+        if target not in (RUNNING, ExecutionState.DEGRADED):
             raise InvalidInputError("state", target.value, "must be running or degraded")
         check_text(reason=reason, actor=actor)
         feed = self._machine.resume_all
@@ -241,7 +209,7 @@ class AutoHealManager:
         """Apply a new policy now (recorded as a policy reload)."""
         if not isinstance(policy, PolicyConfig):
             raise InvalidInputError("policy", policy, "must be a PolicyConfig")
-        self._periodic.apply_policy(policy, self._monotonic(), source="api")
+        self._periodic.apply_policy(policy, self._parts.clock.monotonic(), source="api")
 
     # -- learned artifacts -----------------------------------------------------------------
 
@@ -257,7 +225,6 @@ class AutoHealManager:
         self, workflow_id: str, version: str, reason: str, actor: str = "autoheal"
     ) -> None:
         """Record that a learned-artifact version became active for one workflow (audited)."""
-        check_text(version=version, reason=reason)
         self._artifacts.activate(workflow_id, version, reason, actor)
 
     def activate_artifact_version(self, version: str, reason: str, actor: str = "autoheal") -> None:
@@ -266,7 +233,6 @@ class AutoHealManager:
         The store does this by itself on snapshots and rollbacks; call it when artifacts are
         versioned outside a :class:`VersionedStore`.
         """
-        check_text(version=version, reason=reason)
         self._artifacts.activate(None, version, reason, actor)
 
     def get_artifact_version(self, workflow_id: str) -> str | None:
@@ -290,8 +256,7 @@ class AutoHealManager:
                 ROLLBACK, QUARANTINED, PAUSED): learned artifacts may not change now.
             InvalidInputError: no store is attached.
         """
-        if self._artifacts.store is None:
-            raise InvalidInputError("store", None, "must be attached to take snapshots")
+        self._artifacts.require_store("store", None, "to take snapshots")
         settings = self.get_effective_settings(workflow_id)
         if not settings.learning_enabled:
             raise LearningFrozenError(workflow_id, settings.state.value)
@@ -307,7 +272,7 @@ class AutoHealManager:
     @property
     def clock(self) -> Clock:
         """Return the injected clock."""
-        return self._clock
+        return self._parts.clock
 
     @property
     def writer(self) -> str:
@@ -317,12 +282,12 @@ class AutoHealManager:
     @property
     def data_dir(self) -> Path | None:
         """Return the data directory (None: memory only)."""
-        return self._data_dir
+        return self._parts.data_dir
 
     @property
     def read_only(self) -> bool:
         """Return True when the manager writes nothing (``read_only=True``)."""
-        return self._read_only
+        return self._parts.read_only
 
     @property
     def store(self) -> VersionedStore | None:
@@ -374,8 +339,7 @@ class AutoHealManager:
     def get_calibration(self) -> dict[str, Calibration]:
         """Return each matching method's calibration with its evidence."""
         with self._lock:
-            cal = self._machine.ledger.calibration
-            return {m: cal.evidence(m) for m in cal.methods()}
+            return self._machine.ledger.calibration.all_evidence()
 
     # -- sinks, step wrapper, lifecycle ----------------------------------------------------
 
@@ -419,9 +383,7 @@ class AutoHealManager:
 
     def record_operation(self, operation: str, seconds: float) -> None:
         """Record how long an auto-heal operation took (snapshot, rollback, warm restart)."""
-        otel = self._parts.telemetry.sink
-        if otel is not None:
-            otel.record_operation(operation, seconds)
+        self._parts.record_operation(operation, seconds)
 
     def flush(self) -> None:
         """Hand every queued event to the sinks and flush them."""

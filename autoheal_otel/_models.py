@@ -190,6 +190,19 @@ class StepResult:
         }
 
     @classmethod
+    def coerce(cls, value: Any) -> StepResult:
+        """Return ``value`` as a result: itself, or one built from a mapping of its fields.
+
+        Raises:
+            InvalidInputError: neither a StepResult nor a mapping (or a mapping with bad fields).
+        """
+        if isinstance(value, StepResult):
+            return value
+        if isinstance(value, Mapping):
+            return cls.from_dict(value)
+        raise InvalidInputError("result", value, "must be a StepResult or a mapping of its fields")
+
+    @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> StepResult:
         """Build a result from :meth:`to_dict` output (validated like the constructor)."""
         unknown = set(data) - {

@@ -21,11 +21,13 @@ from ._assembly import Telemetry, open_data_dir, resolve_policy
 from ._assembly_fleet import build_fleet
 from ._clock import Clock, SystemClock
 from ._compactor import AutoCompactor, start_compactor
+from ._errors import PolicyError
 from ._events import EventSink
 from ._machine import Machine
 from ._policy import PolicyConfig
 from ._polling import Periodic
 from ._publisher import Publisher
+from ._report import StatusReport, build_report
 from ._scaffold import Scaffold
 from .semconv import Reason
 from .sinks.jsonl import JsonlAuditSink, new_writer_id
@@ -56,6 +58,10 @@ class Parts:
     fleet: FleetLink | None
     #: What the warm restart rebuilt (per kind of figure), for the session's first record.
     restored: dict[str, int]
+    data_dir: Path | None
+    read_only: bool
+    #: Records how long an operation took (a no-op without telemetry).
+    record_operation: Callable[[str, float], None]
 
     def start(self, versioned: bool) -> None:
         """Record the session's start in the audit log, then start the fleet link's threads.
@@ -73,6 +79,13 @@ class Parts:
             self._note(Reason.SESSION_START, f"manager started (writer {self.writer})", details)
         if self.fleet is not None:
             self.fleet.start()
+
+    def status_report(self, policy_error: PolicyError | None) -> StatusReport:
+        """Return every workflow's state and counters, the settings and the parts' health."""
+        now, wall = self.clock.monotonic(), self.clock.now()
+        with self.scaffold.lock:
+            report = build_report(self.machine.ledger, now, wall, policy_error, self.publisher)
+        return self.fleet.annotate(report) if self.fleet is not None else report
 
     def close(self) -> None:
         """Record the session's end, refuse later inputs, close the sinks, stop the threads."""
@@ -98,7 +111,7 @@ class Parts:
 
 def assemble(
     policy: PolicyConfig | str | os.PathLike[str] | None,
-    data_dir: Path | None,
+    data_dir: str | os.PathLike[str] | None,
     clock: Clock | None,
     providers: tuple[Any, Any, Any],
     sinks: Iterable[EventSink],
@@ -112,6 +125,7 @@ def assemble(
         InvalidInputError: ``data_dir`` is not a writable directory, or ``policy`` has the
             wrong type.
     """
+    data_dir = Path(data_dir) if data_dir is not None else None
     clock = clock if clock is not None else SystemClock()
     monotonic = clock.monotonic
     now, wall = monotonic(), clock.now()
@@ -172,6 +186,9 @@ def assemble(
         compactor,
         fleet,
         restored,
+        data_dir,
+        read_only,
+        record,
     )
 
 
