@@ -217,18 +217,8 @@ class FleetLink:
         details = {"fleet_host": self.host, "namespace": self.policy.namespace}
         if error:
             details["error"] = error
-        self._decide(
-            None,
-            "fleet",
-            None,
-            None,
-            _fleet_inputs.link,
-            self._machine.ledger,
-            up,
-            reason,
-            self.policy.scopes,
-            details,
-        )
+        feed, ledger, scopes = _fleet_inputs.link, self._machine.ledger, self.policy.scopes
+        self._decide(None, "fleet", None, None, feed, ledger, up, reason, scopes, details)
 
     def _lost(self, exc: BaseException) -> None:
         if self._stop.is_set():

@@ -6,14 +6,17 @@ snapshot); its label (``s000007``) is what every result records as its artifact 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from .._models import VersionInfo
+from ._components import Component, SqliteComponent, _sqlite_content_digest, sha256_file
 
-__all__ = ["VerifyReport", "VersionSet"]
+__all__ = ["VerifyReport", "VersionSet", "verify_set"]
 
 
 class VersionSet(BaseModel):
@@ -49,3 +52,27 @@ class VerifyReport:
     def ok(self) -> bool:
         """Return True when every file matched its checksum."""
         return not self.problems
+
+
+def verify_set(
+    vset: VersionSet, folder_of: Callable[[str, int], Path], components: Mapping[str, Component]
+) -> VerifyReport:
+    """Recompute every file's checksum in ``vset`` (``folder_of(component, version)`` holds it)."""
+    report = VerifyReport(set_id=vset.id)
+    for name, info in vset.components.items():
+        folder = folder_of(name, info.version)
+        component = components.get(name)
+        for rel, expected in info.checksums.items():
+            path = folder / rel
+            report.checked += 1
+            if not path.exists():
+                report.problems.append({"component": name, "file": rel, "problem": "missing"})
+                continue
+            actual = (
+                _sqlite_content_digest(path)
+                if isinstance(component, SqliteComponent)
+                else sha256_file(path)
+            )
+            if actual != expected:
+                report.problems.append({"component": name, "file": rel, "problem": "checksum"})
+    return report

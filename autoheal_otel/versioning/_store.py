@@ -43,12 +43,9 @@ from .._models import VersionInfo
 from ._components import (
     ChecksumCache,
     Component,
-    SqliteComponent,
-    _sqlite_content_digest,
     crash_point,
-    sha256_file,
 )
-from ._sets import VerifyReport, VersionSet
+from ._sets import VerifyReport, VersionSet, verify_set
 
 __all__ = ["StoreError", "VerifyReport", "VersionSet", "VersionedStore"]
 
@@ -390,21 +387,4 @@ class VersionedStore:
         vset = self.get(set_id) if set_id is not None else self.current()
         if vset is None:
             raise StoreError("no version is active yet")
-        report = VerifyReport(set_id=vset.id)
-        for name, info in vset.components.items():
-            folder = self._version_dir(name, info.version)
-            component = self.components.get(name)
-            for rel, expected in info.checksums.items():
-                path = folder / rel
-                report.checked += 1
-                if not path.exists():
-                    report.problems.append({"component": name, "file": rel, "problem": "missing"})
-                    continue
-                actual = (
-                    _sqlite_content_digest(path)
-                    if isinstance(component, SqliteComponent)
-                    else sha256_file(path)
-                )
-                if actual != expected:
-                    report.problems.append({"component": name, "file": rel, "problem": "checksum"})
-        return report
+        return verify_set(vset, self._version_dir, self.components)
