@@ -31,6 +31,7 @@ __all__ = [
     "dumps",
     "new_event",
     "record_fields",
+    "unwritable",
 ]
 
 
@@ -133,7 +134,12 @@ class DecisionEvent:
         The line holds :func:`record_fields`: a field with no value is left out, except
         the keys of :data:`ALWAYS` (a reader sees a missing field as null).
         """
-        return dumps(record_fields(self)) + b"\n"
+        record = record_fields(self)
+        try:
+            return dumps(record) + b"\n"
+        except TypeError as exc:  # details JSON cannot hold: as the audit line writes them
+            record["details"] = unwritable(self.details, exc)
+            return dumps(record) + b"\n"
 
     def to_record(self) -> dict[str, Any]:
         """Return the audit record of this event as plain JSON data."""
@@ -231,6 +237,15 @@ def _default(value: Any) -> Any:
     if isinstance(value, set | frozenset):
         return sorted(value, key=str)
     return str(value)
+
+
+def unwritable(details: Mapping[str, Any], error: Exception) -> dict[str, str]:
+    """Return what a record says instead of ``details`` that JSON cannot hold.
+
+    orjson refuses integers beyond 64 bits and nesting past its depth limit; a decision's
+    record must never be lost for its free-form details, so they are kept as text.
+    """
+    return {"unwritable": repr(details)[:2000], "error": str(error)}
 
 
 def dumps(value: Any) -> bytes:

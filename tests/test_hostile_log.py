@@ -135,3 +135,28 @@ def test_restore_reports_what_it_left_out(tmp_path: Path, clock: FakeClock) -> N
     state = load_restored_state(tmp_path, PolicyConfig(), clock.now())
     assert state.max_seq < 1000
     assert [s["what"] for s in state.skipped] == ["seq"] and state.skipped[0]["key"] == 1
+
+
+@pytest.mark.parametrize(
+    "details",
+    [{"n": 2**70}, {"deep": json.loads("[" * 300 + "]" * 300)}],
+    ids=["integer past 64 bits", "nested past orjson's limit"],
+)
+def test_details_json_cannot_hold_never_cost_a_decision_its_record(
+    tmp_path: Path, clock: FakeClock, details: dict[str, Any]
+) -> None:
+    """The decision is written (details as text), the store keeps its row, replay matches."""
+    from autoheal_otel import StepResult
+
+    with AutoHealManager(data_dir=tmp_path, clock=clock) as m:
+        m.should_execute_step("w", "s")
+        m.on_step_result("w", "s", StepResult(outcome="success", validated=True, details=details))
+        assert m.success_store is not None
+        m.flush()
+        assert m.get_status_report().sink_errors == {}
+        rows = m.success_store.learning_success_rate("w")
+    records = [r for r in iter_records(tmp_path) if r["kind"] in ("gate", "result")]
+    assert [r["kind"] for r in records] == ["gate", "result"]
+    assert "unwritable" in records[1]["details"] and "error" in records[1]["details"]
+    assert sum(v["successes"] for v in rows.values()) == 1
+    assert replay(tmp_path).matches

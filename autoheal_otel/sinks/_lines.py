@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from .._events import DecisionEvent, dumps, record_fields
+from .._events import DecisionEvent, dumps, record_fields, unwritable
 
 __all__ = ["LineEncoder"]
 
@@ -74,7 +74,11 @@ class LineEncoder:
             head["counts"] = e.counts
         if e.details:
             head["details"] = e.details
-        return dumps(head)[:-1] + middle + b"}\n"
+        try:
+            return dumps(head)[:-1] + middle + b"}\n"
+        except TypeError as exc:  # details JSON cannot hold: the line is kept, with them as text
+            head["details"] = unwritable(e.details, exc)
+            return dumps(head)[:-1] + middle + b"}\n"
 
     def _middle_of(self, e: DecisionEvent) -> bytes:
         """Return the cached middle of an event built field by field (keyed on its fields)."""

@@ -42,7 +42,7 @@ from typing import Any
 import orjson
 
 from .._errors import InvalidInputError
-from .._events import DecisionEvent
+from .._events import DecisionEvent, unwritable
 from .._models import ExecutionState, Outcome
 from ..semconv import EventKind
 
@@ -117,6 +117,13 @@ _NULL = float("nan")
 _RESULT = EventKind.RESULT
 _SUCCESS = Outcome.SUCCESS
 _RUNNING = ExecutionState.RUNNING
+
+
+def _details_text(details: Any) -> str:
+    try:
+        return orjson.dumps(details, default=str).decode()
+    except TypeError as exc:  # JSON cannot hold them (huge ints, deep nesting): as text
+        return orjson.dumps(unwritable(details, exc)).decode()
 
 
 def stores_success(event: DecisionEvent) -> bool:
@@ -248,7 +255,7 @@ class SuccessStore:
                 _NULL if policy is None else policy,
                 _NULL if version is None else version,
                 _NULL if trace is None else trace,
-                orjson.dumps(details, default=str).decode() if details else "{}",
+                _details_text(details) if details else "{}",
             )
             with self._lock:
                 values = self._values
