@@ -41,10 +41,10 @@ class Ledger:
     """The workflows, the global scope and the record of every change."""
 
     def __init__(self, policy: PolicyConfig, writer: str, anchor: tuple[float, datetime]) -> None:
-        # Cached in set_policy: reading pydantic attributes costs more than the rest of an event.
-        self.policy_version = policy.version
-        self.record_allowed_gates = policy.audit.record_allowed_gates
         self.policy = policy
+        self.policy_version = ""
+        self.record_allowed_gates = True
+        self.set_policy(policy)
         self.writer = writer
         self.seq = 0
         self.workflows: dict[str, br.WorkflowRuntime] = {}
@@ -116,7 +116,10 @@ class Ledger:
         events.append(new_event(fields))
 
     def set_policy(self, policy: PolicyConfig) -> None:
-        """Put ``policy`` in force (with what the hot path reads of it, cached)."""
+        """Put ``policy`` in force, caching what the hot path reads of it.
+
+        (Reading pydantic attributes costs more than the rest of a repeated event.)
+        """
         self.policy = policy
         self.policy_version = policy.version
         self.record_allowed_gates = policy.audit.record_allowed_gates
