@@ -15,10 +15,10 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from ._calibrator import DEFAULT_METHOD, decided, method_of
+from ._calibrator import DEFAULT_METHOD, method_of
 from ._errors import PolicyError
 from ._ledger import Events, Ledger, Trace
-from ._models import StepResult
+from ._models import Outcome, StepResult
 from .semconv import EventKind, Reason
 
 if TYPE_CHECKING:
@@ -28,6 +28,9 @@ __all__ = ["check_overrides", "configure", "observe", "restore", "retune"]
 
 #: Keys a :func:`configure` input may override in the policy's ``calibration`` section.
 OVERRIDABLE = ("target_precision", "min_samples", "window")
+
+SUCCESS = Outcome.SUCCESS
+POSTCONDITION_FAILED = Outcome.POSTCONDITION_FAILED
 
 
 def check_overrides(policy: PolicyConfig, overrides: Mapping[str, Any]) -> dict[str, Any]:
@@ -102,10 +105,17 @@ def observe(
     events: Events,
 ) -> None:
     """Input (from :meth:`Machine.result`): learn from a result; record a moved threshold."""
-    ok = decided(result)
-    if ok is None:
+    # decided(result), inline: this runs on every result with a match.
+    outcome = result.outcome
+    if outcome is SUCCESS:
+        if not result.validated:
+            return
+        ok = True
+    elif outcome is POSTCONDITION_FAILED:
+        ok = False
+    else:
         return
-    assert result.confidence is not None  # decided() says so
+    assert result.confidence is not None  # the machine feeds only results with a match
     details = result.details
     method = method_of(details) if details else DEFAULT_METHOD
     if ledger.calibration.add(method, result.confidence, ok):

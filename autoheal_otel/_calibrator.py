@@ -7,8 +7,10 @@ nothing about the match. Per matching method (``details["method"]`` when it is a
 observed precision and the calibrated threshold (:func:`threshold_of`).
 
 Invariants:
-- ``ordered[m]`` holds exactly the pairs of ``samples[m]``, sorted, and ``correct[m]`` counts
-  their correct ones (while calibration is off, ``ordered[m]`` is rebuilt when next read);
+- ``samples[m]`` holds method ``m``'s last ``window`` decided matches, on or off;
+- while calibration is on, ``_ordered[m]`` holds exactly those pairs, sorted, and
+  ``_correct[m]`` counts their correct ones; while it is off, neither is kept (turning it on
+  rebuilds them), so a match costs one append;
 - ``recorded[m]`` is the threshold last recorded for ``m``: a ``calibration`` record is made
   only when a method's threshold moves or first appears, never twice for one value;
 - the threshold is a pure function of the window's pairs and the target, the same function the
@@ -109,21 +111,16 @@ class Calibrator:
         #: ``settings.enabled``, read on every result.
         self.enabled = policy.enabled
         self.samples: dict[str, deque[tuple[float, bool]]] = {}
-        self.ordered: dict[str, list[tuple[float, bool]]] = {}
-        self.correct: dict[str, int] = {}
+        # Kept only while calibration is on (see the module docstring).
+        self._ordered: dict[str, list[tuple[float, bool]]] = {}
+        self._correct: dict[str, int] = {}
         self.recorded: dict[str, float] = {}
         self.since: dict[str, datetime] = {}
-        # Methods whose sorted copy lags their window (samples added while calibration was off).
-        self._stale: set[str] = set()
 
     def retune(self, policy: CalibrationPolicy) -> None:
         """Apply a new policy section (the overrides stay), trimming every window."""
         self.base = policy
-        merged = policy.model_copy(update=self.overrides)
-        self.settings = merged
-        self.enabled = merged.enabled
-        for method in self.samples:
-            self._resize(method, merged.window)
+        self._apply(policy.model_copy(update=self.overrides))
 
     def restart(self) -> None:
         """Forget the overrides and keep what a warm restart restores (the policy's window).
@@ -132,66 +129,64 @@ class Calibrator:
         ``policy.window`` decided matches, and its integrations configure it again.
         """
         self.overrides = {}
-        self.settings = self.base
-        self.enabled = self.base.enabled
-        for method in self.samples:
-            self._resize(method, self.base.window)
+        self._apply(self.base)
 
-    def _resize(self, method: str, window: int) -> None:
-        old = self.samples[method]
-        if old.maxlen == window:
-            return
-        kept = deque(old, maxlen=window)
-        self.samples[method] = kept
-        self.ordered[method] = sorted(kept)
-        self._stale.discard(method)
-        self.correct[method] = sum(ok for _, ok in kept)
+    def _apply(self, settings: CalibrationPolicy) -> None:
+        """Put ``settings`` in force: resize every window, rebuild the sorted copies."""
+        self.settings = settings
+        self.enabled = settings.enabled
+        window = settings.window
+        for method, old in self.samples.items():
+            if old.maxlen != window:
+                self.samples[method] = deque(old, maxlen=window)
+        self._ordered.clear()
+        self._correct.clear()
+        if self.enabled:
+            for method, kept in self.samples.items():
+                self._ordered[method] = sorted(kept)
+                self._correct[method] = sum(ok for _, ok in kept)
 
     def add(self, method: str, confidence: float, ok: bool) -> bool:
         """Add one decided match to a method's window (evicting the oldest when full).
 
-        While calibration is off, only the window is kept (an append); its sorted copy is
-        rebuilt the first time a threshold is computed, so the default costs next to nothing.
-        Returns whether calibration is on (then the caller evaluates the threshold).
+        While calibration is off only the window is kept: one append, so the default costs
+        next to nothing. Returns whether calibration is on (then the caller evaluates the
+        threshold).
         """
         samples = self.samples.get(method)
         if samples is None:
             samples = self.samples[method] = deque(maxlen=self.settings.window)
-            self.ordered[method] = []
-            self.correct[method] = 0
-        gone = samples[0] if len(samples) == samples.maxlen else None
-        enabled = self.enabled
-        if enabled:
-            ordered = self._ordered(method)
-            if gone is not None:
-                del ordered[bisect_left(ordered, gone)]
-            insort(ordered, (confidence, ok))
-        else:
-            self._stale.add(method)
+        if not self.enabled:
+            samples.append((confidence, ok))
+            return False
+        ordered = self._ordered.get(method)
+        if ordered is None:
+            ordered = self._ordered[method] = sorted(samples)
+            self._correct[method] = sum(k for _, k in samples)
+        if len(samples) == samples.maxlen:
+            gone = samples[0]
+            del ordered[bisect_left(ordered, gone)]
+            self._correct[method] -= gone[1]
+        insort(ordered, (confidence, ok))
         samples.append((confidence, ok))
-        self.correct[method] += ok - gone[1] if gone is not None else ok
-        return enabled
-
-    def _ordered(self, method: str) -> list[tuple[float, bool]]:
-        """Return a method's window sorted, rebuilding it if samples came in while off."""
-        if method in self._stale:
-            self._stale.discard(method)
-            self.ordered[method] = sorted(self.samples[method])
-        return self.ordered[method]
+        self._correct[method] += ok
+        return True
 
     def compute(self, method: str) -> float | None:
-        """Return the threshold a method's window gives now (None below ``min_samples``)."""
-        if method not in self.ordered:
+        """Return the threshold a method's window gives now (None below ``min_samples``).
+
+        Only while calibration is on (off, there is no threshold to compute).
+        """
+        ordered = self._ordered.get(method)
+        if ordered is None or len(ordered) < self.settings.min_samples:
             return None
-        ordered = self._ordered(method)
-        if len(ordered) < self.settings.min_samples:
-            return None
-        return threshold_of(ordered, self.correct[method], self.settings.target_precision)
+        return threshold_of(ordered, self._correct[method], self.settings.target_precision)
 
     def evidence(self, method: str) -> Calibration:
         """Return a method's calibration: its window's figures and the threshold in force."""
-        n = len(self.samples.get(method, ()))
-        correct = self.correct.get(method, 0)
+        window = self.samples.get(method, ())
+        n = len(window)
+        correct = sum(ok for _, ok in window)
         s = self.settings
         return Calibration(
             method=method,

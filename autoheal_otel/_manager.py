@@ -1,7 +1,7 @@
 """The executor-facing facade: the public API over the parts :func:`~._wiring.assemble` builds.
 
 It checks the caller's arguments, names the machine input, feeds it through the one scaffold
-(:meth:`~._scaffold.Scaffold.decide`: clock, span, lock, publishing) and carries out the
+(:mod:`~._scaffold`: clock, span, lock, publishing) and carries out the
 machine's follow-up action. Composition only: the parts do the work.
 """
 
@@ -84,6 +84,8 @@ class AutoHealManager:
         self._machine = parts.machine
         self._lock = parts.scaffold.lock
         self._decide = parts.scaffold.decide
+        self._gate = parts.scaffold.bind(SPAN_GATE, "should_execute_step", parts.machine.gate)
+        self._result = parts.scaffold.bind(SPAN_RESULT, "on_step_result", parts.machine.result)
         self._artifacts = parts.artifacts
         self._periodic = parts.periodic
         self._threshold_provider: Callable[[], dict[str, float]] | None = None
@@ -103,10 +105,7 @@ class AutoHealManager:
             ``(allowed, reason)``: True with the mode (``"running"``, ``"degraded: ..."``),
             or False with why and since when the workflow is blocked.
         """
-        gate = self._machine.gate
-        answer: tuple[bool, str] = self._decide(
-            SPAN_GATE, "should_execute_step", workflow_id, step_id, gate, workflow_id, step_id
-        )
+        answer: tuple[bool, str] = self._gate(workflow_id, step_id)
         return answer
 
     def on_step_result(self, workflow_id: str, step_id: str, result: StepResult) -> None:
@@ -118,10 +117,7 @@ class AutoHealManager:
         """
         if type(result) is not StepResult:
             result = StepResult.coerce(result)
-        feed = self._machine.result
-        action = self._decide(
-            SPAN_RESULT, "on_step_result", workflow_id, step_id, feed, workflow_id, step_id, result
-        )
+        action = self._result(workflow_id, step_id, result)
         if action is not None:
             self._artifacts.carry_out(action)
 

@@ -1,7 +1,8 @@
 """The one way an input reaches the machine: clock, span, lock, closed check, publishing.
 
-:meth:`Scaffold.decide` runs every input of :class:`~._machine.Machine` (the hooks, operator
-moves, activations, policy reloads, other writers' and the fleet's moves):
+The runner :meth:`Scaffold.bind` builds feeds every input of :class:`~._machine.Machine`: the
+executor's two hooks, bound once by the manager, and through :meth:`Scaffold.decide` the others
+(operator moves, activations, policy reloads, other writers' and the fleet's moves). Per input:
 
 1. start the hook's span (when tracing), then read the two clocks back to back;
 2. the executor's two hooks (the inputs with a ``step_id``) first run the periodic checks
@@ -33,7 +34,13 @@ if TYPE_CHECKING:
     from ._polling import Periodic
     from .sinks.otel import OTelSink
 
-__all__ = ["Scaffold"]
+__all__ = ["Runner", "Scaffold"]
+
+#: What :meth:`Scaffold.bind` returns: ``run(workflow_id, step_id[, value])``.
+Runner = Callable[..., Any]
+
+#: ``run``'s value when the input takes none (the gate).
+_NOTHING: Any = object()
 
 
 class Scaffold:
@@ -61,6 +68,65 @@ class Scaffold:
         self._publisher = publisher
         self._otel = otel
 
+    def bind(self, span_name: str | None, hook: str, feed: Callable[..., Any]) -> Runner:
+        """Return ``run(workflow_id, step_id[, value])``, which feeds one input per call.
+
+        ``run`` calls ``feed(workflow_id, step_id[, value], now, ts, trace, events)`` as one
+        input and returns what it returns. The manager binds the executor's two hooks once, so
+        a step pays for no argument packing; ``span_name`` None: no span.
+        """
+        lock = self.lock
+        monotonic = self._monotonic
+        wall = self._wall
+        publisher = self._publisher
+        otel = self._otel if span_name is not None else None
+
+        def run(workflow_id: str | None, step_id: str | None, value: Any = _NOTHING) -> Any:
+            span = None
+            trace = NO_TRACE
+            if otel is not None:
+                span = otel.start_span(span_name, workflow_id, step_id)  # type: ignore[arg-type]
+                if span is not None:
+                    trace = span_ids(span)
+            # The two clocks are read back to back: replay runs on the recorded wall time, so
+            # a gap between them would move the decision in replay (a cool-down, a window).
+            now = monotonic()
+            ts = wall() if publisher.sinks else None
+            periodic = self.periodic
+            if step_id is not None and periodic is not None and now >= periodic.due:
+                periodic.poll(now, wall)  # its inputs are ordered by the clamp below
+            events: list[DecisionEvent] | None = [] if ts is not None else None
+            try:
+                lock.acquire()
+                try:
+                    if self.closed:
+                        raise ManagerClosedError(f"{hook} called after close()")
+                    last = self.last
+                    if now < last[0]:
+                        now, ts = last[0], (last[1] if ts is not None else None)
+                    elif ts is not None:
+                        self.last = (now, ts)
+                    if value is _NOTHING:
+                        out = feed(workflow_id, step_id, now, ts, trace, events)
+                    else:
+                        out = feed(workflow_id, step_id, value, now, ts, trace, events)
+                    if events:
+                        publisher.enqueue(events)
+                finally:
+                    lock.release()
+            except BaseException as exc:
+                if span is not None:
+                    span.record_exception(exc)
+                    span.end()
+                raise
+            if events:
+                publisher.drain()
+            if otel is not None:  # the span (None without a tracer) and the hook duration
+                otel.end_span(span, hook, events, monotonic() - now)
+            return out
+
+        return run
+
     def decide(
         self,
         span_name: str | None,
@@ -72,43 +138,11 @@ class Scaffold:
     ) -> Any:
         """Run ``feed(*args, now, ts, trace, events)`` as one input; return what it returns.
 
-        ``span_name`` None: no span (inputs that are not the executor's or an operator's).
+        The inputs other than the executor's hooks (operator moves, activations, policy
+        reloads, other writers' and the fleet's moves) come this way, through :meth:`bind`.
         """
-        otel = self._otel if span_name is not None else None
-        span = None
-        trace = NO_TRACE
-        if otel is not None:
-            span = otel.start_span(span_name, workflow_id, step_id)  # type: ignore[arg-type]
-            if span is not None:
-                trace = span_ids(span)
-        publisher = self._publisher
-        # The two clocks are read back to back: replay runs on the recorded wall time, so a
-        # gap between them would move the decision in replay (a probe's cool-down, a window).
-        now = self._monotonic()
-        ts = self._wall() if publisher.sinks else None
-        periodic = self.periodic
-        if step_id is not None and periodic is not None and now >= periodic.due:
-            periodic.poll(now, self._wall)  # its inputs are ordered by the clamp below
-        events: list[DecisionEvent] | None = [] if ts is not None else None
-        try:
-            with self.lock:
-                if self.closed:
-                    raise ManagerClosedError(f"{hook} called after close()")
-                last = self.last
-                if now < last[0]:
-                    now, ts = last[0], (last[1] if ts is not None else None)
-                elif ts is not None:
-                    self.last = (now, ts)
-                out = feed(*args, now, ts, trace, events)
-                if events:
-                    publisher.enqueue(events)
-        except BaseException as exc:
-            if span is not None:
-                span.record_exception(exc)
-                span.end()
-            raise
-        if events:
-            publisher.drain()
-        if otel is not None:  # the span (None without a tracer) and the hook duration
-            otel.end_span(span, hook, events, self._monotonic() - now)
-        return out
+
+        def fed(_w: Any, _s: Any, now: float, ts: Any, trace: Any, events: Any) -> Any:
+            return feed(*args, now, ts, trace, events)
+
+        return self.bind(span_name, hook, fed)(workflow_id, step_id)

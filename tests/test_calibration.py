@@ -466,3 +466,86 @@ def test_threshold_gauge_equals_the_precision_query(tmp_path: Path) -> None:
     assert points[sc.METRIC_MATCH_PRECISION] == {r["method"]: r["precision"] for r in rows}
     manager.close()
     meter_provider.shutdown()
+
+
+# -- the window's bookkeeping -----------------------------------------------------------------
+
+
+_MATCHES = st.lists(
+    st.tuples(
+        st.sampled_from(["faiss", "template"]),
+        st.sampled_from([0.5, 0.7, 0.8, 0.9, 1.0]),
+        st.booleans(),
+    ),
+    max_size=12,
+)
+#: A change of settings: a policy (enabled, window, min_samples) or a restart (None).
+_CHANGE = st.one_of(st.none(), st.tuples(st.booleans(), st.integers(1, 5), st.integers(1, 3)))
+
+
+@settings(max_examples=200, deadline=None)
+@given(_MATCHES, st.lists(st.tuples(_CHANGE, _MATCHES), max_size=6))
+def test_the_calibrator_equals_a_window_recomputed_from_scratch(
+    first: list[tuple[str, float, bool]],
+    phases: list[tuple[tuple[bool, int, int] | None, list[tuple[str, float, bool]]]],
+) -> None:
+    """Matches added while off, on, across resizes and restarts: every figure is the window's.
+
+    The calibrator keeps its sorted copy and its count only while calibration is on; the model
+    keeps nothing but the last ``window`` matches and recomputes everything on each check.
+    """
+    from collections import deque
+
+    from autoheal_otel._calibration_policy import CalibrationPolicy
+    from autoheal_otel._calibrator import Calibrator
+
+    base = CalibrationPolicy()
+    cal = Calibrator(base)
+    model: dict[str, deque[tuple[float, bool]]] = {}
+
+    def check() -> None:
+        for method, window in model.items():
+            pairs = list(window)
+            evidence = cal.evidence(method)
+            assert (evidence.samples, evidence.correct) == (len(pairs), sum(k for _, k in pairs))
+            want = None
+            if base.enabled and len(pairs) >= base.min_samples:
+                want = brute_threshold(pairs, base.target_precision)
+            assert cal.compute(method) == want
+
+    for change, matches in [(None, first), *phases]:
+        if change is not None:
+            enabled, window, min_samples = change
+            base = CalibrationPolicy(
+                enabled=enabled, window=window, min_samples=min_samples, target_precision=0.8
+            )
+            cal.retune(base)
+        elif matches is not first:
+            cal.restart()
+        model = {m: deque(w, maxlen=base.window) for m, w in model.items()}
+        check()
+        for method, confidence, ok in matches:
+            assert cal.add(method, confidence, ok) is base.enabled
+            model.setdefault(method, deque(maxlen=base.window)).append((confidence, ok))
+            check()
+
+
+@pytest.mark.parametrize("outcome", list(Outcome))
+@pytest.mark.parametrize("validated", [True, False])
+@pytest.mark.parametrize("confidence", [None, 0.95])
+def test_what_feeds_the_window_is_decided(
+    outcome: Outcome, validated: bool, confidence: float | None
+) -> None:
+    """The machine's inline test of a decided match equals :func:`decided`, case by case."""
+    from autoheal_otel._calibrator import decided
+
+    result = StepResult(outcome=outcome, confidence=confidence, validated=validated)
+    manager = AutoHealManager(clock=FakeClock())
+    manager.on_step_result("w", "s", result)
+    evidence = manager.get_calibration()
+    manager.close()
+    ok = decided(result)
+    if ok is None:
+        assert evidence == {}
+    else:
+        assert (evidence["faiss"].samples, evidence["faiss"].correct) == (1, int(ok))

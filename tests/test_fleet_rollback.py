@@ -210,7 +210,7 @@ def test_a_gate_with_the_fleet_on_runs_no_fleet_redis_or_socket_code(
 
     from .fleet_support import wait_until
 
-    def gate_calls(policy: PolicyConfig, data_dir: Path) -> set[str]:
+    def gate_calls(policy: PolicyConfig, data_dir: Path) -> dict[str, int]:
         manager = AutoHealManager(policy, data_dir=data_dir)
         try:
             assert manager.fleet is None or wait_until(lambda: manager.fleet.connected)  # type: ignore[union-attr]
@@ -231,14 +231,20 @@ def test_a_gate_with_the_fleet_on_runs_no_fleet_redis_or_socket_code(
         # What a gate may reach: the library, redis, sockets, locks (not a plugin's GC hooks).
         keys = ("autoheal_otel", "redis", "socket", "lock", "recv", "send", "select")
         return {
-            f"{Path(f).name}:{name}" for f, _, name in stats if any(k in f + name for k in keys)
+            f"{Path(f).name}:{name}": row[1]  # the call count
+            for (f, _, name), row in stats.items()
+            if any(k in f + name for k in keys)
         }
 
     on = gate_calls(fleet_policy(redis_server.url, "gate", "g0"), tmp_path / "on")
     off = gate_calls(PolicyConfig(), tmp_path / "off")
-    assert on - off == {"_link.py:emit"}  # the audit records allowed gates; the link skips them
-    assert off - on == set()
-    assert not [c for c in on if "redis" in c or "socket" in c or "acquire" in c]
+    assert set(on) - set(off) == {"_link.py:emit"}  # the audit records allowed gates
+    assert set(off) - set(on) == set()
+    assert not [c for c in on if "redis" in c or "socket" in c]
+    # The one lock a gate takes is the manager's, once: never the link's.
+    locks = {c: n for c, n in on.items() if "acquire" in c}
+    assert locks == {c: n for c, n in off.items() if "acquire" in c}
+    assert sum(locks.values()) == 200
 
 
 def test_the_fleet_publishes_a_regression_rollback_once_and_an_operators_always(
