@@ -1,7 +1,8 @@
 """Calibrated per-method thresholds: the machine's inputs that feed a :class:`Calibrator`.
 
-Every result with a match feeds its method's window (:func:`observe`); a threshold is recorded
-(kind ``calibration``) when it moves or first appears. :func:`configure` turns calibration on
+Every result with a match feeds its method's window (``Calibrator.offer``, from
+:meth:`Machine.result`); while calibration is on, :func:`evaluate` records the threshold (kind
+``calibration``) when it moves or first appears. :func:`configure` turns calibration on
 with overrides, :func:`retune` follows a policy change, :func:`restore` reads the windows back
 at a warm restart. The data and the threshold rule are in :mod:`._calibrator`.
 
@@ -15,22 +16,17 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from ._calibrator import DEFAULT_METHOD, method_of
 from ._errors import PolicyError
 from ._ledger import Events, Ledger, Trace
-from ._models import Outcome, StepResult
 from .semconv import EventKind, Reason
 
 if TYPE_CHECKING:
     from ._policy import PolicyConfig
 
-__all__ = ["check_overrides", "configure", "observe", "restore", "retune"]
+__all__ = ["check_overrides", "configure", "evaluate", "restore", "retune"]
 
 #: Keys a :func:`configure` input may override in the policy's ``calibration`` section.
 OVERRIDABLE = ("target_precision", "min_samples", "window")
-
-SUCCESS = Outcome.SUCCESS
-POSTCONDITION_FAILED = Outcome.POSTCONDITION_FAILED
 
 
 def check_overrides(policy: PolicyConfig, overrides: Mapping[str, Any]) -> dict[str, Any]:
@@ -53,7 +49,7 @@ def check_overrides(policy: PolicyConfig, overrides: Mapping[str, Any]) -> dict[
     return dict(overrides)
 
 
-def _evaluate(
+def evaluate(
     ledger: Ledger, method: str, now: float, ts: datetime | None, trace: Trace, events: Events
 ) -> None:
     """Record a method's threshold when it moved or first appeared."""
@@ -96,38 +92,12 @@ def _evaluate(
     )
 
 
-def observe(
-    ledger: Ledger,
-    result: StepResult,
-    now: float,
-    ts: datetime | None,
-    trace: Trace,
-    events: Events,
-) -> None:
-    """Input (from :meth:`Machine.result`): learn from a result; record a moved threshold."""
-    # decided(result), inline: this runs on every result with a match.
-    outcome = result.outcome
-    if outcome is SUCCESS:
-        if not result.validated:
-            return
-        ok = True
-    elif outcome is POSTCONDITION_FAILED:
-        ok = False
-    else:
-        return
-    assert result.confidence is not None  # the machine feeds only results with a match
-    details = result.details
-    method = method_of(details) if details else DEFAULT_METHOD
-    if ledger.calibration.add(method, result.confidence, ok):
-        _evaluate(ledger, method, now, ts, trace, events)
-
-
 def _evaluate_all(
     ledger: Ledger, now: float, ts: datetime | None, trace: Trace, events: Events
 ) -> None:
     if ledger.calibration.settings.enabled:
         for method in sorted(ledger.calibration.samples):
-            _evaluate(ledger, method, now, ts, trace, events)
+            evaluate(ledger, method, now, ts, trace, events)
 
 
 def configure(

@@ -35,6 +35,8 @@ from ._models import Outcome, StepResult
 __all__ = ["DEFAULT_METHOD", "Calibration", "Calibrator", "decided", "method_of", "threshold_of"]
 
 DEFAULT_METHOD = "faiss"
+SUCCESS = Outcome.SUCCESS
+POSTCONDITION_FAILED = Outcome.POSTCONDITION_FAILED
 
 
 def method_of(details: Mapping[str, Any]) -> str:
@@ -101,6 +103,19 @@ class Calibration:
         }
 
 
+class _Windows(dict[str, deque[tuple[float, bool]]]):
+    """Each method's window of decided matches; a method's first match opens its window."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        #: The length of a new window.
+        self.size = size
+
+    def __missing__(self, method: str) -> deque[tuple[float, bool]]:
+        window = self[method] = deque(maxlen=self.size)
+        return window
+
+
 class Calibrator:
     """The decided matches per method and the thresholds recorded from them."""
 
@@ -110,7 +125,7 @@ class Calibrator:
         self.settings = policy
         #: ``settings.enabled``, read on every result.
         self.enabled = policy.enabled
-        self.samples: dict[str, deque[tuple[float, bool]]] = {}
+        self.samples = _Windows(policy.window)
         # Kept only while calibration is on (see the module docstring).
         self._ordered: dict[str, list[tuple[float, bool]]] = {}
         self._correct: dict[str, int] = {}
@@ -135,7 +150,7 @@ class Calibrator:
         """Put ``settings`` in force: resize every window, rebuild the sorted copies."""
         self.settings = settings
         self.enabled = settings.enabled
-        window = settings.window
+        window = self.samples.size = settings.window
         for method, old in self.samples.items():
             if old.maxlen != window:
                 self.samples[method] = deque(old, maxlen=window)
@@ -146,16 +161,39 @@ class Calibrator:
                 self._ordered[method] = sorted(kept)
                 self._correct[method] = sum(ok for _, ok in kept)
 
+    def offer(self, result: StepResult) -> str | None:
+        """Add a result's match to its method's window if it is decided (see :func:`decided`).
+
+        Returns the method when calibration is on (then the caller evaluates its threshold).
+        While calibration is off only the window is kept: one append, so the default costs
+        next to nothing on a result.
+        """
+        # decided(result), inline: this runs on every result with a match.
+        outcome = result.outcome
+        if outcome is SUCCESS:
+            if not result.validated:
+                return None
+            ok = True
+        elif outcome is POSTCONDITION_FAILED:
+            ok = False
+        else:
+            return None
+        details = result.details
+        method = method_of(details) if details else DEFAULT_METHOD
+        confidence = result.confidence
+        assert confidence is not None  # only results with a match are offered
+        if not self.enabled:
+            self.samples[method].append((confidence, ok))
+            return None
+        self.add(method, confidence, ok)
+        return method
+
     def add(self, method: str, confidence: float, ok: bool) -> bool:
         """Add one decided match to a method's window (evicting the oldest when full).
 
-        While calibration is off only the window is kept: one append, so the default costs
-        next to nothing. Returns whether calibration is on (then the caller evaluates the
-        threshold).
+        Returns whether calibration is on (then the caller evaluates the threshold).
         """
-        samples = self.samples.get(method)
-        if samples is None:
-            samples = self.samples[method] = deque(maxlen=self.settings.window)
+        samples = self.samples[method]
         if not self.enabled:
             samples.append((confidence, ok))
             return False

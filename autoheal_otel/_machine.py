@@ -187,19 +187,13 @@ class Machine:
                     step.result_template = Template.of(events[-1], key)
             else:
                 self._emit_result(wf, step_id, result, c, state, ts, trace, events)
-        if conf is not None:
-            _calibration.observe(self.ledger, result, now, ts, trace, events)
+        if conf is not None:  # a match: it feeds its method's calibration window
+            method = self.ledger.calibration.offer(result)
+            if method is not None:  # calibration is on: the threshold may have moved
+                _calibration.evaluate(self.ledger, method, now, ts, trace, events)
         action: Action = None
-        version = wf.artifact_version
-        if version is not None:
-            counts = wf.version_counts.get(version)
-            if counts is None:
-                counts = wf.version_counts[version] = [0, 0]
-            counts[0] += 1
-            if result.outcome is SUCCESS:
-                counts[1] += 1
-            if counts[0] >= self.ledger.policy.rollback.min_executions and len(wf.versions) > 1:
-                action = self._judge_version(wf, now, ts, trace, events)
+        if wf.artifact_version is not None:
+            action = self._count_version(wf, result, now, ts, trace, events)
         if c.clean:
             step.consecutive_target_not_found = 0
             step.consecutive_low_confidence = 0
@@ -210,6 +204,28 @@ class Machine:
         else:
             _probe.apply_signal(self.ledger, wf, step, step_id, result, c, now, ts, trace, events)
         return action
+
+    def _count_version(
+        self,
+        wf: br.WorkflowRuntime,
+        result: StepResult,
+        now: float,
+        ts: datetime | None,
+        trace: Trace,
+        events: Events,
+    ) -> Action:
+        """Count a result against the version set it ran on; judge the set once it has enough."""
+        version = wf.artifact_version
+        assert version is not None  # the caller checks
+        counts = wf.version_counts.get(version)
+        if counts is None:
+            counts = wf.version_counts[version] = [0, 0]
+        counts[0] += 1
+        if result.outcome is SUCCESS:
+            counts[1] += 1
+        if counts[0] >= self.ledger.policy.rollback.min_executions and len(wf.versions) > 1:
+            return self._judge_version(wf, now, ts, trace, events)
+        return None
 
     def _emit_result(
         self,
