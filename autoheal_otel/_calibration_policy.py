@@ -14,6 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field, Strict
 __all__ = ["CalibrationPolicy"]
 
 
+#: The largest ``calibration.window`` a policy may set.
+MAX_WINDOW = 100_000
+
+
 class CalibrationPolicy(BaseModel):
     """Per-method confidence thresholds learned from validated outcomes.
 
@@ -53,6 +57,6 @@ class CalibrationPolicy(BaseModel):
     window: Annotated[int, Strict()] = Field(
         2000,
         ge=1,
-        le=100_000,
+        le=MAX_WINDOW,
         description="How many of a method's most recent decided matches count.",
     )

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, insort
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -137,13 +137,22 @@ class Calibrator:
         self.base = policy
         self._apply(policy.model_copy(update=self.overrides))
 
-    def restart(self) -> None:
-        """Forget the overrides and keep what a warm restart restores (the policy's window).
+    def restart(
+        self, policy: CalibrationPolicy, samples: Iterable[tuple[str, float, bool]]
+    ) -> None:
+        """Start over as a new process does: ``policy``'s settings, windows refilled.
 
-        A new process starts from its policy: it restores each method's last
-        ``policy.window`` decided matches, and its integrations configure it again.
+        A new process starts from its policy without the last one's overrides, restores each
+        method's last ``policy.window`` decided matches from the log (from ``samples``, oldest
+        first: more than this process may have held, if an override or an older policy kept
+        a smaller window), and its integrations configure it again.
         """
+        self.base = policy
         self.overrides = {}
+        windows = _Windows(policy.window)
+        for method, confidence, ok in samples:
+            windows[method].append((confidence, ok))
+        self.samples = windows
         self._apply(self.base)
 
     def _apply(self, settings: CalibrationPolicy) -> None:

@@ -9,7 +9,7 @@ log was read back at a warm restart, or (in replay) a process restarted.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -76,6 +76,14 @@ def activate(
         )
 
 
+def _put_in_force(ledger: Ledger, policy: PolicyConfig) -> None:
+    """Make ``policy`` the ledger's: every workflow and the global window follow it."""
+    ledger.set_policy(policy)
+    for wid, wf in ledger.workflows.items():
+        wf.retune(policy.for_workflow(wid))
+    ledger.glob.window.window_seconds = policy.breakers.global_.window_seconds
+
+
 def change_policy(
     ledger: Ledger,
     policy: PolicyConfig,
@@ -87,10 +95,7 @@ def change_policy(
 ) -> None:
     """Input: a new policy is in force (recorded with the policy itself)."""
     old = ledger.policy
-    ledger.set_policy(policy)
-    for wid, wf in ledger.workflows.items():
-        wf.retune(policy.for_workflow(wid))
-    ledger.glob.window.window_seconds = policy.breakers.global_.window_seconds
+    _put_in_force(ledger, policy)
     if events is not None:
         ledger.emit(
             events,
@@ -244,14 +249,25 @@ def restore(ledger: Ledger, restored: Any, now: float, wall: datetime) -> dict[s
     return figures
 
 
-def restart(ledger: Ledger, now: float) -> None:
+def restart(
+    ledger: Ledger,
+    now: float,
+    policy: PolicyConfig | None,
+    calibration_samples: Iterable[tuple[str, float, bool]],
+) -> None:
     """Input: the process restarted here (replay): what a warm restart does not carry.
 
-    A DEGRADED workflow's recovery streak starts at zero, a quarantine's probe cool-down
-    starts anew, a probe in flight is forgotten, and calibration keeps the policy's window
-    without the last process's overrides (see ``analytics.restore``).
+    ``policy`` is the new process's (from its session record), put in force unrecorded as
+    the process started with it; None keeps the one in force (a what-if). A DEGRADED
+    workflow's recovery streak starts at zero, a quarantine's probe cool-down starts anew, a
+    probe in flight is forgotten, and calibration takes the policy's settings without the
+    last process's overrides, its windows refilled from ``calibration_samples`` (the log's
+    decided matches per method, oldest first; each window keeps its last ``window``, as
+    ``analytics.restore`` reads them back).
     """
-    ledger.calibration.restart()
+    if policy is not None and policy.version != ledger.policy.version:
+        _put_in_force(ledger, policy)
+    ledger.calibration.restart(ledger.policy.calibration, calibration_samples)
     for wf in ledger.workflows.values():
         wf.recovery_streak = 0
         wf.probe_cooldown = wf.policy.quarantine.probe_cooldown_seconds

@@ -248,6 +248,39 @@ def test_replay_mirrors_restarts_with_a_larger_tracker_window_and_without_a_trac
     assert report.method_thresholds == {}
 
 
+@pytest.mark.parametrize("smaller", ["override", "older-policy"])
+def test_replay_refills_the_windows_a_restart_reads_back_larger(
+    tmp_path: Path, smaller: str
+) -> None:
+    """The last process kept a smaller window than the restarted one reads back from the log.
+
+    An override (``configure_calibration(window=...)``) or an older policy's window held fewer
+    matches than the new process's policy window, which a warm restart fills from the log:
+    replay refills its windows from the log at the restart too, so the thresholds recorded
+    after it are reproduced.
+    """
+    on = {"enabled": True, "min_samples": 2, "target_precision": 0.9}
+    policy = PolicyConfig(calibration={**on, "window": 10})
+    clock = FakeClock()
+    first = policy if smaller == "override" else PolicyConfig(calibration={**on, "window": 2})
+    live = AutoHealManager(policy=first, data_dir=tmp_path, clock=clock)
+    ok, wrong = Outcome.SUCCESS, Outcome.POSTCONDITION_FAILED
+    before = [(0.95, ok), (0.9, ok), (0.5, wrong), (0.85, ok), (0.6, wrong), (0.8, ok)]
+    feed(live, clock, [(None, c, o, o is ok) for c, o in before])
+    if smaller == "override":
+        live.configure_calibration(window=2)
+    assert live.get_calibration()["faiss"].samples == 2
+    live.close()
+    live = AutoHealManager(policy=policy, data_dir=tmp_path, clock=clock)
+    assert live.get_calibration()["faiss"].samples == 6  # read back from the log
+    feed(live, clock, [(None, 0.85, wrong, False), (None, 0.99, ok, True)])
+    live.close()
+    report = replay(tmp_path)
+    assert report.matches, report.mismatches
+    assert report.replayed_calibrations == report.recorded_calibrations
+    assert report.recorded_calibrations[-1][0] == "faiss"
+
+
 def test_what_if_varies_target_precision_and_min_samples(tmp_path: Path) -> None:
     """A what-if policy's target and minimum sample count change the thresholds it reports."""
     clock = FakeClock()
@@ -492,7 +525,8 @@ def test_the_calibrator_equals_a_window_recomputed_from_scratch(
     """Matches added while off, on, across resizes and restarts: every figure is the window's.
 
     The calibrator keeps its sorted copy and its count only while calibration is on; the model
-    keeps nothing but the last ``window`` matches and recomputes everything on each check.
+    keeps nothing but the last ``window`` matches and recomputes everything on each check. A
+    restart refills each window from every match so far, as a warm restart reads the log.
     """
     from collections import deque
 
@@ -502,6 +536,7 @@ def test_the_calibrator_equals_a_window_recomputed_from_scratch(
     base = CalibrationPolicy()
     cal = Calibrator(base)
     model: dict[str, deque[tuple[float, bool]]] = {}
+    log: dict[str, list[tuple[float, bool]]] = {}  # every match added, oldest first
 
     def check() -> None:
         for method, window in model.items():
@@ -520,13 +555,15 @@ def test_the_calibrator_equals_a_window_recomputed_from_scratch(
                 enabled=enabled, window=window, min_samples=min_samples, target_precision=0.8
             )
             cal.retune(base)
-        elif matches is not first:
-            cal.restart()
-        model = {m: deque(w, maxlen=base.window) for m, w in model.items()}
+            model = {m: deque(w, maxlen=base.window) for m, w in model.items()}
+        elif matches is not first:  # a restart reads each window back from the whole log
+            cal.restart(base, [(m, c, k) for m, pairs in log.items() for c, k in pairs])
+            model = {m: deque(pairs, maxlen=base.window) for m, pairs in log.items()}
         check()
         for method, confidence, ok in matches:
             assert cal.add(method, confidence, ok) is base.enabled
             model.setdefault(method, deque(maxlen=base.window)).append((confidence, ok))
+            log.setdefault(method, []).append((confidence, ok))
             check()
 
 

@@ -90,6 +90,26 @@ def test_replay_applies_recorded_policy_changes(tmp_path: Path) -> None:
     assert report.matches and report.replayed["quarantined"] == 1
 
 
+def test_replay_takes_the_policy_a_restarted_process_started_with(tmp_path: Path) -> None:
+    """A process restarted with another policy decides under it; replay follows it there.
+
+    The first process would quarantine at 4 failures; the second, started with the default
+    policy (10), does not at 6, though the restart carries the first 3 into its window.
+    """
+    clock = FakeClock()
+    strict = policy_with(breakers={"workflow": {"failure_threshold": 4}})
+    with AutoHealManager(strict, data_dir=tmp_path, clock=clock) as m:
+        for _ in range(3):
+            m.on_step_result("w", "s", POST)
+    with AutoHealManager(data_dir=tmp_path, clock=clock) as m:
+        for _ in range(3):
+            m.on_step_result("w", "s", POST)
+        assert m.get_mode("w") is ExecutionState.RUNNING  # 6 of 10
+    report = replay(tmp_path)
+    assert report.matches, report.mismatches
+    assert report.replayed == report.recorded == {}
+
+
 def test_replay_counts_bad_lines_and_reports_progress_at_once(tmp_path: Path) -> None:
     """A torn line is counted as skipped, and progress is reported before the log is parsed."""
     record(tmp_path, seed=2)

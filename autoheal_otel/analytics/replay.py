@@ -15,7 +15,7 @@ as one stream, and timestamps have microsecond resolution.
 from __future__ import annotations
 
 import json
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from .. import _calibration, _fleet_inputs, _upkeep
+from .._calibration_policy import MAX_WINDOW
+from .._calibrator import DEFAULT_METHOD, decided, method_of
 from .._errors import AutoHealError
 from .._events import DecisionEvent
 from .._ledger import NO_TRACE
@@ -159,6 +161,9 @@ class _Replayer:
         self.recorded: list[tuple[Any, ...]] = []
         self.replayed: list[tuple[Any, ...]] = []
         self.sessions = 0
+        # Each method's decided matches in the log so far, as many as any policy's window may
+        # reach back: what a warm restart reads back, whatever window the last process kept.
+        self.decided: dict[str, deque[tuple[float, bool]]] = {}
 
     def feed(self, rec: dict[str, Any]) -> None:
         ts = rec["ts"].replace(tzinfo=UTC)
@@ -195,6 +200,13 @@ class _Replayer:
                 details=_details(rec["details"]),
             )
             m.result(wid, step, result, now, ts, NO_TRACE, events)
+            ok = decided(result)
+            if ok is not None:
+                method = method_of(result.details) if result.details else DEFAULT_METHOD
+                window = self.decided.get(method)
+                if window is None:
+                    window = self.decided[method] = deque(maxlen=MAX_WINDOW)
+                window.append((rec["confidence"], ok))
         elif kind == EventKind.TRANSITION:
             self._transition(rec, now, ts, events)
         elif kind == EventKind.FLEET or (kind == EventKind.GLOBAL and rec["cause"] == Cause.FLEET):
@@ -300,7 +312,10 @@ class _Replayer:
             self.machine.ledger.probe_permits.clear()
             self.sessions += 1
             if self.sessions > 1:  # a new manager read the log back: a warm restart
-                _upkeep.restart(self.machine.ledger, now)
+                started = details.get("policy")
+                policy = PolicyConfig.from_dict(started) if started and not self.what_if else None
+                samples = ((m, c, ok) for m, window in self.decided.items() for c, ok in window)
+                _upkeep.restart(self.machine.ledger, now, policy, samples)
             if details.get("versioned"):
                 self.machine.ledger.versioned = True
         elif rec["reason"] == Reason.STORE_ATTACHED:
