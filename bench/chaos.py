@@ -10,8 +10,8 @@ After each round, in a separate process:
   right after) is in the log exactly once, and no result is in it twice — before and after a
   final compaction;
 - the versioned store reopens (finishing any interrupted rollback) and every set verifies;
-- replay of the log reproduces every decision (a mismatch is reported, not fatal: a known
-  false mismatch after warm restarts is tracked in the core).
+- replay of the log reproduces every decision (a mismatch is reported with its likely cause,
+  not fatal).
 
 Then the fleet rounds (``bench/_chaos_fleet.py``): writer hosts with the fleet on share one
 real ``redis-server`` that is SIGKILLed at random instants and restarted empty; the same

@@ -58,6 +58,32 @@ def test_replay_detects_a_tampered_log(tmp_path: Path) -> None:
     assert not replay(tmp_path).matches
 
 
+def test_replay_places_each_transition_at_the_decision_that_made_it(tmp_path: Path) -> None:
+    """The same transitions at another time are a mismatch, not only different transitions.
+
+    The log says the workflow was quarantined 49 s after its tenth failure; replay
+    quarantines it at that failure.
+    """
+    clock = FakeClock()
+    with AutoHealManager(data_dir=tmp_path, clock=clock) as m:
+        for _ in range(10):
+            clock.advance(1.0)
+            m.on_step_result("w", "s", POST)
+        assert m.get_mode("w") is ExecutionState.QUARANTINED
+    assert replay(tmp_path).matches
+    segment = next((tmp_path / "audit").glob("*.jsonl"))
+    lines = segment.read_text().splitlines(keepends=True)
+    [at] = [i for i, line in enumerate(lines) if '"kind":"transition"' in line]
+    lines[at] = lines[at].replace('"ts":"2026-01-01T00:00:10Z"', '"ts":"2026-01-01T00:00:59Z"', 1)
+    assert lines[at] != segment.read_text().splitlines(keepends=True)[at]
+    segment.write_text("".join(lines))
+    report = replay(tmp_path)
+    assert not report.matches
+    assert report.recorded == report.replayed  # the same transitions, counted
+    [mismatch] = report.mismatches
+    assert mismatch["recorded"][-1] != mismatch["replayed"][-1]  # ... at another time
+
+
 def test_what_if_reports_what_another_policy_would_do(tmp_path: Path) -> None:
     """A stricter what-if policy reports more quarantines and blocked steps than recorded."""
     record(tmp_path, seed=11)

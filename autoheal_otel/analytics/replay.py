@@ -179,7 +179,7 @@ class _Replayer:
                 if e.cause not in _INPUT_CAUSES:
                     prev = e.previous_state.value if e.previous_state else None
                     state = e.state.value if e.state else None
-                    self.replayed.append((e.workflow_id, prev, state, e.cause))
+                    self.replayed.append((e.workflow_id, prev, state, e.cause, ts.isoformat()))
             elif e.kind is EventKind.GATE and e.allowed is False:
                 self.report.replayed_blocked_gates += 1
             elif e.kind is EventKind.CALIBRATION and e.reason == Reason.CALIBRATION_CHANGED:
@@ -302,7 +302,7 @@ class _Replayer:
                 events,
             )
         else:
-            self.recorded.append((wid, rec["previous_state"], rec["state"], cause))
+            self.recorded.append((wid, rec["previous_state"], rec["state"], cause, ts.isoformat()))
 
     def _session(self, rec: dict[str, Any], now: float) -> None:
         details = _details(rec["details"])
