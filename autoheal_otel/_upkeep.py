@@ -254,21 +254,27 @@ def restart(
     now: float,
     policy: PolicyConfig | None,
     calibration_samples: Iterable[tuple[str, float, bool]],
+    streaks: Mapping[tuple[str, str], tuple[int, int]],
 ) -> None:
     """Input: the process restarted here (replay): what a warm restart does not carry.
 
     ``policy`` is the new process's (from its session record), put in force unrecorded as
     the process started with it; None keeps the one in force (a what-if). A DEGRADED
     workflow's recovery streak starts at zero, a quarantine's probe cool-down starts anew, a
-    probe in flight is forgotten, and calibration takes the policy's settings without the
-    last process's overrides, its windows refilled from ``calibration_samples`` (the log's
-    decided matches per method, oldest first; each window keeps its last ``window``, as
-    ``analytics.restore`` reads them back).
+    probe in flight is forgotten. What the restart reads back from the log replaces what the
+    last process held (``analytics.restore``): calibration takes the policy's settings
+    without the last process's overrides, its windows refilled from ``calibration_samples``
+    (the log's decided matches per method, oldest first; each window keeps its last
+    ``window``), and each step's two streak counters are ``streaks[(workflow, step)]`` (the
+    streak's results within the restore horizon; a step not listed has none).
     """
     if policy is not None and policy.version != ledger.policy.version:
         _put_in_force(ledger, policy)
     ledger.calibration.restart(ledger.policy.calibration, calibration_samples)
-    for wf in ledger.workflows.values():
+    for wid, wf in ledger.workflows.items():
+        for step_id, step in wf.steps.items():
+            tnf, low = streaks.get((wid, step_id), (0, 0))
+            step.consecutive_target_not_found, step.consecutive_low_confidence = tnf, low
         wf.recovery_streak = 0
         wf.probe_cooldown = wf.policy.quarantine.probe_cooldown_seconds
         wf.probe_step = wf.probe_deadline = None

@@ -136,6 +136,28 @@ def test_replay_takes_the_policy_a_restarted_process_started_with(tmp_path: Path
     assert report.replayed == report.recorded == {}
 
 
+def test_replay_counts_a_streak_back_only_within_the_restore_horizon(tmp_path: Path) -> None:
+    """A restart reads a step's streak back only within ``audit.restore_horizon_seconds``.
+
+    Two target-not-found results, then two hours, a restart and one more: the restarted
+    process counts 1 of 3 (the older two are past the one-hour horizon) and stays RUNNING;
+    replay counts the same at the restart instead of carrying the 2 over.
+    """
+    clock = FakeClock()
+    with AutoHealManager(data_dir=tmp_path, clock=clock) as m:
+        for _ in range(2):
+            m.on_step_result("w", "s", TNF)
+        m.on_step_result("w", "other", OK)  # the workflow is seen within the horizon
+        clock.advance(2 * 3600.0)
+        m.on_step_result("w", "other", OK)
+    with AutoHealManager(data_dir=tmp_path, clock=clock) as m:
+        m.on_step_result("w", "s", TNF)
+        assert m.get_mode("w") is ExecutionState.RUNNING
+    report = replay(tmp_path)
+    assert report.matches, report.mismatches
+    assert report.replayed == report.recorded == {}
+
+
 def test_replay_counts_bad_lines_and_reports_progress_at_once(tmp_path: Path) -> None:
     """A torn line is counted as skipped, and progress is reported before the log is parsed."""
     record(tmp_path, seed=2)

@@ -15,7 +15,7 @@ as one stream, and timestamps have microsecond resolution.
 from __future__ import annotations
 
 import json
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,8 +23,6 @@ from pathlib import Path
 from typing import Any
 
 from .. import _calibration, _fleet_inputs, _upkeep
-from .._calibration_policy import MAX_WINDOW
-from .._calibrator import DEFAULT_METHOD, decided, method_of
 from .._errors import AutoHealError
 from .._events import DecisionEvent
 from .._ledger import NO_TRACE
@@ -34,6 +32,7 @@ from .._policy import PolicyConfig
 from .._report import effective_settings
 from ..semconv import Cause, EventKind, Reason
 from . import AuditAnalytics
+from ._readback import Readback
 from ._view import sources
 
 __all__ = ["ReplayReport", "replay"]
@@ -161,9 +160,8 @@ class _Replayer:
         self.recorded: list[tuple[Any, ...]] = []
         self.replayed: list[tuple[Any, ...]] = []
         self.sessions = 0
-        # Each method's decided matches in the log so far, as many as any policy's window may
-        # reach back: what a warm restart reads back, whatever window the last process kept.
-        self.decided: dict[str, deque[tuple[float, bool]]] = {}
+        # What a warm restart reads back from the log, whatever the last process held.
+        self.readback = Readback()
 
     def feed(self, rec: dict[str, Any]) -> None:
         ts = rec["ts"].replace(tzinfo=UTC)
@@ -199,14 +197,9 @@ class _Replayer:
                 duration_s=rec["duration_s"],
                 details=_details(rec["details"]),
             )
+            before = self.readback.counters(m.ledger, wid, step)
             m.result(wid, step, result, now, ts, NO_TRACE, events)
-            ok = decided(result)
-            if ok is not None:
-                method = method_of(result.details) if result.details else DEFAULT_METHOD
-                window = self.decided.get(method)
-                if window is None:
-                    window = self.decided[method] = deque(maxlen=MAX_WINDOW)
-                window.append((rec["confidence"], ok))
+            self.readback.result(m.ledger, wid, step, result, ts, before)
         elif kind == EventKind.TRANSITION:
             self._transition(rec, now, ts, events)
         elif kind == EventKind.FLEET or (kind == EventKind.GLOBAL and rec["cause"] == Cause.FLEET):
@@ -234,7 +227,7 @@ class _Replayer:
                     m.ledger, PolicyConfig.from_dict(policy), "replay", now, ts, NO_TRACE, events
                 )
         elif kind == EventKind.SESSION:
-            self._session(rec, now)
+            self._session(rec, now, ts)
         elif kind == EventKind.CALIBRATION:
             self._calibration(rec, now, ts, events)
 
@@ -304,7 +297,7 @@ class _Replayer:
         else:
             self.recorded.append((wid, rec["previous_state"], rec["state"], cause, ts.isoformat()))
 
-    def _session(self, rec: dict[str, Any], now: float) -> None:
+    def _session(self, rec: dict[str, Any], now: float, ts: datetime) -> None:
         details = _details(rec["details"])
         if rec["reason"] == Reason.SESSION_START:
             # A new manager starts with its fleet link down and no probe lease (live too).
@@ -312,10 +305,13 @@ class _Replayer:
             self.machine.ledger.probe_permits.clear()
             self.sessions += 1
             if self.sessions > 1:  # a new manager read the log back: a warm restart
+                ledger = self.machine.ledger
                 started = details.get("policy")
                 policy = PolicyConfig.from_dict(started) if started and not self.what_if else None
-                samples = ((m, c, ok) for m, window in self.decided.items() for c, ok in window)
-                _upkeep.restart(self.machine.ledger, now, policy, samples)
+                horizon = (policy or ledger.policy).audit.restore_horizon_seconds
+                streaks = self.readback.streaks(ledger, ts, horizon)
+                samples = self.readback.calibration_samples()
+                _upkeep.restart(ledger, now, policy, samples, streaks)
             if details.get("versioned"):
                 self.machine.ledger.versioned = True
         elif rec["reason"] == Reason.STORE_ATTACHED:
