@@ -82,7 +82,7 @@ def resolve_policy(
     raise InvalidInputError("policy", policy, "must be a path, a PolicyConfig or None")
 
 
-Opened = tuple[dict[str, int], JsonlAuditSink | None, SuccessStore | None]
+Opened = tuple[dict[str, Any], JsonlAuditSink | None, SuccessStore | None]
 
 
 def open_data_dir(
@@ -99,14 +99,18 @@ def open_data_dir(
     try:
         if not read_only:
             data_dir.mkdir(parents=True, exist_ok=True)
-        restored: dict[str, int] = {}
+        restored: dict[str, Any] = {}
         if any((data_dir / "audit").glob("**/*.*")):
             from .analytics.restore import load_restored_state
 
             now = clock.monotonic()
             wall = clock.now()
             state = load_restored_state(data_dir, machine.policy, wall)
-            restored = _upkeep.restore(machine.ledger, state, now, wall)
+            # As of when it read the log: replay counts what a restart reads back from there.
+            restored = {
+                **_upkeep.restore(machine.ledger, state, now, wall),
+                "as_of": wall.isoformat(),
+            }
         if read_only:
             return restored, None, None
         audit = JsonlAuditSink(data_dir, machine.policy.audit, writer)

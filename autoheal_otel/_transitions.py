@@ -28,6 +28,7 @@ __all__ = [
     "is_legal",
     "mermaid",
     "reset_condition",
+    "resetting",
 ]
 
 R = ExecutionState.RUNNING
@@ -130,16 +131,24 @@ def check(workflow_id: str, source: ExecutionState, target: ExecutionState, caus
     edge(workflow_id, source, target, cause)
 
 
+def resetting(reset: Reset) -> frozenset[tuple[str, str]]:
+    """Return the (cause, target state) of every edge that resets ``reset``.
+
+    A transition record resets ``reset`` when its cause and state are one of these: what
+    :func:`reset_condition` says in SQL, and what replay reads a record by.
+    """
+    return frozenset((e.cause.value, e.target.value) for e in TRANSITIONS if reset in e.resets)
+
+
 def reset_condition(reset: Reset) -> str:
     """Return a SQL condition over transition records: true where the edge taken resets ``reset``.
 
-    Generated from :data:`TRANSITIONS`: one ``(cause = ... AND state IN (...))`` term per
+    Generated from :func:`resetting`: one ``(cause = ... AND state IN (...))`` term per
     cause, the targets sorted, so the text is stable.
     """
     targets: dict[str, set[str]] = {}
-    for e in TRANSITIONS:
-        if reset in e.resets:
-            targets.setdefault(e.cause.value, set()).add(e.target.value)
+    for cause, target in resetting(reset):
+        targets.setdefault(cause, set()).add(target)
     terms = [
         f"(cause = '{cause}' AND state IN ({', '.join(repr(t) for t in sorted(states))}))"
         for cause, states in sorted(targets.items())

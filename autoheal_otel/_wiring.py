@@ -56,8 +56,9 @@ class Parts:
     periodic: Periodic
     compactor: AutoCompactor | None
     fleet: FleetLink | None
-    #: What the warm restart rebuilt (per kind of figure), for the session's first record.
-    restored: dict[str, int]
+    #: What the warm restart rebuilt (per kind of figure) and as of when, for the session's
+    #: first record.
+    restored: dict[str, Any]
     data_dir: Path | None
     read_only: bool
     #: Records how long an operation took (a no-op without telemetry).
@@ -134,7 +135,7 @@ def assemble(
     machine = Machine(config, writer, (now, wall))
     lock = threading.Lock()
     publisher = Publisher()
-    restored: dict[str, int] = {}
+    restored: dict[str, Any] = {}
     audit: JsonlAuditSink | None = None
     successes: SuccessStore | None = None
     if data_dir is not None:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from autoheal_otel import AutoHealManager, ExecutionState, Outcome, PolicyConfig, StepResult
 from autoheal_otel.analytics.replay import replay
@@ -156,6 +159,84 @@ def test_replay_counts_a_streak_back_only_within_the_restore_horizon(tmp_path: P
     report = replay(tmp_path)
     assert report.matches, report.mismatches
     assert report.replayed == report.recorded == {}
+
+
+def test_replay_reads_a_streak_back_with_each_restart_horizon(tmp_path: Path) -> None:
+    """A restart with a longer horizon counts back results an earlier restart left out.
+
+    Two target-not-found results 100 s apart; restart A (1 h horizon) reads 1 of them back,
+    restart B (2 h horizon) both, so one more degrades the workflow (3 in a row).
+    """
+    clock = FakeClock()
+    with AutoHealManager(data_dir=tmp_path, clock=clock) as m:
+        m.on_step_result("w", "s", TNF)
+        clock.advance(100.0)
+        m.on_step_result("w", "s", TNF)
+    clock.advance(3550.0)
+    with AutoHealManager(data_dir=tmp_path, clock=clock):  # restart A
+        clock.advance(50.0)
+    wide = policy_with(audit={"restore_horizon_seconds": 7200})
+    with AutoHealManager(wide, data_dir=tmp_path, clock=clock) as m:  # restart B
+        m.on_step_result("w", "s", TNF)
+        assert m.get_mode("w") is ExecutionState.DEGRADED
+    report = replay(tmp_path)
+    assert report.matches, report.mismatches
+    assert report.replayed == report.recorded == {"degraded": 1}
+
+
+def test_replay_reads_a_restart_back_as_of_when_it_read_the_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A restore that takes 5 s: the horizon counts from when it read the log, not from its
+    session record, in replay as live (the older result is 3,597 s old then, 3,602 s after).
+    """
+    import autoheal_otel.analytics.restore as restore
+
+    clock = FakeClock()
+    with AutoHealManager(data_dir=tmp_path, clock=clock) as m:
+        m.on_step_result("w", "s", TNF)
+        clock.advance(10.0)
+        m.on_step_result("w", "s", TNF)
+    clock.advance(3587.0)
+    read = restore.load_restored_state
+
+    def slow(*args: Any, **kwargs: Any) -> Any:
+        state = read(*args, **kwargs)
+        clock.advance(5.0)  # a long log takes a while to read
+        return state
+
+    monkeypatch.setattr(restore, "load_restored_state", slow)
+    with AutoHealManager(data_dir=tmp_path, clock=clock) as m:
+        monkeypatch.setattr(restore, "load_restored_state", read)
+        m.on_step_result("w", "s", TNF)
+        assert m.get_mode("w") is ExecutionState.DEGRADED  # both older results counted
+    report = replay(tmp_path)
+    assert report.matches, report.mismatches
+    assert report.replayed == report.recorded == {"degraded": 1}
+
+
+def test_another_writers_short_session_is_not_a_restart(tmp_path: Path) -> None:
+    """An operator's short session beside a running robot (``autoheal force``, a snapshot)
+    starts with its own policy; the robot, which never restarted, keeps deciding under its own,
+    and replay keeps it too.
+    """
+    clock = FakeClock()
+    strict = policy_with(breakers={"workflow": {"failure_threshold": 4}})
+    robot = AutoHealManager(strict, data_dir=tmp_path, clock=clock)
+    for _ in range(2):
+        clock.advance(1.0)
+        robot.on_step_result("w", "s", POST)
+    clock.advance(1.0)
+    with AutoHealManager(data_dir=tmp_path, clock=clock) as operator:  # the default policy
+        operator.force_transition("other", ExecutionState.PAUSED, reason="maintenance")
+    for _ in range(2):
+        clock.advance(1.0)
+        robot.on_step_result("w", "s", POST)
+    assert robot.get_mode("w") is ExecutionState.QUARANTINED
+    robot.close()
+    report = replay(tmp_path)
+    assert report.matches, report.mismatches
+    assert report.replayed == report.recorded == {"paused": 1, "quarantined": 1}
 
 
 def test_replay_counts_bad_lines_and_reports_progress_at_once(tmp_path: Path) -> None:

@@ -5,12 +5,16 @@ A live restart does not carry the last process's memory over: it reads the log b
 
 - **Calibration windows.** Each method's last ``calibration.window`` decided matches: more
   than the last process held when an override or an older policy kept a smaller window.
-- **Step streaks.** Consecutive target-not-found and low-confidence results, counted only
-  within ``audit.restore_horizon_seconds`` before the restart (``step_streaks``): fewer
-  than the last process held when a streak is older than that.
+- **Step streaks.** Consecutive target-not-found and low-confidence results since the
+  workflow's steps were last reset, counted only within ``audit.restore_horizon_seconds``
+  before the restart (``step_streaks``): fewer than the last process held when a streak is
+  older than that, more when an earlier restart cut it with a shorter horizon.
 
-:class:`Readback` follows the records replay feeds and answers both as of a restart, so the
-replayed restart starts from what the live one did. Pure bookkeeping: no SQL, no clock.
+:class:`Readback` reads the same records the queries read — a result's signals, a transition
+that resets a workflow's steps (:func:`~autoheal_otel._transitions.resetting`, the
+declaration the SQL is generated from) — in the order replay streams them, and answers both
+as of a restart, so the replayed restart starts from what the live one did. Pure
+bookkeeping: no SQL, no clock.
 """
 
 from __future__ import annotations
@@ -21,14 +25,17 @@ from datetime import datetime, timedelta
 
 from .._calibration_policy import MAX_WINDOW
 from .._calibrator import DEFAULT_METHOD, decided, method_of
-from .._ledger import Ledger
-from .._models import StepResult
+from .._models import StepResult, Trigger
+from .._transitions import Reset, resetting
 
 __all__ = ["Readback"]
 
-#: The most results of one streak whose times are kept (a longer streak's oldest ones are
-#: counted as inside the horizon when the oldest kept one is).
+#: The most results of one streak whose times are kept: a restart reads back at most this
+#: many of a streak (its counters beyond it are not reproduced exactly).
 MAX_STREAK = 100_000
+
+_STEP_RESETS = resetting(Reset.STEPS)
+_SIGNALS = (Trigger.TARGET_NOT_FOUND.value, Trigger.LOW_CONFIDENCE.value)
 
 Streak = tuple[deque[datetime], deque[datetime]]
 
@@ -39,27 +46,19 @@ class Readback:
     def __init__(self) -> None:
         # Each method's decided matches, as many as any policy's window may reach back.
         self._decided: dict[str, deque[tuple[float, bool]]] = {}
-        # Per (workflow, step): the times of the results of its current streaks, newest last.
-        self._streaks: dict[tuple[str, str], Streak] = {}
-
-    def counters(self, ledger: Ledger, workflow_id: str, step_id: str) -> tuple[int, int]:
-        """Return a step's two streak counters in the machine (0, 0 for one not seen)."""
-        wf = ledger.workflows.get(workflow_id)
-        step = wf.steps.get(step_id) if wf is not None else None
-        if step is None:
-            return 0, 0
-        return step.consecutive_target_not_found, step.consecutive_low_confidence
+        # Per workflow, per step: the times of the results of its two current streaks.
+        self._streaks: dict[str, dict[str, Streak]] = {}
 
     def result(
         self,
-        ledger: Ledger,
         workflow_id: str,
         step_id: str,
         result: StepResult,
+        signals: list[str] | None,
         ts: datetime,
-        before: tuple[int, int],
     ) -> None:
-        """Note a result the machine was fed; ``before``: the step's counters before it."""
+        """Note a result record: its decided match, and the streaks its signals extend or
+        break."""
         ok = decided(result)
         if ok is not None and result.confidence is not None:
             method = method_of(result.details) if result.details else DEFAULT_METHOD
@@ -67,18 +66,24 @@ class Readback:
             if window is None:
                 window = self._decided[method] = deque(maxlen=MAX_WINDOW)
             window.append((result.confidence, ok))
-        after = self.counters(ledger, workflow_id, step_id)
-        key = (workflow_id, step_id)
-        times = self._streaks.get(key)
+        steps = self._streaks.get(workflow_id)
+        times = steps.get(step_id) if steps is not None else None
         if times is None:
-            if after == (0, 0):
+            if not signals:
                 return
-            times = self._streaks[key] = (deque(maxlen=MAX_STREAK), deque(maxlen=MAX_STREAK))
-        for count, was, kept in zip(after, before, times, strict=True):
-            if count == 0:
-                kept.clear()
-            elif count == was + 1:  # the result extends the streak
+            if steps is None:
+                steps = self._streaks[workflow_id] = {}
+            times = steps[step_id] = (deque(maxlen=MAX_STREAK), deque(maxlen=MAX_STREAK))
+        for signal, kept in zip(_SIGNALS, times, strict=True):
+            if signals and signal in signals:
                 kept.append(ts)
+            else:
+                kept.clear()
+
+    def transition(self, workflow_id: str, cause: str | None, state: str | None) -> None:
+        """Note a transition record: one that resets the workflow's steps ends their streaks."""
+        if (cause, state) in _STEP_RESETS:
+            self._streaks.pop(workflow_id, None)
 
     def calibration_samples(self) -> Iterator[tuple[str, float, bool]]:
         """Return every method's decided matches so far, oldest first (each window keeps its
@@ -88,31 +93,25 @@ class Readback:
                 yield method, confidence, ok
 
     def streaks(
-        self, ledger: Ledger, as_of: datetime, horizon_seconds: float
+        self, as_of: datetime, horizon_seconds: float
     ) -> dict[tuple[str, str], tuple[int, int]]:
-        """Return each step's counters as a restart at ``as_of`` reads them back: the results
-        of its current streaks within ``horizon_seconds`` (``audit.restore_horizon_seconds``
-        of the restarted process's policy)."""
+        """Return each step's two counters as a restart at ``as_of`` reads them back: the
+        results of its current streaks within ``horizon_seconds`` before it."""
         since = as_of - timedelta(seconds=horizon_seconds)
         out: dict[tuple[str, str], tuple[int, int]] = {}
-        for key, times in self._streaks.items():
-            counts = self.counters(ledger, *key)
-            if counts == (0, 0):
-                continue
-            out[key] = (
-                _within(times[0], counts[0], since),
-                _within(times[1], counts[1], since),
-            )
+        for workflow_id, steps in self._streaks.items():
+            for step_id, (tnf, low) in steps.items():
+                counts = (_within(tnf, since), _within(low, since))
+                if counts != (0, 0):
+                    out[workflow_id, step_id] = counts
         return out
 
 
-def _within(times: deque[datetime], count: int, since: datetime) -> int:
-    """Return how many of the last ``count`` times are after ``since``."""
-    if count == 0:
-        return 0
-    newest = list(times)[-count:]
-    inside = sum(1 for t in newest if t > since)
-    # A streak longer than what is kept: its older results count when the oldest kept does.
-    if count > len(newest) and newest and newest[0] > since:
-        inside += count - len(newest)
+def _within(times: deque[datetime], since: datetime) -> int:
+    """Return how many of a streak's result times are after ``since`` (newest last)."""
+    inside = 0
+    for t in reversed(times):
+        if t <= since:
+            break
+        inside += 1
     return inside

@@ -7,9 +7,15 @@ policy that was recorded, the automatic transitions (breakers, recovery, probes,
 global pauses) and the gate answers must come out as recorded; a what-if replay passes
 another policy and reports the degrades, quarantines and pauses it would have produced.
 
+A session start after which no writer met so far writes again is a warm restart: replay puts
+the new process's policy in force and starts from what the restart read back from the log
+(:mod:`._readback`: calibration windows, step streaks within the restore horizon, as of when
+it read). Another writer's session beside a running one (``autoheal force``, a snapshot) is
+not: the running writer goes on under its own policy and state.
+
 Records stream through in batches, so memory stays flat whatever the log's size. Known
-limits, reported rather than hidden: several processes writing one directory at once replay
-as one stream, and timestamps have microsecond resolution.
+limits, reported rather than hidden: several processes deciding in one directory at once
+replay as one stream, and timestamps have microsecond resolution.
 """
 
 from __future__ import annotations
@@ -49,7 +55,7 @@ REPLAY_MEMORY = "192MB"
 _COLUMNS = (
     "ts, seq, kind, workflow_id, step_id, state, previous_state, reason, message, allowed,"
     " outcome, confidence, second_best, validated, duration_s, cause, actor, artifact_version,"
-    " details"
+    " details, signals, writer"
 )
 
 
@@ -111,6 +117,17 @@ class ReplayReport:
             self.mismatches.append(entry)
 
 
+def _instant(value: Any) -> datetime | None:
+    """Return an ISO time from a record's details as an aware UTC datetime (None: absent)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed.astimezone(UTC) if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
 def _details(value: Any) -> dict[str, Any]:
     if isinstance(value, str):
         loaded = json.loads(value)
@@ -152,8 +169,18 @@ def _recorded_policy(db: AuditAnalytics) -> PolicyConfig:
 class _Replayer:
     """Feed one log's records to a machine and compare what it decides."""
 
-    def __init__(self, machine: Machine, report: ReplayReport, start: datetime) -> None:
+    def __init__(
+        self,
+        machine: Machine,
+        report: ReplayReport,
+        start: datetime,
+        last: dict[str | None, tuple[datetime, int]],
+    ) -> None:
         self.machine = machine
+        # Each writer's last record (ts, seq), and the writers met so far: together they tell
+        # a restart from another writer's start.
+        self.last = last
+        self.writers: set[str | None] = set()
         self.report = report
         self.start = start
         self.what_if = report.what_if
@@ -164,6 +191,7 @@ class _Replayer:
         self.readback = Readback()
 
     def feed(self, rec: dict[str, Any]) -> None:
+        self.writers.add(rec["writer"])
         ts = rec["ts"].replace(tzinfo=UTC)
         now = (ts - self.start).total_seconds()
         events: list[DecisionEvent] = []
@@ -197,10 +225,10 @@ class _Replayer:
                 duration_s=rec["duration_s"],
                 details=_details(rec["details"]),
             )
-            before = self.readback.counters(m.ledger, wid, step)
             m.result(wid, step, result, now, ts, NO_TRACE, events)
-            self.readback.result(m.ledger, wid, step, result, ts, before)
+            self.readback.result(wid, step, result, rec["signals"], ts)
         elif kind == EventKind.TRANSITION:
+            self.readback.transition(wid, rec["cause"], rec["state"])
             self._transition(rec, now, ts, events)
         elif kind == EventKind.FLEET or (kind == EventKind.GLOBAL and rec["cause"] == Cause.FLEET):
             details = _details(rec["details"])
@@ -304,18 +332,31 @@ class _Replayer:
             self.machine.ledger.fleet_scopes = frozenset()
             self.machine.ledger.probe_permits.clear()
             self.sessions += 1
-            if self.sessions > 1:  # a new manager read the log back: a warm restart
+            if self.sessions > 1 and self._takes_over(rec, ts):
+                # A new manager read the log back and carries on alone: a warm restart.
                 ledger = self.machine.ledger
                 started = details.get("policy")
                 policy = PolicyConfig.from_dict(started) if started and not self.what_if else None
                 horizon = (policy or ledger.policy).audit.restore_horizon_seconds
-                streaks = self.readback.streaks(ledger, ts, horizon)
+                as_of = _instant((details.get("restored") or {}).get("as_of")) or ts
+                streaks = self.readback.streaks(as_of, horizon)
                 samples = self.readback.calibration_samples()
                 _upkeep.restart(ledger, now, policy, samples, streaks)
             if details.get("versioned"):
                 self.machine.ledger.versioned = True
         elif rec["reason"] == Reason.STORE_ATTACHED:
             self.machine.ledger.versioned = True
+
+    def _takes_over(self, rec: dict[str, Any], ts: datetime) -> bool:
+        """Return whether a session start is a restart: no other writer writes after it.
+
+        Another writer that still writes after it (the robot, while ``autoheal force`` or a
+        snapshot runs a short session of its own) did not restart: its decisions go on
+        under its own policy, streaks and windows.
+        """
+        here = (ts.replace(tzinfo=None), rec["seq"])
+        last = self.last
+        return all(w == rec["writer"] or last[w] <= here for w in self.writers)
 
     def finish(self) -> None:
         """Keep the calibration and every workflow's effective settings at the end."""
@@ -374,7 +415,13 @@ def replay(
         config = policy or _recorded_policy(db)
         machine = Machine(config, "replay", (0.0, first))
         report.policy_version = machine.policy.version
-        replayer = _Replayer(machine, report, first)
+        last = {
+            r["writer"]: (r["last"]["ts"], r["last"]["seq"])
+            for r in db.sql(
+                "SELECT writer, max({'ts': ts, 'seq': seq}) AS last FROM audit GROUP BY writer"
+            )
+        }
+        replayer = _Replayer(machine, report, first, last)
         if progress is not None:
             progress(0, total)
         for index, rec in enumerate(_stream(db), start=1):
