@@ -197,6 +197,8 @@ class Machine:
         if c.clean:
             step.consecutive_target_not_found = 0
             step.consecutive_low_confidence = 0
+            # The state now: the version's judgment may have just rolled the workflow back.
+            state = wf.state
             if state is DEGRADED:
                 _probe.degraded_success(self.ledger, wf, result, now, ts, trace, events)
             elif state is QUARANTINED and wf.probe_step == step_id:

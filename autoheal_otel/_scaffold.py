@@ -8,7 +8,8 @@ executor's two hooks, bound once by the manager, and through :meth:`Scaffold.dec
 2. the executor's two hooks (the inputs with a ``step_id``) first run the periodic checks
    (policy file, shared log) when they are due, outside the lock;
 3. under the lock: the closed check, then the machine's input with the span's ids passed
-   explicitly — arithmetic on in-memory state and the building of events only;
+   explicitly — arithmetic on in-memory state and the building of events only (the events
+   an input built are published even if it raised part-way);
 4. after the lock: publish the events in ``seq`` order (a failing sink never reaches the
    hook) and end the span.
 
@@ -110,11 +111,15 @@ class Scaffold:
                         out = feed(workflow_id, step_id, now, ts, trace, events)
                     else:
                         out = feed(workflow_id, step_id, value, now, ts, trace, events)
+                finally:
+                    # What the input did is recorded even if it raised part-way: the log must
+                    # hold every change the machine made, or a restart and replay miss it.
                     if events:
                         publisher.enqueue(events)
-                finally:
                     lock.release()
             except BaseException as exc:
+                if events:
+                    publisher.drain()
                 if span is not None:
                     span.record_exception(exc)
                     span.end()

@@ -285,3 +285,69 @@ def test_replay_matches_across_killed_restarts(tmp_path: Path) -> None:
     assert sum(report.recorded.values()) > 10, "the workload should move workflows around"
     assert report.recorded["paused"] > 0 and report.recorded["quarantined"] > 0
     assert report.matches, report.mismatches[:3]
+
+
+def test_a_clean_result_that_rolls_a_degraded_workflow_back_counts_no_recovery(
+    tmp_path: Path,
+) -> None:
+    """The result that completes a recovery streak can also be the one whose version fails.
+
+    The regression rolls the workflow back (and the store restores the known-good set); the
+    recovery is not counted on top of it. It used to be, from the state read before the
+    judgment: the hook raised ``no 'recovery' transition from 'rollback'``, the rollback's
+    records were lost and the workflow stayed in ROLLBACK.
+    """
+    from autoheal_otel import Outcome, PolicyConfig, StepResult
+    from autoheal_otel.versioning import FileComponent, VersionedStore
+
+    clock = FakeClock()
+    sink = InMemorySink()
+    policy = PolicyConfig.from_dict(
+        {"rollback": {"min_executions": 5}, "degraded": {"recovery_successes": 2}}
+    )
+    store = VersionedStore(tmp_path, [FileComponent("model")], clock=clock)
+    m = AutoHealManager(policy, data_dir=tmp_path, clock=clock, store=store, sinks=[sink])
+    ok = StepResult(outcome=Outcome.SUCCESS, confidence=0.95, validated=True)
+    tnf = StepResult(outcome=Outcome.TARGET_NOT_FOUND)
+    m.snapshot_artifacts("w", "good", known_good=True)
+    for result in [ok] * 6 + [None] + [tnf] * 3 + [ok, ok]:  # None: a worse version
+        clock.advance(1.0)
+        if result is None:
+            m.snapshot_artifacts("w", "worse")
+        else:
+            m.on_step_result("w", "s", result)
+    moves = [(e.previous_state, e.state, e.cause) for e in sink.transitions]
+    S = ExecutionState
+    assert moves == [
+        (S.RUNNING, S.DEGRADED, "step_breaker"),
+        (S.DEGRADED, S.ROLLBACK, "regression"),
+        (S.ROLLBACK, S.DEGRADED, "restore_ok"),
+    ]
+    assert m.get_mode("w") is S.DEGRADED
+    m.close()
+    assert replay(tmp_path).matches
+
+
+def test_what_an_input_did_before_it_raised_is_published(tmp_path: Path) -> None:
+    """An input that raises part-way has its events published: the log holds every change."""
+    from autoheal_otel.semconv import Reason
+
+    sink = InMemorySink()
+    m = AutoHealManager(clock=FakeClock(), sinks=[sink])
+    ledger = m._machine.ledger
+    before = len(sink.events)
+
+    def feed(_w: object, _s: object, now: float, ts: object, trace: object, events: list) -> None:
+        ledger.emit(events, EventKind.SESSION, ts, trace, None, None, None,
+                    reason=Reason.SESSION_START.value, message="part-way")  # fmt: skip
+        raise RuntimeError("input failed after a change")
+
+    run = m._parts.scaffold.bind(None, "test", feed)
+    try:
+        run(None, None)
+    except RuntimeError:
+        pass
+    else:
+        raise AssertionError("the input's error must reach the caller")
+    assert [e.message for e in sink.events[before:]] == ["part-way"]
+    m.close()
