@@ -21,9 +21,7 @@ replay as one stream, and timestamps have microsecond resolution.
 from __future__ import annotations
 
 import json
-from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,12 +31,13 @@ from .._errors import AutoHealError
 from .._events import DecisionEvent
 from .._ledger import NO_TRACE
 from .._machine import Machine
-from .._models import EffectiveSettings, ExecutionState, StepResult
+from .._models import ExecutionState, StepResult
 from .._policy import PolicyConfig
 from .._report import effective_settings
 from ..semconv import Cause, EventKind, Reason
 from . import AuditAnalytics
 from ._readback import Readback
+from ._replay_report import ReplayReport
 from ._view import sources
 
 __all__ = ["ReplayReport", "replay"]
@@ -57,64 +56,6 @@ _COLUMNS = (
     " outcome, confidence, second_best, validated, duration_s, cause, actor, artifact_version,"
     " details, signals, writer"
 )
-
-
-@dataclass
-class ReplayReport:
-    """What a replay found."""
-
-    records: int = 0
-    skipped_lines: int = 0
-    what_if: bool = False
-    policy_version: str = ""
-    gates: int = 0
-    gate_mismatches: int = 0
-    recorded: Counter[str] = field(default_factory=Counter)
-    replayed: Counter[str] = field(default_factory=Counter)
-    recorded_blocked_gates: int = 0
-    replayed_blocked_gates: int = 0
-    mismatches: list[dict[str, Any]] = field(default_factory=list)
-    #: Calibration changes (method, previous, threshold) recorded in the log and replayed.
-    recorded_calibrations: list[tuple[Any, ...]] = field(default_factory=list)
-    replayed_calibrations: list[tuple[Any, ...]] = field(default_factory=list)
-    #: The calibrated thresholds in force at the end, per method.
-    method_thresholds: dict[str, float] = field(default_factory=dict)
-    #: Each workflow's effective settings at the end of the log (calibration applied).
-    settings: dict[str, EffectiveSettings] = field(default_factory=dict)
-
-    @property
-    def matches(self) -> bool:
-        """Return True when every automatic transition and gate answer was reproduced."""
-        return not self.mismatches and self.gate_mismatches == 0
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-ready summary."""
-        return {
-            "records": self.records,
-            "skipped_lines": self.skipped_lines,
-            "what_if": self.what_if,
-            "policy_version": self.policy_version,
-            "matches": self.matches,
-            "gates": self.gates,
-            "gate_mismatches": self.gate_mismatches,
-            "transitions": {"recorded": dict(self.recorded), "replayed": dict(self.replayed)},
-            "blocked_gates": {
-                "recorded": self.recorded_blocked_gates,
-                "replayed": self.replayed_blocked_gates,
-            },
-            "mismatches": self.mismatches[:50],
-            "calibration": {
-                "recorded": len(self.recorded_calibrations),
-                "replayed": len(self.replayed_calibrations),
-                "thresholds": dict(self.method_thresholds),
-            },
-            "settings": {w: s.model_dump(mode="json") for w, s in self.settings.items()},
-        }
-
-    def mismatch(self, entry: dict[str, Any]) -> None:
-        """Keep the first 50 mismatches (the count of gate mismatches is kept apart)."""
-        if len(self.mismatches) < 50:
-            self.mismatches.append(entry)
 
 
 def _instant(value: Any) -> datetime | None:
