@@ -32,7 +32,15 @@ from typing import Any
 from ._calibration_policy import CalibrationPolicy
 from ._models import Outcome, StepResult
 
-__all__ = ["DEFAULT_METHOD", "Calibration", "Calibrator", "decided", "method_of", "threshold_of"]
+__all__ = [
+    "DEFAULT_METHOD",
+    "Calibration",
+    "Calibrator",
+    "Windows",
+    "decided",
+    "method_of",
+    "threshold_of",
+]
 
 DEFAULT_METHOD = "faiss"
 SUCCESS = Outcome.SUCCESS
@@ -103,7 +111,7 @@ class Calibration:
         }
 
 
-class _Windows(dict[str, deque[tuple[float, bool]]]):
+class Windows(dict[str, deque[tuple[float, bool]]]):
     """Each method's window of decided matches; a method's first match opens its window."""
 
     def __init__(self, size: int) -> None:
@@ -125,7 +133,7 @@ class Calibrator:
         self.settings = policy
         #: ``settings.enabled``, read on every result.
         self.enabled = policy.enabled
-        self.samples = _Windows(policy.window)
+        self.samples = Windows(policy.window)
         # Kept only while calibration is on (see the module docstring).
         self._ordered: dict[str, list[tuple[float, bool]]] = {}
         self._correct: dict[str, int] = {}
@@ -149,7 +157,7 @@ class Calibrator:
         """
         self.base = policy
         self.overrides = {}
-        windows = _Windows(policy.window)
+        windows = Windows(policy.window)
         for method, confidence, ok in samples:
             windows[method].append((confidence, ok))
         self.samples = windows

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 from .._calibration_policy import MAX_WINDOW
-from .._calibrator import DEFAULT_METHOD, decided, method_of
+from .._calibrator import DEFAULT_METHOD, Windows, decided, method_of
 from .._models import StepResult, Trigger
 from .._transitions import Reset, resetting
 
@@ -45,7 +45,7 @@ class Readback:
 
     def __init__(self) -> None:
         # Each method's decided matches, as many as any policy's window may reach back.
-        self._decided: dict[str, deque[tuple[float, bool]]] = {}
+        self._decided = Windows(MAX_WINDOW)
         # Per workflow, per step: the times of the results of its two current streaks.
         self._streaks: dict[str, dict[str, Streak]] = {}
 
@@ -62,10 +62,7 @@ class Readback:
         ok = decided(result)
         if ok is not None and result.confidence is not None:
             method = method_of(result.details) if result.details else DEFAULT_METHOD
-            window = self._decided.get(method)
-            if window is None:
-                window = self._decided[method] = deque(maxlen=MAX_WINDOW)
-            window.append((result.confidence, ok))
+            self._decided[method].append((result.confidence, ok))
         steps = self._streaks.get(workflow_id)
         times = steps.get(step_id) if steps is not None else None
         if times is None:
