@@ -257,6 +257,16 @@ class AuditPolicy(_Section):
         " (it changed nothing). Off, every line reaches the OS before its hook returns."
         " Refused gates and every other decision are always written at once.",
     )
+    follow_interval_seconds: Number = Field(
+        0.2,
+        gt=0,
+        le=1.0,
+        description="How often (seconds of real time) a running manager reads what other"
+        " writers appended to the log, to apply their operator moves (`autoheal force`,"
+        " `resume`, `versions rollback`, another process) and acknowledge them. At most 1 s:"
+        " a move reaches every running robot within a second. A thread of its own; never"
+        " on a hook's thread.",
+    )
     restore_horizon_seconds: Number = Field(
         3600.0,
         gt=0,

@@ -2,7 +2,7 @@
 
 The :class:`Periodic` collaborator runs at most every ``check_interval_seconds`` /
 ``sync_interval_seconds`` of the injected clock and turns what it finds into machine inputs
-(a policy change or rejection, other writers' moves, the shared global figures), fed through
+(a policy change or rejection, the shared global figures), fed through
 the manager's one input path. The policy check (a ``stat``) runs on the hook's thread when due;
 the shared-log sync (a DuckDB query over every writer's log) never does: the hook only wakes
 the sync thread, which feeds what it finds when the query is done. Nothing here ever raises
@@ -40,7 +40,6 @@ class Periodic:
         decide: Callable[..., Any],
         watcher: PolicyWatcher | None,
         data_dir: Path | None,
-        writer: str,
         anchor: tuple[float, datetime],
         record_operation: Callable[[str, float], None],
         monotonic: Callable[[], float],
@@ -49,12 +48,10 @@ class Periodic:
         self._decide = decide
         self.watcher = watcher
         self._data_dir = data_dir
-        self._writer = writer
         self._record_operation = record_operation
         self._monotonic = monotonic
-        now, wall = anchor
+        now = anchor[0]
         self._analytics: Any = None
-        self._foreign_since = wall
         #: Why the last policy edit was rejected (None after a good one).
         self.last_error: PolicyError | None = None
         self.sync_at = math.inf
@@ -119,12 +116,11 @@ class Periodic:
         self.due = self._next_due()
 
     def _sync_global(self, wall: datetime) -> None:
-        """Read the shared audit log: other processes' failures, pauses and operator moves.
+        """Read the shared audit log: other processes' failures and global pauses.
 
-        Counts every process's failures in the global window, follows a global pause another
-        process recorded, and applies operator moves and resumes that other writers (an
-        ``autoheal force``, another executor) recorded since the last look — without recording
-        them again: their own record is the audit entry.
+        Counts every process's failures in the global window and follows a global pause
+        another process recorded. (Operator moves do not wait for this: every manager follows
+        them within a second, whatever the policy; see :mod:`._follow`.)
         """
         from .analytics import AuditAnalytics
 
@@ -135,15 +131,6 @@ class Periodic:
         started = self._monotonic()
         db.refresh()
         gp = self._machine.policy.breakers.global_
-        foreign = db.query(
-            "foreign_operator_actions", writer=self._writer, since=self._foreign_since
-        )
-        if foreign:
-            newest = self._decide(
-                None, "sync", None, None, _upkeep.follow, self._machine.ledger, foreign
-            )
-            if newest is not None:
-                self._foreign_since = max(self._foreign_since, newest)
         rows = db.query(
             "global_window",
             as_of=wall,

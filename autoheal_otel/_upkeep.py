@@ -2,15 +2,14 @@
 
 Functions over a :class:`~._ledger.Ledger`, pure like it: an artifact version became
 active, a policy changed or was rejected, a manager started or stopped (or a store was
-attached), other writers recorded operator moves or a global pause in a shared directory, the
+attached), another writer recorded a global pause in a shared directory, the
 log was read back at a warm restart, or (in replay) a process restarted.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from . import _calibration
@@ -18,22 +17,18 @@ from ._events import RuleFiring
 from ._ledger import Events, Ledger, Trace
 from ._models import ExecutionState
 from ._policy import PolicyConfig
-from ._transitions import is_legal
 from ._warm import apply_restored
-from .semconv import Cause, EventKind, Reason, Rule
+from .semconv import EventKind, Reason, Rule
 
 __all__ = [
     "activate",
     "change_policy",
-    "follow",
     "note_session",
     "reject_policy",
     "restart",
     "restore",
     "shared_pause",
 ]
-
-_log = logging.getLogger("autoheal_otel")
 
 
 def activate(
@@ -168,51 +163,6 @@ def note_session(
             message=message,
             details=dict(details),
         )
-
-
-def follow(
-    ledger: Ledger,
-    actions: list[dict[str, Any]],
-    now: float,
-    ts: datetime | None,
-    trace: Trace,
-    events: Events,
-) -> datetime | None:
-    """Input: other writers' operator moves and resumes.
-
-    Applied without being recorded again (their own records are the audit entries).
-    Returns the newest action's time (None: none).
-    """
-    # Their own records are the audit entries: nothing is recorded again here, and each move
-    # is dated when its writer recorded it.
-    events = None
-    newest: datetime | None = None
-    glob = ledger.glob
-    for action in actions:
-        ts = action["ts"].replace(tzinfo=UTC)
-        newest = ts if newest is None else max(newest, ts)
-        if action["kind"] == EventKind.GLOBAL:
-            if glob.paused:
-                glob.paused = False
-                glob.window.clear()
-            continue
-        target = ExecutionState(action["state"])
-        wf = ledger.workflow(action["workflow_id"], now, ts, trace, events)
-        if wf.state is target or target is ExecutionState.ROLLBACK:
-            continue  # a rollback's restore was done by the writer that recorded it
-        if not is_legal(wf.state, target, Cause.OPERATOR):
-            _log.warning(
-                "autoheal ignores %s's move of %r from %s to %s: not an operator edge",
-                action["writer"],
-                wf.workflow_id,
-                wf.state.value,
-                target.value,
-            )
-            continue
-        reason = action["message"] or "operator"
-        actor = action["actor"] or "operator"
-        ledger.operator_move(wf, target, reason, actor, now, ts, trace, events)
-    return newest
 
 
 def shared_pause(

@@ -23,6 +23,7 @@ from ._clock import Clock, SystemClock
 from ._compactor import AutoCompactor, start_compactor
 from ._errors import PolicyError
 from ._events import EventSink
+from ._follow import Follower, Move, apply_moves
 from ._machine import Machine
 from ._policy import PolicyConfig
 from ._polling import Periodic
@@ -30,7 +31,7 @@ from ._publisher import Publisher
 from ._report import StatusReport, build_report
 from ._scaffold import Scaffold
 from .semconv import Reason
-from .sinks.jsonl import JsonlAuditSink, new_writer_id
+from .sinks.jsonl import AUDIT_DIR, JsonlAuditSink, new_writer_id
 from .sinks.otel import OTelSink
 from .sinks.sqlite import SuccessStore
 
@@ -56,6 +57,8 @@ class Parts:
     periodic: Periodic
     compactor: AutoCompactor | None
     fleet: FleetLink | None
+    #: Applies other writers' operator moves (None: no writable data directory).
+    follower: Follower | None
     #: What the warm restart rebuilt (per kind of figure) and as of when, for the session's
     #: first record.
     restored: dict[str, Any]
@@ -78,6 +81,8 @@ class Parts:
                 "versioned": versioned,
             }
             self._note(Reason.SESSION_START, f"manager started (writer {self.writer})", details)
+        if self.follower is not None:
+            self.follower.start()
         if self.fleet is not None:
             self.fleet.start()
 
@@ -92,6 +97,8 @@ class Parts:
         """Record the session's end, refuse later inputs, close the sinks, stop the threads."""
         if self.scaffold.closed:
             return
+        if self.follower is not None:
+            self.follower.close()
         if self.fleet is not None:
             self.fleet.close()
         if self.audit is not None:
@@ -138,6 +145,19 @@ def assemble(
     restored: dict[str, Any] = {}
     audit: JsonlAuditSink | None = None
     successes: SuccessStore | None = None
+    follower: Follower | None = None
+    rollbacks: set[tuple[str, str]] = set()
+
+    def follow(moves: list[Move]) -> None:
+        scaffold.decide(None, "follow", None, None, apply_moves, machine.ledger, moves, rollbacks)
+
+    if data_dir is not None and not read_only:
+        follower = Follower(
+            data_dir / AUDIT_DIR, writer, follow, config.audit.follow_interval_seconds
+        )
+        # Before the warm restart reads the log: a move recorded in between is applied twice
+        # at worst (the second time finds the state already there), never missed.
+        follower.skip_existing()
     if data_dir is not None:
         restored, audit, successes = open_data_dir(data_dir, machine, clock, writer, read_only)
 
@@ -162,7 +182,7 @@ def assemble(
         return successes.learning_success_rate(workflow_id) if successes is not None else {}
 
     artifacts = ArtifactKeeper(machine, decide, monotonic, record, evidence)
-    periodic = Periodic(machine, decide, watcher, data_dir, writer, (now, wall), record, monotonic)
+    periodic = Periodic(machine, decide, watcher, data_dir, (now, wall), record, monotonic)
     scaffold.periodic = periodic
     compactor = start_compactor(data_dir, config.audit, read_only)
     # The fleet link (off by default; only then is redis imported) ships this host's
@@ -186,6 +206,7 @@ def assemble(
         periodic,
         compactor,
         fleet,
+        follower,
         restored,
         data_dir,
         read_only,

@@ -30,6 +30,7 @@ class EventKind(StrEnum):
     ACTIVATION = "activation"  # a workflow's learned-artifact version became active
     CALIBRATION = "calibration"  # a method's calibrated threshold changed, or was configured
     FLEET = "fleet"  # the fleet link came up or went down, or this host won the probe lease
+    ACK = "ack"  # this process applied a move another writer recorded (an operator's command)
 
 
 class Rule(StrEnum):
@@ -79,6 +80,9 @@ class Reason(StrEnum):
     STORE_ATTACHED = "store.attached"
     CALIBRATION_CHANGED = "calibration.changed"  # a method's threshold moved or first appeared
     CALIBRATION_CONFIGURED = "calibration.configured"  # calibration turned on, with overrides
+    MOVE_APPLIED = "move.applied"  # an ack: the move changed this process's state
+    MOVE_ALREADY = "move.already"  # an ack: this process already was where the move leads
+    MOVE_REFUSED = "move.refused"  # an ack: no such edge from this process's state
     FLEET_CONNECTED = "fleet.connected"  # the first connection of this manager's fleet link
     FLEET_RECONNECTED = "fleet.reconnected"
     FLEET_DISCONNECTED = "fleet.disconnected"

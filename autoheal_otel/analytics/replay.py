@@ -13,6 +13,9 @@ the new process's policy in force and starts from what the restart read back fro
 it read). Another writer's session beside a running one (``autoheal force``, a snapshot) is
 not: the running writer goes on under its own policy and state.
 
+A move another writer recorded (``autoheal force``) that a running process acknowledged takes
+effect, in replay as it did live, when that process applied it: at its first ``ack`` record.
+
 Records stream through in batches, so memory stays flat whatever the log's size. Known
 limits, reported rather than hidden: several processes deciding in one directory at once
 replay as one stream, and timestamps have microsecond resolution.
@@ -130,6 +133,10 @@ class _Replayer:
         self.sessions = 0
         # What a warm restart reads back from the log, whatever the last process held.
         self.readback = Readback()
+        # Moves another writer recorded that a running process acknowledged: each takes
+        # effect at its first ack (when the running process applied it), not at its record.
+        self.acked: set[tuple[str, int]] = set()
+        self.deferred: dict[tuple[str, int], dict[str, Any]] = {}
 
     def feed(self, rec: dict[str, Any]) -> None:
         self.writers.add(rec["writer"])
@@ -155,6 +162,17 @@ class _Replayer:
     def _input(self, rec: dict[str, Any], now: float, ts: datetime, events: list[Any]) -> None:
         m = self.machine
         kind, wid, step = rec["kind"], rec["workflow_id"], rec["step_id"]
+        if self.acked and (rec["writer"], rec["seq"]) in self.acked:
+            self.deferred[(rec["writer"], rec["seq"])] = rec
+            return
+        if kind == EventKind.ACK:
+            details = _details(rec["details"])
+            key = (details.get("move_writer"), details.get("move_seq"))
+            move = self.deferred.pop(key, None)
+            if move is not None:
+                self.acked.discard(key)
+                self._input(move, now, ts, events)
+            return
         if kind == EventKind.GATE:
             self._gate(rec, m.gate(wid, step, now, ts, NO_TRACE, events)[0])
         elif kind == EventKind.RESULT:
@@ -363,6 +381,10 @@ def replay(
             )
         }
         replayer = _Replayer(machine, report, first, last)
+        for row in db.sql("SELECT details FROM audit WHERE kind = 'ack'"):
+            details = _details(row["details"])
+            if isinstance(details.get("move_writer"), str) and type(details.get("move_seq")) is int:
+                replayer.acked.add((details["move_writer"], details["move_seq"]))
         if progress is not None:
             progress(0, total)
         for index, rec in enumerate(_stream(db), start=1):

@@ -33,7 +33,7 @@ _OPTIONAL = ("faiss", "numpy", "opentelemetry.sdk", "opentelemetry.exporter")
 def _handlers() -> dict[str, Callable[[argparse.Namespace], int]]:
     from ._commands import run_compact, run_policy, run_replay, run_status, run_what_if
     from ._fleet import run_fleet
-    from ._operator import run_force, run_versions
+    from ._operator import run_force, run_resume, run_versions
     from ._query import run_query
     from ._reporting import run_report
 
@@ -41,6 +41,7 @@ def _handlers() -> dict[str, Callable[[argparse.Namespace], int]]:
         "demo": _demo,
         "status": run_status,
         "force": run_force,
+        "resume": run_resume,
         "versions": run_versions,
         "query": run_query,
         "replay": run_replay,

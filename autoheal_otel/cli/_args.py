@@ -57,6 +57,21 @@ def _positive(text: str) -> float:
     return value
 
 
+def _wait_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--wait",
+        type=_positive,
+        default=3.0,
+        metavar="SECONDS",
+        help="how long to wait for every running robot to acknowledge the move (default 3)",
+    )
+    p.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="record the move and return without waiting for acknowledgements",
+    )
+
+
 def _fleet_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--url", help="the fleet's Redis URL (default: fleet.url of --policy)")
     p.add_argument("--namespace", help="the fleet's namespace (default: fleet.namespace)")
@@ -115,6 +130,13 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
         help="move the workflow on every host of the fleet (the fleet section of --policy)",
     )
     _fleet_options(force)
+    _wait_options(force)
+    resume = command("resume", "release every paused workflow and lift the global pause")
+    resume.add_argument("--reason", required=True)
+    resume.add_argument("--actor", default=os.environ.get("USER", "operator"))
+    resume.add_argument("--state", choices=["running", "degraded"], default="running")
+    resume.add_argument("--policy", type=Path)
+    _wait_options(resume)
     versions = command("versions", "list, snapshot, roll back or verify learned artifacts")
     versions.add_argument("action", choices=["list", "snapshot", "rollback", "verify"])
     versions.add_argument("--reason", default="by hand (autoheal versions)")
@@ -122,6 +144,7 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
         "--to", default="known_good", help="a set id as listed (s000002), known_good or previous"
     )
     versions.add_argument("--actor", default=os.environ.get("USER", "operator"))
+    _wait_options(versions)
     query = command(
         "query",
         "run a packaged analytics query over the audit log "

@@ -1,9 +1,14 @@
-"""``autoheal force`` and ``autoheal versions``: operator moves, each one audited or refused.
+"""``autoheal force``, ``resume`` and ``versions``: operator moves, each audited or refused.
 
 A move that would change nothing (forcing a workflow into the state it is in) or invent
 something (forcing a workflow id the log has never seen, without ``--create``) is refused
 with exit 1 and nothing is written. Snapshots and rollbacks of the versioned artifacts leave
 an activation record in the audit log, with the actor and the reason, through the manager.
+
+A move is a command: every robot running on the directory applies it within a second and
+acknowledges it in its own log. Each command waits (``--wait``, default 3 s; ``--no-wait``)
+and says which running processes applied it, or that none is running; a running process
+that did not acknowledge in time is a problem (exit 1).
 """
 
 from __future__ import annotations
@@ -11,8 +16,10 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import sys
 from typing import Any, Literal
 
+from .._delivery import Delivery, DeliveryWatch
 from .._manager import AutoHealManager
 from ..versioning import VersionedStore, VersionSet
 from ._common import (
@@ -29,7 +36,7 @@ from ._common import (
     table,
 )
 
-__all__ = ["run_force", "run_versions"]
+__all__ = ["run_force", "run_resume", "run_versions"]
 
 _SET_ID = re.compile(r"^s?0*(\d+)$")
 
@@ -67,18 +74,73 @@ def run_force(args: argparse.Namespace) -> int:
             f"`{command_name()} status --data-dir {args.data_dir}` shows every state",
         )
     store = VersionedStore.open(args.data_dir) if args.state == "rollback" else None
+    watch = DeliveryWatch(args.data_dir)
     with AutoHealManager(policy=policy, data_dir=args.data_dir, store=store) as manager:
         info = manager.force_transition(
             args.workflow, args.state, reason=args.reason, actor=args.actor
         )
-    emit(
-        args,
-        json.loads(info.to_json()),
-        lambda: print(
-            f"{info.workflow_id}: {info.previous_state} -> {info.state.value} "
-            f"(by {info.actor}: {info.reason})"
-        ),
+    delivery = _deliver(args, watch, manager.writer)
+    line = (
+        f"{info.workflow_id}: {info.previous_state} -> {info.state.value} "
+        f"(by {info.actor}: {info.reason})"
     )
+    return _report(args, json.loads(info.to_json()), line, delivery)
+
+
+def run_resume(args: argparse.Namespace) -> int:
+    """Release every PAUSED workflow and lift the global pause (audited, acknowledged)."""
+    need_log(args.data_dir)
+    need_writable(args.data_dir, "resume", "records the move in the audit log")
+    policy = load_policy(args.policy)
+    reader = AutoHealManager(policy=policy, data_dir=args.data_dir, read_only=True)
+    try:
+        report = reader.get_status_report()
+    finally:
+        reader.close()
+    paused = [w for w, s in report.workflows.items() if s.state.value == "paused"]
+    if not paused and not report.global_.paused:
+        raise Problem(
+            f"nothing is paused in {args.data_dir}; nothing recorded",
+            f"`{command_name()} status --data-dir {args.data_dir}` shows every state",
+        )
+    watch = DeliveryWatch(args.data_dir)
+    with AutoHealManager(policy=policy, data_dir=args.data_dir) as manager:
+        released = manager.resume_all(args.reason, actor=args.actor, state=args.state)
+    delivery = _deliver(args, watch, manager.writer)
+    line = f"resumed {len(released)} paused workflow(s) to {args.state}: " + (
+        ", ".join(released) or "(the global pause only)"
+    )
+    return _report(args, {"released": released, "state": args.state}, line, delivery)
+
+
+def _deliver(args: argparse.Namespace, watch: DeliveryWatch, writer: str) -> Delivery | None:
+    """Wait for the running processes' acknowledgements (None with ``--no-wait``)."""
+    if args.no_wait:
+        return None
+    return watch.wait(writer, args.wait)
+
+
+def _report(
+    args: argparse.Namespace, data: dict[str, Any], line: str, delivery: Delivery | None
+) -> int:
+    """Print what was recorded and who applied it; exit 1 when a running process did not."""
+    if delivery is not None:
+        data["delivery"] = delivery.to_dict()
+
+    def human() -> None:
+        print(line)
+        if delivery is not None:
+            print(f"  {delivery.describe()}")
+
+    emit(args, data, human)
+    if delivery is not None and not delivery.complete:
+        if not args.json:
+            print(
+                f"{command_name()}: the move is recorded, but {', '.join(delivery.missing)} did"
+                f" not acknowledge it within {args.wait:g} s; check that process (is it hung?)",
+                file=sys.stderr,
+            )
+        return EXIT_PROBLEM
     return EXIT_OK
 
 
@@ -106,10 +168,13 @@ def _open_store(args: argparse.Namespace, read_only: bool) -> VersionedStore:
     return VersionedStore.open(args.data_dir, read_only=read_only)
 
 
-def _audit_activation(args: argparse.Namespace, vset: VersionSet, reason: str) -> None:
+def _audit_activation(
+    args: argparse.Namespace, vset: VersionSet, reason: str, watch: DeliveryWatch
+) -> Delivery | None:
     """Record the newly active set in the audit log, through the manager (the one writer)."""
     with AutoHealManager(data_dir=args.data_dir) as manager:
         manager.activate_artifact_version(vset.label, reason=reason, actor=args.actor)
+    return _deliver(args, watch, manager.writer)
 
 
 def run_versions(args: argparse.Namespace) -> int:
@@ -123,24 +188,19 @@ def run_versions(args: argparse.Namespace) -> int:
     if args.action == "list":
         return _list(args, store)
     if args.action == "snapshot":
+        watch = DeliveryWatch(args.data_dir)
         vset = store.snapshot(args.reason)
-        _audit_activation(args, vset, f"snapshot {vset.label}: {args.reason}")
-        emit(
-            args,
-            json.loads(vset.model_dump_json()),
-            lambda: print(f"snapshot {vset.label} is active (recorded in the audit log)"),
-        )
-        return EXIT_OK
+        delivery = _audit_activation(args, vset, f"snapshot {vset.label}: {args.reason}", watch)
+        line = f"snapshot {vset.label} is active (recorded in the audit log)"
+        return _report(args, json.loads(vset.model_dump_json()), line, delivery)
     if args.action == "rollback":
         assert to is not None
+        watch = DeliveryWatch(args.data_dir)
         vset = store.rollback(to, reason=args.reason)
-        _audit_activation(args, vset, f"rolled back to {vset.label}: {args.reason}")
-        emit(
-            args,
-            json.loads(vset.model_dump_json()),
-            lambda: print(f"rolled back: {vset.label} is active (recorded in the audit log)"),
-        )
-        return EXIT_OK
+        reason = f"rolled back to {vset.label}: {args.reason}"
+        delivery = _audit_activation(args, vset, reason, watch)
+        line = f"rolled back: {vset.label} is active (recorded in the audit log)"
+        return _report(args, json.loads(vset.model_dump_json()), line, delivery)
     report = store.verify()
     emit(
         args,

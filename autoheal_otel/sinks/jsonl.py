@@ -40,10 +40,20 @@ from .._policy import AuditPolicy
 from ..semconv import EventKind
 from ._lines import LineEncoder
 
-__all__ = ["AUDIT_DIR", "JsonlAuditSink", "is_segment_live", "new_writer_id", "segment_paths"]
+__all__ = [
+    "AUDIT_DIR",
+    "JsonlAuditSink",
+    "is_segment_live",
+    "live_writers",
+    "new_writer_id",
+    "segment_paths",
+    "segment_writer",
+]
 
 AUDIT_DIR = "audit"
 SEGMENT_GLOB = "audit-*.jsonl"
+#: A segment's name: ``audit-<YYYYMMDD>-<writer>-<NNNN>.jsonl`` (the writer in group 1).
+SEGMENT_NAME = re.compile(r"audit-\d{8}-([A-Za-z0-9_.:@-]{1,128})-\d{4,}\.jsonl")
 _SAFE = re.compile(r"[^A-Za-z0-9_.]+")
 MAX_PENDING = 100_000
 #: At most this many allowed gates wait for a result before they are written anyway.
@@ -61,10 +71,39 @@ def segment_paths(audit_dir: Path) -> list[Path]:
     return sorted(audit_dir.glob(SEGMENT_GLOB))
 
 
+def segment_writer(name: str) -> str | None:
+    """Return the writer id in a segment's file name (None: not a segment's name)."""
+    match = SEGMENT_NAME.fullmatch(name)
+    return match.group(1) if match is not None else None
+
+
+def live_writers(audit_dir: Path) -> set[str]:
+    """Return the writers that hold a live segment: the processes running on the directory.
+
+    A writer's ``flock`` on its segment is its lease: the kernel drops it when the process
+    ends, however it ends (``kill -9`` included), so this is no guess from file times.
+    """
+    writers: set[str] = set()
+    try:
+        entries = list(os.scandir(audit_dir))
+    except OSError:
+        return writers
+    for entry in entries:
+        writer = segment_writer(entry.name)
+        if (
+            writer is not None
+            and writer not in writers
+            and entry.is_file(follow_symlinks=False)
+            and is_segment_live(Path(entry.path))
+        ):
+            writers.add(writer)
+    return writers
+
+
 def is_segment_live(path: Path) -> bool:
     """Return True while a writer holds the segment (its lock cannot be taken)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
         return False
     try:
