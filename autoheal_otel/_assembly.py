@@ -9,7 +9,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import sqlite3
 import threading
 from collections.abc import Callable
 from datetime import datetime
@@ -30,6 +32,8 @@ from .semconv import Rule
 from .sinks.jsonl import JsonlAuditSink
 from .sinks.otel import OTelSink, resolve_providers
 from .sinks.sqlite import SuccessStore
+
+_log = logging.getLogger("autoheal_otel")
 
 __all__ = [
     "Telemetry",
@@ -114,7 +118,15 @@ def open_data_dir(
         if read_only:
             return restored, None, None
         audit = JsonlAuditSink(data_dir, machine.policy.audit, writer)
-        return restored, audit, SuccessStore(data_dir, writer)
+        successes = SuccessStore(data_dir, writer)
+        try:
+            rebuilt = successes.repair(data_dir / "audit")
+        except sqlite3.Error as exc:  # the store stays usable; the log still holds the rows
+            _log.warning("autoheal could not rebuild lost successes from the log: %s", exc)
+        else:
+            if rebuilt:
+                restored["successes_rebuilt"] = rebuilt
+        return restored, audit, successes
     except OSError as exc:
         raise InvalidInputError(
             "data_dir", str(data_dir), f"must be a writable directory ({exc.strerror})"

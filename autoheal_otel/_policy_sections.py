@@ -251,11 +251,12 @@ class AuditPolicy(_Section):
         " the step still shows it ran): half the lines on a healthy fleet.",
     )
     allowed_gates_with_result: Flag = Field(
-        True,
-        description="Write an allowed gate's line together with the next decision's, its"
-        " step's result: one write per step. A crash between the two loses that gate's line"
-        " (it changed nothing). Off, every line reaches the OS before its hook returns."
-        " Refused gates and every other decision are always written at once.",
+        False,
+        description="Opt-in: hold an allowed gate's line back and write it with the next"
+        " decision's, its step's result (one write per step, a little faster). What it"
+        " loses: a robot killed between the two leaves no record that it was allowed to"
+        " act, exactly the line a post-mortem needs. Off (the default), every decision"
+        " reaches the OS before its hook returns.",
     )
     follow_interval_seconds: Number = Field(
         0.2,

@@ -25,8 +25,10 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import secrets
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -47,6 +49,8 @@ from ._view import (
     read_json_sql,
     read_manifest,
 )
+
+_log = logging.getLogger("autoheal_otel")
 
 __all__ = ["CompactionReport", "compact", "pending_segments"]
 
@@ -109,6 +113,20 @@ def pending_segments(data_dir: str | Path) -> list[Path]:
     return [p for p in segment_paths(audit) if p.stem not in done and not is_segment_live(p)]
 
 
+def _rebuild_successes(data_dir: Path, segments: list[Path]) -> None:
+    """Put the validated successes these segments hold into the success store first.
+
+    A writer that died mid-batch lost its last rows from the store; once its segment is
+    compacted away, a restart no longer finds them in JSONL, so compaction rebuilds them.
+    """
+    from ..sinks.sqlite import rebuild_from_segments
+
+    try:
+        rebuild_from_segments(data_dir, segments)
+    except sqlite3.Error as exc:  # the rows stay in the compacted log, the record of truth
+        _log.warning("autoheal could not rebuild lost successes before compaction: %s", exc)
+
+
 def _compact(
     data_dir: str | Path,
     progress: Callable[[int, int], None] | None,
@@ -144,6 +162,8 @@ def _compact_locked(
             report.skipped_live.append(path.name)
         else:
             segments.append(path)
+    if segments:
+        _rebuild_successes(Path(data_dir), segments)
     con = duckdb.connect(":memory:")
     quiet(con)  # it may run on a manager's thread
     try:

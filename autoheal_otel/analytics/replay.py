@@ -167,7 +167,7 @@ class _Replayer:
             return
         if kind == EventKind.ACK:
             details = _details(rec["details"])
-            key = (details.get("move_writer"), details.get("move_seq"))
+            key = (str(details.get("move_writer")), int(details.get("move_seq") or 0))
             move = self.deferred.pop(key, None)
             if move is not None:
                 self.acked.discard(key)

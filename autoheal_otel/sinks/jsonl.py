@@ -8,10 +8,10 @@ one manager process (host, pid, a random token). Invariants:
 - the lines of one decision (a hook's events) are written with one ``write`` call on an
   ``O_APPEND`` descriptor, so a crash keeps all of them or none; they have reached the OS
   when the hook returns (``fsync`` by policy: ``always``, ``interval`` = group commit on the
-  events' timestamps, ``never``) — except an allowed gate under
-  ``audit.allowed_gates_with_result`` (the default), which is written with its step's result
-  (one write per step; a crash between the two loses that gate's line, which changed
-  nothing; refused gates and every other decision are written before the hook returns);
+  events' timestamps, ``never``) — except, opted in by ``audit.allowed_gates_with_result``
+  (off by default), an allowed gate, which is then written with its step's result (one write
+  per step; a crash between the two loses the record that the robot was allowed to act;
+  refused gates and every other decision are written before the hook returns);
 - a live segment holds an exclusive ``flock``; a segment whose lock can be taken is closed
   (its writer rotated away or died), which is what compaction looks for;
 - a failed write (full disk, read-only directory) keeps the line in a bounded retry buffer,
@@ -157,7 +157,7 @@ class JsonlAuditSink:
     def emit_many(self, events: Sequence[DecisionEvent]) -> None:
         """Append the records of one decision's events with one ``write``.
 
-        A lone allowed gate is held (``audit.allowed_gates_with_result``) and written with the
+        A lone allowed gate is held (opt-in ``audit.allowed_gates_with_result``) and written with the
         next decision's lines, its step's result: one write per step.
         """
         encode = self._encoder.encode

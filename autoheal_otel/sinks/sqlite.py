@@ -12,7 +12,8 @@ Invariants:
   wait, when a row's own timestamp is ``batch_seconds`` or more after the first waiting
   row's (event time: no clock is read), and on :meth:`flush`, :meth:`close` and
   :meth:`learning_success_rate`. A crash loses at most the waiting rows, whose decisions the
-  audit log (the record of truth) still holds;
+  audit log (the record of truth) still holds, and the next start rebuilds them from there
+  (:meth:`repair`);
 - a batch that fails (a full disk) is kept and retried with the next row, idempotently
   (``UNIQUE (writer, seq)``); at most ``MAX_PENDING_ROWS`` wait, the oldest beyond are
   dropped, and failures and drops are counted;
@@ -45,8 +46,9 @@ from .._errors import InvalidInputError
 from .._events import DecisionEvent, unwritable
 from .._models import ExecutionState, Outcome
 from ..semconv import EventKind
+from ._repair import repair
 
-__all__ = ["MAX_PENDING_ROWS", "SuccessStore", "stores_success"]
+__all__ = ["MAX_PENDING_ROWS", "SuccessStore", "rebuild_from_segments", "stores_success"]
 
 #: Rows kept for a retry while writes fail; older ones are dropped (and counted) beyond it.
 MAX_PENDING_ROWS = 100_000
@@ -307,6 +309,15 @@ class SuccessStore:
             finally:
                 self._conn.close()
 
+    def repair(self, audit_dir: Path, only: Sequence[Path] | None = None) -> int:
+        """Insert the validated successes dead writers' segments hold and the store lost.
+
+        See :mod:`._repair`; returns how many rows were rebuilt.
+        """
+        with self._lock:
+            self._write_batch()
+            return repair(self._conn, _INSERT, audit_dir, exclude=self.writer, only=only)
+
     def learning_success_rate(self, workflow_id: str) -> dict[str, Any]:
         """Return the stored successes of a workflow per artifact version.
 
@@ -323,3 +334,19 @@ class SuccessStore:
                 conn.execute(_MOVE_MARK)
             rows = conn.execute(_RATES, (workflow_id,)).fetchall()
         return {str(v): {"successes": n, "mean_confidence": c} for v, n, c in rows}
+
+
+def rebuild_from_segments(data_dir: Path, segments: Sequence[Path]) -> int:
+    """Insert into ``data_dir``'s store the validated successes ``segments`` hold and it lacks.
+
+    Compaction calls it before it takes closed segments away (see :mod:`._repair`); a
+    directory without a store is left alone. Returns how many rows were rebuilt.
+    """
+    path = Path(data_dir) / SuccessStore.FILENAME
+    if not path.is_file():
+        return 0
+    conn = connect(path)
+    try:
+        return repair(conn, _INSERT, Path(data_dir) / "audit", only=segments)
+    finally:
+        conn.close()
