@@ -9,12 +9,18 @@ show up within one interval. Invariants:
 - a failed rebuild keeps the last good view, is counted and logged, and shows in
   :meth:`LiveView.freshness` (the lag keeps growing, so an alert on it fires);
 - ``as_of`` is the instant the view reflects and ``lag_seconds`` how old it is now, in
-  ``/health``, ``/status`` and the ``autoheal.view.lag`` gauge.
+  ``/health``, ``/status`` and the ``autoheal.view.lag`` gauge;
+- a directory with no audit log yet is no healthy one: :attr:`LiveView.has_log` says so, and
+  ``/health`` answers 503 naming the directory until the log appears;
+- beside a fleet host, the report's ``fleet`` is each running writer's link as its last link
+  record says (the robot holds the link; the log tells whether it is up).
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterable
 from datetime import datetime
@@ -27,6 +33,7 @@ from ._manager import AutoHealManager
 from ._models import ExecutionState
 from ._policy import PolicyConfig
 from ._report import StatusReport
+from .sinks.jsonl import AUDIT_DIR, live_writers, segment_writer
 
 __all__ = ["LiveView"]
 
@@ -67,16 +74,27 @@ class LiveView:
         self.build_seconds = 0.0
         self.errors = 0
         self.last_error: str | None = None
+        #: Whether the directory holds an audit log yet (``/health`` says 503 until it does).
+        self.has_log = False
         self._report, self._as_of = self._build()
         if meter_provider is not None:
             self._register(meter_provider)
 
     def _build(self) -> tuple[StatusReport, datetime]:
         as_of = self._clock.now()
+        self.has_log = has_audit_log(self.data_dir)
         with AutoHealManager(
             policy=self.policy, data_dir=self.data_dir, clock=self._clock, read_only=True
         ) as manager:
-            return manager.get_status_report(), as_of
+            report = manager.get_status_report()
+        links = fleet_links(self.data_dir, as_of) if self.has_log else None
+        if links is not None:
+            glob = report.global_
+            if not links["connected"] and glob.health == "ok":  # as the robot's own /health
+                reason = f"fleet link down: {links['reason']}"
+                glob = glob.model_copy(update={"health": "degraded", "reason": reason})
+            report = report.model_copy(update={"fleet": links, "global_": glob})
+        return report, as_of
 
     def refresh(self) -> None:
         """Rebuild the view from the log now (raises what the rebuild raised)."""
@@ -235,3 +253,48 @@ class LiveView:
             )
         )
         return out
+
+
+def has_audit_log(data_dir: Path) -> bool:
+    """Return True when ``data_dir`` holds an audit log (a segment, or compacted output)."""
+    audit = data_dir / AUDIT_DIR
+    try:
+        with os.scandir(audit) as entries:
+            return any(segment_writer(e.name) or e.name == "compacted" for e in entries)
+    except OSError:
+        return False
+
+
+def fleet_links(data_dir: Path, as_of: datetime) -> dict[str, Any] | None:
+    """Return the fleet link of each running writer, as its last link record says (or None).
+
+    What ``/health`` and ``/status`` of a ``serve`` beside a fleet host show: the robot holds
+    the link, the log says whether it is up.
+    """
+    from .analytics import AuditAnalytics
+
+    live = live_writers(data_dir / AUDIT_DIR)
+    with AuditAnalytics(data_dir) as db:
+        rows = db.query("fleet_links", as_of=as_of)
+    links = {}
+    for row in rows:
+        if row["writer"] not in live:
+            continue
+        details = row["details"]
+        if isinstance(details, str):
+            details = json.loads(details)
+        links[row["writer"]] = {
+            "connected": row["reason"] != "fleet.disconnected",
+            "since": row["since"].isoformat() if row["since"] is not None else None,
+            "host": (details or {}).get("fleet_host"),
+            "namespace": (details or {}).get("namespace"),
+            "error": (details or {}).get("error"),
+        }
+    if not links:
+        return None
+    down = [
+        f"{w}: {link['error'] or 'disconnected'}"
+        for w, link in links.items()
+        if not link["connected"]
+    ]
+    return {"source": "audit log", "links": links, "connected": not down, "reason": "; ".join(down)}

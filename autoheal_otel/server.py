@@ -7,6 +7,8 @@ Embed it next to a running manager (``AutoHealServer(manager).start()``) or run
   degraded (the robot still works, carefully) and 503 for critical (the global breaker paused
   everything) — what a load balancer or an uptime check needs; a fleet host adds ``fleet``
   (its host id, whether its link is up and why not) and is degraded while the link is down;
+  a view of a directory with no audit log yet answers 503 ``{"status": "no_data", ...}``
+  naming the directory;
 - ``GET /status``: the manager's status report as JSON;
 - ``GET /metrics``: Prometheus text exposition of the manager's OpenTelemetry metrics (give the
   manager the meter provider from :func:`prometheus_meter_provider`).
@@ -306,6 +308,20 @@ class AutoHealServer:
         source = self.manager
         freshness = getattr(source, "freshness", None)
         if path == "/health":
+            if getattr(source, "has_log", True) is False:
+                where = str(getattr(source, "data_dir", "the data directory"))
+                return (
+                    503,
+                    "application/json",
+                    json.dumps(
+                        {
+                            "status": "no_data",
+                            "data_dir": where,
+                            "reason": f"no audit log in {where} yet: is a robot running with"
+                            " this data directory?",
+                        }
+                    ).encode(),
+                )
             report = source.get_status_report()
             body: dict[str, Any] = {
                 "status": report.global_.health,

@@ -125,3 +125,75 @@ def test_failed_refresh_keeps_the_last_view_and_says_so(tmp_path: Path) -> None:
     assert view.errors >= 1 and fresh["last_refresh_error"]
     assert fresh["lag_seconds"] == 30
     assert "invoice" in view.get_status_report().workflows
+
+
+def test_an_empty_directory_is_not_ok_until_its_log_appears(tmp_path: Path) -> None:
+    """Regression: serve on a directory with no log said "ok"; now /health is 503 naming it,
+    until a robot writes its log there."""
+    clock = FakeClock()
+    view = LiveView(tmp_path, clock=clock)
+    with AutoHealServer(view, port=0) as server:
+        code, body = get(server.address)
+        health = json.loads(body)
+        assert code == 503 and health["status"] == "no_data"
+        assert str(tmp_path) in health["reason"] and health["data_dir"] == str(tmp_path)
+        with AutoHealManager(data_dir=tmp_path, clock=clock) as robot:
+            robot.on_step_result("invoice", "s", OK)
+        view.refresh()
+        code, body = get(server.address)
+        assert code == 200 and json.loads(body)["status"] == "ok"
+
+
+def test_serve_refuses_a_missing_directory_in_one_line(tmp_path: Path) -> None:
+    """A typo in --data-dir is exit 1 with one line, not a server that watches nothing."""
+    from .cli_support import run
+
+    proc = run(["serve", "--data-dir", str(tmp_path / "nope"), "--port", "0", "--duration", "1"])
+    assert proc.returncode == 1
+    assert proc.stderr.strip().count("\n") == 0 and "does not exist" in proc.stderr
+
+
+def test_serve_beside_a_fleet_host_shows_its_link(tmp_path: Path) -> None:
+    """The view reads the robot's link records: up, and then down with the error."""
+    from autoheal_otel._live_view import fleet_links
+
+    robot = AutoHealManager(data_dir=tmp_path)  # holds its segment: a running writer
+    robot.on_step_result("invoice", "s", OK)
+    audit = tmp_path / "audit"
+    fleet = audit / f"audit-20260101-{robot.writer}-0900.jsonl"
+    link_records = [
+        {"reason": "fleet.connected", "details": {"fleet_host": "h1", "namespace": "ns"}},
+        {
+            "reason": "fleet.disconnected",
+            "details": {"fleet_host": "h1", "namespace": "ns", "error": "redis: timeout"},
+        },
+    ]
+    fleet.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "schema_version": 1,
+                    "ts": f"2026-01-01T00:00:0{i}Z",
+                    "seq": i + 1,
+                    "kind": "fleet",
+                    "writer": robot.writer,
+                    "workflow_id": None,
+                    "step_id": None,
+                    "state": None,
+                    **rec,
+                }
+            )
+            + "\n"
+            for i, rec in enumerate(link_records)
+        )
+    )
+    from datetime import UTC, datetime
+
+    links = fleet_links(tmp_path, datetime(2030, 1, 1, tzinfo=UTC))
+    assert links is not None and links["connected"] is False
+    link = links["links"][robot.writer]
+    assert (link["host"], link["namespace"], link["error"]) == ("h1", "ns", "redis: timeout")
+    view = LiveView(tmp_path)
+    report = view.get_status_report()
+    assert report.fleet is not None and report.global_.health == "degraded"
+    robot.close()

@@ -26,6 +26,7 @@ from .._models import ExecutionState
 from .._policy import PolicyConfig
 from ..integrations import FailureCaseRecorder, PrecisionTracker
 from ..server import AutoHealServer, LiveView, StatusSource, prometheus_meter_provider
+from ._common import Problem
 
 __all__ = ["REFRESH_SECONDS", "run_serve"]
 
@@ -105,6 +106,12 @@ def run_serve(
             integrations=[FailureCaseRecorder(), PrecisionTracker()],
         )
     else:
+        if not data_dir.is_dir():
+            raise Problem(
+                f"--data-dir {data_dir} is not a directory"
+                + (" (it is a file)" if data_dir.exists() else " (it does not exist)"),
+                "pass the data directory your robots write to (its audit/ folder holds the log)",
+            )
         loaded = PolicyConfig.load(policy) if policy is not None else None
         view = source = LiveView(data_dir, loaded, refresh_seconds, meter_provider=meter_provider)
         view.start()
