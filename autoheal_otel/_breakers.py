@@ -256,12 +256,15 @@ class WorkflowRuntime:
 class GlobalRuntime:
     """The global scope: one failure window over all workflows, and the pause latch."""
 
-    __slots__ = ("paused", "paused_since", "quarantined", "reason", "rule", "window")
+    __slots__ = ("cause", "paused", "paused_since", "quarantined", "reason", "rule", "window")
 
     def __init__(self, policy: GlobalBreakerPolicy) -> None:
         self.window = SlidingWindow(policy.window_seconds)
         self.quarantined: set[str] = set()
         self.paused = False
+        #: Who set the pause (a ``Cause`` value; None: not known, as after a restart): a
+        #: fleet host re-seeds only a pause the fleet or an operator made, never its own.
+        self.cause: str | None = None
         self.paused_since: datetime | None = None
         self.reason = ""
         self.rule: RuleFiring | None = None

@@ -265,6 +265,7 @@ class Ledger:
         if not glob.paused:
             return
         glob.paused = False
+        glob.cause = None
         glob.window.clear()
         if events is not None:
             self.emit(
@@ -304,6 +305,7 @@ class Ledger:
         """
         glob = self.glob
         glob.paused = True
+        glob.cause = cause.value
         glob.paused_since = self.wall(now, ts)
         glob.rule = firing
         glob.reason = message if message is not None else firing.describe()

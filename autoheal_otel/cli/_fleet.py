@@ -9,13 +9,17 @@ through the fleet's event stream, and each host records it in its own audit log 
 from __future__ import annotations
 
 import argparse
+import socket
 from typing import Any
 
 from .._fleet_policy import FleetPolicy
 from .._models import ExecutionState
-from ._common import EXIT_OK, Problem, emit, load_policy, table
+from ._common import EXIT_OK, Problem, command_name, emit, load_policy, table
 
-__all__ = ["run_fleet", "run_force_fleet"]
+__all__ = ["STALE_S", "run_fleet", "run_force_fleet"]
+
+#: A host not seen for this long is marked stale (a live host ships at least every 0.5 s).
+STALE_S = 10.0
 
 
 def _policy(args: argparse.Namespace) -> FleetPolicy:
@@ -35,14 +39,23 @@ def _store(args: argparse.Namespace) -> Any:
         raise Problem(
             "the fleet commands need redis-py", "pip install 'autoheal-otel[fleet]'"
         ) from exc
-    return FleetStore(_policy(args))
+    # An operator's moves are credited to the operator's CLI, never to a robot's host id
+    # (the policy file may well be a robot's).
+    return FleetStore(_policy(args), host=f"cli@{socket.gethostname()}"[:128])
 
 
 def _call(args: argparse.Namespace, what: str, fn: Any) -> Any:
-    from ..fleet import FleetError
+    from ..fleet import FleetError, FleetRefusal
 
     try:
         return fn()
+    except FleetRefusal as exc:
+        raise Problem(
+            str(exc),
+            "pass --create to start tracking a new workflow in that state"
+            if "runs a workflow" in str(exc)
+            else f"`{command_name()} fleet status` shows the fleet's states",
+        ) from exc
     except FleetError as exc:
         url = _policy(args).url
         raise Problem(
@@ -60,7 +73,9 @@ def run_force_fleet(args: argparse.Namespace) -> int:
         if target is ExecutionState.ROLLBACK:  # each host with a store restores its own
             event = store.rollback(args.workflow, "operator", (0, 0), args.actor, args.reason, 0)
             return str(event or "")
-        return str(store.operator(args.workflow, target, args.actor, args.reason))
+        return str(
+            store.operator(args.workflow, target, args.actor, args.reason, create=args.create)
+        )
 
     try:
         event = _call(args, "publish the move", publish)
@@ -96,6 +111,13 @@ def run_fleet(args: argparse.Namespace) -> int:
         status = _call(args, "read the fleet", store.status)
     finally:
         store.close()
+    for host in status["hosts"].values():
+        host["stale"] = host["last_seen_s"] > STALE_S
+    if not status["hosts"] and not status["workflows"]:
+        raise Problem(
+            f"fleet namespace {status['namespace']!r} has no hosts and no workflows",
+            "check --namespace (or fleet.namespace in --policy): no host has shipped there",
+        )
     emit(args, status, lambda: _print_status(status))
     return EXIT_OK
 
@@ -106,7 +128,10 @@ def _print_status(status: dict[str, Any]) -> None:
         f"fleet {status['namespace']}: global {glob['state']}, "
         f"{glob['window']} failures in the window from {glob['hosts_failing']} hosts"
     )
-    hosts = [{"host": h, "last_seen_s": v["last_seen_s"]} for h, v in status["hosts"].items()]
+    hosts = [
+        {"host": h, "last_seen_s": v["last_seen_s"], "stale": "STALE" if v["stale"] else ""}
+        for h, v in status["hosts"].items()
+    ]
     if hosts:
         table(hosts)
     else:

@@ -15,6 +15,6 @@ use.
 from __future__ import annotations
 
 from ._link import FleetLink
-from ._store import FleetError, FleetStore
+from ._store import FleetError, FleetRefusal, FleetStore
 
-__all__ = ["FleetError", "FleetLink", "FleetStore"]
+__all__ = ["FleetError", "FleetLink", "FleetRefusal", "FleetStore"]

@@ -1,16 +1,15 @@
 """The fleet link: one host's connection to the fleet, on two threads of its own.
 
-A :class:`FleetLink` is a collaborator of the manager and one of its event sinks. As a sink
-it only appends (to a bounded queue, counting what it drops) the facts the fleet needs: each
-failing result, a probe admitted or failed, a quarantine released by a probe here. The hooks
-never wait on Redis: a gate reads host-local state, and ``emit`` is a deque append.
+A :class:`FleetLink` is a collaborator of the manager and one of its event sinks; as a sink
+it only appends to its :class:`~._outbox.Outbox`. The hooks never wait on Redis.
 
 - The *shipper* thread sends the queue to Redis every ``ship_interval_seconds`` (one script
   call per batch), takes the probe lease for quarantines whose cool-down is over, and
   (re)connects: on each connection it records ``fleet.connected``/``fleet.reconnected``,
   applies the fleet's current states it has not seen, writes back the quarantines and the
-  pause this host knows and the fleet lost (an emptied Redis), and re-ships its failures that
-  are still in their window (idempotent members: nothing counts twice).
+  pause this host knows and the fleet lost (an emptied Redis: noticed at the next ship by the
+  namespace's epoch), and re-ships its failures that are still in their window (idempotent
+  members: nothing counts twice).
 - The *reader* thread follows the fleet's event stream from its last id (``XREAD BLOCK``) and
   feeds every event to the machine through the manager's input path, so it is recorded in
   this host's audit log with cause ``fleet``. A fleet rollback returns the machine's
@@ -25,6 +24,7 @@ decide again, with the same thresholds, until the next connection.
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 import time
 from collections import deque
@@ -39,9 +39,10 @@ from .._fleet_policy import FleetPolicy
 from .._machine import Machine, Restore
 from .._models import ExecutionState
 from .._report import StatusReport
-from ..semconv import Cause, EventKind, Reason, Rule
+from ..semconv import Reason, Rule
 from ._catchup import reseed_states, to_items
 from ._controls import ROLLBACK_DEDUPE_S, hold_seconds, lease_ready, rollback_args
+from ._outbox import Failure, Outbox
 from ._store import FleetError, FleetStore, Item
 from ._surface import annotate, instruments
 
@@ -75,19 +76,21 @@ class FleetLink:
         self.host = policy.host()
         self._store = FleetStore(policy)
         self._reader_store = FleetStore(policy, reader=True)
-        self._queue: deque[tuple[str, str, str]] = deque()
-        self._controls: deque[tuple[str, str, Any]] = deque()
         # Failures shipped and maybe still in their window: re-shipped on every connection.
         self._live: deque[tuple[float, Item]] = deque(maxlen=policy.queue_size)
         self._seen: dict[str, str] = {}  # workflow id ("" = global) -> last fleet event applied
+        self._outbox = Outbox(self.host, policy.queue_size, self._seen)
+        self._queue = self._outbox.failures
+        self._controls = self._outbox.controls
+        self.emit = self._outbox.emit  # type: ignore[method-assign]
         self._last_id = "0-0"
+        self._epoch = ""  # the namespace's epoch this link connected in
         self._stop = threading.Event()
         self._up = threading.Event()
         self._state_lock = threading.Lock()
         self._connections = 0
         self.connected = False
         self.last_error: str | None = "not connected yet"
-        self.dropped = 0
         self._inflight = 0
         self._beat_at = -_HEARTBEAT_S
         self.shipped = 0
@@ -96,7 +99,7 @@ class FleetLink:
         self._lag_hist: Any = None
         if meter is not None:
             self._lag_hist = instruments(
-                meter, self.host, lambda: self.connected, lambda: self.dropped
+                meter, self.host, lambda: self.connected, lambda: self._outbox.dropped
             )
         self._threads = [
             threading.Thread(target=self._ship_loop, name="autoheal-fleet-ship", daemon=True),
@@ -111,28 +114,9 @@ class FleetLink:
 
     # -- the sink side: called on the hooks' thread, after the lock ----------------------
 
-    def emit(self, event: DecisionEvent) -> None:
+    def emit(self, event: DecisionEvent) -> None:  # bound to the outbox's in __init__
         """Queue what the fleet must learn from one decision event (never blocks)."""
-        kind = event.kind
-        if kind is EventKind.RESULT:
-            if event.trigger is None or event.workflow_id is None:
-                return
-            if len(self._queue) >= self.policy.queue_size:
-                self.dropped += 1
-                return
-            member = f"{self.host}/{event.writer}/{event.seq}"
-            self._queue.append((member, event.workflow_id, event.trigger.value))
-        elif kind is EventKind.TRANSITION and event.cause == Cause.PROBE_SUCCESS.value:
-            state = event.state.value if event.state else "running"
-            self._controls.append(("release", str(event.workflow_id), state))
-        elif kind is EventKind.TRANSITION and event.cause == Cause.REGRESSION.value:
-            self._controls.append(("rollback", str(event.workflow_id), event))
-        elif kind is EventKind.PROBE and event.reason in (
-            Reason.PROBE_ADMITTED.value,
-            Reason.PROBE_FAILED.value,
-            Reason.PROBE_EXPIRED.value,
-        ):
-            self._controls.append(("hold", str(event.workflow_id), event.reason))
+        self._outbox.emit(event)
 
     def flush(self) -> None:
         """Nothing to flush: shipping is the shipper thread's job."""
@@ -159,22 +143,31 @@ class FleetLink:
     # -- operator moves for the whole fleet (an operator's thread, never a hook) -----------
 
     def publish_move(
-        self, workflow_id: str, state: ExecutionState | str, reason: str, actor: str = "operator"
+        self,
+        workflow_id: str,
+        state: ExecutionState | str,
+        reason: str,
+        actor: str = "operator",
+        *,
+        create: bool = True,
     ) -> str:
         """Move a workflow on every host of the fleet; return the fleet event id.
 
         A move into ROLLBACK makes every host with a versioned store restore its own
-        known-good set (a host without one records that it cannot and stays).
+        known-good set (a host without one records that it cannot and stays). With
+        ``create=False`` a workflow no host runs is refused, as ``autoheal force`` does.
 
         Raises:
             FleetError: Redis did not answer within ``fleet.timeout_seconds``.
+            FleetRefusal: the fleet already holds the workflow in ``state`` (or, without
+                ``create``, no host runs it): nothing was published.
         """
         target = ExecutionState(state)
         if target is ExecutionState.ROLLBACK:
             store = self._store
             event = store.rollback(workflow_id, Rule.OPERATOR.value, (0, 0), actor, reason, 0)
             return event or ""
-        return self._store.operator(workflow_id, target, actor, reason)
+        return self._store.operator(workflow_id, target, actor, reason, create=create)
 
     def publish_resume(
         self,
@@ -200,7 +193,7 @@ class FleetLink:
             "connected": self.connected,
             "reason": None if self.connected else self.last_error,
             "queued": len(self._queue) + self._inflight,
-            "dropped": self.dropped,
+            "dropped": self._outbox.dropped,
             "shipped": self.shipped,
             "applied": self.applied,
             "last_event": self._last_id,
@@ -235,6 +228,7 @@ class FleetLink:
     def _connect(self) -> None:
         store = self._store
         store.ping()
+        self._epoch = store.epoch(secrets.token_hex(8))
         last_id = store.last_event_id()
         snapshot = store.snapshot()
         reason = Reason.FLEET_RECONNECTED if self._connections else Reason.FLEET_CONNECTED
@@ -248,6 +242,7 @@ class FleetLink:
             if self._seen.get(key) != event.id:
                 self._apply(event, lag=False)
         self._reseed()
+        self._outbox.announce_all()  # the (maybe emptied) fleet learns them again
         now = self._monotonic()
         live = [item for at, item in self._live if now - at < item[3] / 1000]
         if live:
@@ -290,7 +285,7 @@ class FleetLink:
             # Idle: an empty batch still says "this host is alive" and probes the link.
             self._ship_items([], remember=False)
         while queue:
-            batch: list[tuple[str, str, str]] = []
+            batch: list[Failure] = []
             while queue and len(batch) < size:
                 batch.append(queue.popleft())
             items = to_items(self._machine.ledger.policy, self.policy.scopes, batch)
@@ -306,7 +301,19 @@ class FleetLink:
 
     def _ship_items(self, items: list[Item], *, remember: bool) -> None:
         gp = self._machine.ledger.policy.breakers.global_
-        self._store.ship(items, gp.failure_threshold, gp.window_seconds, self.policy.min_hosts)
+        known = self._outbox.take_announcements()
+        try:
+            self._store.ship(
+                items,
+                gp.failure_threshold,
+                gp.window_seconds,
+                self.policy.min_hosts,
+                known,
+                self._epoch,
+            )
+        except FleetError:
+            self._outbox.announce.extendleft(reversed(known))
+            raise
         now = self._beat_at = self._monotonic()
         if remember:
             self.shipped += len(items)

@@ -9,7 +9,10 @@ window. Layout under the namespace ``ns``:
 - ``ns:global:win`` / ``ns:global:hosts`` — ZSETs of every counted failure and of the hosts
   that had one, in the global window; ``ns:global`` — HASH of the global state;
 - ``ns:events`` — the STREAM every decision is appended to (trimmed to about ``maxlen``);
-- ``ns:hosts`` — HASH host -> last time it shipped (ms); ``ns:probe:<id>`` — the probe lease;
+- ``ns:epoch`` — a token set by the first host that connects to an empty namespace: a host
+  whose epoch is gone (``FLUSHALL``, a restart without persistence) reconnects and re-seeds;
+- ``ns:hosts`` — HASH host -> last time it shipped (ms); ``ns:known`` — SET of the workflow
+  ids hosts run (an operator's move of any other id is refused without ``create``); ``ns:probe:<id>`` — the probe lease;
   ``ns:rb:<id>`` — set while a regression rollback of the workflow was just published.
 
 Invariants: a member is added with ``ZADD NX``, so a retried or timed-out batch that already
@@ -48,22 +51,39 @@ end
 """
 
 #: Ship a batch of failures. ARGV: ns, host, maxlen, global threshold, global window (ms),
-#: min hosts, items (JSON list of {m, w, wt, ww, ws, g}). Returns {added, global added, ids}.
+#: min hosts, items (JSON list of {m, w, wt, ww, ws, g, e, ge}: e / ge the last fleet event the
+#: host had applied for the workflow / the global scope), workflow ids this host runs (JSON
+#: list, added to ``ns:known``), the epoch the host connected in. Returns {added, global
+#: added, ids}, or {-1, 0, {}} when the epoch changed (an emptied or flushed Redis).
 SHIP = (
     _PRELUDE
     + """
+if ARGV[9] ~= '' and redis.call('GET', ns .. ':epoch') ~= ARGV[9] then
+  return {-1, 0, {}}
+end
 local gthr = tonumber(ARGV[4])
 local gwin = tonumber(ARGV[5])
 local minh = tonumber(ARGV[6])
 local items = cjson.decode(ARGV[7])
 redis.call('HSET', ns .. ':hosts', host, now)
+for _, wf in ipairs(cjson.decode(ARGV[8])) do
+  redis.call('SADD', ns .. ':known', wf)
+end
 local out = {}
 local added = 0
 local gadded = 0
 local gkey = ns .. ':global:win'
 local hkey = ns .. ':global:hosts'
+local gh = redis.call('HMGET', ns .. ':global', 'event', 'kind')
+local gresumed = gh[2] == 'resume'
 for _, it in ipairs(items) do
-  if it.wt > 0 then
+  -- A failure the host had before it applied the workflow's last release (an operator's
+  -- release, a probe's, a resume) is not counted after it: one host would not count it.
+  local wh = redis.call('HMGET', ns .. ':wf:' .. it.w, 'event', 'kind', 'state')
+  local released = (wh[2] == 'operator' and (wh[3] == 'running' or wh[3] == 'degraded'))
+    or wh[2] == 'release'
+  local before = (released and wh[1] ~= it.e) or (wh[2] == 'resume' and wh[1] ~= it.ge)
+  if it.wt > 0 and not before then
     local wkey = ns .. ':win:' .. it.w
     if redis.call('ZADD', wkey, 'NX', now, it.m) == 1 then
       added = added + 1
@@ -80,7 +100,8 @@ for _, it in ipairs(items) do
       end
     end
   end
-  if it.g == 1 and redis.call('ZADD', gkey, 'NX', now, it.m) == 1 then
+  if it.g == 1 and not (gresumed and gh[1] ~= it.ge)
+      and redis.call('ZADD', gkey, 'NX', now, it.m) == 1 then
     gadded = gadded + 1
     redis.call('ZADD', hkey, now, host)
   end
@@ -119,12 +140,21 @@ return publish('release', wf, ARGV[5], 'quarantine.probe', 1, 1, '', '',
 )
 
 #: An operator moves one workflow on every host. ARGV: ns, host, maxlen, workflow, target,
-#: actor, message. Returns the event id.
+#: actor, message, create ('1': a workflow no host has run may be moved). Refused as one
+#: host refuses: ``!unknown`` for an id no host runs (without create), ``!same`` for a move
+#: to the state the fleet holds. Returns the event id.
 OPERATOR = (
     _PRELUDE
     + """
 local wf = ARGV[4]
 local target = ARGV[5]
+local st = redis.call('HGET', ns .. ':wf:' .. wf, 'state')
+if ARGV[8] ~= '1' and not st and redis.call('SISMEMBER', ns .. ':known', wf) == 0 then
+  return '!unknown'
+end
+if st == target then
+  return '!same'
+end
 if target == 'running' or target == 'degraded' then
   redis.call('DEL', ns .. ':win:' .. wf, ns .. ':probe:' .. wf)
 end
@@ -132,7 +162,8 @@ return publish('operator', wf, target, 'operator', 0, 0, '', ARGV[6], ARGV[7])
 """
 )
 
-#: An operator resumes the fleet. ARGV: ns, host, maxlen, target, actor, message.
+#: An operator resumes the fleet. ARGV: ns, host, maxlen, target, actor, message. As on one
+#: host, every released workflow's window is emptied (the release edge resets it).
 RESUME = (
     _PRELUDE
     + """
@@ -142,6 +173,7 @@ for _, wf in ipairs(redis.call('SMEMBERS', ns .. ':wfs')) do
   local key = ns .. ':wf:' .. wf
   if redis.call('HGET', key, 'state') == 'paused' then
     redis.call('HSET', key, 'state', ARGV[4], 'event', id, 'kind', 'resume', 'ms', now)
+    redis.call('DEL', ns .. ':win:' .. wf, ns .. ':probe:' .. wf)
   end
 end
 return id

@@ -18,17 +18,29 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from .._errors import AutoHealError
 from .._fleet_inputs import WORKFLOW_KINDS, FleetEvent
 from .._fleet_policy import FleetPolicy
 from .._models import ExecutionState
 from . import _scripts
 
-__all__ = ["FleetError", "FleetStore", "Item"]
+__all__ = ["FleetError", "FleetRefusal", "FleetReset", "FleetStore", "Item"]
 
 FleetError = redis.RedisError
+
+
+class FleetReset(redis.RedisError):
+    """The fleet's epoch changed since this host connected: Redis was emptied or flushed."""
+
+
+class FleetRefusal(AutoHealError):
+    """The fleet refused an operator's move, as one host would (unknown id, same state)."""
+
+
 #: One failure to ship: (member, workflow, workflow threshold (0: not counted), window ms,
-#: window seconds as text, counted globally).
-Item = tuple[str, str, int, int, str, bool]
+#: window seconds as text, counted globally, the last fleet event this host had applied for
+#: the workflow and for the global scope when the failure happened).
+Item = tuple[str, str, int, int, str, bool, str, str]
 
 
 def _text(value: Any) -> str:
@@ -56,11 +68,14 @@ def _event(event_id: str, fields: dict[str, str]) -> FleetEvent:
 class FleetStore:
     """Send the fleet's commands to Redis; read its events and its state."""
 
-    def __init__(self, policy: FleetPolicy, *, reader: bool = False) -> None:
+    def __init__(
+        self, policy: FleetPolicy, *, reader: bool = False, host: str | None = None
+    ) -> None:
         timeout = policy.timeout_seconds
         self.policy = policy
         self.ns = policy.namespace
-        self.host = policy.host()
+        #: Who the fleet's events are credited to (an operator's CLI: ``cli@<hostname>``).
+        self.host = host or policy.host()
         self._maxlen = str(policy.stream_max_events)
         # Typed Any: redis-py's stubs type replies as bytes | str whatever decode_responses says.
         self.client: Any = redis.Redis.from_url(
@@ -85,12 +100,25 @@ class FleetStore:
         return bool(self.client.ping())
 
     def ship(
-        self, items: Sequence[Item], global_threshold: int, global_window_s: float, min_hosts: int
+        self,
+        items: Sequence[Item],
+        global_threshold: int,
+        global_window_s: float,
+        min_hosts: int,
+        known: Sequence[str] = (),
+        epoch: str = "",
     ) -> tuple[int, int, list[str]]:
-        """Add failures to the fleet windows; return (added, added globally, new event ids)."""
+        """Add failures to the fleet windows; return (added, added globally, new event ids).
+
+        ``known``: workflow ids this host runs that the fleet may not know yet; ``epoch``: the
+        one this host connected in ("" : not checked).
+
+        Raises:
+            FleetReset: the epoch changed (nothing was counted): reconnect and re-seed.
+        """
         payload = [
-            {"m": m, "w": w, "wt": wt, "ww": ww, "ws": ws, "g": 1 if g else 0}
-            for m, w, wt, ww, ws, g in items
+            {"m": m, "w": w, "wt": wt, "ww": ww, "ws": ws, "g": 1 if g else 0, "e": e, "ge": ge}
+            for m, w, wt, ww, ws, g, e, ge in items
         ]
         added, gadded, ids = self._run(
             "SHIP",
@@ -98,17 +126,50 @@ class FleetStore:
             int(global_window_s * 1000),
             min_hosts,
             json.dumps(payload),
+            json.dumps(list(known)),
+            epoch,
         )
+        if int(added) < 0:
+            raise FleetReset(f"the fleet's epoch {epoch} is gone: Redis was emptied or flushed")
         return int(added), int(gadded), [_text(i) for i in ids]
+
+    def epoch(self, token: str) -> str:
+        """Return the namespace's epoch, starting it with ``token`` if it has none."""
+        key = f"{self.ns}:epoch"
+        self.client.set(key, token, nx=True)
+        return _text(self.client.get(key))
 
     def release(self, workflow_id: str, target: ExecutionState) -> str | None:
         """Release a fleet quarantine after a successful probe here (None: none to release)."""
         out = self._run("RELEASE", workflow_id, target.value)
         return _text(out) if out else None
 
-    def operator(self, workflow_id: str, target: ExecutionState, actor: str, message: str) -> str:
-        """Move one workflow on every host (an operator's fleet-wide move)."""
-        return _text(self._run("OPERATOR", workflow_id, target.value, actor, message))
+    def operator(
+        self,
+        workflow_id: str,
+        target: ExecutionState,
+        actor: str,
+        message: str,
+        *,
+        create: bool = False,
+    ) -> str:
+        """Move one workflow on every host (an operator's fleet-wide move); return the event id.
+
+        Raises:
+            FleetRefusal: no host runs ``workflow_id`` (and not ``create``), or the fleet
+                already holds it in ``target``: nothing was published.
+        """
+        flag = "1" if create else "0"
+        out = _text(self._run("OPERATOR", workflow_id, target.value, actor, message, flag))
+        if out == "!unknown":
+            raise FleetRefusal(
+                f"no host of fleet {self.ns!r} runs a workflow {workflow_id!r}; nothing published"
+            )
+        if out == "!same":
+            raise FleetRefusal(
+                f"the fleet already holds {workflow_id} {target.value}; nothing published"
+            )
+        return out
 
     def rollback(
         self,
