@@ -37,6 +37,7 @@ __all__ = [
     "grant_probe",
     "link",
     "move_one",
+    "reject",
     "replay_record",
     "rollback",
 ]
@@ -331,6 +332,32 @@ def _resume(
     return True
 
 
+def reject(
+    ledger: Ledger,
+    entry_id: str,
+    workflow_id: str,
+    why: str,
+    now: float,
+    ts: datetime | None,
+    trace: Trace,
+    events: Events,
+) -> None:
+    """Input: a fleet entry this host read is malformed; it is skipped (recorded once)."""
+    if events is not None:
+        ledger.emit(
+            events,
+            EventKind.FLEET,
+            ts,
+            trace,
+            None,
+            None,
+            None,
+            reason=Reason.FLEET_EVENT_REJECTED.value,
+            message=f"fleet entry {entry_id} skipped: {why}",
+            details={"fleet_event": entry_id, "fleet_workflow": workflow_id, "why": why},
+        )
+
+
 def replay_record(
     ledger: Ledger,
     rec: dict[str, Any],
@@ -344,6 +371,8 @@ def replay_record(
     kind = rec["kind"]
     if kind == EventKind.FLEET:
         reason = Reason(rec["reason"])
+        if reason is Reason.FLEET_EVENT_REJECTED:
+            return  # a record only: the entry changed nothing
         if reason is Reason.FLEET_PROBE_LEASE:
             lease = float(details.get("lease_seconds") or 0.0)
             host = str(details.get("fleet_host", ""))

@@ -86,6 +86,7 @@ class Reason(StrEnum):
     FLEET_CONNECTED = "fleet.connected"  # the first connection of this manager's fleet link
     FLEET_RECONNECTED = "fleet.reconnected"
     FLEET_DISCONNECTED = "fleet.disconnected"
+    FLEET_EVENT_REJECTED = "fleet.event_rejected"  # a malformed fleet entry, skipped
     FLEET_PROBE_LEASE = "fleet.probe_lease"  # this host holds the fleet's one probe permit
     # The fleet rolled a workflow back, and this host has no versioned store to restore.
     FLEET_ROLLBACK_UNAVAILABLE = "fleet.rollback_unavailable"
@@ -175,6 +176,7 @@ METRIC_VIEW_LAG = "autoheal.view.lag"  # how old the status a follower (`autohea
 METRIC_FLEET_CONNECTED = "autoheal.fleet.connected"  # 1 while the host's fleet link is up
 METRIC_FLEET_PROPAGATION = "autoheal.fleet.propagation"  # fleet decision -> applied here
 METRIC_FLEET_DROPPED = "autoheal.fleet.dropped"  # results the full shipping queue dropped
+METRIC_FLEET_REJECTED = "autoheal.fleet.rejected"  # malformed fleet entries read and skipped
 ATTR_FLEET_HOST = "autoheal.fleet.host"
 ATTR_FLEET_KIND = "autoheal.fleet.kind"
 

@@ -109,7 +109,7 @@ def test_the_cli_refuses_what_one_host_refuses_and_credits_the_operator(
         assert again.returncode == 1 and "already holds" in again.stderr
         moved = run([*base[:1], "invoice", "paused", *base[1:]])
         assert moved.returncode == 0, moved.stderr
-        events = store.read("0-0", 10)
+        events = store.read("0-0", 10)[0]
         assert {e.host for e in events if e.kind == "operator"} == {f"cli@{socket.gethostname()}"}
         assert all(e.actor == "ann" for e in events if e.kind == "operator")
         assert wait_until(lambda: host.get_mode("invoice") is S.PAUSED)
@@ -244,4 +244,72 @@ def test_a_flushall_without_a_dropped_connection_is_noticed_and_reseeded(
         assert store.client.sismember(f"{ns}:known", "invoice")
     finally:
         store.close()
+        host.close()
+
+
+# -- hostile fleet entries (a real redis-server; whoever wrote them) ---------------------------
+
+
+def test_a_malformed_fleet_event_is_recorded_once_and_skipped(
+    redis_server: Any, tmp_path: Path
+) -> None:
+    """Regression: one bad stream entry stopped a host's reader for good (re-read in a tight
+    loop); now it is recorded once, counted, and the next legitimate decision is applied."""
+    ns = "hostile-stream"
+    host = AutoHealManager(fleet_policy(redis_server.url, ns, "h0"), data_dir=tmp_path / "h0")
+    link = host.fleet
+    assert link is not None
+    store = FleetStore(link.policy)
+    try:
+        assert wait_until(lambda: link.connected)
+        host.on_step_result("invoice", "s", POST)
+        stream = f"{ns}:events"
+        for bad in (
+            {"kind": "operator", "wf": "invoice", "target": "bogus"},
+            {"kind": "quarantine", "wf": "invoice", "target": "quarantined", "count": "x"},
+            {"kind": "pause", "wf": "", "target": "paused", "window": "soon"},
+            {"kind": "operator", "wf": "a\x1b[2J", "target": "paused"},
+            {"kind": "nonsense", "wf": "invoice"},
+        ):
+            store.client.xadd(stream, bad)
+        link.publish_move("invoice", "paused", "\x1b]0;pwned\x07 after bad entries", actor="ann")
+        assert wait_until(lambda: host.get_mode("invoice") is S.PAUSED)
+        assert wait_until(lambda: link.rejections.count == 5)
+        assert link.status()["rejected"] == 5 and link.connected
+        reason = host.get_state_info("invoice").reason
+        assert reason.isprintable() and "\x1b" not in reason
+    finally:
+        store.close()
+        host.close()
+    recorded = [
+        json.loads(line)
+        for seg in (tmp_path / "h0" / "audit").glob("audit-*.jsonl")
+        for line in seg.read_text().splitlines()
+        if '"fleet.event_rejected"' in line
+    ]
+    assert len(recorded) == 5  # once each, not once per re-read
+    assert all("must" in r["details"]["why"] for r in recorded)
+
+
+def test_a_malformed_state_hash_does_not_stop_a_new_host_connecting(
+    redis_server: Any, tmp_path: Path
+) -> None:
+    """Regression: `HSET <ns>:wf:x count notanumber` kept every new host from connecting."""
+    ns = "hostile-hash"
+    seed = FleetStore(fleet_policy(redis_server.url, ns, "x").fleet)
+    seed.client.sadd(f"{ns}:wfs", "x", "y")
+    seed.client.hset(
+        f"{ns}:wf:x", mapping={"state": "quarantined", "event": "1-0", "count": "nan?"}
+    )
+    seed.client.hset(
+        f"{ns}:wf:y", mapping={"state": "quarantined", "event": "2-0", "kind": "quarantine"}
+    )
+    seed.close()
+    host = AutoHealManager(fleet_policy(redis_server.url, ns, "h1"), data_dir=tmp_path / "h1")
+    try:
+        assert host.fleet is not None
+        assert wait_until(lambda: host.fleet.connected)  # type: ignore[union-attr]
+        assert wait_until(lambda: host.get_mode("y") is S.QUARANTINED)  # the good one applies
+        assert host.fleet.rejections.count == 1
+    finally:
         host.close()

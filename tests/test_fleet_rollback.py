@@ -265,10 +265,10 @@ def test_the_fleet_publishes_a_regression_rollback_once_and_an_operators_always(
         assert b.rollback("w", "rollback.regression", (35, 20), "", "drop", 30.0) is None
         assert b.rollback("w", "operator", (0, 0), "ops", "bad model", 0) is not None
         assert a.status()["workflows"]["w"]["state"] == "degraded"
-        assert [e for e in a.snapshot() if e.workflow_id == "w"] == []
+        assert [e for e in a.snapshot()[0] if e.workflow_id == "w"] == []
         a.operator("q", S.QUARANTINED, "ops", "hold", create=True)
         assert a.rollback("q", "rollback.regression", (40, 20), "", "drop", 30.0) is None
-        kinds = [(e.kind, e.workflow_id, e.host) for e in a.read("0-0", 10)]
+        kinds = [(e.kind, e.workflow_id, e.host) for e in a.read("0-0", 10)[0]]
         assert kinds == [("rollback", "w", "a"), ("rollback", "w", "b"), ("operator", "q", "a")]
     finally:
         a.close()

@@ -70,12 +70,7 @@ def run_force_fleet(args: argparse.Namespace) -> int:
     store = _store(args)
 
     def publish() -> str:
-        if target is ExecutionState.ROLLBACK:  # each host with a store restores its own
-            event = store.rollback(args.workflow, "operator", (0, 0), args.actor, args.reason, 0)
-            return str(event or "")
-        return str(
-            store.operator(args.workflow, target, args.actor, args.reason, create=args.create)
-        )
+        return str(store.move(args.workflow, target, args.actor, args.reason, create=args.create))
 
     try:
         event = _call(args, "publish the move", publish)

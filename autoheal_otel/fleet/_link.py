@@ -43,7 +43,7 @@ from ..semconv import Reason, Rule
 from ._catchup import reseed_states, to_items
 from ._controls import ROLLBACK_DEDUPE_S, hold_seconds, lease_ready, rollback_args
 from ._outbox import Failure, Outbox
-from ._store import FleetError, FleetStore, Item
+from ._store import FleetError, FleetStore, Item, Rejected, Rejections
 from ._surface import annotate, instruments
 
 __all__ = ["FleetLink"]
@@ -80,27 +80,23 @@ class FleetLink:
         self._live: deque[tuple[float, Item]] = deque(maxlen=policy.queue_size)
         self._seen: dict[str, str] = {}  # workflow id ("" = global) -> last fleet event applied
         self._outbox = Outbox(self.host, policy.queue_size, self._seen)
-        self._queue = self._outbox.failures
-        self._controls = self._outbox.controls
+        self._queue, self._controls = self._outbox.failures, self._outbox.controls
         self.emit = self._outbox.emit  # type: ignore[method-assign]
         self._last_id = "0-0"
         self._epoch = ""  # the namespace's epoch this link connected in
+        self.rejections = Rejections()
         self._stop = threading.Event()
         self._up = threading.Event()
         self._state_lock = threading.Lock()
-        self._connections = 0
+        self._connections = self._inflight = self.shipped = self.applied = 0
         self.connected = False
         self.last_error: str | None = "not connected yet"
-        self._inflight = 0
         self._beat_at = -_HEARTBEAT_S
-        self.shipped = 0
-        self.applied = 0
         self.lags: deque[float] = deque(maxlen=1000)
         self._lag_hist: Any = None
         if meter is not None:
-            self._lag_hist = instruments(
-                meter, self.host, lambda: self.connected, lambda: self._outbox.dropped
-            )
+            counts = (lambda: self._outbox.dropped, lambda: self.rejections.count)
+            self._lag_hist = instruments(meter, self.host, lambda: self.connected, *counts)
         self._threads = [
             threading.Thread(target=self._ship_loop, name="autoheal-fleet-ship", daemon=True),
             threading.Thread(target=self._read_loop, name="autoheal-fleet-read", daemon=True),
@@ -118,8 +114,8 @@ class FleetLink:
         """Queue what the fleet must learn from one decision event (never blocks)."""
         self._outbox.emit(event)
 
-    def flush(self) -> None:
-        """Nothing to flush: shipping is the shipper thread's job."""
+    def flush(self) -> None:  # shipping is the shipper thread's job
+        """Nothing to flush."""
 
     def close(self) -> None:
         """Stop both threads (bounded waits) and close the connections."""
@@ -162,12 +158,7 @@ class FleetLink:
             FleetRefusal: the fleet already holds the workflow in ``state`` (or, without
                 ``create``, no host runs it): nothing was published.
         """
-        target = ExecutionState(state)
-        if target is ExecutionState.ROLLBACK:
-            store = self._store
-            event = store.rollback(workflow_id, Rule.OPERATOR.value, (0, 0), actor, reason, 0)
-            return event or ""
-        return self._store.operator(workflow_id, target, actor, reason, create=create)
+        return self._store.move(workflow_id, ExecutionState(state), actor, reason, create=create)
 
     def publish_resume(
         self,
@@ -182,8 +173,6 @@ class FleetLink:
         """
         return self._store.resume(ExecutionState(state), actor, reason)
 
-    # -- status ----------------------------------------------------------------------------
-
     def status(self) -> dict[str, Any]:
         """Return this host's view of the link (for ``/status``, ``/health`` and the CLI)."""
         lags = sorted(self.lags)
@@ -194,6 +183,7 @@ class FleetLink:
             "reason": None if self.connected else self.last_error,
             "queued": len(self._queue) + self._inflight,
             "dropped": self._outbox.dropped,
+            "rejected": self.rejections.count,
             "shipped": self.shipped,
             "applied": self.applied,
             "last_event": self._last_id,
@@ -230,7 +220,8 @@ class FleetLink:
         store.ping()
         self._epoch = store.epoch(secrets.token_hex(8))
         last_id = store.last_event_id()
-        snapshot = store.snapshot()
+        snapshot, rejected = store.snapshot()
+        self._reject(rejected)
         reason = Reason.FLEET_RECONNECTED if self._connections else Reason.FLEET_CONNECTED
         self._connections += 1
         with self._state_lock:
@@ -363,7 +354,7 @@ class FleetLink:
             if self._stop.is_set():
                 break
             try:
-                events = self._reader_store.read(self._last_id, block_ms)
+                events, rejected, last = self._reader_store.read(self._last_id, block_ms)
             except FleetError as exc:
                 self._lost(exc)
                 continue
@@ -373,7 +364,15 @@ class FleetLink:
                 continue
             for event in events:
                 self._apply(event, lag=True)
-                self._last_id = event.id
+            self._reject(rejected)
+            self._last_id = last  # past every entry read, malformed ones included
+
+    def _reject(self, rejected: list[Rejected]) -> None:
+        """Record each malformed entry once (kind, id, why), count it, and move on."""
+        for entry_id, wid, why in self.rejections.new(rejected):
+            _log.warning("autoheal fleet: entry %s skipped: %s", entry_id, why)
+            feed, ledger = _fleet_inputs.reject, self._machine.ledger
+            self._decide(None, "fleet", None, None, feed, ledger, entry_id, wid, why)
 
     def _apply(self, event: FleetEvent, *, lag: bool) -> None:
         feed: Callable[..., Any] = _fleet_inputs.apply

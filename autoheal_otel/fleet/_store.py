@@ -11,6 +11,7 @@ here runs on an executor's hook thread.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,10 +22,10 @@ from redis.retry import Retry
 from .._errors import AutoHealError
 from .._fleet_inputs import WORKFLOW_KINDS, FleetEvent
 from .._fleet_policy import FleetPolicy
-from .._models import ExecutionState
+from .._models import ExecutionState, check_id
 from . import _scripts
 
-__all__ = ["FleetError", "FleetRefusal", "FleetReset", "FleetStore", "Item"]
+__all__ = ["FleetError", "FleetRefusal", "FleetReset", "FleetStore", "Item", "Rejections"]
 
 FleetError = redis.RedisError
 
@@ -47,22 +48,85 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+#: The longest text a fleet field keeps (``message``, ``actor``, ``host``): longer is cut.
+MAX_FIELD = 500
+_KINDS = ("quarantine", "release", "operator", "reseed", "pause", "resume", "rollback")
+
+
+def _clean(value: Any, limit: int = MAX_FIELD) -> str:
+    """Return a field's text, cut to ``limit`` with control characters replaced by ``?``."""
+    text = _text(value) if value is not None else ""
+    cut = text[:limit]
+    clean = "".join(c if c.isprintable() else "?" for c in cut)
+    return clean + ("..." if len(text) > limit else "")
+
+
 def _event(event_id: str, fields: dict[str, str]) -> FleetEvent:
+    """Return the event an entry of the stream (or a state hash) holds.
+
+    Raises:
+        ValueError: a field is malformed (its name and value in the message): whoever wrote
+            the entry, it is no decision of the fleet.
+    """
+    kind = fields.get("kind", "operator")
+    if kind not in _KINDS:
+        raise ValueError(f"kind must be one of {', '.join(_KINDS)}, but was {kind[:40]!r}")
     target = fields.get("target") or ""
+    if target and target not in ExecutionState._value2member_map_:
+        raise ValueError(f"target must be a state, but was {target[:40]!r}")
+    wid = fields.get("wf") or None
+    if wid is not None:
+        check_id("wf", wid)
+    try:
+        count = int(fields.get("count") or 0)
+        threshold = int(fields.get("threshold") or 0)
+    except ValueError:
+        raise ValueError(
+            f"count and threshold must be integers, but were {fields.get('count')!r:.40},"
+            f" {fields.get('threshold')!r:.40}"
+        ) from None
     window = fields.get("window") or ""
+    try:
+        seconds = float(window) if window else None
+    except ValueError:
+        raise ValueError(f"window must be a number of seconds, but was {window[:40]!r}") from None
+    if seconds is not None and not math.isfinite(seconds):
+        raise ValueError(f"window must be finite, but was {window[:40]!r}")
     return FleetEvent(
         id=event_id,
-        kind=fields.get("kind", "operator"),
-        host=fields.get("host", ""),
-        workflow_id=fields.get("wf") or None,
+        kind=kind,
+        host=_clean(fields.get("host")),
+        workflow_id=wid,
         target=ExecutionState(target) if target else None,
-        rule=fields.get("rule") or "operator",
-        count=int(fields.get("count") or 0),
-        threshold=int(fields.get("threshold") or 0),
-        window_seconds=float(window) if window else None,
-        message=fields.get("message", ""),
-        actor=fields.get("actor") or None,
+        rule=_clean(fields.get("rule") or "operator", 100),
+        count=count,
+        threshold=threshold,
+        window_seconds=seconds,
+        message=_clean(fields.get("message")),
+        actor=_clean(fields.get("actor")) or None,
     )
+
+
+#: An entry that is no decision of the fleet: (entry id, workflow id or "", why).
+Rejected = tuple[str, str, str]
+
+
+class Rejections:
+    """The malformed entries a host has met: each is recorded once, all are counted."""
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self.count = 0
+        self._ids: set[str] = set()
+        self._limit = limit
+
+    def new(self, rejected: list[Rejected]) -> list[Rejected]:
+        """Return the entries not met before (and count them)."""
+        fresh = [r for r in rejected if r[0] not in self._ids]
+        if len(self._ids) + len(fresh) > self._limit:
+            self._ids.clear()  # bounded: an old entry may be recorded once more
+        self._ids.update(r[0] for r in fresh)
+        self.count += len(fresh)
+        return fresh
 
 
 class FleetStore:
@@ -171,6 +235,18 @@ class FleetStore:
             )
         return out
 
+    def move(
+        self, workflow_id: str, target: ExecutionState, actor: str, reason: str, *, create: bool
+    ) -> str:
+        """Publish an operator's move of one workflow (a rollback: every host's own store).
+
+        Raises:
+            FleetRefusal: see :meth:`operator` (a rollback is never refused).
+        """
+        if target is ExecutionState.ROLLBACK:
+            return self.rollback(workflow_id, "operator", (0, 0), actor, reason, 0) or ""
+        return self.operator(workflow_id, target, actor, reason, create=create)
+
     def rollback(
         self,
         workflow_id: str,
@@ -210,13 +286,30 @@ class FleetStore:
         newest = self.client.xrevrange(f"{self.ns}:events", count=1)
         return _text(newest[0][0]) if newest else "0-0"
 
-    def read(self, after: str, block_ms: int, count: int = 500) -> list[FleetEvent]:
-        """Return the fleet events after ``after``, waiting up to ``block_ms`` for one."""
-        answer = self.client.xread({f"{self.ns}:events": after}, count=count, block=block_ms)
-        return [_event(_text(i), f) for _, entries in answer or () for i, f in entries]
+    def read(
+        self, after: str, block_ms: int, count: int = 500
+    ) -> tuple[list[FleetEvent], list[Rejected], str]:
+        """Return the fleet events after ``after`` (waiting up to ``block_ms`` for one), the
+        entries rejected as malformed, and the id of the last entry read (``after``: none).
 
-    def snapshot(self) -> list[FleetEvent]:
-        """Return the fleet's current states as events (the global state first)."""
+        Each entry is parsed alone: a bad one is rejected, never the batch.
+        """
+        answer = self.client.xread({f"{self.ns}:events": after}, count=count, block=block_ms)
+        events: list[FleetEvent] = []
+        rejected: list[Rejected] = []
+        last = after
+        for _, entries in answer or ():
+            for raw_id, fields in entries:
+                last = _text(raw_id)
+                try:
+                    events.append(_event(last, fields))
+                except (ValueError, AutoHealError) as exc:
+                    rejected.append((last, _clean(fields.get("wf"), 100), str(exc)))
+        return events, rejected, last
+
+    def snapshot(self) -> tuple[list[FleetEvent], list[Rejected]]:
+        """Return the fleet's current states as events (the global state first), and the
+        state hashes rejected as malformed (each parsed alone)."""
         ns = self.ns
         ids = sorted(self.client.smembers(f"{ns}:wfs"))
         pipe = self.client.pipeline(transaction=False)
@@ -224,19 +317,26 @@ class FleetStore:
         for wid in ids:
             pipe.hgetall(f"{ns}:wf:{wid}")
         rows = pipe.execute()
-        out = []
+        out: list[FleetEvent] = []
+        rejected: list[Rejected] = []
+        entries: list[tuple[str, str, dict[str, str]]] = []
         glob = rows[0]
         if glob.get("event"):
-            out.append(_event(glob["event"], {**glob, "wf": ""}))
+            entries.append(("", glob["event"], {**glob, "wf": ""}))
         for wid, row in zip(ids, rows[1:], strict=True):
             # A rollback is an event, not a state: a host that starts later does not repeat it.
             if row.get("event") and row.get("state") and row.get("kind") != "rollback":
                 kind = row.get("kind", "operator")
                 kind = kind if kind in WORKFLOW_KINDS else "operator"
-                out.append(
-                    _event(row["event"], {**row, "wf": wid, "kind": kind, "target": row["state"]})
+                entries.append(
+                    (wid, row["event"], {**row, "wf": wid, "kind": kind, "target": row["state"]})
                 )
-        return out
+        for wid, event_id, fields in entries:
+            try:
+                out.append(_event(_clean(event_id, 64), fields))
+            except (ValueError, AutoHealError) as exc:
+                rejected.append((_clean(event_id, 64), _clean(wid, 100), str(exc)))
+        return out, rejected
 
     def status(self) -> dict[str, Any]:
         """Return the hosts (last seen, ms), the windows and the states of the fleet."""

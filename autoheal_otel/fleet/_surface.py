@@ -21,7 +21,11 @@ def annotate(report: StatusReport, status: dict[str, Any]) -> StatusReport:
 
 
 def instruments(
-    meter: Any, host: str, connected: Callable[[], bool], dropped: Callable[[], int]
+    meter: Any,
+    host: str,
+    connected: Callable[[], bool],
+    dropped: Callable[[], int],
+    rejected: Callable[[], int] = lambda: 0,
 ) -> Any:
     """Register the link's gauge and counter on ``meter``; return its propagation histogram."""
     from opentelemetry.metrics import Observation
@@ -37,8 +41,18 @@ def instruments(
     meter.create_observable_gauge(
         sc.METRIC_FLEET_CONNECTED, [observe_connected], "1", "1 while the fleet link is up"
     )
+
+    def observe_rejected(_options: Any) -> list[Any]:
+        return [Observation(rejected(), attributes)]
+
     meter.create_observable_counter(
         sc.METRIC_FLEET_DROPPED, [observe_dropped], "{result}", "Results the full queue dropped"
+    )
+    meter.create_observable_counter(
+        sc.METRIC_FLEET_REJECTED,
+        [observe_rejected],
+        "{entry}",
+        "Malformed fleet entries read and skipped",
     )
     return meter.create_histogram(
         sc.METRIC_FLEET_PROPAGATION, "s", "From a fleet decision to this host applying it"
