@@ -160,8 +160,10 @@ class PolicyConfig(_Section):
         """Read and validate a policy file.
 
         Raises:
-            PolicyError: the file is missing, not JSON, or a field is invalid; ``field`` is the
-                dotted path of the first bad field and the message names the value.
+            PolicyError: the file is missing, not JSON (or nested too deeply to read), or a
+                field is invalid; ``field`` is the dotted path of the first bad field and the
+                message names the value. Nothing else: any policy that cannot be read is a
+                ``PolicyError`` naming the file.
         """
         source = Path(path)
         try:
@@ -179,6 +181,10 @@ class PolicyConfig(_Section):
             data = json.loads(text)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise PolicyError(f"not valid JSON: {exc}", field="", source=source) from exc
+        except RecursionError as exc:  # a policy is never that deep: refuse, never raise past
+            raise PolicyError(
+                "not a usable policy: JSON nested too deeply", field="", source=source
+            ) from exc
         if not isinstance(data, dict):
             raise PolicyError(
                 f"the policy must be a JSON object, but was {type(data).__name__}",
@@ -191,6 +197,10 @@ class PolicyConfig(_Section):
         except PolicyError as exc:
             exc.source = source
             raise
+        except RecursionError as exc:  # deep per-workflow overrides: refused like bad JSON
+            raise PolicyError(
+                "not a usable policy: a value is nested too deeply", field="", source=source
+            ) from exc
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PolicyConfig:

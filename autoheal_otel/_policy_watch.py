@@ -105,6 +105,12 @@ class PolicyWatcher:
                 policy = PolicyConfig.from_json(text, source=str(self.path))
             except PolicyError as exc:
                 return PolicyChange(None, exc)
+            except Exception as exc:  # contained: an unreadable edit keeps the last good policy
+                error = PolicyError(
+                    f"cannot read policy ({type(exc).__name__}); keeping the last good policy",
+                    source=str(self.path),
+                )
+                return PolicyChange(None, error)
             return PolicyChange(policy, None)
         finally:
             self._lock.release()

@@ -504,3 +504,35 @@ Task
     run = run_suite(tmp_path, body)
     rows = run.audit("SELECT step_id, confidence FROM audit WHERE kind='result'")
     assert rows == [{"step_id": "Act    x", "confidence": 0.9}]
+
+
+def test_a_deeply_nested_policy_fails_every_task_never_runs_it_ungated(tmp_path: Path) -> None:
+    """Regression: a policy nested past Python's recursion limit made the listener fail to
+    load and the tasks ran ungated and PASSED; now it is a PolicyError naming the file, and
+    every task fails with it."""
+    deep = tmp_path / "deep.json"
+    deep.write_text('{"workflows": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    with pytest.raises(PolicyError, match="nested too deeply"):
+        ListenerConfig.from_args((), {"policy": str(deep)})
+    body = "*** Tasks ***\nOne\n    Act    one\nTwo\n    Act    two\n"
+    run = run_suite(tmp_path, body, listener_value=listener(tmp_path / "data", policy=str(deep)))
+    assert [t.status for t in run.tests().values()] == ["FAIL", "FAIL"]
+    assert all("nested too deeply" in t.message for t in run.tests().values())
+    assert run.side == []  # no step ran
+
+
+def test_a_hot_reload_of_a_deeply_nested_policy_keeps_the_last_good_one(tmp_path: Path) -> None:
+    """Regression: a hot reload of such a file made the next gate raise into the executor."""
+    from autoheal_otel import AutoHealManager
+    from autoheal_otel.testing import FakeClock
+
+    path = Path(_policy(tmp_path, {"breakers": {"workflow": {"failure_threshold": 3}}}))
+    clock = FakeClock()
+    with AutoHealManager(policy=path, data_dir=tmp_path / "d", clock=clock) as m:
+        version = m.policy.version
+        path.write_text('{"workflows": ' + "[" * 100_000 + "]" * 100_000 + "}")
+        clock.advance(10)
+        assert m.should_execute_step("w", "s")[0]
+        assert m.policy.version == version
+        error = m.last_policy_error
+        assert error is not None and "nested too deeply" in str(error) and str(path) in str(error)

@@ -159,10 +159,14 @@ class AutoHealListener:
     def __init__(self, *args: str, **kwargs: str) -> None:
         self.config_error: str | None = None
         self.config = ListenerConfig()
+        # Fail closed: a listener whose __init__ raised would not be registered at all, and
+        # RF would run every task ungated. Whatever goes wrong here fails every task instead.
         try:
             self.config = ListenerConfig.from_args(args, kwargs)
         except AutoHealError as exc:
             self.config_error = f"autoheal listener: {exc}"
+        except Exception as exc:  # contained: see above
+            self.config_error = f"autoheal listener cannot start: {type(exc).__name__}: {exc}"
         self.session = ManagerSession(self.config.policy, self.config.data_dir)
         self._task: _Task | None = None
         self._step: _Step | None = None
@@ -204,6 +208,9 @@ class AutoHealListener:
                 task.pre_gated = first
         except AutoHealError as exc:
             data.error = f"autoheal: {exc}"
+            return
+        except Exception as exc:  # fail closed: a task that cannot be gated must not run
+            data.error = f"autoheal cannot gate this task: {type(exc).__name__}: {exc}"
             return
         self._task = task
 
@@ -263,8 +270,8 @@ class AutoHealListener:
         else:
             try:
                 allowed, reason = self.session.manager.should_execute_step(task.workflow, step_id)
-            except AutoHealError as exc:  # fail closed: an ungated step must not run
-                allowed, reason = False, f"gate error: {exc}"
+            except Exception as exc:  # fail closed: an ungated step must not run
+                allowed, reason = False, f"gate error: {type(exc).__name__}: {exc}"
         if not allowed:
             task.blocked = f"autoheal blocked: {reason}"
             implementation.error = task.blocked
