@@ -7,12 +7,17 @@ decisions; the thresholds stay those of the ``breakers`` section.
 
 from __future__ import annotations
 
+import os
 import socket
+from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, Strict
 
-__all__ = ["FleetPolicy", "default_host_id"]
+from ._errors import PolicyError
+
+__all__ = ["FleetPolicy", "default_host_id", "redact_url"]
 
 _Count = Annotated[int, Strict()]
 _Number = Annotated[float, Strict()]
@@ -32,7 +37,24 @@ class FleetPolicy(BaseModel):
     )
 
     enabled: _Flag = False
-    url: str = Field("redis://127.0.0.1:6379/0", min_length=1, description="redis:// URL.")
+    url: str = Field(
+        "redis://127.0.0.1:6379/0",
+        min_length=1,
+        description="redis:// (or rediss:// for TLS) URL. Keep the password out of it: it is"
+        " redacted wherever the URL is recorded or printed, but the policy file itself is"
+        " plain text; use password_env or password_file.",
+    )
+    password_env: str | None = Field(
+        None,
+        max_length=128,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="The environment variable that holds the Redis password (never recorded).",
+    )
+    password_file: str | None = Field(
+        None,
+        max_length=4096,
+        description="A file whose first line is the Redis password (never recorded).",
+    )
     namespace: str = Field("autoheal", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
     host_id: str | None = Field(
         None,
@@ -74,3 +96,42 @@ class FleetPolicy(BaseModel):
     def host(self) -> str:
         """Return ``host_id`` or the machine's host name."""
         return self.host_id or default_host_id()
+
+    def password(self) -> str | None:
+        """Return the Redis password from ``password_env`` or ``password_file`` (None: none).
+
+        Raises:
+            PolicyError: the variable is unset, or the file cannot be read.
+        """
+        if self.password_env is not None:
+            value = os.environ.get(self.password_env)
+            if value is None:
+                raise PolicyError(
+                    f"fleet.password_env names {self.password_env!r}, which is not set",
+                    field="fleet.password_env",
+                )
+            return value
+        if self.password_file is not None:
+            try:
+                text = Path(self.password_file).read_text(encoding="utf-8")
+            except OSError as exc:
+                raise PolicyError(
+                    f"fleet.password_file {self.password_file!r} cannot be read ({exc.strerror})",
+                    field="fleet.password_file",
+                ) from exc
+            return text.splitlines()[0] if text else ""
+        return None
+
+
+def redact_url(url: str) -> str:
+    """Return ``url`` with any password (and user name) replaced by ``***``."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparsable URL>"
+    if parts.password is None and parts.username is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit(parts._replace(netloc=f"***@{host}"))

@@ -31,7 +31,7 @@ from pydantic import (
 
 from ._calibration_policy import CalibrationPolicy
 from ._errors import PolicyError
-from ._fleet_policy import FleetPolicy
+from ._fleet_policy import FleetPolicy, redact_url
 from ._fs import read_regular_file, write_atomic
 from ._policy_sections import (
     AuditPolicy,
@@ -210,6 +210,16 @@ class PolicyConfig(_Section):
     def to_dict(self) -> dict[str, Any]:
         """Return the complete policy as JSON-ready data (aliases as in the file)."""
         return self.model_dump(mode="json", by_alias=True, exclude={"schema_ref"})
+
+    def to_record(self) -> dict[str, Any]:
+        """Return :meth:`to_dict` with secrets redacted: what the audit log records.
+
+        The fleet URL's password (and user name) become ``***``; the password's own
+        ``password_env`` / ``password_file`` name where it lives, never what it is.
+        """
+        data = self.to_dict()
+        data["fleet"]["url"] = redact_url(data["fleet"]["url"])
+        return data
 
     def dump_json(self) -> str:
         """Return the complete policy as indented JSON."""

@@ -105,7 +105,7 @@ def change_policy(
             details={
                 "source": source,
                 "previous_version": old.version,
-                "policy": policy.to_dict(),
+                "policy": policy.to_record(),
             },
         )
     _calibration.retune(ledger, now, ts, trace, events)

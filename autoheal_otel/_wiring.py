@@ -76,7 +76,7 @@ class Parts:
         if self.audit is not None:  # session records exist for the audit log (and replay)
             details = {
                 "writer": self.writer,
-                "policy": self.machine.policy.to_dict(),
+                "policy": self.machine.policy.to_record(),
                 "restored": self.restored,
                 "versioned": versioned,
             }

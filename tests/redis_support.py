@@ -24,7 +24,7 @@ def _answers(port: int, timeout: float = 0.05) -> bool:
         with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
             s.settimeout(timeout)
             s.sendall(b"PING\r\n")
-            return s.recv(16).startswith(b"+PONG")
+            return s.recv(16).startswith((b"+PONG", b"-NOAUTH"))  # up (a password may be set)
     except OSError:
         return False
 
@@ -36,6 +36,8 @@ class RedisServer:
     directory: Path
     port: int = 0
     proc: subprocess.Popen[bytes] | None = None
+    #: More redis-server arguments (``("--requirepass", "pw")``).
+    extra: tuple[str, ...] = ()
 
     @property
     def url(self) -> str:
@@ -61,6 +63,7 @@ class RedisServer:
                     "--appendonly", "no",
                     "--daemonize", "no",
                     "--logfile", str(self.directory / "redis.log"),
+                    *self.extra,
                 ],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,

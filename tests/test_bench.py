@@ -18,6 +18,7 @@ SMALL = {
     "analytics.py": ["--events", "3000", "--repeat", "1"],
     "artifacts.py": ["--sizes", "1", "--repeat", "1"],
     "fleet.py": ["--hosts", "2", "--workflows", "5", "--seconds", "0.5", "--number", "200"],
+    "fleet_hang.py": ["--runs", "1", "--seconds", "0.3"],
 }
 
 

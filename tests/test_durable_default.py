@@ -12,7 +12,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -57,19 +56,23 @@ def test_kill_9_loses_no_returned_gate_and_no_validated_success(tmp_path: Path, 
     # Let it run until it has returned a random number of steps, then kill it mid-flight.
     target = random.Random(seed).randint(200, 1500)
     seen = {"g": 0, "r": 0}
-    for line in proc.stdout:
-        kind, count = line.split()
-        seen[kind] = int(count)
-        if seen["r"] >= target:
-            proc.send_signal(signal.SIGKILL)
-            break
-    proc.wait(timeout=30)
-    seen_lock = threading.Lock()
-    with seen_lock:  # drain what it printed before the signal landed (counted too)
+
+    def note(line: str) -> None:
+        parts = line.split()
+        if len(parts) == 2 and parts[0] in seen and parts[1].isdigit():  # a kill may cut one
+            seen[parts[0]] = max(seen[parts[0]], int(parts[1]))
+
+    try:
         for line in proc.stdout:
-            kind, count = line.split()
-            seen[kind] = max(seen[kind], int(count))
-    proc.stdout.close()
+            note(line)
+            if seen["r"] >= target:
+                proc.send_signal(signal.SIGKILL)
+                break
+        proc.wait(timeout=30)
+        for line in proc.stdout:  # what it printed before the signal landed counts too
+            note(line)
+    finally:
+        proc.stdout.close()
     recs = [r for w, r in SegmentTail(tmp_path / "audit").read() if w == writer]
     gates = [r for r in recs if r["kind"] == "gate"]
     results = [r for r in recs if r["kind"] == "result" and r.get("validated") is True]

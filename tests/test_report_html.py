@@ -101,3 +101,41 @@ def test_screenshot_shows_axis_legend_and_instant_states(page: Path, tmp_path: P
     dark = gray & (image.max(axis=2) < 100)
     axis_rows = [y for y in range(image.shape[0]) if dark[y].sum() > 600]
     assert axis_rows, "no time axis line across the timeline"
+
+
+def test_hostile_ids_and_reasons_render_as_text_in_chromium(tmp_path: Path) -> None:
+    """Regression (stored XSS): a reason shaped `[x](" autofocus onfocus="…" x=".md)` became a
+    link with an event handler, `javascript:` hrefs passed and report.md carried a raw
+    `<script>`; now every data string is text in both files and in the browser's DOM."""
+    from autoheal_otel import AutoHealManager
+
+    from .conftest import POST
+
+    wid = '<img src=x onerror="document.body.dataset.pwned=1">'
+    reason = '[x](" autofocus onfocus="document.body.dataset.pwned=2" x=".md)'
+    with AutoHealManager(data_dir=tmp_path / "d") as m:
+        for _ in range(10):
+            m.on_step_result(wid, "<script>document.body.dataset.pwned=3</script>", POST)
+        m.force_transition(wid, "running", reason=reason)
+        m.force_transition(wid, "paused", reason="[js](javascript:alert(1).md)")
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = run(
+        ["report", "--data-dir", str(tmp_path / "d"), "--out", str(out / "r.md"),
+         "--out", str(out / "r.html")]
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    markdown, page = (out / "r.md").read_text(), (out / "r.html").read_text()
+    assert not re.search(r"(?<!\\)[<\[]", markdown.split("\n", 1)[1])  # markup only escaped
+    assert "<script>" not in page and "<img" not in page and 'href="javascript' not in page
+    assert not re.search(r"<a [^>]*href=\"(?!\.\.?/|[\w-]+/)", page)  # only relative links
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed (make test installs it as root)")
+    dom = subprocess.run(
+        [CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom",
+         (out / "r.html").as_uri()],
+        capture_output=True, text=True, timeout=120, check=False, stdin=subprocess.DEVNULL,
+    ).stdout  # fmt: skip
+    assert "<h1>" in dom and "pwned" in dom  # rendered, the payloads shown as text ...
+    assert "data-pwned" not in dom and "<img" not in dom  # nothing ran, no element injected
+    assert not re.search(r"<[a-z][^<>]*\son\w+=", dom)  # no tag carries an event handler

@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from .._errors import AutoHealError, PolicyError
 from ._args import build_parser
 from ._common import EXIT_PROBLEM, Problem, command_name
+from ._terminal import SafeText
 
 __all__ = ["main"]
 
@@ -60,6 +61,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     as_json = bool(getattr(args, "json", False))
+    streams = sys.stdout, sys.stderr
+    if args.command != "demo":  # the demo's live view writes its own escapes, and only those
+        sys.stdout, sys.stderr = SafeText(streams[0]), SafeText(streams[1])
+    try:
+        return _run(args, as_json)
+    finally:
+        sys.stdout, sys.stderr = streams
+
+
+def _run(args: argparse.Namespace, as_json: bool) -> int:
+    """Run the command; turn whatever reaches the top level into one line and an exit code."""
     try:
         code = _handlers()[args.command](args)
         sys.stdout.flush()  # a closed pipe shows up here, inside the handler below

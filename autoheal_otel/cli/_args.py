@@ -57,6 +57,19 @@ def _positive(text: str) -> float:
     return value
 
 
+def _text(text: str) -> str:
+    """An operator's --reason or --actor: non-empty, printable, at most 1000 characters."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    if len(text) > 1000:
+        raise argparse.ArgumentTypeError(f"must be at most 1000 characters, but has {len(text)}")
+    if not text.isprintable():
+        raise argparse.ArgumentTypeError(
+            f"must not contain control characters, but was {text.encode('unicode_escape').decode()!r}"
+        )
+    return text
+
+
 def _wait_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--wait",
@@ -118,8 +131,8 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     force = command("force", "move a workflow to a state by hand (audited)")
     force.add_argument("workflow")
     force.add_argument("state", choices=STATES)
-    force.add_argument("--reason", required=True)
-    force.add_argument("--actor", default=os.environ.get("USER", "operator"))
+    force.add_argument("--reason", required=True, type=_text)
+    force.add_argument("--actor", default=os.environ.get("USER", "operator"), type=_text)
     force.add_argument("--policy", type=Path)
     force.add_argument(
         "--create", action="store_true", help="allow a workflow id the log has never seen"
@@ -132,18 +145,18 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     _fleet_options(force)
     _wait_options(force)
     resume = command("resume", "release every paused workflow and lift the global pause")
-    resume.add_argument("--reason", required=True)
-    resume.add_argument("--actor", default=os.environ.get("USER", "operator"))
+    resume.add_argument("--reason", required=True, type=_text)
+    resume.add_argument("--actor", default=os.environ.get("USER", "operator"), type=_text)
     resume.add_argument("--state", choices=["running", "degraded"], default="running")
     resume.add_argument("--policy", type=Path)
     _wait_options(resume)
     versions = command("versions", "list, snapshot, roll back or verify learned artifacts")
     versions.add_argument("action", choices=["list", "snapshot", "rollback", "verify"])
-    versions.add_argument("--reason", default="by hand (autoheal versions)")
+    versions.add_argument("--reason", default="by hand (autoheal versions)", type=_text)
     versions.add_argument(
         "--to", default="known_good", help="a set id as listed (s000002), known_good or previous"
     )
-    versions.add_argument("--actor", default=os.environ.get("USER", "operator"))
+    versions.add_argument("--actor", default=os.environ.get("USER", "operator"), type=_text)
     _wait_options(versions)
     query = command(
         "query",
@@ -186,8 +199,8 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     fleet = command("fleet", "show the fleet of hosts sharing breakers, or resume it", False)
     fleet.add_argument("fleet_command", choices=["status", "resume"])
     fleet.add_argument("--policy", type=Path, help="the policy whose fleet section to use")
-    fleet.add_argument("--reason", default="resumed by hand (autoheal fleet resume)")
-    fleet.add_argument("--actor", default=os.environ.get("USER", "operator"))
+    fleet.add_argument("--reason", default="resumed by hand (autoheal fleet resume)", type=_text)
+    fleet.add_argument("--actor", default=os.environ.get("USER", "operator"), type=_text)
     fleet.add_argument("--state", choices=["running", "degraded"], default="running")
     _fleet_options(fleet)
     policy = sub.add_parser("policy", help="validate a policy file or print its JSON Schema")

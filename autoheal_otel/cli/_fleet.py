@@ -12,7 +12,7 @@ import argparse
 import socket
 from typing import Any
 
-from .._fleet_policy import FleetPolicy
+from .._fleet_policy import FleetPolicy, redact_url
 from .._models import ExecutionState
 from ._common import EXIT_OK, Problem, command_name, emit, load_policy, table
 
@@ -57,7 +57,7 @@ def _call(args: argparse.Namespace, what: str, fn: Any) -> Any:
             else f"`{command_name()} fleet status` shows the fleet's states",
         ) from exc
     except FleetError as exc:
-        url = _policy(args).url
+        url = redact_url(_policy(args).url)
         raise Problem(
             f"cannot {what}: Redis at {url} did not answer ({type(exc).__name__}: {exc})",
             "check fleet.url in --policy (or pass --url) and that Redis runs",

@@ -144,6 +144,7 @@ class FleetStore:
         # Typed Any: redis-py's stubs type replies as bytes | str whatever decode_responses says.
         self.client: Any = redis.Redis.from_url(
             policy.url,
+            **({"password": pw} if (pw := policy.password()) is not None else {}),
             socket_timeout=timeout + policy.block_seconds + 0.5 if reader else timeout,
             socket_connect_timeout=timeout,
             retry=Retry(NoBackoff(), 0),

@@ -27,6 +27,25 @@ __all__ = ["MiniReportWriter", "render_report"]
 
 _TRIPS = {"step_breaker", "workflow_breaker", "global_breaker", "regression"}
 _LINK = re.compile(r"\[([^\]]+)\]\(([^)]+)\.md\)")
+# What Markdown reads as markup (and HTML as tags): escaped with a backslash in data.
+_MARKUP = re.compile(r"([\\`*_\[\]()<>#!~&])")
+_ESCAPED = re.compile(r"\\(.)")
+
+
+def _md(value: Any) -> str:
+    """Return data (an id, a reason) as Markdown text: shown as written, never as markup.
+
+    Control characters become ``?``, ``|`` (the table's separator) becomes ``/``, and every
+    character Markdown or HTML would read as markup is escaped, so a hostile reason such as
+    ``[x](" onfocus="...) .md)`` or ``<script>`` stays text in both files.
+    """
+    text = "".join(c if c.isprintable() else "?" for c in str(value if value is not None else ""))
+    return _MARKUP.sub(r"\\\1", text.replace("|", "/"))
+
+
+def _plain(markdown: str) -> str:
+    """Return the text an escaped Markdown string shows (for HTML, escaped again there)."""
+    return _ESCAPED.sub(r"\1", markdown)
 
 
 def _trip_reports(data_dir: Path, link_from: Path) -> dict[tuple[str, str], str]:
@@ -75,7 +94,7 @@ def render_report(
             else []
         )
     start, end = bounds["a"], bounds["b"]
-    heading = title or (f"Workflow {workflow_id}" if workflow_id else "All workflows")
+    heading = _md(title or (f"Workflow {workflow_id}" if workflow_id else "All workflows"))
     md = [f"# {heading}", ""]
     if scenario:
         md += ["## Scenario", "", *[f"- **{k}**: {v}" for k, v in scenario.items()], ""]
@@ -86,7 +105,7 @@ def render_report(
         "|---|---|---|---|---|---|",
     ]
     md += [
-        f"| {r['workflow_id']} | {r['decisions']} | {r['results']} | {r['failures']} | "
+        f"| {_md(r['workflow_id'])} | {r['decisions']} | {r['results']} | {r['failures']} | "
         f"{r['blocked_gates']} | {r['transitions']} |"
         for r in summary
     ]
@@ -107,12 +126,12 @@ def render_report(
         f"|---|---|---|---|---|---|{extra[1]}",
     ]
     md += [
-        f"| {t['ts']:%Y-%m-%d %H:%M:%S} | {t['workflow_id']} | {t['previous_state']} | {t['state']} | "
-        f"{t['cause']} | {(t['message'] or '').replace('|', '/')} |{trip_link(t)}"
+        f"| {t['ts']:%Y-%m-%d %H:%M:%S} | {_md(t['workflow_id'])} | {_md(t['previous_state'])} |"
+        f" {_md(t['state'])} | {_md(t['cause'])} | {_md(t['message'])} |{trip_link(t)}"
         for t in transitions
     ]
     md += ["", "## Time in state (seconds)", "", "| workflow | state | seconds |", "|---|---|---|"]
-    md += [f"| {r['workflow_id']} | {r['state']} | {r['seconds']} |" for r in spent]
+    md += [f"| {_md(r['workflow_id'])} | {_md(r['state'])} | {r['seconds']} |" for r in spent]
     md += [
         "",
         "## Failing steps",
@@ -121,27 +140,41 @@ def render_report(
         "|---|---|---|---|---|---|",
     ]
     md += [
-        f"| {r['workflow_id']} | {r['step_id']} | {r['failures']} | {r['target_not_found']} | "
+        f"| {_md(r['workflow_id'])} | {_md(r['step_id'])} | {r['failures']} | {r['target_not_found']} | "
         f"{r['postcondition_failed']} | {r['watchdog_timeout']} |"
         for r in steps
     ]
     markdown = "\n".join(md) + "\n"
     workflows = sorted({r["workflow_id"] for r in summary})
     svg = timeline_svg(transitions, failures, workflows, start, end) if start and workflows else ""
-    body = _markdown_tables_to_html(md)
+    body = _markdown_tables_to_html(md, set(trips.values()))
+    shown = html.escape(_plain(heading))
     page = (
         "<!doctype html><html><head><meta charset='utf-8'>"
-        f"<title>{html.escape(heading)}</title><style>"
+        "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none';"
+        " style-src 'unsafe-inline'\">"
+        f"<title>{shown}</title><style>"
         "body{font-family:sans-serif;margin:2em;max-width:1000px}table{border-collapse:collapse}"
         "td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px}h1,h2{font-weight:500}"
         "svg{max-width:100%;height:auto}"
         "</style></head><body>"
-        f"<h1>{html.escape(heading)}</h1><h2>Timeline</h2>{svg}{body}</body></html>\n"
+        f"<h1>{shown}</h1><h2>Timeline</h2>{svg}{body}</body></html>\n"
     )
     return markdown, page
 
 
-def _markdown_tables_to_html(lines: list[str]) -> str:
+def _cell_html(cell: str, links: set[str]) -> str:
+    """Return one table cell as HTML: a link only to one of the product's own trip reports."""
+    text = cell.strip()
+    match = _LINK.fullmatch(text)
+    if match is not None and match.group(2) in links:
+        href = html.escape(match.group(2) + ".html", quote=True)  # relative, built by us
+        return f'<a href="{href}">{html.escape(_plain(match.group(1)))}</a>'
+    return html.escape(_plain(text), quote=True)
+
+
+def _markdown_tables_to_html(lines: list[str], links: set[str]) -> str:
+    """Turn the report's own Markdown into HTML (every data string escaped; see ``_md``)."""
     out, table = [], False
     for line in lines[1:]:
         if line.startswith("## "):
@@ -149,10 +182,7 @@ def _markdown_tables_to_html(lines: list[str]) -> str:
         elif line.startswith("|---"):
             continue
         elif line.startswith("|"):
-            cells = [
-                _LINK.sub(r'<a href="\2.html">\1</a>', html.escape(c.strip(), quote=False))
-                for c in line.strip("|").split("|")
-            ]
+            cells = [_cell_html(c, links) for c in line.strip("|").split("|")]
             tag = "th" if not table else "td"
             if not table:
                 out.append("<table>")
@@ -163,7 +193,7 @@ def _markdown_tables_to_html(lines: list[str]) -> str:
                 out.append("</table>")
                 table = False
             if line.startswith("- "):
-                out.append(f"<p>{html.escape(line[2:]).replace('**', '')}</p>")
+                out.append(f"<p>{html.escape(_plain(line[2:].replace('**', '')))}</p>")
     if table:
         out.append("</table>")
     return "".join(out)

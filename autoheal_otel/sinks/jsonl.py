@@ -51,7 +51,6 @@ __all__ = [
 ]
 
 AUDIT_DIR = "audit"
-SEGMENT_GLOB = "audit-*.jsonl"
 #: A segment's name: ``audit-<YYYYMMDD>-<writer>-<NNNN>.jsonl`` (the writer in group 1).
 SEGMENT_NAME = re.compile(r"audit-\d{8}-([A-Za-z0-9_.:@-]{1,128})-\d{4,}\.jsonl")
 _SAFE = re.compile(r"[^A-Za-z0-9_.]+")
@@ -67,8 +66,21 @@ def new_writer_id() -> str:
 
 
 def segment_paths(audit_dir: Path) -> list[Path]:
-    """Return the JSONL segments of an audit directory, oldest name first."""
-    return sorted(audit_dir.glob(SEGMENT_GLOB))
+    """Return the JSONL segments of an audit directory, oldest name first.
+
+    Only regular files (never a symlink, a directory or a FIFO) whose names are segment names
+    (:data:`SEGMENT_NAME`: no glob characters, so a name is never read as a pattern).
+    """
+    try:
+        with os.scandir(audit_dir) as entries:
+            found = [
+                Path(e.path)
+                for e in entries
+                if SEGMENT_NAME.fullmatch(e.name) and e.is_file(follow_symlinks=False)
+            ]
+    except OSError:
+        return []
+    return sorted(found)
 
 
 def segment_writer(name: str) -> str | None:
