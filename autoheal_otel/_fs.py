@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["MAX_READ_BYTES", "fsync_path", "read_regular_file", "write_atomic"]
+__all__ = [
+    "MAX_READ_BYTES",
+    "fresh_temp",
+    "fsync_path",
+    "open_temp",
+    "read_regular_file",
+    "write_atomic",
+]
 
 #: The largest file :func:`read_regular_file` reads (a policy is a few kilobytes).
 MAX_READ_BYTES = 16 * 1024 * 1024
@@ -54,6 +62,26 @@ def fsync_path(path: Path) -> None:
         os.close(fd)
 
 
+def fresh_temp(tmp: Path) -> Path:
+    """Clear the way for a temporary file at ``tmp``: whatever is there goes, never followed.
+
+    A leftover of a crash, or something planted (a symlink out of the data directory, a
+    FIFO), is unlinked — a symlink itself, never its target — so what is written next lands
+    in a new file here. Returns ``tmp``.
+    """
+    # (A directory in the way raises IsADirectoryError: nothing is written.)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
+    return tmp
+
+
+def open_temp(tmp: Path) -> int:
+    """Return a descriptor of a new file at ``tmp`` (see :func:`fresh_temp`): ``O_EXCL`` and
+    ``O_NOFOLLOW``, so a file planted in between fails the write instead of redirecting it."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    return os.open(fresh_temp(tmp), flags, 0o644)
+
+
 def write_atomic(path: Path, data: str | bytes, step: Callable[[], None] | None = None) -> None:
     """Replace ``path`` with ``data``: a reader sees the old content or the new, never half.
 
@@ -62,7 +90,7 @@ def write_atomic(path: Path, data: str | bytes, step: Callable[[], None] | None 
     versioned store's crash-safety test uses it.
     """
     tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("wb") as handle:
+    with os.fdopen(open_temp(tmp), "wb") as handle:
         handle.write(data.encode("utf-8") if isinstance(data, str) else data)
         handle.flush()
         os.fsync(handle.fileno())

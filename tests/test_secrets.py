@@ -115,3 +115,25 @@ def test_control_characters_already_in_the_log_are_shown_not_obeyed(tmp_path: Pa
         assert proc.returncode == 0, proc.stderr
         assert "\x1b" not in proc.stdout and "\x07" not in proc.stdout
         assert "\\x1b" in proc.stdout
+
+
+# -- files planted in the data directory -------------------------------------------------------
+
+
+def test_a_planted_temp_symlink_never_redirects_a_write(tmp_path: Path) -> None:
+    """Regression: a planted `.report.html.tmp` symlink made `autoheal report` overwrite a file
+    outside and leave report.html a symlink to it; now the symlink is removed, not followed."""
+    from .conftest import POST
+
+    data = tmp_path / "d"
+    with AutoHealManager(data_dir=data) as m:
+        m.on_step_result("invoice", "s", POST)
+    outside = tmp_path / "outside.txt"
+    outside.write_text("keep me")
+    (data / ".report.html.tmp").symlink_to(outside)
+    (data / ".report.md.tmp").symlink_to(outside)
+    proc = run(["report", "--data-dir", str(data)])
+    assert proc.returncode == 0, proc.stderr
+    assert outside.read_text() == "keep me"
+    for name in ("report.html", "report.md"):
+        assert (data / name).is_file() and not (data / name).is_symlink()

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import InvalidInputError
-from .._fs import fsync_path
+from .._fs import fresh_temp, fsync_path
 from ..sinks.jsonl import AUDIT_DIR, is_segment_live, segment_paths
 from . import quiet
 from ._view import (
@@ -220,7 +220,7 @@ def _write_output(
         "hourly": HOURLY_SQL.format(source=table) + " ORDER BY hour",
     }
     for key, name in names.items():
-        tmp = folder / f".{name}.tmp"
+        tmp = fresh_temp(folder / f".{name}.tmp")
         con.execute(f"COPY ({selects[key]}) TO {_quote(tmp)} {options}")
         fsync_path(tmp)
         os.replace(tmp, folder / name)

@@ -22,7 +22,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
 from .._errors import InvalidInputError
-from .._fs import fsync_path
+from .._fs import fresh_temp, fsync_path, open_temp
 from ._ids import safe_name
 
 # Test seam for the crash-safety sweep: with AUTOHEAL_TEST_CRASH_AT=N the process exits at the
@@ -152,7 +152,7 @@ class DirectoryComponent:
         target = self._contained(relative)
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.tmp")
-        with tmp.open("wb") as handle:
+        with os.fdopen(open_temp(tmp), "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
@@ -249,7 +249,7 @@ class FaissIndexComponent(DirectoryComponent):
         import faiss
 
         target = self.working / self.FILENAME
-        tmp = target.with_name(f".{self.FILENAME}.tmp")
+        tmp = fresh_temp(target.with_name(f".{self.FILENAME}.tmp"))
         faiss.write_index(index, str(tmp))
         fsync_path(tmp)
         checksum = sha256_file(tmp)  # hashed once, here; snapshots reuse it through the inode
