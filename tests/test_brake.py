@@ -351,3 +351,23 @@ def test_the_tail_reads_whole_lines_once_and_skips_planted_files(tmp_path: Path)
         f.write(b'te","seq":2}\n')
     assert [(w, r["seq"]) for w, r in tail.read()] == [("other.1.aa", 2)]
     assert tail.read() == []
+
+
+def test_versions_rollback_reaches_the_robot(demo_data: Path, tmp_path: Path) -> None:
+    """`autoheal versions rollback` is applied (and acknowledged) by a robot running on the
+    directory: its results carry the restored version from then on."""
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(demo_data, data)
+    bot = Robot(data)
+    try:
+        proc = run(["versions", "rollback", "--reason", "bad model", "--data-dir", str(data)])
+        assert proc.returncode == 0, proc.stderr
+        assert f"applied by 1 of 1 running: {bot.writer} (applied" in proc.stdout
+        acks = [r for r in records(data, bot.writer) if r["kind"] == EventKind.ACK]
+        assert acks and acks[-1]["details"]["move_kind"] == "activation"
+        label = acks[-1]["details"]["move_target"]
+        assert label.startswith("s")
+    finally:
+        bot.stop()

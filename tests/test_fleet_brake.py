@@ -313,3 +313,51 @@ def test_a_malformed_state_hash_does_not_stop_a_new_host_connecting(
         assert host.fleet.rejections.count == 1
     finally:
         host.close()
+
+
+def test_a_hosts_own_outage_pause_stays_local_after_the_outage(tmp_path: Path) -> None:
+    """Regression: after a Redis outage a host pushed the global pause its fallback breakers
+    decided alone up to the fleet, pausing every other host (min_hosts bypassed); now the
+    fleet decides again from the re-sent failures, with its quorum: the others keep running."""
+    import signal
+
+    from .redis_support import RedisServer
+
+    (tmp_path / "redis").mkdir()
+    server = RedisServer(tmp_path / "redis").start()  # its own: this test stops it
+    limits = {
+        "breakers": {"global": {"failure_threshold": 3}, "workflow": {"failure_threshold": 100}}
+    }
+    hosts = [
+        AutoHealManager(
+            fleet_policy(server.url, "quorum", name, **limits, fleet={"min_hosts": 2}),
+            data_dir=tmp_path / name,
+        )
+        for name in ("a", "b")
+    ]
+    a, b = hosts
+    assert a.fleet is not None and b.fleet is not None
+    try:
+        assert wait_until(lambda: a.fleet.connected and b.fleet.connected)  # type: ignore[union-attr]
+        b.should_execute_step("w0", "s")
+        server.signal(signal.SIGSTOP)
+        try:
+            assert wait_until(lambda: not a.fleet.connected, 10)  # type: ignore[union-attr]
+            for i in range(3):
+                a.on_step_result(f"w{i}", "s", POST)
+            assert a.get_mode("w0") is S.PAUSED  # decided alone, by its fallback breakers
+        finally:
+            server.signal(signal.SIGCONT)
+        assert wait_until(lambda: a.fleet.connected, 10)  # type: ignore[union-attr]
+        store = FleetStore(a.fleet.policy)
+        try:
+            # The re-sent failures reached the fleet: 3 failures, but from one host only.
+            assert wait_until(lambda: store.status()["global"]["window"] == 3, 10)
+            assert store.status()["global"]["state"] == "running"
+        finally:
+            store.close()
+        assert b.get_mode("w0") is S.RUNNING and b.should_execute_step("w0", "s")[0]
+    finally:
+        for m in hosts:
+            m.close()
+        server.stop()
