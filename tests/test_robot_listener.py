@@ -536,3 +536,37 @@ def test_a_hot_reload_of_a_deeply_nested_policy_keeps_the_last_good_one(tmp_path
         assert m.policy.version == version
         error = m.last_policy_error
         assert error is not None and "nested too deeply" in str(error) and str(path) in str(error)
+
+
+QUEUE_LOOP = """*** Tasks ***
+Queue
+    FOR    ${i}    IN RANGE    10
+        TRY
+            Find Target    item ${i}
+        EXCEPT    *    type=glob
+            CONTINUE
+        END
+    END
+"""
+
+
+@pytest.mark.parametrize(
+    ("on_block", "task_status"),
+    [("FAIL", "FAIL"), ("SKIP", "SKIP"), ("NOT_RUN", "PASS")],
+    ids=["fail", "skip", "not-run"],
+)
+def test_a_refusal_caught_by_the_queue_loop_still_ends_the_task(
+    tmp_path: Path, on_block: str, task_status: str
+) -> None:
+    """Regression: `FOR … TRY  Step  EXCEPT  CONTINUE` caught the refusals of items 6-10 and
+    the task came out PASS; now it ends FAIL (SKIP with on_block=SKIP; NOT_RUN opts out)."""
+    policy = _policy(tmp_path, {"breakers": {"workflow": {"failure_threshold": 5}}})
+    value = listener(tmp_path / "data", policy=policy, on_block=on_block)
+    run = run_suite(tmp_path, QUEUE_LOOP, listener_value=value)
+    test = run.tests()["Queue"]
+    assert test.status == task_status
+    assert "autoheal blocked: quarantined since" in test.message
+    finds = [k for k in body_keywords(test) if k.name == "Find Target"]
+    refused = [k for k in finds if k.message.startswith("autoheal blocked:")]
+    # Items 1-5 ran (and failed), every later one was refused (a SKIP ends the loop at once).
+    assert len(finds) - len(refused) == 5 and len(refused) == (1 if on_block == "SKIP" else 5)

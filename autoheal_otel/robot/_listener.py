@@ -11,7 +11,8 @@
   ``autoheal blocked: <reason>`` in its place (``implementation.error``) and the step ends
   FAIL, SKIP or NOT RUN as configured. The rest of that task is not run either (it is not
   gated again), and its teardown still runs. A task whose workflow is already blocked is
-  skipped as a whole, with the reason.
+  skipped as a whole, with the reason. A refusal cannot be swallowed by the suite's own
+  TRY/EXCEPT: the task ends FAIL (SKIP with ``on_block=SKIP``) whatever it caught.
 - After a step, ``on_step_result``. A successful action waits for the next step: when that is
   an assertion that passes, the action is reported *validated* (DEGRADED requires it);
   otherwise it is reported unvalidated before the next step's gate. Failures are classified by
@@ -229,8 +230,23 @@ class AutoHealListener:
         self._flush(task, validated=False)
         mode = self.session.manager.get_mode(task.workflow)
         result.tags.add(f"autoheal:{mode.value}")
-        if task.blocked and not result.message:
-            result.message = task.blocked
+        if task.blocked:
+            self._enforce_refusal(task.blocked, result)
+
+    def _enforce_refusal(self, blocked: str, result: Any) -> None:
+        """End a task with a refused step FAIL (or SKIP), whatever the suite caught.
+
+        The queue-loop style (``FOR … TRY  Step  EXCEPT  CONTINUE``) catches the refusal
+        like any failure; RF would then report the task PASS. Since RF 7.1 a status set here
+        is the task's. ``on_block=NOT_RUN`` is the explicit opt-out: the task may pass.
+        """
+        wanted = self.config.on_block
+        if wanted == "FAIL" and result.status != "FAIL":
+            result.status, result.message = "FAIL", blocked
+        elif wanted == "SKIP" and result.status == "PASS":
+            result.status, result.message = "SKIP", blocked
+        elif not result.message:
+            result.message = blocked
 
     def close(self) -> None:
         """Flush and close the manager when the run ends."""
