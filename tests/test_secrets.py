@@ -137,3 +137,46 @@ def test_a_planted_temp_symlink_never_redirects_a_write(tmp_path: Path) -> None:
     assert outside.read_text() == "keep me"
     for name in ("report.html", "report.md"):
         assert (data / name).is_file() and not (data / name).is_symlink()
+
+
+def test_a_planted_components_root_is_refused(tmp_path: Path) -> None:
+    """Regression: `"root": "../outside"` in components.json made `versions snapshot` write
+    outside the data directory (and delete an unreferenced v07 there)."""
+    import json as _json
+
+    from autoheal_otel.versioning import SqliteComponent, StoreError, VersionedStore
+
+    data = tmp_path / "d"
+    VersionedStore(data, [SqliteComponent()])
+    specs = _json.loads((data / "versions" / "components.json").read_text())
+    specs[0]["root"] = "../outside"
+    (data / "versions" / "components.json").write_text(_json.dumps(specs))
+    with pytest.raises(StoreError, match="root must be a relative path"):
+        VersionedStore.open(data)
+    proc = run(["versions", "snapshot", "--reason", "x", "--data-dir", str(data)])
+    assert proc.returncode == 1 and not (tmp_path / "outside").exists()
+
+
+def test_a_planted_manifest_entry_is_neither_read_nor_deleted(tmp_path: Path) -> None:
+    """Regression: a manifest entry naming an absolute path made `autoheal compact` delete it."""
+    import json as _json
+
+    from autoheal_otel.analytics.compaction import compact
+
+    from .conftest import POST
+
+    data = tmp_path / "d"
+    with AutoHealManager(data_dir=data) as m:
+        m.on_step_result("w", "s", POST)
+    compact(data)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    manifest = data / "audit" / "compacted" / "manifest.jsonl"
+    line = {"id": "x1", "results": "x1.parquet", "events": "x1.events.parquet", "segments": [],
+            "rows": 0, "rollup": str(victim), "replaces": []}  # fmt: skip
+    with manifest.open("a") as f:
+        f.write(_json.dumps(line) + "\n")
+    with AutoHealManager(data_dir=data) as m:
+        m.on_step_result("w", "s", POST)
+    compact(data)
+    assert victim.read_text() == "keep me"

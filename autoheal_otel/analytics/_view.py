@@ -16,6 +16,8 @@ Invariants:
 from __future__ import annotations
 
 import json
+import logging
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,6 +31,8 @@ from ..semconv import Reason
 from ..sinks.jsonl import AUDIT_DIR, segment_paths
 from ._columns import AUDIT_COLUMNS, JSON_SELECT
 from ._validity import VALID_SQL, record_problem
+
+_log = logging.getLogger("autoheal_otel")
 
 __all__ = [
     "AUDIT_COLUMNS",
@@ -117,6 +121,14 @@ HOURLY_SQL = (
     f" count(*) FILTER (WHERE {DECIDED_SQL}) AS decided"
     " FROM {source} WHERE kind = 'result' GROUP BY ALL"
 )
+#: A name compaction writes into its folder: bare, of the shape it gives them.
+_OUTPUT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,200}")
+
+
+def _bare_names(out: CompactedOutput) -> bool:
+    """Return True when every name a manifest entry holds is bare (a manifest is input too)."""
+    names = [out.id, out.results, out.events, *out.segments, *out.replaces, out.rollup, out.hourly]
+    return all(n is None or (_OUTPUT_NAME.fullmatch(n) and ".." not in n) for n in names)
 
 
 def read_manifest(folder: Path) -> list[CompactedOutput]:
@@ -147,6 +159,9 @@ def read_manifest(folder: Path) -> list[CompactedOutput]:
             )
         except (ValueError, KeyError, TypeError):
             continue  # a torn last line: that output is not complete, so it does not count
+        if not _bare_names(out):
+            _log.warning("autoheal ignores a compaction manifest entry naming %r", e)
+            continue  # a planted entry: its files are no output of ours, never read or deleted
         outputs[out.id] = out
         for old in out.replaces:
             outputs.pop(old, None)

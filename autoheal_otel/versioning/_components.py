@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import sqlite3
 from pathlib import Path, PurePosixPath
@@ -345,15 +346,32 @@ def _sqlite_content_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
+_PART = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+
+
+def _relative(spec: dict[str, str], key: str) -> str:
+    """Return ``spec[key]`` if it is a plain relative path (``components.json`` is input)."""
+    value = spec[key]
+    parts = value.split("/") if isinstance(value, str) else [""]
+    if not all(_PART.fullmatch(p) and p != ".." for p in parts):
+        raise ValueError(f"{key} must be a relative path of plain names, but was {value!r:.80}")
+    return value
+
+
 def component_from_spec(spec: dict[str, str]) -> Component:
-    """Rebuild a built-in component from its ``spec()``."""
+    """Rebuild a built-in component from its ``spec()`` (read back: every path is checked).
+
+    Raises:
+        ValueError: an unknown type, or a name or path that is not plain and relative.
+    """
     kind = spec.get("type")
     if kind == "prototypes":
         return PrototypesComponent()
     if kind == "faiss":
-        return FaissIndexComponent(spec["workflow_id"])
+        return FaissIndexComponent(spec["workflow_id"])  # hashed into a safe folder name
     if kind == "file":
-        return FileComponent(spec["name"])
+        return FileComponent(str(spec["name"]))  # hashed into a safe folder name
     if kind == "sqlite":
-        return SqliteComponent(spec["name"], spec["root"], spec["live"])
+        name, root, live = (_relative(spec, k) for k in ("name", "root", "live"))
+        return SqliteComponent(name, root, live)
     raise ValueError(f"unknown component type {kind!r}")

@@ -92,7 +92,13 @@ class VersionedStore:
         self.clock = clock or SystemClock()
         self.checksums = ChecksumCache()
         self.components = {c.name: c for c in components}
+        inside = self.data_dir.resolve()
         for component in components:
+            root = (self.data_dir / component.root).resolve()
+            if not root.is_relative_to(inside) or root == inside:
+                raise InvalidInputError(
+                    "components", component.name, f"must keep its versions under {data_dir}"
+                )
             component.bind(self.data_dir, self.checksums)
         self._lock = threading.Lock()
         self.recovered: dict[str, Any] = {}
