@@ -11,6 +11,7 @@ from pathlib import Path
 
 __all__ = [
     "MAX_READ_BYTES",
+    "folder_inside",
     "fresh_temp",
     "fsync_path",
     "open_temp",
@@ -60,6 +61,22 @@ def fsync_path(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def folder_inside(base: Path, folder: Path) -> Path:
+    """Create ``folder`` (and its parents) and return it, if it resolves under ``base``.
+
+    Raises:
+        OSError: the folder (or a parent: a planted symlink) leads outside ``base``; nothing
+            was written there.
+    """
+    inside = base.resolve()
+    for check in (False, True):  # before creating anything, and after (in case of a race)
+        if not folder.resolve().is_relative_to(inside):
+            raise OSError(errno.EXDEV, f"leads outside {base} (a symlink?)", str(folder))
+        if not check:
+            folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def fresh_temp(tmp: Path) -> Path:

@@ -180,3 +180,25 @@ def test_a_planted_manifest_entry_is_neither_read_nor_deleted(tmp_path: Path) ->
         m.on_step_result("w", "s", POST)
     compact(data)
     assert victim.read_text() == "keep me"
+
+
+def test_symlinked_case_and_report_folders_are_not_followed(tmp_path: Path) -> None:
+    """Regression: a `failure_cases/` or `reports/` symlink out of the data directory was
+    followed; now the case and the report are not written there (the hook still works)."""
+    from autoheal_otel.integrations import FailureCaseRecorder, MiniReportWriter
+
+    from .conftest import POST
+
+    data, outside = tmp_path / "d", tmp_path / "outside"
+    data.mkdir()
+    outside.mkdir()
+    (data / "failure_cases").symlink_to(outside)
+    (data / "reports").symlink_to(outside)
+    policy = PolicyConfig.from_dict({"breakers": {"workflow": {"failure_threshold": 2}}})
+    with AutoHealManager(
+        policy=policy, data_dir=data, integrations=[FailureCaseRecorder(), MiniReportWriter()]
+    ) as m:
+        for _ in range(3):
+            m.on_step_result("w", "s", POST)
+        assert m.get_mode("w").value == "quarantined"
+    assert list(outside.iterdir()) == []

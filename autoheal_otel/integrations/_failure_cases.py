@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._events import DecisionEvent
-from .._fs import write_atomic
+from .._fs import folder_inside, write_atomic
 from .._models import ExecutionState
 from ..semconv import EventKind
 from ..versioning import safe_name
@@ -28,6 +28,7 @@ class FailureCaseRecorder:
 
     def __init__(self, directory: str | Path | None = None) -> None:
         self.directory = Path(directory) if directory is not None else None
+        self._inside: Path | None = self.directory  # what the folders must resolve under
         self.manager: AutoHealManager | None = None
         self.cases: list[Path] = []
 
@@ -36,6 +37,7 @@ class FailureCaseRecorder:
         self.manager = manager
         if self.directory is None and manager.data_dir is not None:
             self.directory = manager.data_dir / "failure_cases"
+            self._inside = manager.data_dir
 
     def emit(self, event: DecisionEvent) -> None:
         """Record a case when a workflow enters QUARANTINED."""
@@ -45,7 +47,7 @@ class FailureCaseRecorder:
             return
         case = self._case(event)
         folder = self.directory / safe_name(event.workflow_id)
-        folder.mkdir(parents=True, exist_ok=True)
+        folder_inside(self._inside or self.directory, folder)  # a planted symlink raises
         stamp = event.ts.strftime("%Y%m%dT%H%M%S") if event.ts else "unknown"
         path = folder / f"{stamp}-{event.seq:08d}.json"
         write_atomic(path, json.dumps(case, indent=2, default=str))

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._events import DecisionEvent
-from .._fs import write_atomic
+from .._fs import folder_inside, write_atomic
 from ..semconv import EventKind
 from ..versioning import safe_name
 from ._timeline import timeline_svg
@@ -229,7 +229,12 @@ class MiniReportWriter:
             scenario=self.scenario,
         )
         folder = self.directory / safe_name(event.workflow_id or "global")
-        folder.mkdir(parents=True, exist_ok=True)
+        base = (
+            self.manager.data_dir
+            if self.directory.is_relative_to(self.manager.data_dir)
+            else self.directory
+        )
+        folder_inside(base, folder)  # a planted symlink (reports/ -> elsewhere) raises
         stamp = event.ts.strftime("%Y%m%dT%H%M%S") if event.ts else "unknown"
         base = folder / f"{stamp}-{event.seq:08d}"
         for suffix, text in ((".md", markdown), (".html", page)):
