@@ -119,7 +119,8 @@ class LiveView:
                 self.refresh()
             except Exception as exc:  # contained: keep serving the last good view, and say so
                 self.errors += 1
-                self.last_error = f"{type(exc).__name__}: {exc}"
+                # What failed inside (SQL, file paths) goes to the log, not to /health.
+                self.last_error = f"{type(exc).__name__} (the server log has the details)"
                 _log.warning("autoheal view of %s not refreshed: %s", self.data_dir, exc)
 
     def stop(self) -> None:

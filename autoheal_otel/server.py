@@ -25,7 +25,12 @@ It holds load without a thread per client. Invariants:
   ``idle_timeout`` seconds is disconnected, and past ``max_connections`` open connections the
   oldest one is dropped, so idle or slow clients never hold a worker;
 - complete requests are answered by a fixed pool of ``workers`` threads, one request per
-  connection (``Connection: close``);
+  connection (``Connection: close``); at most ``max_queue`` wait for or hold a worker (more
+  are answered 503 at once), and each answer must be taken within ``write_timeout`` seconds
+  in total, so clients that never read cannot tie up the pool;
+- ``/health`` is answered by the loop itself, at once, whatever the pool is doing;
+- the answers, the ``Host`` check (loopback binds answer loopback names only) and the headers
+  (``Cache-Control: no-store``, ``X-Content-Type-Options: nosniff``) are :mod:`._http`'s;
 - a client that went away before its answer costs a debug log line, never a traceback or an
   error response written to a dead socket.
 """
@@ -33,7 +38,6 @@ It holds load without a thread per client. Invariants:
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import resource
 import selectors
@@ -42,14 +46,12 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from http import HTTPStatus
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
+from . import _http
 from ._live_view import LiveView
 
 __all__ = [
-    "HEALTH_STATUS",
     "AutoHealServer",
     "LiveView",
     "StatusSource",
@@ -58,8 +60,7 @@ __all__ = [
 
 _log = logging.getLogger("autoheal_otel")
 
-#: HTTP status per health.
-HEALTH_STATUS = {"ok": 200, "degraded": 200, "critical": 503}
+#: The longest request head read (a longer one is answered 414 or 431, not reset).
 _MAX_HEAD = 16 * 1024
 
 
@@ -93,6 +94,9 @@ class _Pending:
     sock: socket.socket
     deadline: float
     head: bytearray
+    #: Answered already: what the client still sends is read and dropped until it closes
+    #: (closing with unread input would reset the connection before it reads the answer).
+    closing: bool = False
 
 
 class AutoHealServer:
@@ -119,10 +123,18 @@ class AutoHealServer:
         idle_timeout: float = 10.0,
         max_connections: int = 1024,
         backlog: int = 1024,
+        write_timeout: float = 5.0,
+        max_queue: int | None = None,
     ) -> None:
         self.manager = manager
         self.registry = registry
         self.idle_timeout = idle_timeout
+        #: Seconds a client has to take its whole answer (then it is dropped).
+        self.write_timeout = write_timeout
+        #: Requests waiting for or held by a worker at most; more are answered 503 at once.
+        self.max_queue = max_queue if max_queue is not None else 4 * workers
+        self._busy = 0
+        self._busy_lock = threading.Lock()
         # Leave file descriptors for everything else the process opens (logs, databases).
         soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
         self.max_connections = max(1, min(max_connections, soft // 2 if soft > 0 else 512))
@@ -250,15 +262,49 @@ class AutoHealServer:
         if not data:
             self._drop(sel, pending, fd, count=False)
             return
+        if conn.closing:
+            return  # the rest of an overlong request: dropped
         conn.head += data
         if b"\r\n\r\n" not in conn.head and b"\n\n" not in conn.head:
-            if len(conn.head) > _MAX_HEAD:
-                self._drop(sel, pending, fd)
+            if len(conn.head) > _MAX_HEAD:  # answered, not reset: 414 or 431
+                long_line = b"\n" not in conn.head
+                code, what = (414, "request line") if long_line else (431, "request head")
+                with contextlib.suppress(OSError):
+                    conn.sock.send(_http.render("GET", _http.error(code, f"{what} too long")))
+                    conn.sock.shutdown(socket.SHUT_WR)
+                conn.closing, conn.head = True, bytearray()
+                conn.deadline = min(conn.deadline, time.monotonic() + 1.0)
+            return
+        head = bytes(conn.head)
+        request = _http.parse(head)
+        if request is not None and request[1] == "/health":
+            # Answered here, at once: a pool busy with slow readers never delays health.
+            self._inline(sel, pending, fd, *self._respond(head))
+            return
+        if self._busy >= self.max_queue:
+            self._inline(sel, pending, fd, "GET", _http.error(503, "busy: try again"))
             return
         sel.unregister(conn.sock)
         del pending[fd]
         assert self._pool is not None
-        self._pool.submit(self._answer, conn.sock, bytes(conn.head))
+        with self._busy_lock:
+            self._busy += 1
+        self._pool.submit(self._work, conn.sock, head)
+
+    def _inline(
+        self,
+        sel: selectors.BaseSelector,
+        pending: dict[int, _Pending],
+        fd: int,
+        method: str,
+        answer: _http.Answer,
+    ) -> None:
+        """Answer a small request from the loop itself, without waiting on the client."""
+        conn = pending.pop(fd)
+        sel.unregister(conn.sock)
+        with contextlib.suppress(OSError):  # best effort: a full buffer drops the answer
+            conn.sock.send(_http.render(method, answer))
+        conn.sock.close()
 
     def _drop(
         self, sel: selectors.BaseSelector, pending: dict[int, _Pending], fd: int, count: bool = True
@@ -271,89 +317,37 @@ class AutoHealServer:
 
     # -- the workers -----------------------------------------------------------------------
 
-    def _answer(self, sock: socket.socket, head: bytes) -> None:
-        """Answer one complete request and close the connection (never raises)."""
+    def _answer(self, sock: socket.socket, method: str, answer: _http.Answer) -> None:
+        """Send one answer within ``write_timeout`` and close the connection (never raises)."""
         try:
-            method, code, content_type, body = self._respond(head)
-            reason = HTTPStatus(code).phrase
-            headers = (
-                f"HTTP/1.1 {code} {reason}\r\nServer: autoheal\r\n"
-                f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
-                + ("Allow: GET, HEAD\r\n" if code == 405 else "")
-                + "Connection: close\r\n\r\n"
-            )
-            sock.settimeout(self.idle_timeout)
-            sock.sendall(headers.encode("latin-1") + (b"" if method == "HEAD" else body))
+            if not _http.send_within(sock, _http.render(method, answer), self.write_timeout):
+                self.dropped += 1  # a reader too slow to take its answer: it holds no worker
         except OSError as exc:  # the client went away: nobody is left to tell
             _log.debug("autoheal http: client gone before its answer (%s)", exc)
         finally:
             sock.close()
+            with self._busy_lock:
+                self._busy -= 1
 
-    def _respond(self, head: bytes) -> tuple[str, int, str, bytes]:
-        """Return (method, status, content type, body) for a request head."""
-        parts = head.split(b"\n", 1)[0].decode("latin-1").split()
-        if len(parts) != 3 or not parts[2].startswith("HTTP/"):
-            return "GET", *_error(400, "malformed request line")
-        method, target = parts[0], parts[1]
+    def _work(self, sock: socket.socket, head: bytes) -> None:
+        """Answer one complete request on a worker (never raises)."""
+        method, answer = self._respond(head)
+        self._answer(sock, method, answer)
+
+    def _respond(self, head: bytes) -> tuple[str, _http.Answer]:
+        """Return (method, answer) for a request head."""
+        request = _http.parse(head)
+        if request is None:
+            return "GET", _http.error(400, "malformed request line")
+        method, path = request
         if method not in ("GET", "HEAD"):
-            return method, *_error(405, f"{method} is not allowed: this endpoint is read-only")
-        path = urlsplit(target).path.rstrip("/") or "/"
-        try:
-            return method, *self._route(path)
-        except Exception:  # contained: a request must never take the process down
-            _log.exception("autoheal server failed on %s", path)
-            return method, *_error(500, "internal error (see the server log)")
-
-    def _route(self, path: str) -> tuple[int, str, bytes]:
-        source = self.manager
-        freshness = getattr(source, "freshness", None)
-        if path == "/health":
-            if getattr(source, "has_log", True) is False:
-                where = str(getattr(source, "data_dir", "the data directory"))
-                return (
-                    503,
-                    "application/json",
-                    json.dumps(
-                        {
-                            "status": "no_data",
-                            "data_dir": where,
-                            "reason": f"no audit log in {where} yet: is a robot running with"
-                            " this data directory?",
-                        }
-                    ).encode(),
-                )
-            report = source.get_status_report()
-            body: dict[str, Any] = {
-                "status": report.global_.health,
-                "paused": report.global_.paused,
-                "workflows": {s.value: n for s, n in report.global_.states.items()},
-                "policy_version": report.policy_version,
-            }
-            if report.fleet is not None:  # which host, and is its fleet link up
-                body["fleet"] = report.fleet
-                body["reason"] = report.global_.reason
-            if freshness is not None:
-                body.update(freshness())
-            return (
-                HEALTH_STATUS[report.global_.health],
-                "application/json",
-                json.dumps(body).encode(),
+            return method, _http.error(
+                405, f"{method[:20]} is not allowed: this endpoint is read-only"
             )
-        if path == "/status":
-            text = source.get_status_report().to_json()
-            if freshness is not None:
-                data = json.loads(text)
-                data["view"] = freshness()
-                text = json.dumps(data, indent=2)
-            return 200, "application/json", text.encode()
-        if path == "/metrics":
-            if self.registry is None:
-                return _error(404, "metrics are not configured for this server")
-            from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-
-            return 200, CONTENT_TYPE_LATEST, generate_latest(self.registry)
-        return _error(404, f"no such path {path!r}; try /health, /status or /metrics")
-
-
-def _error(code: int, message: str) -> tuple[int, str, bytes]:
-    return code, "application/json", json.dumps({"error": message}).encode()
+        if not _http.host_allowed(head, self.address[0]):
+            return method, _http.error(421, "this endpoint answers loopback names only (Host)")
+        try:
+            return method, _http.route(self.manager, self.registry, path)
+        except Exception:  # contained: a request must never take the process down
+            _log.exception("autoheal server failed on %s", path[:100])
+            return method, _http.error(500, "internal error (see the server log)")

@@ -18,7 +18,7 @@ from autoheal_otel import AutoHealManager
 from autoheal_otel.server import AutoHealServer
 from autoheal_otel.testing import FakeClock
 
-REQUEST = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+REQUEST = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 
 
 @pytest.fixture
@@ -170,3 +170,82 @@ def test_client_gone_before_its_answer_is_quiet(
             srv.stop()  # waits for the requests in hand
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert "Traceback" not in capfd.readouterr().err
+
+
+def test_answers_carry_no_store_and_nosniff(server: AutoHealServer) -> None:
+    """Every answer tells caches not to keep it and browsers not to sniff it."""
+    with socket.create_connection(server.address, timeout=5) as sock:
+        sock.sendall(REQUEST)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head = data.split(b"\r\n\r\n")[0].lower()
+    assert b"cache-control: no-store" in head and b"x-content-type-options: nosniff" in head
+
+
+@pytest.mark.parametrize(
+    ("host", "code"),
+    [(b"127.0.0.1:9464", 200), (b"localhost", 200), (b"[::1]:1", 200), (b"evil.example", 421)],
+    ids=["ip", "localhost", "ipv6", "rebinding"],
+)
+def test_a_loopback_server_answers_loopback_hosts_only(
+    server: AutoHealServer, host: bytes, code: int
+) -> None:
+    """DNS rebinding: a page that resolves its own name to 127.0.0.1 is refused (421)."""
+    status, _ = get(server.address, b"GET /health HTTP/1.1\r\nHost: " + host + b"\r\n\r\n")
+    assert status == code
+
+
+def test_an_overlong_request_line_is_414_not_a_reset(server: AutoHealServer) -> None:
+    """Regression: a 64 KiB request line got its connection reset; now it is 414."""
+    status, body = get(server.address, b"GET /" + b"a" * 65536 + b" HTTP/1.1\r\n\r\n")
+    assert status == 414 and b"too long" in body
+
+
+class _Huge:
+    """A status source whose /status answer is 32 MB (what 20,000 forged workflows made)."""
+
+    def __init__(self, manager: AutoHealManager) -> None:
+        self.manager = manager
+
+    def get_status_report(self) -> Any:
+        report = self.manager.get_status_report()
+
+        class Big:
+            def __getattr__(self, name: str) -> Any:
+                return getattr(report, name)
+
+            def to_json(self) -> str:
+                return "x" * (32 * 1024 * 1024)
+
+        return Big()
+
+
+def test_clients_that_never_read_do_not_starve_health() -> None:
+    """Regression: 16 clients asking for /status and never reading tied up every worker and
+    /health timed out after 15 s; now /health answers at once and the pool frees itself."""
+    with AutoHealManager(clock=FakeClock()) as manager:
+        manager.should_execute_step("invoice", "s")
+        srv = AutoHealServer(_Huge(manager), port=0, workers=2, write_timeout=1.0).start()  # type: ignore[arg-type]
+        hogs = []
+        try:
+            for _ in range(16):
+                hog = socket.create_connection(srv.address, timeout=5)
+                hog.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                hog.sendall(b"GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                hogs.append(hog)  # never read
+            started = time.perf_counter()
+            status, body = get(srv.address, timeout=5)
+            assert status == 200 and json.loads(body)["status"] == "ok"
+            assert time.perf_counter() - started < 1.0
+            # The slow readers are dropped after write_timeout: /status works again.
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                code, _ = get(srv.address, b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                if code == 404:  # answered by a worker (no registry here): the pool is free
+                    break
+            assert code == 404
+        finally:
+            for hog in hogs:
+                hog.close()
+            srv.stop()
