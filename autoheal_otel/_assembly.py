@@ -116,7 +116,7 @@ def open_data_dir(
     """
     try:
         if not read_only:
-            data_dir.mkdir(parents=True, exist_ok=True)
+            data_dir.mkdir(parents=True, exist_ok=True, mode=machine.policy.audit.dir_mode)
         restored: dict[str, Any] = {}
         if any((data_dir / "audit").glob("**/*.*")):
             from .analytics.restore import load_restored_state
@@ -132,7 +132,7 @@ def open_data_dir(
         if read_only:
             return restored, None, None
         audit = JsonlAuditSink(data_dir, machine.policy.audit, writer)
-        successes = SuccessStore(data_dir, writer)
+        successes = SuccessStore(data_dir, writer, mode=machine.policy.audit.mode)
         try:
             rebuilt = successes.repair(data_dir / "audit")
         except sqlite3.Error as exc:  # the store stays usable; the log still holds the rows

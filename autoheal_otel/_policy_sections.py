@@ -258,6 +258,14 @@ class AuditPolicy(_Section):
         " act, exactly the line a post-mortem needs. Off (the default), every decision"
         " reaches the OS before its hook returns.",
     )
+    file_mode: str = Field(
+        "0600",
+        pattern=r"^0?[0-7][0-7][0-7]$",
+        description="Permissions of the audit segments and the success store, in octal; the"
+        " data directory and its audit folder, when created here, get the same plus the"
+        " search bits (0600 -> 0700). The log names robots, workflows and operators: keep it"
+        " private, or widen it (0640, 0644) for a log shipper that runs as another user.",
+    )
     follow_interval_seconds: Number = Field(
         0.2,
         gt=0,
@@ -285,6 +293,17 @@ class AuditPolicy(_Section):
         " mostly Parquet. Never on a hook's thread. 0 turns it off (`autoheal compact` still"
         " compacts by hand).",
     )
+
+    @property
+    def mode(self) -> int:
+        """Return ``file_mode`` as a number (``0o600``)."""
+        return int(self.file_mode, 8)
+
+    @property
+    def dir_mode(self) -> int:
+        """Return the folders' mode: ``file_mode`` with a search bit wherever it reads."""
+        mode = self.mode
+        return mode | ((mode & 0o444) >> 2)
 
 
 class HotReloadPolicy(_Section):

@@ -202,3 +202,29 @@ def test_symlinked_case_and_report_folders_are_not_followed(tmp_path: Path) -> N
             m.on_step_result("w", "s", POST)
         assert m.get_mode("w").value == "quarantined"
     assert list(outside.iterdir()) == []
+
+
+@pytest.mark.parametrize(("mode", "dir_mode"), [("0600", 0o700), ("0640", 0o750), ("0644", 0o755)])
+def test_data_files_are_private_unless_the_policy_widens_them(
+    tmp_path: Path, mode: str, dir_mode: int
+) -> None:
+    """Regression: segments were created 0644; now the audit log and the success store get
+    audit.file_mode (0600 by default) and a data directory created here its folder mode."""
+    import os
+    import stat
+
+    from .conftest import OK
+
+    data = tmp_path / "new"
+    policy = PolicyConfig.from_dict({"audit": {"file_mode": mode}})
+    old = os.umask(0o022)
+    try:
+        with AutoHealManager(policy=policy, data_dir=data) as m:
+            m.on_step_result("w", "s", OK)
+    finally:
+        os.umask(old)
+    segment = next((data / "audit").glob("audit-*.jsonl"))
+    assert stat.S_IMODE(segment.stat().st_mode) == int(mode, 8)
+    assert stat.S_IMODE((data / "target_memory.sqlite").stat().st_mode) == int(mode, 8)
+    for folder in (data, data / "audit"):
+        assert stat.S_IMODE(folder.stat().st_mode) == dir_mode

@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 
 from .._manager import AutoHealManager
 from .._models import ExecutionState
+from .._policy import PolicyConfig
 from ..analytics import AuditAnalytics
 from ..integrations import FailureCaseRecorder, MiniReportWriter, PrecisionTracker, render_report
 from ..sim import SimExecutor, SimWorkflow
@@ -142,6 +143,9 @@ def run_demo(
     reports = MiniReportWriter(scenario={"run": "autoheal demo", "workflows": len(WORKFLOWS)})
     precision = PrecisionTracker(min_samples=20)
     manager = AutoHealManager(
+        # Demo data is shared on purpose: the observability stack's collector runs as another
+        # user and ships this log (a real robot keeps the default, 0600).
+        policy=PolicyConfig.from_dict({"audit": {"file_mode": "0644"}}),
         data_dir=data_dir,
         clock=clock,
         tracer_provider=tracer_provider,

@@ -138,7 +138,7 @@ class JsonlAuditSink:
 
     def __init__(self, data_dir: Path, policy: AuditPolicy, writer: str | None = None) -> None:
         self.directory = Path(data_dir) / AUDIT_DIR
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self.directory.mkdir(parents=True, exist_ok=True, mode=policy.dir_mode)
         self.policy = policy
         self.writer = writer or new_writer_id()
         self.write_errors = 0
@@ -285,7 +285,9 @@ class JsonlAuditSink:
             path = self.directory / f"audit-{stamp}-{self.writer}-{self._counter:04d}.jsonl"
             try:
                 fd = os.open(
-                    path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC, 0o644
+                    path,
+                    os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC,
+                    self.policy.mode,
                 )
             except FileExistsError:
                 continue

@@ -203,6 +203,7 @@ class SuccessStore:
         writer: str,
         batch_size: int = 512,
         batch_seconds: float = 1.0,
+        mode: int | None = None,
     ) -> None:
         self.path = Path(data_dir) / self.FILENAME
         self.writer = writer
@@ -220,6 +221,13 @@ class SuccessStore:
         self._full = batch_size * _WIDTH
         try:
             self._conn = connect(self.path)
+            if mode is not None:  # the database and its WAL files: what the policy says
+                for path in (
+                    self.path,
+                    *(self.path.with_name(self.FILENAME + s) for s in ("-wal", "-shm")),
+                ):
+                    if path.exists() and path.stat().st_uid == os.getuid():
+                        os.chmod(path, mode)
         except sqlite3.Error as exc:
             raise InvalidInputError(
                 "data_dir", str(data_dir), f"must hold a writable success store {self.path} ({exc})"
