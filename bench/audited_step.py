@@ -7,7 +7,9 @@ baseline from the same run (shared machines are noisy: quote the ratios):
   10-minute windows at workflow and global scope, then one compact JSON line per decision
   (gate and result, orjson, one ``os.write`` each on an ``O_APPEND`` descriptor);
 - **jsonl**: ``should_execute_step`` + ``on_step_result`` with the JSONL audit log (defaults,
-  clean successes in RUNNING); **jsonl+sqlite**: the same with the SQLite success store;
+  clean successes in RUNNING: every decision written before its hook returns); **gates held**:
+  the same with the opt-in ``audit.allowed_gates_with_result`` (one write a step), which shows
+  what the durable default costs; **jsonl+sqlite**: the default with the SQLite success store;
 - **otel**: the hooks with the OpenTelemetry SDK (tracer and meter, batch span processor,
   no audit log) against **two bare SDK spans** carrying the same attributes;
 - **bytes per line**: the audit log's mean line length for gates and results.
@@ -29,7 +31,7 @@ from pathlib import Path
 
 import orjson
 
-from autoheal_otel import AutoHealManager, Outcome, StepResult
+from autoheal_otel import AutoHealManager, Outcome, PolicyConfig, StepResult
 
 OK = StepResult(outcome=Outcome.SUCCESS, confidence=0.93, validated=True, duration_s=0.25)
 WORKFLOWS = [f"wf-{k:04d}" for k in range(1024)]
@@ -177,6 +179,12 @@ def main() -> None:
         jsonl = AutoHealManager(data_dir=root / "jsonl")
         assert jsonl.success_store is not None
         jsonl.remove_sink(jsonl.success_store)
+        # The opt-in that holds an allowed gate back for its step's result (one write a step):
+        # what the durable default (every decision written before its hook returns) costs.
+        held_policy = PolicyConfig.from_dict({"audit": {"allowed_gates_with_result": True}})
+        held = AutoHealManager(policy=held_policy, data_dir=root / "held")
+        assert held.success_store is not None
+        held.remove_sink(held.success_store)
         both = AutoHealManager(data_dir=root / "both")
         otel, tp, mp = otel_manager()
         spans, sp = bare_spans()
@@ -185,6 +193,7 @@ def main() -> None:
             {
                 "floor": floor_run(floor),
                 "jsonl": manager_run(jsonl),
+                "jsonl, gates held": manager_run(held),
                 "jsonl+sqlite": manager_run(both),
                 "bare spans": spans,
                 "otel": manager_run(otel),
@@ -192,7 +201,7 @@ def main() -> None:
             args.number,
             args.repeat,
         )
-        for manager in (jsonl, both, otel):
+        for manager in (jsonl, held, both, otel):
             manager.close()
         for provider in (tp, mp, sp):
             provider.shutdown()  # type: ignore[attr-defined]
@@ -204,6 +213,11 @@ def main() -> None:
     f = figures
     print(
         f"audited step, jsonl        {f['jsonl']:7.2f} us  = {f['jsonl'] / f['floor']:.2f}x the floor ({f['floor']:.2f} us)"
+    )
+    held_s = f["jsonl, gates held"]
+    print(
+        f"  gates held (opt-in)      {held_s:7.2f} us  = {held_s / f['floor']:.2f}x the floor"
+        f" (the durable default costs {f['jsonl'] / held_s:.2f}x it)"
     )
     print(
         f"audited step, jsonl+sqlite {f['jsonl+sqlite']:7.2f} us  = {f['jsonl+sqlite'] / f['floor']:.2f}x the floor"
