@@ -570,3 +570,25 @@ def test_a_refusal_caught_by_the_queue_loop_still_ends_the_task(
     refused = [k for k in finds if k.message.startswith("autoheal blocked:")]
     # Items 1-5 ran (and failed), every later one was refused (a SKIP ends the loop at once).
     assert len(finds) - len(refused) == 5 and len(refused) == (1 if on_block == "SKIP" else 5)
+
+
+@pytest.mark.parametrize("version", ["6.1.1", "7.0.1"])
+def test_a_robot_framework_that_cannot_gate_fails_every_task(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, version: str
+) -> None:
+    """Regression: under RF 6.1.1 every task ran ungated (only session records in the log),
+    and 7.0.1 said nothing; now the listener refuses: every task fails with the reason."""
+    import robot.version
+
+    from autoheal_otel.robot._support import unsupported_version
+
+    assert unsupported_version("7.1.1") is None and unsupported_version("7.5") is None
+    monkeypatch.setattr(robot.version, "VERSION", version)
+    body = "*** Tasks ***\nOne\n    [Setup]    Act    setup\n    Act    one\nTwo\n    Act    two\n"
+    run = run_suite(tmp_path, body)
+    assert [t.status for t in run.tests().values()] == ["FAIL", "FAIL"]
+    assert all(
+        f"Robot Framework {version} cannot be gated (supported: 7.1 or newer)" in t.message
+        for t in run.tests().values()
+    )
+    assert run.side == []  # no setup, no step ran

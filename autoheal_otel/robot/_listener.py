@@ -26,33 +26,21 @@ by the end of its task.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-from robot import running
 from robot.api import logger
-from robot.running.context import EXECUTION_CONTEXTS  # type: ignore[import-untyped]
-from robot.utils import normalize  # type: ignore[import-untyped]
 
 from .._errors import AutoHealError
 from .._models import ExecutionState, Outcome, StepResult
 from ._config import ListenerConfig
+from ._model import dry_run, exception_names, first_keyword, is_own_library, is_step
 from ._session import ManagerSession
+from ._support import fail_whole, unsupported_version
 
 __all__ = ["AutoHealListener", "active_listener"]
 
 _BLOCKING = (ExecutionState.QUARANTINED, ExecutionState.ROLLBACK, ExecutionState.PAUSED)
-# Control structures a step may sit in; anything else between a keyword and its task (a user
-# keyword, a library keyword running another one) makes it an internal, not a step.
-_BLOCK_NAMES = ("For", "ForIteration", "While", "WhileIteration", "If", "IfBranch", "Try")
-_BLOCKS = tuple(
-    getattr(running.model, name)
-    for name in (*_BLOCK_NAMES, "TryBranch", "Group")
-    if hasattr(running.model, name)  # Group exists from RF 7.2
-)
-_OWN_LIBRARY = "AutoHealLibrary"
-_OWN_KEYWORDS = frozenset({"reportmatchconfidence", "getautohealsettings"})
 _SKIP_TAG = "robot:skip"
 #: The tag a task skipped by auto-heal carries in RF's reports.
 BLOCKED_TAG = "autoheal:blocked"
@@ -86,67 +74,6 @@ class _Task:
     pre_gated: str | None = None  # the step id the task-level gate already admitted (a probe)
 
 
-def _is_step(data: Any) -> bool:
-    """Return True for a keyword called from a task body (possibly through control blocks)."""
-    if data.type != data.KEYWORD:
-        return False  # SETUP, TEARDOWN
-    parent = data.parent
-    while isinstance(parent, _BLOCKS):
-        parent = parent.parent
-    return isinstance(parent, running.TestCase)
-
-
-def _is_own_library(implementation: Any) -> bool:
-    """Return True for a keyword of :class:`AutoHealLibrary` (whatever name it was imported as)."""
-    code = getattr(getattr(implementation, "owner", None), "code", None)
-    return getattr(code, "__name__", None) == _OWN_LIBRARY and "autoheal_otel" in str(
-        getattr(code, "__module__", "")
-    )
-
-
-def _first_keyword(body: Any) -> Any:
-    """Return the first keyword call of a task body (looking into its blocks), or None.
-
-    Calls of AutoHealLibrary's keywords are skipped by name: they are never steps.
-    """
-    for item in body:
-        if isinstance(item, running.Keyword):
-            if normalize(str(item.name), ignore="_").rsplit(".", 1)[-1] not in _OWN_KEYWORDS:
-                return item
-            continue
-        inner = getattr(item, "body", None)
-        found = _first_keyword(inner) if inner is not None else None
-        if found is not None:
-            return found
-    return None
-
-
-def _exception_names() -> frozenset[str]:
-    """Return the class names (with bases) of the failure RF is reporting right now.
-
-    ``end_keyword`` runs inside RF's ``StatusReporter.__exit__``, while the keyword's exception
-    is being handled. A library keyword's exception is the library's own; a user keyword's is
-    RF's wrapper, whose inner failures (``get_errors()``) were raised while handling the
-    library's exceptions (their ``__context__``).
-    """
-    names: set[str] = set()
-    todo = [sys.exc_info()[1]]
-    seen = 0
-    while todo and seen < 32:
-        exc = todo.pop()
-        if exc is None:
-            continue
-        seen += 1
-        names.update(cls.__name__ for cls in type(exc).__mro__)
-        if getattr(exc, "timeout", False) or getattr(exc, "keyword_timeout", False):
-            names.add("TimeoutExceeded")
-        todo.append(exc.__context__)
-        get_errors = getattr(exc, "get_errors", None)
-        if get_errors is not None:
-            todo.extend(e for e in get_errors() if e is not exc)
-    return frozenset(names)
-
-
 class AutoHealListener:
     """Gate every task of a Robot Framework run with an :class:`AutoHealManager`.
 
@@ -168,6 +95,9 @@ class AutoHealListener:
             self.config_error = f"autoheal listener: {exc}"
         except Exception as exc:  # contained: see above
             self.config_error = f"autoheal listener cannot start: {type(exc).__name__}: {exc}"
+        self._unsupported = unsupported_version()
+        if self._unsupported is not None:
+            self.config_error = self._unsupported
         self.session = ManagerSession(self.config.policy, self.config.data_dir)
         self._task: _Task | None = None
         self._step: _Step | None = None
@@ -187,10 +117,13 @@ class AutoHealListener:
         """Resolve the task's workflow; skip the task when its workflow is blocked."""
         self._task = None
         self._step = None
+        if self._unsupported is not None:
+            fail_whole(data, self._unsupported)  # an RF that cannot gate: nothing runs
+            return
         if self.config_error is not None:
             data.error = self.config_error
             return
-        if _dry_run():
+        if dry_run():
             return
         try:
             self.session.refresh()
@@ -198,7 +131,7 @@ class AutoHealListener:
             workflow = self._workflow_of(data, result)
             task = _Task(workflow)
             if manager.get_mode(workflow) in _BLOCKING:
-                keyword = _first_keyword(data.body)
+                keyword = first_keyword(data.body)
                 first = self._step_id(keyword) if keyword is not None else str(data.name)[:256]
                 allowed, reason = manager.should_execute_step(workflow, first)
                 if not allowed:
@@ -258,7 +191,7 @@ class AutoHealListener:
 
     def start_library_keyword(self, data: Any, implementation: Any, result: Any) -> None:
         """Gate a library keyword that is a step."""
-        if _is_own_library(implementation):
+        if is_own_library(implementation):
             return  # Report Match Confidence / Get Autoheal Settings are never steps
         self._start_step(data, implementation, result)
 
@@ -270,7 +203,7 @@ class AutoHealListener:
         task = self._task
         if task is None or self._step is not None or result.status == "NOT RUN":
             return  # outside a task, nested in a step, or after a failure (RF visits, not runs)
-        if not _is_step(data):
+        if not is_step(data):
             return
         step_id = self._step_id(data)
         if task.blocked is not None:
@@ -317,7 +250,7 @@ class AutoHealListener:
         if result.status != "FAIL":
             return  # SKIP (the Skip keyword) or NOT RUN: nothing ran that can be judged
         outcome = self.config.mapping.classify(
-            str(data.name), str(result.message), _exception_names(), task.acted
+            str(data.name), str(result.message), exception_names(), task.acted
         )
         self._flush(task, validated=False)
         self._report(task, step, outcome, validated=False, message=str(result.message))
@@ -406,8 +339,3 @@ class AutoHealListener:
         if self.config.step == "keyword":
             return str(data.name)[:256]
         return "    ".join([str(data.name), *(str(a) for a in data.args)])[:256]
-
-
-def _dry_run() -> bool:
-    ctx = EXECUTION_CONTEXTS.current
-    return bool(ctx is not None and ctx.dry_run)
