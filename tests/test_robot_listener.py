@@ -592,3 +592,29 @@ def test_a_robot_framework_that_cannot_gate_fails_every_task(
         for t in run.tests().values()
     )
     assert run.side == []  # no setup, no step ran
+
+
+def test_a_data_dir_error_fails_every_task_with_one_error_line(tmp_path: Path) -> None:
+    """Regression: a data_dir that cannot be used failed the tasks but printed no [ ERROR ]
+    line (argument errors did); now it says it once, on the console too."""
+    bad = tmp_path / "a-file"
+    bad.write_text("not a directory")
+    body = "*** Tasks ***\nOne\n    Act    one\nTwo\n    Act    two\n"
+    run = run_suite(tmp_path, body, listener_value=listener(bad))
+    assert [t.status for t in run.tests().values()] == ["FAIL", "FAIL"]
+    assert all("data_dir" in t.message for t in run.tests().values())
+    assert run.stderr.count("[ ERROR ]") == 1 and "data_dir" in run.stderr
+    assert run.side == []
+
+
+def test_a_failed_suite_setup_is_reported_as_such_not_as_a_block(tmp_path: Path) -> None:
+    """Regression: with the workflow quarantined too, a failed suite setup was reported as
+    "autoheal blocked…"; RF's own "Parent suite setup failed" is the truth."""
+    policy = _policy(tmp_path, {"breakers": {"workflow": {"failure_threshold": 1}}})
+    value = listener(tmp_path / "data", policy=policy, workflow="suite")
+    run_suite(tmp_path, "*** Tasks ***\nOne\n    Crash\n", listener_value=value)  # quarantines
+    body = "*** Settings ***\nSuite Setup    Crash    setup broke\n\n*** Tasks ***\nTwo\n    Act    two\n"
+    run = run_suite(tmp_path, body, listener_value=value)
+    test = run.tests()["Two"]
+    assert test.status == "FAIL" and test.message.startswith("Parent suite setup failed")
+    assert "autoheal blocked" not in test.message

@@ -103,6 +103,7 @@ class AutoHealListener:
         self._step: _Step | None = None
         self._skipped: dict[int, str] = {}
         self._reported = False
+        self._errors_logged: set[str] = set()
         _active.append(self)
 
     # -- suites and tasks ----------------------------------------------------------------
@@ -123,8 +124,8 @@ class AutoHealListener:
         if self.config_error is not None:
             data.error = self.config_error
             return
-        if dry_run():
-            return
+        if dry_run() or _parent_setup_failed(result):
+            return  # RF fails the task itself ("Parent suite setup failed"): nothing to gate
         try:
             self.session.refresh()
             manager = self.session.manager
@@ -141,12 +142,19 @@ class AutoHealListener:
                     return
                 task.pre_gated = first
         except AutoHealError as exc:
-            data.error = f"autoheal: {exc}"
+            self._refuse_task(data, f"autoheal: {exc}")
             return
         except Exception as exc:  # fail closed: a task that cannot be gated must not run
-            data.error = f"autoheal cannot gate this task: {type(exc).__name__}: {exc}"
+            self._refuse_task(data, f"autoheal cannot gate this task: {type(exc).__name__}: {exc}")
             return
         self._task = task
+
+    def _refuse_task(self, data: Any, message: str) -> None:
+        """Fail the task with ``message``; say it once as an ``[ ERROR ]`` line on the console."""
+        data.error = message
+        if message not in self._errors_logged:
+            self._errors_logged.add(message)
+            logger.error(message)
 
     def end_test(self, data: Any, result: Any) -> None:
         """Report the last pending step; mark the task with its workflow's state."""
@@ -339,3 +347,15 @@ class AutoHealListener:
         if self.config.step == "keyword":
             return str(data.name)[:256]
         return "    ".join([str(data.name), *(str(a) for a in data.args)])[:256]
+
+
+def _parent_setup_failed(result: Any) -> bool:
+    """Return True when a suite setup above the task failed (RF will not run the task)."""
+    suite = getattr(result, "parent", None)
+    while suite is not None:
+        setup = getattr(suite, "setup", None)
+        # An absent setup is a falsy placeholder (whose status is not to be read).
+        if setup and getattr(setup, "name", None) and getattr(setup, "status", None) == "FAIL":
+            return True
+        suite = getattr(suite, "parent", None)
+    return False
