@@ -100,6 +100,9 @@ Prepare Application
     Set Selenium Speed    ${settings}[step_delay]
 
 Open Headless Chromium
+    # One profile folder per robot process: pabot's processes must not share one Chromium.
+    ${pid}=    Evaluate    os.getpid()    modules=os
+    ${profile}=    Set Variable    ${PROFILE}${/}${pid}
     ${options}=    Catenate    SEPARATOR=;
     ...    binary_location="${CHROMIUM}"
     ...    add_argument("--headless")
@@ -110,5 +113,5 @@ Open Headless Chromium
     ...    add_argument("--disable-component-update")
     ...    add_argument("--disable-sync")
     ...    add_argument("--no-first-run")
-    ...    add_argument("--user-data-dir=${PROFILE}")
+    ...    add_argument("--user-data-dir=${profile}")
     Open Browser    about:blank    chrome    options=${options}    service=executable_path="${CHROMEDRIVER}"
