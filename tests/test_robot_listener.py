@@ -618,3 +618,28 @@ def test_a_failed_suite_setup_is_reported_as_such_not_as_a_block(tmp_path: Path)
     test = run.tests()["Two"]
     assert test.status == "FAIL" and test.message.startswith("Parent suite setup failed")
     assert "autoheal blocked" not in test.message
+
+
+def test_a_misspelled_keyword_is_a_recorded_failure(tmp_path: Path) -> None:
+    """Regression: a step RF cannot run (a typo in its name) failed the task but was never
+    recorded; now it is gated and recorded like any failing step."""
+    body = "*** Tasks ***\nOne\n    Act    one\n    Clik Submitt    id:x\n"
+    run = run_suite(tmp_path, body)
+    assert run.tests()["One"].status == "FAIL"
+    rows = run.audit("SELECT step_id, outcome FROM audit WHERE kind = 'result' ORDER BY seq")
+    assert [r["step_id"].split("    ")[0] for r in rows] == ["Act", "Clik Submitt"]
+    assert rows[-1]["outcome"] != "success"
+
+
+def test_silent_fallbacks_say_so(tmp_path: Path) -> None:
+    """workflow=tag on a task without the tag, and Get Autoheal Settings without a listener,
+    each print a warning instead of quietly falling back."""
+    body = "*** Tasks ***\nUntagged\n    Act    one\n    Act    two\n"
+    run = run_suite(tmp_path, body, listener_value=listener(tmp_path / "data", workflow="tag"))
+    assert run.tests()["Untagged"].status == "PASS"
+    assert run.stderr.count("has no 'wf-<workflow>' tag") == 1
+    body = "*** Tasks ***\nNo Listener\n    ${s}=    Get Autoheal Settings\n"
+    (tmp_path / "bare").mkdir()
+    bare = run_suite(tmp_path / "bare", body, listener_value="")
+    assert bare.tests()["No Listener"].status == "PASS"
+    assert "no auto-heal listener is active" in bare.stderr

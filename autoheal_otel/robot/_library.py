@@ -53,6 +53,11 @@ class AutoHealLibrary:
         listener = active_listener()
         wf = workflow or (listener.current_workflow() if listener is not None else None)
         if listener is None or listener.config_error is not None:
+            logger.warn(
+                "Get Autoheal Settings: no auto-heal listener is active"
+                " (robot --listener autoheal_otel.robot.AutoHealListener...): these are the"
+                " default policy's RUNNING settings, not a workflow's"
+            )
             with AutoHealManager(PolicyConfig()) as defaults:
                 settings = defaults.get_effective_settings(wf or "robot")
         else:

@@ -104,6 +104,7 @@ class AutoHealListener:
         self._skipped: dict[int, str] = {}
         self._reported = False
         self._errors_logged: set[str] = set()
+        self._untagged: set[str] = set()
         _active.append(self)
 
     # -- suites and tasks ----------------------------------------------------------------
@@ -205,6 +206,10 @@ class AutoHealListener:
 
     def start_user_keyword(self, data: Any, implementation: Any, result: Any) -> None:
         """Gate a user keyword that is a step."""
+        self._start_step(data, implementation, result)
+
+    def start_invalid_keyword(self, data: Any, implementation: Any, result: Any) -> None:
+        """Gate a step RF cannot run (a misspelled keyword): its failure is recorded too."""
         self._start_step(data, implementation, result)
 
     def _start_step(self, data: Any, implementation: Any, result: Any) -> None:
@@ -340,6 +345,14 @@ class AutoHealListener:
             for tag in result.tags:
                 if tag.startswith(prefix) and len(tag) > len(prefix):
                     return str(tag[len(prefix) :])
+            # Not silently: the task becomes its own workflow, and the run says so once.
+            name = str(result.full_name)
+            if name not in self._untagged:
+                self._untagged.add(name)
+                logger.warn(
+                    f"autoheal: task {name!r} has no '{prefix}<workflow>' tag"
+                    " (workflow=tag): it is its own workflow"
+                )
         return str(result.full_name)
 
     def _step_id(self, data: Any) -> str:
