@@ -52,6 +52,29 @@ def _cases(data: Path, scratch: Path) -> list[tuple[list[str], int, str]]:
         (["query", "workflow_window", "--param", "triggers=a,b", *d], 2, "triggers must be"),
         (["query", "global_state", "--param", "as_of=yesterday", *d], 2, "as_of must be"),
         (["query", "summary", "--param", "limit=3", *d], 2, "not a parameter"),
+        # Regressions: values DuckDB or Python could not take were internal errors (exit 1).
+        (
+            ["query", "top_failing_steps", "--param", "limit=99999999999999999999", *d],
+            2,
+            "limit must be a whole number from 0 to",
+        ),
+        (
+            ["query", "workflow_window", "--param", "window_seconds=1e30", *d],
+            2,
+            "window_seconds must be a number of seconds from 0",
+        ),
+        (
+            ["query", "workflow_window", "--param", "as_of=0001-01-01", *d],
+            2,
+            "as_of must be an ISO 8601 UTC time from 1970",
+        ),
+        (
+            ["query", "precision", "--param", "target_precision=2", *d],
+            2,
+            "target_precision must be a number from 0 to 1",
+        ),
+        (["fleet", "status", "--url", "garbage"], 2, "--url must be a redis://"),
+        (["force", "invoice", "paused", "--reason", "", *d], 2, "--reason"),
         (["query", "sumary", *d], 2, "did you mean summary"),
         (["replay", "--data-dir", str(a_file)], 1, "is a file"),
         (["what-if", *d], 2, "--policy"),

@@ -7,9 +7,12 @@ declaration has one source::
     -- param limit count = 20: how many steps to list
     -- param writer text: the writer to leave out         (no default: required)
 
-Types: ``text``; ``count`` (a whole number >= 0); ``seconds`` and ``number`` (a number, >= 0
-for seconds); ``timestamp`` (ISO 8601 in UTC, a date alone, or ``now``); ``triggers`` (a
-comma-separated list of trigger names, or ``all``). Invariant: the declared names are exactly
+Types: ``text``; ``count`` (a whole number from 0 to 10^9); ``seconds`` (0 to ten years) and
+``number`` (finite, at most 10^12 in size); ``timestamp`` (ISO 8601 in UTC from 1970 to 9999, a
+date alone, or ``now``); ``triggers`` (a comma-separated list of trigger names, or ``all``).
+A declaration may narrow a number's range: ``-- param target_precision number in [0, 1] =
+0.95: ...``. Every bound is checked here, so a value DuckDB or Python cannot take is a usage
+error naming the parameter, never an internal one. Invariant: the declared names are exactly
 the ``$name`` placeholders of the SQL (a test checks every packaged query).
 """
 
@@ -26,14 +29,21 @@ from .._models import Trigger
 
 __all__ = ["QueryParam", "bind_params", "describe", "parse_params"]
 
-_DECL = re.compile(r"^-- param (\w+) (\w+)(?: = (\S*))?: (.+)$", re.M)
+_DECL = re.compile(
+    r"^-- param (\w+) (\w+)(?: in \[([-\d.e]+), ([-\d.e]+)\])?(?: = (\S*))?: (.+)$", re.M
+)
+#: The bounds of each number type (what DuckDB and the standard library can take).
+_MAX_COUNT = 10**9
+_MAX_SECONDS = 10 * 365.25 * 86_400
+_MAX_NUMBER = 1e12
 _TRIGGERS = [t.value for t in Trigger]
 _EXPECTS = {
     "text": "any text",
-    "count": "a whole number >= 0 (e.g. 20)",
-    "seconds": "a number of seconds >= 0 (e.g. 600)",
+    "count": f"a whole number from 0 to {_MAX_COUNT} (e.g. 20)",
+    "seconds": f"a number of seconds from 0 to {_MAX_SECONDS:.0f} (ten years; e.g. 600)",
     "number": "a number (e.g. 20)",
-    "timestamp": "an ISO 8601 UTC time such as 2026-11-26 or 2026-11-26T10:00:00, or now",
+    "timestamp": "an ISO 8601 UTC time from 1970 to 9999 such as 2026-11-26 or"
+    " 2026-11-26T10:00:00, or now",
     "triggers": f"a comma-separated list of {', '.join(_TRIGGERS)} (or all)",
 }
 
@@ -46,10 +56,15 @@ class QueryParam:
     type: str
     default: str | None
     help: str
+    #: A declared range for a number (inclusive), or None.
+    bounds: tuple[float, float] | None = None
 
     @property
     def expects(self) -> str:
         """Say in words what a value of this parameter looks like."""
+        if self.bounds is not None:
+            low, high = self.bounds
+            return f"a number from {low:g} to {high:g}"
         return _EXPECTS[self.type]
 
     def parse(self, text: str) -> Any:
@@ -68,13 +83,17 @@ class QueryParam:
         if self.type == "text":
             return "" if text in ("''", '""') else text
         if self.type == "count":
-            return int(text) if text.isdigit() else None
+            count = int(text) if text.isdigit() and len(text) <= 12 else -1
+            return count if 0 <= count <= _MAX_COUNT else None
         if self.type in ("seconds", "number"):
             try:
                 number = float(text)
             except ValueError:
                 return None
-            if not math.isfinite(number) or (self.type == "seconds" and number < 0):
+            low, high = self.bounds or (
+                (0.0, _MAX_SECONDS) if self.type == "seconds" else (-_MAX_NUMBER, _MAX_NUMBER)
+            )
+            if not math.isfinite(number) or not low <= number <= high:
                 return None
             return number
         if self.type == "timestamp":
@@ -91,7 +110,12 @@ def _timestamp(text: str) -> str | None:
         except ValueError:
             return None
     if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
+        try:
+            moment = moment.astimezone(UTC).replace(tzinfo=None)
+        except OverflowError:
+            return None
+    if not 1970 <= moment.year <= 9999:  # windows reach back from it: no year 1 or 10000
+        return None
     return moment.isoformat(sep=" ")
 
 
@@ -107,10 +131,11 @@ def _triggers(text: str) -> list[str] | None:
 def parse_params(sql: str) -> list[QueryParam]:
     """Return the parameters a query's header declares, in order."""
     params = []
-    for name, kind, default, help_text in _DECL.findall(sql):
+    for name, kind, low, high, default, help_text in _DECL.findall(sql):
         if kind not in _EXPECTS:
             raise ValueError(f"query parameter {name} has an unknown type {kind!r}")
-        params.append(QueryParam(name, kind, default if default != "" else None, help_text))
+        bounds = (float(low), float(high)) if low else None
+        params.append(QueryParam(name, kind, default if default != "" else None, help_text, bounds))
     return params
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from .._fleet_policy import FleetPolicy, redact_url
 from .._models import ExecutionState
-from ._common import EXIT_OK, Problem, command_name, emit, load_policy, table
+from ._common import EXIT_OK, Problem, Usage, command_name, emit, load_policy, table
 
 __all__ = ["STALE_S", "run_fleet", "run_force_fleet"]
 
@@ -41,7 +41,15 @@ def _store(args: argparse.Namespace) -> Any:
         ) from exc
     # An operator's moves are credited to the operator's CLI, never to a robot's host id
     # (the policy file may well be a robot's).
-    return FleetStore(_policy(args), host=f"cli@{socket.gethostname()}"[:128])
+    policy = _policy(args)
+    try:
+        return FleetStore(policy, host=f"cli@{socket.gethostname()}"[:128])
+    except ValueError as exc:  # redis-py's word for a URL it cannot use
+        raise Usage(
+            f"--url must be a redis:// or rediss:// URL, but was {redact_url(policy.url)!r}"
+            f" ({exc})",
+            "e.g. --url redis://127.0.0.1:6379/0",
+        ) from exc
 
 
 def _call(args: argparse.Namespace, what: str, fn: Any) -> Any:

@@ -5,7 +5,7 @@
 -- next to the threshold last recorded in the log and when. The live calibration, a warm
 -- restart and the overview dashboard's threshold gauge agree with this query.
 -- param as_of timestamp = now: the instant to look from
--- param target_precision number = 0.95: the precision matches above the threshold must reach
+-- param target_precision number in [0, 1] = 0.95: the precision matches above the threshold must reach
 -- param min_samples count = 30: decided matches a method needs before it has a threshold
 -- param window count = 2000: how many of a method's most recent decided matches count
 WITH decided AS (

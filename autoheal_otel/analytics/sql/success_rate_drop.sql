@@ -6,7 +6,7 @@
 -- param recent_seconds seconds = 3600: the recent side of the comparison
 -- param baseline_seconds seconds = 21600: the baseline side, before the recent one
 -- param min_executions count = 10: results each side needs for a verdict
--- param drop_points number = 20: the drop in percentage points that fails
+-- param drop_points number in [0, 100] = 20: the drop in percentage points that fails
 -- lookback: $recent_seconds + $baseline_seconds
 WITH edges AS (
     -- the rows of the hours that hold the oldest boundary, the one between the sides, as_of
