@@ -115,7 +115,10 @@ def test_versions_force_compact_report(demo_dir: Path, tmp_path: Path) -> None:
         in autoheal("versions", "snapshot", "--reason", "by hand", "--data-dir", str(data)).stdout
     )
     assert (
-        "s000001" in autoheal("versions", "rollback", "--to", "1", "--data-dir", str(data)).stdout
+        "s000001"
+        in autoheal(
+            "versions", "rollback", "--to", "1", "--reason", "r", "--data-dir", str(data)
+        ).stdout
     )
     forced = autoheal(
         "force",

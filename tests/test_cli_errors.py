@@ -43,8 +43,14 @@ def _cases(data: Path, scratch: Path) -> list[tuple[list[str], int, str]]:
         (["force", "invoice", "bogus", "--reason", "x", *d], 2, "invalid choice"),
         (["force", "invoice", "paused", *d], 2, "--reason"),
         (["force", "invoce", "paused", "--reason", "x", *d], 1, "did you mean invoice"),
-        (["versions", "rollback", "--to", "last-tuesday", *d], 2, "--to must be a set id"),
-        (["versions", "rollback", "--to", "s000099", *d], 1, "99"),
+        (
+            ["versions", "rollback", "--to", "last-tuesday", "--reason", "r", *d],
+            2,
+            "--to must be a set id",
+        ),
+        (["versions", "rollback", "--to", "s000099", "--reason", "r", *d], 1, "s000099 (the sets:"),
+        (["versions", "rollback", *d], 2, "needs --reason"),
+        (["--bogus"], 2, "'--bogus'"),
         (["versions", "list", "--data-dir", str(scratch)], 1, "no versioned artifacts"),
         (["query", "top_failing_steps", "--param", "limit=abc", *d], 2, "limit must be"),
         (["query", "top_failing_steps", "--param", "limit=-1", *d], 2, "limit must be"),
@@ -151,8 +157,8 @@ def test_a_closed_pipe_ends_quietly(data: Path) -> None:
 READS = [["status"], ["versions", "list"], ["versions", "verify"], ["query", "summary"]]
 WRITES = [
     ["force", "invoice", "paused", "--reason", "x"],
-    ["versions", "snapshot"],
-    ["versions", "rollback", "--to", "s000001"],
+    ["versions", "snapshot", "--reason", "x"],
+    ["versions", "rollback", "--to", "s000001", "--reason", "x"],
     ["compact"],
 ]
 

@@ -137,7 +137,20 @@ def test_versions_rollback_takes_the_listed_id_and_is_audited(data: Path) -> Non
     """`--to s000001` (as `versions list` prints it) works; snapshot and rollback are in the log."""
     listed = json.loads(run(["versions", "list", "--data-dir", str(data), "--json"]).stdout)
     first = listed[0]["set"]
-    proc = run(["versions", "rollback", "--to", first, "--actor", "ann", "--data-dir", str(data)])
+    proc = run(
+        [
+            "versions",
+            "rollback",
+            "--to",
+            first,
+            "--reason",
+            "r",
+            "--actor",
+            "ann",
+            "--data-dir",
+            str(data),
+        ]
+    )
     assert proc.returncode == 0 and f"{first} is active" in proc.stdout, proc.stderr
     snap = run(["versions", "snapshot", "--reason", "tuned", "--data-dir", str(data), "--json"])
     label = f"s{json.loads(snap.stdout)['id']:06d}"

@@ -59,6 +59,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(argv)
+    if argv and argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version"):
+        # argparse would only say a COMMAND is required, never naming what it was given.
+        parser.error(f"unrecognized option {argv[0]!r}: a command comes first")
     args = parser.parse_args(argv)
     as_json = bool(getattr(args, "json", False))
     streams = sys.stdout, sys.stderr
@@ -114,7 +117,8 @@ def _describe(exc: Exception, args: argparse.Namespace) -> tuple[str, str, int]:
         if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
             return (
                 f"cannot write{where}: {exc.strerror}",
-                "run it where the data directory is writable (or pass --out elsewhere)",
+                "run it where the data directory is writable"
+                + (" (or pass --out elsewhere)" if args.command == "report" else ""),
                 EXIT_PROBLEM,
             )
         return f"{command}:{where}: {exc.strerror or exc}", "", EXIT_PROBLEM

@@ -152,7 +152,9 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     _wait_options(resume)
     versions = command("versions", "list, snapshot, roll back or verify learned artifacts")
     versions.add_argument("action", choices=["list", "snapshot", "rollback", "verify"])
-    versions.add_argument("--reason", default="by hand (autoheal versions)", type=_text)
+    versions.add_argument(
+        "--reason", type=_text, help="why (required by snapshot and rollback: it is recorded)"
+    )
     versions.add_argument(
         "--to", default="known_good", help="a set id as listed (s000002), known_good or previous"
     )

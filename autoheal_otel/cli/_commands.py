@@ -13,6 +13,7 @@ from ._common import (
     load_policy,
     need_log,
     need_writable,
+    plural,
     progress,
     table,
 )
@@ -63,8 +64,11 @@ def run_replay(args: argparse.Namespace) -> int:
         args,
         report.to_dict(),
         lambda: print(
-            f"{report.records} records replayed: {'every decision reproduced' if report.matches else 'MISMATCH'}"
-            f" ({report.gates} gates, transitions {dict(report.replayed)}, {report.skipped_lines} bad lines skipped)"
+            f"{plural(report.records, 'record')} replayed:"
+            f" {'every decision reproduced' if report.matches else 'MISMATCH'}"
+            f" ({plural(report.gates, 'gate')}; transitions "
+            + (", ".join(f"{n} to {s}" for s, n in sorted(report.replayed.items())) or "none")
+            + f"; {plural(report.skipped_lines, 'bad line')} skipped)"
         ),
     )
     for m in report.mismatches[:10] if not args.json else []:
@@ -128,9 +132,10 @@ def run_compact(args: argparse.Namespace) -> int:
         args,
         data,
         lambda: print(
-            f"{len(report.compacted)} segments compacted ({report.rows} rows, "
+            f"{plural(len(report.compacted), 'segment')} compacted ({plural(report.rows, 'row')}, "
             f"{report.bytes_in / 2**20:.1f} MiB -> {report.bytes_out / 2**20:.2f} MiB), "
-            f"{len(report.skipped_live)} live segments left, {report.bad_lines} bad lines dropped"
+            f"{plural(len(report.skipped_live), 'live segment')} left, "
+            f"{plural(report.bad_lines, 'bad line')} dropped"
         ),
     )
     return EXIT_OK

@@ -80,6 +80,11 @@ def close_matches(word: str, candidates: Iterable[str]) -> str:
     return f"; did you mean {', '.join(found)}?" if found else ""
 
 
+def plural(count: int, noun: str, many: str | None = None) -> str:
+    """Return ``"1 segment"`` / ``"2 segments"`` (``many``: an irregular plural)."""
+    return f"{count} {noun if count == 1 else (many or noun + 's')}"
+
+
 def emit(args: argparse.Namespace, data: Any, human: Callable[[], None]) -> None:
     """Print ``data`` as JSON with ``--json``, else call ``human`` to print it for people."""
     if getattr(args, "json", False):

@@ -14,7 +14,7 @@ from typing import Any
 
 from .._fleet_policy import FleetPolicy, redact_url
 from .._models import ExecutionState
-from ._common import EXIT_OK, Problem, Usage, command_name, emit, load_policy, table
+from ._common import EXIT_OK, Problem, Usage, command_name, emit, load_policy, plural, table
 
 __all__ = ["STALE_S", "run_fleet", "run_force_fleet"]
 
@@ -129,7 +129,8 @@ def _print_status(status: dict[str, Any]) -> None:
     glob = status["global"]
     print(
         f"fleet {status['namespace']}: global {glob['state']}, "
-        f"{glob['window']} failures in the window from {glob['hosts_failing']} hosts"
+        f"{plural(glob['window'], 'failure')} in the window from"
+        f" {plural(glob['hosts_failing'], 'host')}"
     )
     hosts = [
         {"host": h, "last_seen_s": v["last_seen_s"], "stale": "STALE" if v["stale"] else ""}

@@ -180,6 +180,11 @@ def _audit_activation(
 def run_versions(args: argparse.Namespace) -> int:
     """List, snapshot, roll back or verify the versioned artifacts."""
     writes = args.action in ("snapshot", "rollback")
+    if writes and args.reason is None:  # the same rule as force: a recorded move says why
+        raise Usage(
+            f"versions {args.action} needs --reason (it is recorded with the move)",
+            f'e.g. `{command_name()} versions {args.action} --reason "bad model"`',
+        )
     to = _target(args.to) if args.action == "rollback" else None
     if writes:
         _open_store(args, read_only=True)

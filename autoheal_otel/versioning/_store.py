@@ -307,7 +307,8 @@ class VersionedStore:
             try:
                 return self.get(to)
             except InvalidInputError as exc:
-                raise StoreError(f"no version set {to}") from exc
+                ids = ", ".join(s.label for s in self.list()[-10:]) or "none"
+                raise StoreError(f"no version set s{to:06d} (the sets: {ids})") from exc
         raise InvalidInputError("to", to, "must be a set id, 'known_good' or 'previous'")
 
     def _apply(self, target: VersionSet) -> None:
