@@ -137,3 +137,19 @@ def test_restart_after_a_killed_process(tmp_path: Path) -> None:
         assert m.get_status_report().workflows["w"].window.count == 9
         m.on_step_result("w", "s", POST)
         assert m.get_mode("w") is S.QUARANTINED
+
+
+def test_a_workflow_that_never_changed_state_is_running_since_its_first_record(
+    tmp_path: Path,
+) -> None:
+    """Regression: `autoheal status` showed such a workflow running since the moment the
+    command ran, with reason "restored" (and /status moved it every refresh)."""
+    clock = FakeClock()
+    first = clock.now()
+    with AutoHealManager(data_dir=tmp_path, clock=clock) as m:
+        m.on_step_result("invoice", "s", OK)
+    clock.advance(600)
+    reader = AutoHealManager(data_dir=tmp_path, clock=clock, read_only=True)
+    info = reader.get_state_info("invoice")
+    reader.close()
+    assert info.since == first and info.reason == "running since its first record"

@@ -17,17 +17,22 @@ WITH last_transition AS (
     FROM audit_events
     WHERE kind = 'activation' AND workflow_id IS NOT NULL AND ts <= $as_of::TIMESTAMP
     GROUP BY workflow_id
+), recent AS (
+    SELECT workflow_id, min(ts) AS first_ts
+    FROM audit
+    WHERE workflow_id IS NOT NULL AND ts <= $as_of::TIMESTAMP AND ts > $since::TIMESTAMP
+    GROUP BY workflow_id
 ), seen AS (
     SELECT workflow_id FROM last_transition
     UNION SELECT workflow_id FROM last_activation
-    UNION SELECT DISTINCT workflow_id FROM audit
-    WHERE workflow_id IS NOT NULL AND ts <= $as_of::TIMESTAMP AND ts > $since::TIMESTAMP
+    UNION SELECT workflow_id FROM recent
 )
 SELECT s.workflow_id,
        coalesce(t.t.state, 'running') AS state,
        t.t.previous_state AS previous_state,
-       t.t.since AS since,
-       t.t.reason AS reason,
+       -- A workflow that never changed state has been running since its first record.
+       coalesce(t.t.since, r.first_ts) AS since,
+       coalesce(t.t.reason, CASE WHEN r.first_ts IS NOT NULL THEN 'running since its first record' END) AS reason,
        t.t.rule AS rule,
        t.t.cause AS cause,
        t.t.actor AS actor,
@@ -35,4 +40,5 @@ SELECT s.workflow_id,
 FROM seen s
 LEFT JOIN last_transition t USING (workflow_id)
 LEFT JOIN last_activation v USING (workflow_id)
+LEFT JOIN recent r USING (workflow_id)
 ORDER BY s.workflow_id
