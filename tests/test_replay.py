@@ -251,3 +251,20 @@ def test_replay_counts_bad_lines_and_reports_progress_at_once(tmp_path: Path) ->
     assert report.matches
     assert calls[0][0] == 0 and calls[0][1] >= report.records
     assert calls[-1] == (report.records, report.records)
+
+
+def test_details_nested_past_the_recursion_limit_do_not_break_replay(tmp_path: Path) -> None:
+    """Regression: a result whose details nest 100,000 arrays deep made replay raise
+    RecursionError; now those details read as empty and the log replays."""
+    with AutoHealManager(data_dir=tmp_path) as m:
+        m.on_step_result("w", "s", OK)
+    seg = next((tmp_path / "audit").glob("audit-*.jsonl"))
+    deep = "[" * 100_000 + "]" * 100_000
+    line = (
+        '{"schema_version":1,"ts":"2030-01-01T00:00:00Z","seq":999,"kind":"result",'
+        '"writer":"x.1.aa","workflow_id":"w","step_id":"s","state":"running","reason":"ok",'
+        '"outcome":"success","details":{"d":' + deep + "}}\n"
+    )
+    (tmp_path / "audit" / "audit-20300101-x.1.aa-0001.jsonl").write_text(line)
+    report = replay(tmp_path)
+    assert report.records >= 2 and seg.exists()

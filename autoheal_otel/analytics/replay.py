@@ -74,7 +74,10 @@ def _instant(value: Any) -> datetime | None:
 
 def _details(value: Any) -> dict[str, Any]:
     if isinstance(value, str):
-        loaded = json.loads(value)
+        try:
+            loaded = json.loads(value)
+        except (ValueError, RecursionError):  # hostile nesting: no details, never a traceback
+            return {}
         return loaded if isinstance(loaded, dict) else {}
     return dict(value) if value else {}
 
