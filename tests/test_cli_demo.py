@@ -25,15 +25,22 @@ def _transitions(data: Path) -> list[dict[str, object]]:
 
 
 def test_each_transition_stays_on_screen_in_80_columns(tmp_path: Path) -> None:
-    """Without --no-live's redraw, each phase prints a line per transition with why, within 80 columns."""
-    data = tmp_path / "d"
-    proc = run(["demo", "--no-live", "--data-dir", "d"], env={"COLUMNS": "80"}, cwd=tmp_path)
+    """Without --no-live's redraw, each phase prints a line per transition with why, within 80
+    columns — run from a deeply nested folder (regression: the activate hint grew with it)."""
+    deep = tmp_path / ("nested-" * 8) / ("folder-" * 8)
+    deep.mkdir(parents=True)
+    data = deep / "d"
+    proc = run(["demo", "--no-live", "--data-dir", "d"], env={"COLUMNS": "80"}, cwd=deep)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
-    # The layout fits 80 columns; a hint naming the command by its install path is as long
-    # as that path, so it is measured with the bare name.
+    # The layout fits 80 columns; a hint naming the command or its folder by its install path
+    # is as long as that path, so those are measured with short names.
     exe = str(EXE)
-    assert max(len(line.replace(exe, "autoheal")) for line in lines) <= 80
+    bin_dir = str(Path(exe).parent)
+    assert (
+        max(len(line.replace(exe, "autoheal").replace(bin_dir, ".venv/bin")) for line in lines)
+        <= 80
+    )
     shown = [line for line in lines if line.startswith("   - ")]
     recorded = _transitions(data)
     assert len(shown) == len(recorded) == 16

@@ -264,5 +264,12 @@ def run_demo(
     for hint in ("status", "query transitions", "versions list", "report --out report.md"):
         print(f"  {cmd} {hint} --data-dir {data_dir}")
     if cmd != "autoheal":
-        print(f"  (or `source {Path(cmd).parent}/activate` once, then plain `autoheal`)")
+        activate = f"{Path(cmd).parent}/activate"
+        line = f"  (or `source {activate}` once, then plain `autoheal`)"
+        # Within 80 columns whatever the clone's path: the path goes on a line of its own.
+        print(
+            line
+            if len(line) <= 80
+            else f"  (or, once, then plain `autoheal`:\n   source {activate})"
+        )
     return 0
