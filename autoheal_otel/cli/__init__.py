@@ -27,8 +27,16 @@ from ._terminal import SafeText
 __all__ = ["main"]
 
 EXIT_PIPE = 141  # what a shell reports for a command stopped by SIGPIPE
-_EXTRAS = "pip install 'autoheal-otel[faiss,otel]'"
-_OPTIONAL = ("faiss", "numpy", "opentelemetry.sdk", "opentelemetry.exporter")
+#: The optional modules, by the extra that installs them.
+_EXTRA_OF = {
+    "faiss": "faiss",
+    "numpy": "faiss",
+    "opentelemetry.sdk": "otel",
+    "opentelemetry.exporter": "otel",
+    "prometheus_client": "otel",
+    "redis": "fleet",
+}
+_OPTIONAL = tuple(_EXTRA_OF)
 
 
 def _handlers() -> dict[str, Callable[[argparse.Namespace], int]]:
@@ -109,7 +117,7 @@ def _describe(exc: Exception, args: argparse.Namespace) -> tuple[str, str, int]:
     if isinstance(exc, ModuleNotFoundError) and (exc.name or "").startswith(_OPTIONAL):
         return (
             f"{command} needs the optional extras ({exc.name} is not installed)",
-            _EXTRAS,
+            "pip install 'autoheal-otel[" + _extra(str(exc.name)) + "]'",
             EXIT_PROBLEM,
         )
     if isinstance(exc, OSError):
@@ -127,6 +135,11 @@ def _describe(exc: Exception, args: argparse.Namespace) -> tuple[str, str, int]:
         "please report this with the command you ran",
         EXIT_PROBLEM,
     )
+
+
+def _extra(module: str) -> str:
+    """Return the extra that installs ``module`` (the one missing, not every extra)."""
+    return next((extra for name, extra in _EXTRA_OF.items() if module.startswith(name)), "otel")
 
 
 def _report_error(message: str, hint: str, code: int, as_json: bool) -> None:
