@@ -168,10 +168,10 @@ def run_demo(
 
     sim.hide_target("submit")
     sim.run("invoice", rounds=3)
-    act("2. invoice: the submit button is gone -> 3 x TARGET_NOT_FOUND -> DEGRADED")
+    act("2a. invoice: the submit button is gone -> 3 x TARGET_NOT_FOUND -> DEGRADED")
     sim.show_target("submit")
     sim.run("invoice", rounds=2)
-    act("2. invoice: it is back -> 5 validated successes -> RUNNING")
+    act("2b. invoice: it is back -> 5 validated successes -> RUNNING")
 
     sim.fail_postconditions("click_save", 10)
     sim.run("onboarding", rounds=10)
@@ -185,9 +185,9 @@ def run_demo(
         sim.run_step("payroll", step)
         if manager.get_mode("payroll") is ExecutionState.DEGRADED:
             break
-    act("4. payroll: worse prototypes learned -> success rate drops -> ROLLBACK -> DEGRADED")
+    act("4a. payroll: worse prototypes learned -> success rate drops -> ROLLBACK -> DEGRADED")
     sim.run("payroll", rounds=2)
-    act("4. payroll: known-good prototypes restored -> RUNNING")
+    act("4b. payroll: known-good prototypes restored -> RUNNING")
 
     for target in ("vendor", "address", "employee"):
         sim.hide_target(target)
@@ -252,6 +252,7 @@ def run_demo(
     states = sorted({t["state"] for t in transitions})
     print(f"\n{len(transitions)} transitions through: {', '.join(states)}")
     print(f"done: {simulated / 60:.0f} minutes of robot time (on a fake clock) in {elapsed:.1f} s.")
+    print("  (the fake clock started a day ago: what you do next comes after it in the log)")
     print(f"  audit log      {outputs['audit_log']}/")
     print(f"  failure cases  {len(failure_cases.cases)} in {data_dir / 'failure_cases'}/")
     print(f"  HTML report    {outputs['overall_report']} (a timeline; links to the")
