@@ -180,3 +180,14 @@ def test_report_refuses_an_unknown_workflow(data: Path) -> None:
     proc = run(["report", "--workflow", "payrol", "--data-dir", str(data)])
     assert proc.returncode == 1 and "did you mean payroll" in proc.stderr
     assert (data / "report.md").read_text() == before
+
+
+def test_query_output_fits_the_terminal_unless_wide(data: Path) -> None:
+    """Regression: `query transitions` printed ~230 columns; now it fits 80 (naming the columns
+    left out), and --wide prints them all."""
+    narrow = run(["query", "transitions", "--data-dir", str(data)], env={"COLUMNS": "80"})
+    assert narrow.returncode == 0, narrow.stderr
+    assert max(len(line) for line in narrow.stdout.splitlines()) <= 80
+    assert "--wide or --json shows them" in narrow.stdout
+    wide = run(["query", "transitions", "--wide", "--data-dir", str(data)], env={"COLUMNS": "80"})
+    assert "message" in wide.stdout.splitlines()[0] and "more columns" not in wide.stdout

@@ -169,6 +169,9 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     query.add_argument("-h", "--help", action="store_true", help="show this help (or a query's)")
     query.add_argument("name", nargs="?", help="query name (omit to list them)")
     query.add_argument(
+        "--wide", action="store_true", help="every column, cells uncut (default: fit the terminal)"
+    )
+    query.add_argument(
         "--param",
         action="append",
         default=[],

@@ -14,6 +14,7 @@ import os
 import shutil
 import sys
 import tempfile
+import textwrap
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -93,26 +94,50 @@ def emit(args: argparse.Namespace, data: Any, human: Callable[[], None]) -> None
         human()
 
 
-def table(rows: list[dict[str, Any]], columns: list[str] | None = None) -> None:
-    """Print rows as an aligned text table."""
+def table(
+    rows: list[dict[str, Any]],
+    columns: list[str] | None = None,
+    *,
+    width: int | None = None,
+    cell: int = 70,
+) -> None:
+    """Print rows as an aligned text table.
+
+    ``cell`` cuts long cells (with ``…``); with ``width`` the columns that do not fit are left
+    out, and a last line names them.
+    """
     if not rows:
         print("(no rows)")
         return
     columns = columns or list(rows[0])
-    text = [[_cell(r.get(c)) for c in columns] for r in rows]
+    text = [[_cell(r.get(c), cell) for c in columns] for r in rows]
     widths = [max(len(c), *(len(t[i]) for t in text)) for i, c in enumerate(columns)]
+    if width is not None:
+        kept, used = 0, 0
+        while kept < len(columns) and (kept == 0 or used + 2 + widths[kept] <= width):
+            used += widths[kept] + (2 if kept else 0)
+            kept += 1
+        left_out = columns[kept:]
+        columns, widths = columns[:kept], widths[:kept]
+        text = [t[:kept] for t in text]
+    else:
+        left_out = []
     print("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
     print("  ".join("-" * w for w in widths))
     for t in text:
         print("  ".join(v.ljust(w) for v, w in zip(t, widths, strict=True)))
+    if left_out:
+        note = f"({len(left_out)} more columns: {', '.join(left_out)}; --wide or --json shows them)"
+        print("\n".join(textwrap.wrap(note, width or 80)))
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any, limit: int = 70) -> str:
     if value is None:
         return ""
     if hasattr(value, "strftime"):
         return str(value.strftime("%Y-%m-%d %H:%M:%S"))
-    return str(value)[:70]
+    text = str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def progress(label: str) -> Callable[[int, int], None] | None:

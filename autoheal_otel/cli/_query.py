@@ -8,6 +8,7 @@ run with none. ``autoheal query NAME --help`` lists a query's parameters.
 from __future__ import annotations
 
 import argparse
+import shutil
 import textwrap
 from typing import Any
 
@@ -80,5 +81,9 @@ def run_query(args: argparse.Namespace) -> int:
     need_log(args.data_dir)
     with AuditAnalytics(args.data_dir) as db:
         rows = db.query(args.name, **params)
-    emit(args, rows, lambda: table(rows))
+    if args.wide:
+        emit(args, rows, lambda: table(rows, cell=10_000))
+    else:  # fit the terminal (80 columns when it is not one)
+        fit = shutil.get_terminal_size((80, 24)).columns
+        emit(args, rows, lambda: table(rows, width=fit, cell=40))
     return EXIT_OK
