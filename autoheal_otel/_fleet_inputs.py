@@ -19,12 +19,13 @@ wrote, so ``autoheal replay`` reproduces every decision of a fleet host. Invaria
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from . import _breakers as br
 from ._events import RuleFiring
+from ._fleet_event import WORKFLOW_KINDS, FleetEvent
 from ._ledger import Events, Ledger, Trace
 from ._machine import Restore
 from ._models import ExecutionState
@@ -32,6 +33,7 @@ from ._transitions import is_legal
 from .semconv import Cause, EventKind, Reason, Rule
 
 __all__ = [
+    "WORKFLOW_KINDS",
     "FleetEvent",
     "apply",
     "grant_probe",
@@ -47,75 +49,6 @@ DEGRADED = ExecutionState.DEGRADED
 QUARANTINED = ExecutionState.QUARANTINED
 ROLLBACK = ExecutionState.ROLLBACK
 PAUSED = ExecutionState.PAUSED
-
-#: Fleet event kinds that concern one workflow; ``pause`` and ``resume`` concern the fleet.
-WORKFLOW_KINDS = ("quarantine", "release", "operator", "reseed")
-
-
-@dataclass(frozen=True, slots=True)
-class FleetEvent:
-    """One decision of the fleet, as read from its event stream (or its state snapshot)."""
-
-    id: str
-    kind: str
-    host: str
-    workflow_id: str | None = None
-    target: ExecutionState | None = None
-    rule: str = Rule.OPERATOR.value
-    count: int = 0
-    threshold: int = 0
-    window_seconds: float | None = None
-    message: str = ""
-    actor: str | None = None
-
-    def firing(self) -> RuleFiring:
-        """Return the rule firing this event reports."""
-        scope = "global" if self.workflow_id is None else "workflow"
-        return RuleFiring(
-            self.rule,
-            scope,
-            self.workflow_id or "*",
-            self.count,
-            self.threshold,
-            self.window_seconds,
-        )
-
-    def details(self) -> dict[str, Any]:
-        """Return what every record of this event carries (replay rebuilds the event from it)."""
-        return {
-            "fleet_event": self.id,
-            "fleet_host": self.host,
-            "fleet_kind": self.kind,
-            "fleet_rule": self.rule,
-            "fleet_count": self.count,
-            "fleet_threshold": self.threshold,
-            "fleet_window_seconds": self.window_seconds,
-        }
-
-    def describe(self) -> str:
-        """Return the record's message: what the fleet decided, where and why."""
-        what = self.message or (
-            self.firing().describe() if self.rule != Rule.OPERATOR.value else "operator"
-        )
-        return f"fleet ({self.host}, event {self.id}): {what}"
-
-    @classmethod
-    def from_record(cls, rec: dict[str, Any], details: dict[str, Any]) -> FleetEvent:
-        """Rebuild the event from an audit record it wrote (for replay)."""
-        state = rec.get("state")
-        return cls(
-            id=str(details.get("fleet_event", "")),
-            kind=str(details.get("fleet_kind", "operator")),
-            host=str(details.get("fleet_host", "")),
-            workflow_id=rec.get("workflow_id"),
-            target=ExecutionState(state) if state else None,
-            rule=str(details.get("fleet_rule", Rule.OPERATOR.value)),
-            count=int(details.get("fleet_count") or 0),
-            threshold=int(details.get("fleet_threshold") or 0),
-            window_seconds=details.get("fleet_window_seconds"),
-            message="",
-            actor=rec.get("actor"),
-        )
 
 
 def link(
@@ -179,6 +112,10 @@ def apply(
     ledger: Ledger, event: FleetEvent, now: float, ts: datetime | None, trace: Trace, events: Events
 ) -> bool:
     """Input: a fleet decision. Returns True when it changed something here."""
+    wid = event.workflow_id
+    cap = ledger.policy.fleet.max_workflows
+    if wid is not None and wid not in ledger.workflows and len(ledger.workflows) >= cap:
+        return _over_cap(ledger, event, cap, now, ts, trace, events)
     if event.kind == "pause":
         return _pause(ledger, event, now, ts, trace, events)
     if event.kind == "resume":
@@ -273,6 +210,29 @@ def move_one(
         firing = br.global_rule(ledger.glob, gp, now, True, windowed=False)
         if firing is not None:
             ledger.pause_all(firing, now, ts, trace, events)
+    return True
+
+
+def _over_cap(
+    ledger: Ledger,
+    event: FleetEvent,
+    cap: int,
+    now: float,
+    ts: datetime | None,
+    trace: Trace,
+    events: Events,
+) -> bool:
+    """Fail closed: fleet events name more workflows than this host may track; pause it."""
+    if ledger.glob.paused:
+        return False
+    firing = RuleFiring(Rule.FLEET_MAX_WORKFLOWS, "global", "*", len(ledger.workflows) + 1, cap)
+    message = (
+        f"fleet event {event.id} names a new workflow past fleet.max_workflows ({cap}):"
+        " paused until an operator checks what writes to the fleet"
+    )
+    ledger.pause_all(
+        firing, now, ts, trace, events, cause=Cause.FLEET, message=message, details=event.details()
+    )
     return True
 
 

@@ -89,6 +89,14 @@ class FleetPolicy(BaseModel):
     probe_lease_seconds: _Number = Field(
         30.0, gt=0, description="How long a won probe lease lets this host admit the probe."
     )
+    max_workflows: _Count = Field(
+        10_000,
+        ge=1,
+        le=1_000_000,
+        description="The most workflows a host tracks before fleet events may add more: past"
+        " it, an event naming a new workflow pauses the host (fail closed, recorded) instead"
+        " of growing its memory for whoever writes to Redis.",
+    )
     stream_max_events: _Count = Field(
         100_000, ge=100, description="The fleet event stream is trimmed to about this length."
     )

@@ -47,6 +47,7 @@ class Rule(StrEnum):
     ROLLBACK_REGRESSION = "rollback.regression"
     ROLLBACK_RESTORE = "rollback.restore"
     OPERATOR = "operator"
+    FLEET_MAX_WORKFLOWS = "fleet.max_workflows"  # fleet events named more workflows than allowed
 
 
 class Cause(StrEnum):

@@ -361,3 +361,37 @@ def test_a_hosts_own_outage_pause_stays_local_after_the_outage(tmp_path: Path) -
         for m in hosts:
             m.close()
         server.stop()
+
+
+def test_forged_workflow_ids_cannot_grow_a_host_without_bound(
+    redis_server: Any, tmp_path: Path
+) -> None:
+    """Regression: 20,000 forged workflow ids made 20,002 workflows on a host; past
+    fleet.max_workflows a new id now pauses the host (fail closed, recorded) instead."""
+    ns = "forged"
+    policy = fleet_policy(redis_server.url, ns, "h0", fleet={"max_workflows": 3})
+    host = AutoHealManager(policy, data_dir=tmp_path / "h0")
+    assert host.fleet is not None
+    store = FleetStore(host.fleet.policy)
+    try:
+        assert wait_until(lambda: host.fleet.connected)  # type: ignore[union-attr]
+        for wid in ("w0", "w1", "w2"):
+            host.on_step_result(wid, "s", OK)
+        for i in range(50):
+            store.client.xadd(
+                f"{ns}:events", {"kind": "operator", "wf": f"forged{i}", "target": "paused"}
+            )
+        assert wait_until(lambda: host.get_mode("w0") is S.PAUSED)
+        assert wait_until(lambda: link_idle(store, ns, host))
+        assert len(host._machine.ledger.workflows) == 3
+        info = host.get_status_report().global_
+        assert info.paused and "fleet.max_workflows" in (info.reason or "")
+    finally:
+        store.close()
+        host.close()
+
+
+def link_idle(store: FleetStore, ns: str, host: AutoHealManager) -> bool:
+    """Return True once the host's reader has read the whole stream."""
+    newest = store.last_event_id()
+    return host.fleet is not None and host.fleet.status()["last_event"] == newest
