@@ -11,10 +11,8 @@ A session start after which no writer met so far writes again is a warm restart:
 the new process's policy in force and starts from what the restart read back from the log
 (:mod:`._readback`: calibration windows, step streaks within the restore horizon, as of when
 it read). Another writer's session beside a running one (``autoheal force``, a snapshot) is
-not: the running writer goes on under its own policy and state.
-
-A move another writer recorded (``autoheal force``) that a running process acknowledged takes
-effect, in replay as it did live, when that process applied it: at its first ``ack`` record.
+not: the running writer goes on under its own policy and state, and a move it recorded that a
+running process acknowledged takes effect, as it did live, at its first ``ack`` record.
 
 Records stream through in batches, so memory stays flat whatever the log's size. Known
 limits, reported rather than hidden: several processes deciding in one directory at once
