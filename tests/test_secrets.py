@@ -110,7 +110,7 @@ def test_control_characters_already_in_the_log_are_shown_not_obeyed(tmp_path: Pa
         m.force_transition("invoice", "paused", reason="placeholder")
     seg = next((tmp_path / "audit").glob("audit-*.jsonl"))
     seg.write_text(seg.read_text().replace("placeholder", "\\u001b]0;TITLE\\u0007\\u001b[2J"))
-    for command in (["status"], ["query", "transitions"]):
+    for command in (["status"], ["query", "transitions", "--wide"]):
         proc = run([*command, "--data-dir", str(tmp_path)])
         assert proc.returncode == 0, proc.stderr
         assert "\x1b" not in proc.stdout and "\x07" not in proc.stdout
