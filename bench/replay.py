@@ -4,8 +4,10 @@ Writes a log of about ``2 x --steps`` records (gates and results of 40 workflows
 clock, a rare failure now and then), then runs ``autoheal replay`` and ``autoheal what-if`` on
 it as separate processes and prints each one's wall time and peak RSS (the operating system's
 figure for the child; the peak is the largest so far, so what-if's covers both), and how long
-a replay takes to report its first progress. Everything is written
-under one temporary directory, removed at the end.
+a replay takes to report its first progress. The anchor, in the same run and also a separate
+process: a plain DuckDB read of the same segments, sorted by (ts, seq, writer) and streamed
+into Python dicts (what any replay must at least do); each figure is printed as a ratio to it.
+Everything is written under one temporary directory, removed at the end.
 
 Run: ``.venv/bin/python bench/replay.py [--steps 500000]`` (1,000,000 records).
 """
@@ -39,11 +41,31 @@ def write_log(data_dir: Path, steps: int) -> None:
                 m.on_step_result(wf, step, result)
 
 
-def run(args: list[str]) -> tuple[float, float]:
-    """Return (wall seconds, peak RSS in MB) of one ``autoheal`` command."""
+#: The anchor: read the log with DuckDB, sort it as replay does, stream every row as a dict.
+ANCHOR = """
+import sys, duckdb
+con = duckdb.connect()  # DuckDB's own memory limit: the anchor is what plain DuckDB does
+cur = con.execute(
+    "SELECT * FROM read_json(?, format = 'newline_delimited', ignore_errors = true)"
+    " WHERE seq IS NOT NULL ORDER BY ts, seq, writer",
+    [sys.argv[1] + "/audit/audit-*.jsonl"],
+)
+names = [d[0] for d in cur.description]
+count = 0
+while rows := cur.fetchmany(10_000):
+    for row in rows:
+        dict(zip(names, row))
+        count += 1
+print(count)
+"""
+
+
+def run(args: list[str], anchor: bool = False) -> tuple[float, float]:
+    """Return (wall seconds, peak RSS in MB) of one ``autoheal`` command (or the anchor)."""
     exe = shutil.which("autoheal", path=str(Path(sys.executable).parent)) or "autoheal"
+    command = [sys.executable, "-c", ANCHOR, *args] if anchor else [exe, *args]
     started = time.perf_counter()
-    subprocess.run([exe, *args], stdout=subprocess.DEVNULL, check=True)
+    subprocess.run(command, stdout=subprocess.DEVNULL, check=True)
     wall = time.perf_counter() - started
     return wall, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
@@ -66,12 +88,20 @@ def main() -> None:
         data = Path(tmp) / "data"
         write_log(data, args.steps)
         policy = Path(__file__).resolve().parents[1] / "config" / "auto_heal_policy.json"
+        figures = {}
         for name, cli in (
             ("replay", ["replay", "--data-dir", str(data)]),
             ("what-if", ["what-if", "--data-dir", str(data), "--policy", str(policy)]),
         ):
-            wall, rss = run(cli)
-            print(f"{name:8} {2 * args.steps:>9} records: {wall:6.2f} s, peak {rss:6.0f} MB")
+            figures[name] = run(cli)
+        # Last: the peak RSS figure is the largest child's so far, so the anchor's comes after.
+        base, _ = run([str(data)], anchor=True)
+        print(f"anchor   {2 * args.steps:>9} records: {base:6.2f} s (DuckDB sort-and-stream)")
+        for name, (wall, rss) in figures.items():
+            print(
+                f"{name:8} {2 * args.steps:>9} records: {wall:6.2f} s = {wall / base:.2f}x"
+                f" the anchor, peak {rss:6.0f} MB"
+            )
         print(f"first progress report after {first_progress(data):.3f} s")
 
 
