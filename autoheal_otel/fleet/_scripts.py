@@ -32,6 +32,15 @@ local maxlen = ARGV[3]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local stream = ns .. ':events'
+-- Is stream id a older than b? ('' or nil, an event never applied, is older than any.)
+local function older(a, b)
+  if a == nil or a == '' then return true end
+  local am, as = string.match(a, '^(%d+)-(%d+)$')
+  local bm, bs = string.match(b, '^(%d+)-(%d+)$')
+  if not am or not bm then return false end
+  am, as, bm, bs = tonumber(am), tonumber(as), tonumber(bm), tonumber(bs)
+  return am < bm or (am == bm and as < bs)
+end
 local function publish(kind, wf, target, rule, count, threshold, window, actor, message)
   local id = redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*',
     'kind', kind, 'host', host, 'wf', wf, 'target', target, 'rule', rule,
@@ -46,6 +55,11 @@ local function publish(kind, wf, target, rule, count, threshold, window, actor, 
   redis.call('HSET', key, 'state', state, 'event', id, 'kind', kind, 'host', host,
     'rule', rule, 'count', count, 'threshold', threshold, 'window', window,
     'actor', actor, 'message', message, 'ms', now)
+  -- The last release of the workflow (its window reset): failures a host had before it
+  -- applied this event are not counted after it.
+  if kind == 'release' or (kind == 'operator' and (target == 'running' or target == 'degraded')) then
+    redis.call('HSET', key, 'released', id)
+  end
   return id
 end
 """
@@ -74,15 +88,12 @@ local added = 0
 local gadded = 0
 local gkey = ns .. ':global:win'
 local hkey = ns .. ':global:hosts'
-local gh = redis.call('HMGET', ns .. ':global', 'event', 'kind')
-local gresumed = gh[2] == 'resume'
+local gresumed = redis.call('HGET', ns .. ':global', 'resumed')
 for _, it in ipairs(items) do
   -- A failure the host had before it applied the workflow's last release (an operator's
   -- release, a probe's, a resume) is not counted after it: one host would not count it.
-  local wh = redis.call('HMGET', ns .. ':wf:' .. it.w, 'event', 'kind', 'state')
-  local released = (wh[2] == 'operator' and (wh[3] == 'running' or wh[3] == 'degraded'))
-    or wh[2] == 'release'
-  local before = (released and wh[1] ~= it.e) or (wh[2] == 'resume' and wh[1] ~= it.ge)
+  local wh = redis.call('HMGET', ns .. ':wf:' .. it.w, 'released', 'resumed')
+  local before = (wh[1] and older(it.e, wh[1])) or (wh[2] and older(it.ge, wh[2]))
   if it.wt > 0 and not before then
     local wkey = ns .. ':win:' .. it.w
     if redis.call('ZADD', wkey, 'NX', now, it.m) == 1 then
@@ -100,7 +111,7 @@ for _, it in ipairs(items) do
       end
     end
   end
-  if it.g == 1 and not (gresumed and gh[1] ~= it.ge)
+  if it.g == 1 and not (gresumed and older(it.ge, gresumed))
       and redis.call('ZADD', gkey, 'NX', now, it.m) == 1 then
     gadded = gadded + 1
     redis.call('ZADD', hkey, now, host)
@@ -169,10 +180,12 @@ RESUME = (
     + """
 redis.call('DEL', ns .. ':global:win', ns .. ':global:hosts')
 local id = publish('resume', '', ARGV[4], 'operator', 0, 0, '', ARGV[5], ARGV[6])
+redis.call('HSET', ns .. ':global', 'resumed', id)
 for _, wf in ipairs(redis.call('SMEMBERS', ns .. ':wfs')) do
   local key = ns .. ':wf:' .. wf
   if redis.call('HGET', key, 'state') == 'paused' then
-    redis.call('HSET', key, 'state', ARGV[4], 'event', id, 'kind', 'resume', 'ms', now)
+    redis.call('HSET', key, 'state', ARGV[4], 'event', id, 'kind', 'resume', 'ms', now,
+      'resumed', id)
     redis.call('DEL', ns .. ':win:' .. wf, ns .. ':probe:' .. wf)
   end
 end
