@@ -14,9 +14,9 @@ from collections.abc import Callable
 from typing import Any
 
 from . import _upkeep
-from ._assembly import check_text
 from ._errors import InvalidInputError
 from ._machine import Action, Machine, MarkKnownGood, Restore
+from ._models import check_text
 from .semconv import SPAN_ROLLBACK, Reason
 from .versioning import VersionedStore
 

@@ -37,7 +37,6 @@ _log = logging.getLogger("autoheal_otel")
 
 __all__ = [
     "Telemetry",
-    "check_text",
     "coerce_state",
     "open_data_dir",
     "resolve_policy",
@@ -53,27 +52,6 @@ def coerce_state(state: ExecutionState | str) -> ExecutionState:
     except ValueError:
         allowed = ", ".join(s.value for s in ExecutionState)
         raise InvalidInputError("state", state, f"must be one of {allowed}") from None
-
-
-#: The longest operator text (a reason, an actor) a move records.
-MAX_TEXT = 1000
-
-
-def check_text(**values: object) -> None:
-    """Raise InvalidInputError for the first value that is not usable operator text.
-
-    One rule for every operator field (reason, actor): a non-empty string of at most
-    ``MAX_TEXT`` characters with no control characters (they would reach terminals).
-    """
-    for name, value in values.items():
-        if not isinstance(value, str) or not value.strip():
-            raise InvalidInputError(name, value, "must be a non-empty string")
-        if len(value) > MAX_TEXT:
-            raise InvalidInputError(
-                name, value[:40] + "...", f"must be at most {MAX_TEXT} characters"
-            )
-        if not value.isprintable():
-            raise InvalidInputError(name, value, "must not contain control characters")
 
 
 def span_ids(span: Any) -> Trace:

@@ -27,7 +27,7 @@ from typing import Any
 
 from . import _upkeep
 from ._ledger import NO_TRACE, Events, Ledger, Trace
-from ._models import ExecutionState
+from ._models import MAX_TEXT, ExecutionState, printable
 from ._tail import SegmentTail
 from ._transitions import is_legal
 from .semconv import Cause, EventKind, Reason, Rule
@@ -44,8 +44,6 @@ MARKERS = (
     b'"cause":"restore_ok"',
     b'"cause":"restore_failed"',
 )
-#: The longest reason or actor a move keeps (longer text is cut, marked with an ellipsis).
-MAX_TEXT = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,10 +66,7 @@ class Move:
 
 
 def _text(value: Any, default: str) -> str:
-    if not isinstance(value, str) or not value:
-        return default
-    clean = "".join(c if c.isprintable() else "?" for c in value[:MAX_TEXT])
-    return clean + ("..." if len(value) > MAX_TEXT else "")
+    return printable(value, MAX_TEXT) or default
 
 
 def parse_move(writer: str, record: dict[str, Any]) -> Move | None:

@@ -13,12 +13,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
 from . import _calibration
-from ._assembly import check_text, coerce_state, state_info
+from ._assembly import coerce_state, state_info
 from ._calibrator import Calibration
 from ._clock import Clock
 from ._errors import InvalidInputError, LearningFrozenError, PolicyError
 from ._events import EventSink
-from ._models import EffectiveSettings, ExecutionState, ExecutionStateInfo, StepResult, check_id
+from ._models import (
+    EffectiveSettings,
+    ExecutionState,
+    ExecutionStateInfo,
+    StepResult,
+    check_id,
+    check_text,
+)
 from ._policy import PolicyConfig
 from ._report import StatusReport, effective_settings
 from ._step import StepGuard, guard_decorator

@@ -117,6 +117,35 @@ def check_id(field_name: str, value: Any) -> str:
     return value
 
 
+#: The longest operator text (a reason, an actor) a move records.
+MAX_TEXT = 1000
+
+
+def check_text(**values: object) -> None:
+    """Raise InvalidInputError for the first value that is not usable operator text.
+
+    One rule for every operator field (reason, actor): a non-empty string of at most
+    ``MAX_TEXT`` characters with no control characters (they would reach terminals).
+    """
+    for name, value in values.items():
+        if not isinstance(value, str) or not value.strip():
+            raise InvalidInputError(name, value, "must be a non-empty string")
+        if len(value) > MAX_TEXT:
+            raise InvalidInputError(
+                name, value[:40] + "...", f"must be at most {MAX_TEXT} characters"
+            )
+        if not value.isprintable():
+            raise InvalidInputError(name, value, "must not contain control characters")
+
+
+def printable(value: Any, limit: int) -> str:
+    """Return text read from elsewhere as safe to keep and show: cut to ``limit`` (marked with
+    ``...``), every control character replaced by ``?`` (non-text reads as empty)."""
+    text = value if isinstance(value, str) else ""
+    clean = "".join(c if c.isprintable() else "?" for c in text[:limit])
+    return clean + ("..." if len(text) > limit else "")
+
+
 @dataclass(frozen=True, slots=True)
 class StepResult:
     """The result of one step, as the executor reports it to ``on_step_result``.

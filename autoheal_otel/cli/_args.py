@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
+from .._errors import InvalidInputError
+from .._models import check_text
 from .._version import __version__
 from ._common import EXIT_USAGE
 
@@ -58,15 +60,11 @@ def _positive(text: str) -> float:
 
 
 def _text(text: str) -> str:
-    """An operator's --reason or --actor: non-empty, printable, at most 1000 characters."""
-    if not text.strip():
-        raise argparse.ArgumentTypeError("must not be empty")
-    if len(text) > 1000:
-        raise argparse.ArgumentTypeError(f"must be at most 1000 characters, but has {len(text)}")
-    if not text.isprintable():
-        raise argparse.ArgumentTypeError(
-            f"must not contain control characters, but was {text.encode('unicode_escape').decode()!r}"
-        )
+    """An operator's --reason or --actor, under the API's one rule (:func:`check_text`)."""
+    try:
+        check_text(value=text)
+    except InvalidInputError as exc:
+        raise argparse.ArgumentTypeError(exc.rule) from exc
     return text
 
 

@@ -22,7 +22,7 @@ from redis.retry import Retry
 from .._errors import AutoHealError
 from .._fleet_inputs import WORKFLOW_KINDS, FleetEvent
 from .._fleet_policy import FleetPolicy
-from .._models import ExecutionState, check_id
+from .._models import ExecutionState, check_id, printable
 from . import _scripts
 
 __all__ = ["FleetError", "FleetRefusal", "FleetReset", "FleetStore", "Item", "Rejections"]
@@ -55,10 +55,7 @@ _KINDS = ("quarantine", "release", "operator", "reseed", "pause", "resume", "rol
 
 def _clean(value: Any, limit: int = MAX_FIELD) -> str:
     """Return a field's text, cut to ``limit`` with control characters replaced by ``?``."""
-    text = _text(value) if value is not None else ""
-    cut = text[:limit]
-    clean = "".join(c if c.isprintable() else "?" for c in cut)
-    return clean + ("..." if len(text) > limit else "")
+    return printable(_text(value) if value is not None else "", limit)
 
 
 def _event(event_id: str, fields: dict[str, str]) -> FleetEvent:
