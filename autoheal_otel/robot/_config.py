@@ -16,6 +16,7 @@ from typing import Literal
 from .._errors import InvalidInputError
 from .._policy import PolicyConfig
 from ._mapping import OutcomeMapping
+from ._steps import DEFAULT_BOOKKEEPING, StepRules
 
 __all__ = ["ARGUMENTS", "ListenerConfig"]
 
@@ -32,6 +33,11 @@ ARGUMENTS: Mapping[str, str] = {
     "step": "a step's id: call (keyword and its arguments as written) or keyword (name only)",
     "on_block": "status of a refused step: FAIL, SKIP or NOT_RUN (default FAIL)",
     "mapping": "path of a JSON file of rules mapping failures to outcomes",
+    "steps": "which keywords are steps: app (default: not BuiltIn/Collections bookkeeping) or all",
+    "bookkeeping": "with steps=app: comma-separated libraries whose keywords are not steps",
+    "record_args": "a step's arguments in the log: resolved (default, secrets masked), written, off",
+    "step_delay": "on (default): wait the state's step delay once before each gated step; off",
+    "shared": "on (default): decide as one with other robots on data_dir (pabot); off",
 }
 
 _BLOCK = {"FAIL": "FAIL", "SKIP": "SKIP", "NOT_RUN": "NOT RUN", "NOT RUN": "NOT RUN"}
@@ -48,6 +54,9 @@ class ListenerConfig:
     step: StepName = "call"
     on_block: BlockStatus = "FAIL"
     mapping: OutcomeMapping = field(default_factory=OutcomeMapping)
+    rules: StepRules = field(default_factory=StepRules)
+    step_delay: bool = True
+    shared: bool = True
 
     @classmethod
     def from_args(cls, args: tuple[str, ...], kwargs: Mapping[str, str]) -> ListenerConfig:
@@ -93,6 +102,9 @@ class ListenerConfig:
             OutcomeMapping.load(values["mapping"]) if "mapping" in values else OutcomeMapping()
         )
         return cls(
+            rules=_step_rules(values),
+            step_delay=_choice(values, "step_delay", ("on", "off"), "on") == "on",
+            shared=_choice(values, "shared", ("on", "off"), "on") == "on",
             policy=policy,
             data_dir=Path(values["data_dir"]) if "data_dir" in values else None,
             workflow=workflow,  # type: ignore[arg-type]  # checked above
@@ -101,3 +113,23 @@ class ListenerConfig:
             on_block=on_block,  # type: ignore[arg-type]
             mapping=mapping,
         )
+
+
+def _choice(values: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:
+    value = values.get(name, default).lower()
+    if value not in allowed:
+        raise InvalidInputError(name, values[name], f"must be {' or '.join(allowed)}")
+    return value
+
+
+def _step_rules(values: Mapping[str, str]) -> StepRules:
+    steps = _choice(values, "steps", ("app", "all"), "app")
+    record = _choice(values, "record_args", ("resolved", "written", "off"), "resolved")
+    libraries = [n.strip() for n in values.get("bookkeeping", "").split(",") if n.strip()]
+    if "bookkeeping" in values and not libraries:
+        raise InvalidInputError("bookkeeping", values["bookkeeping"], "must name libraries")
+    return StepRules(
+        steps=steps,  # type: ignore[arg-type]  # checked above
+        bookkeeping=frozenset(libraries or DEFAULT_BOOKKEEPING),
+        record_args=record,  # type: ignore[arg-type]
+    )

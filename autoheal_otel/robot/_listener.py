@@ -13,10 +13,15 @@
   gated again), and its teardown still runs. A task whose workflow is already blocked is
   skipped as a whole, with the reason. A refusal cannot be swallowed by the suite's own
   TRY/EXCEPT: the task ends FAIL (SKIP with ``on_block=SKIP``) whatever it caught.
-- After a step, ``on_step_result``. A successful action waits for the next step: when that is
-  an assertion that passes, the action is reported *validated* (DEGRADED requires it);
-  otherwise it is reported unvalidated before the next step's gate. Failures are classified by
-  :class:`OutcomeMapping`.
+- Which keywords are steps, and which arguments they record: :class:`~._steps.StepRules`
+  (by default BuiltIn/Collections bookkeeping is not a step). Before a gated step, the
+  state's step delay is waited once (DEGRADED slows the robot per step, not per command).
+- After a step, ``on_step_result``. A step is *validated* (DEGRADED requires it) when it is
+  an assertion that passes, when its own body ran an assertion that passed after its last
+  action (a self-checking user keyword), or when the mapping declares it self-validating. A
+  successful action without that waits for the next step: when that is an assertion that
+  passes, the action is reported validated; otherwise it is reported unvalidated before the
+  next step's gate. Failures are classified by :class:`OutcomeMapping`.
 - RF's dry run is never gated; a misconfigured listener fails every task with one message
   rather than letting the run go on ungated.
 
@@ -26,6 +31,8 @@ by the end of its task.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,9 +41,16 @@ from robot.api import logger
 from .._errors import AutoHealError
 from .._models import ExecutionState, Outcome, StepResult
 from ._config import ListenerConfig
-from ._model import dry_run, exception_names, first_keyword, is_own_library, is_step
+from ._model import (
+    dry_run,
+    exception_names,
+    first_keyword,
+    is_own_library,
+    is_step,
+    parent_setup_failed,
+)
 from ._session import ManagerSession
-from ._support import fail_whole, unsupported_version
+from ._support import enforce_refusal, fail_whole, unsupported_version
 
 __all__ = ["AutoHealListener", "active_listener"]
 
@@ -63,6 +77,8 @@ class _Step:
     second_best: float | None = None
     details: dict[str, Any] = field(default_factory=dict)
     duration_s: float | None = None
+    checked: bool = False  # its own body ran an assertion that passed after its last action
+    nested: dict[int, bool] = field(default_factory=dict)  # id(result) → is an assertion
 
 
 @dataclass
@@ -98,13 +114,15 @@ class AutoHealListener:
         self._unsupported = unsupported_version()
         if self._unsupported is not None:
             self.config_error = self._unsupported
-        self.session = ManagerSession(self.config.policy, self.config.data_dir)
+        self.session = ManagerSession(self.config.policy, self.config.data_dir, self.config.shared)
         self._task: _Task | None = None
         self._step: _Step | None = None
         self._skipped: dict[int, str] = {}
         self._reported = False
         self._errors_logged: set[str] = set()
         self._untagged: set[str] = set()
+        #: How the policy's step delay is waited (a seam for the tests' clock).
+        self.sleep: Callable[[float], None] = time.sleep
         _active.append(self)
 
     # -- suites and tasks ----------------------------------------------------------------
@@ -125,7 +143,7 @@ class AutoHealListener:
         if self.config_error is not None:
             data.error = self.config_error
             return
-        if dry_run() or _parent_setup_failed(result):
+        if dry_run() or parent_setup_failed(result):
             return  # RF fails the task itself ("Parent suite setup failed"): nothing to gate
         try:
             self.session.refresh()
@@ -173,22 +191,7 @@ class AutoHealListener:
         mode = self.session.manager.get_mode(task.workflow)
         result.tags.add(f"autoheal:{mode.value}")
         if task.blocked:
-            self._enforce_refusal(task.blocked, result)
-
-    def _enforce_refusal(self, blocked: str, result: Any) -> None:
-        """End a task with a refused step FAIL (or SKIP), whatever the suite caught.
-
-        The queue-loop style (``FOR … TRY  Step  EXCEPT  CONTINUE``) catches the refusal
-        like any failure; RF would then report the task PASS. Since RF 7.1 a status set here
-        is the task's. ``on_block=NOT_RUN`` is the explicit opt-out: the task may pass.
-        """
-        wanted = self.config.on_block
-        if wanted == "FAIL" and result.status != "FAIL":
-            result.status, result.message = "FAIL", blocked
-        elif wanted == "SKIP" and result.status == "PASS":
-            result.status, result.message = "SKIP", blocked
-        elif not result.message:
-            result.message = blocked
+            enforce_refusal(self.config.on_block, task.blocked, result)
 
     def close(self) -> None:
         """Flush and close the manager when the run ends."""
@@ -199,10 +202,19 @@ class AutoHealListener:
     # -- keywords ------------------------------------------------------------------------
 
     def start_library_keyword(self, data: Any, implementation: Any, result: Any) -> None:
-        """Gate a library keyword that is a step."""
+        """Gate a library keyword that is a step; inside a step, note what it checks."""
         if is_own_library(implementation):
             return  # Report Match Confidence / Get Autoheal Settings are never steps
-        self._start_step(data, implementation, result)
+        library = getattr(getattr(implementation, "owner", None), "name", None)
+        name = str(data.name)
+        bookkeeping = self.config.rules.is_bookkeeping(library, name, self.config.mapping)
+        step = self._step
+        if step is not None:
+            if not step.blocked and (not bookkeeping or self.config.mapping.is_assertion(name)):
+                step.nested[id(result)] = self.config.mapping.is_assertion(name)
+            return
+        if not bookkeeping:
+            self._start_step(data, implementation, result)
 
     def start_user_keyword(self, data: Any, implementation: Any, result: Any) -> None:
         """Gate a user keyword that is a step."""
@@ -240,11 +252,24 @@ class AutoHealListener:
             self._step = _Step(step_id, result, assertion, blocked=True)
             return
         self._step = _Step(step_id, result, assertion)
+        args = self.config.rules.arguments(data.args)
+        if args:
+            self._step.details["args"] = args
+        if self.config.step_delay:
+            delay = self.session.manager.get_effective_settings(task.workflow).step_delay_s
+            if delay > 0:
+                self._step.details["delay_s"] = delay
+                self.sleep(delay)
 
     def end_keyword(self, data: Any, result: Any) -> None:
         """Report a step's outcome (or mark a refused step with the configured status)."""
         step, task = self._step, self._task
-        if step is None or task is None or result is not step.result:
+        if step is None or task is None:
+            return
+        if result is not step.result:
+            assertion = step.nested.pop(id(result), None)
+            if assertion is not None and result.status == "PASS":
+                step.checked = assertion  # an action after the last assertion undoes it
             return
         self._step = None
         if step.blocked:
@@ -256,9 +281,12 @@ class AutoHealListener:
             if step.assertion:
                 self._flush(task, validated=True)
                 self._report(task, step, Outcome.SUCCESS, validated=True)
+                return
+            task.acted = True
+            if step.checked or self.config.mapping.validates_itself(str(data.name)):
+                self._report(task, step, Outcome.SUCCESS, validated=True)  # checked itself
             else:
                 task.pending = step
-                task.acted = True
             return
         if result.status != "FAIL":
             return  # SKIP (the Skip keyword) or NOT RUN: nothing ran that can be judged
@@ -360,15 +388,3 @@ class AutoHealListener:
         if self.config.step == "keyword":
             return str(data.name)[:256]
         return "    ".join([str(data.name), *(str(a) for a in data.args)])[:256]
-
-
-def _parent_setup_failed(result: Any) -> bool:
-    """Return True when a suite setup above the task failed (RF will not run the task)."""
-    suite = getattr(result, "parent", None)
-    while suite is not None:
-        setup = getattr(suite, "setup", None)
-        # An absent setup is a falsy placeholder (whose status is not to be read).
-        if setup and getattr(setup, "name", None) and getattr(setup, "status", None) == "FAIL":
-            return True
-        suite = getattr(suite, "parent", None)
-    return False

@@ -38,7 +38,7 @@ DEFAULT_ASSERTION_KEYWORDS = r"(?i)\bshould\b"
 
 _FAILING = tuple(o for o in Outcome if o is not Outcome.SUCCESS)
 _RULE_KEYS = frozenset({"exception", "message", "keyword", "outcome"})
-_FILE_KEYS = frozenset({"rules", "assertion_keywords", "defaults"})
+_FILE_KEYS = frozenset({"rules", "assertion_keywords", "validating_keywords", "defaults"})
 
 
 @dataclass(frozen=True)
@@ -107,11 +107,20 @@ class OutcomeMapping:
         rules: the user's rules, tried before the built-in ones.
         assertion_keywords: a regular expression naming the keywords that verify.
         use_defaults: False to try the user's rules only.
+        validating_keywords: a regular expression naming the steps that check their own
+            work (a passing run is a validated success), or None.
     """
 
     rules: tuple[OutcomeRule, ...] = ()
     assertion_keywords: re.Pattern[str] = re.compile(DEFAULT_ASSERTION_KEYWORDS)
     use_defaults: bool = True
+    validating_keywords: re.Pattern[str] | None = None
+
+    def validates_itself(self, keyword: str) -> bool:
+        """Return True when the mapping declares ``keyword`` a step that checks its own work."""
+        return self.validating_keywords is not None and bool(
+            self.validating_keywords.search(keyword)
+        )
 
     def is_assertion(self, keyword: str) -> bool:
         """Return True when ``keyword`` verifies a postcondition rather than acting."""
@@ -148,7 +157,8 @@ class OutcomeMapping:
         """Read a mapping file (JSON) and validate it.
 
         The file holds ``{"rules": [{"exception"|"message"|"keyword": ..., "outcome": ...}],
-        "assertion_keywords": "<regex>", "defaults": true}``; every key is optional.
+        "assertion_keywords": "<regex>", "validating_keywords": "<regex>", "defaults": true}``;
+        every key is optional.
 
         Raises:
             InvalidInputError: the file cannot be read, is not JSON, or a field is invalid;
@@ -186,7 +196,12 @@ class OutcomeMapping:
         assertion = _pattern(
             "mapping.assertion_keywords", data.get("assertion_keywords", DEFAULT_ASSERTION_KEYWORDS)
         )
-        return cls(rules, assertion, defaults)
+        validating = (
+            _pattern("mapping.validating_keywords", data["validating_keywords"])
+            if "validating_keywords" in data
+            else None
+        )
+        return cls(rules, assertion, defaults, validating)
 
 
 def _parse_rule(field: str, data: Any) -> OutcomeRule:

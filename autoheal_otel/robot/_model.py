@@ -14,7 +14,14 @@ from robot import running
 from robot.running.context import EXECUTION_CONTEXTS  # type: ignore[import-untyped]
 from robot.utils import normalize  # type: ignore[import-untyped]
 
-__all__ = ["dry_run", "exception_names", "first_keyword", "is_own_library", "is_step"]
+__all__ = [
+    "dry_run",
+    "exception_names",
+    "first_keyword",
+    "is_own_library",
+    "is_step",
+    "parent_setup_failed",
+]
 
 # Control structures a step may sit in; anything else between a keyword and its task (a user
 # keyword, a library keyword running another one) makes it an internal, not a step.
@@ -93,3 +100,15 @@ def dry_run() -> bool:
     """Return True during RF's dry run (never gated)."""
     ctx = EXECUTION_CONTEXTS.current
     return bool(ctx is not None and ctx.dry_run)
+
+
+def parent_setup_failed(result: Any) -> bool:
+    """Return True when a suite setup above the task failed (RF will not run the task)."""
+    suite = getattr(result, "parent", None)
+    while suite is not None:
+        setup = getattr(suite, "setup", None)
+        # An absent setup is a falsy placeholder (whose status is not to be read).
+        if setup and getattr(setup, "name", None) and getattr(setup, "status", None) == "FAIL":
+            return True
+        suite = getattr(suite, "parent", None)
+    return False

@@ -1,12 +1,15 @@
-"""The listener's manager, opened on first use and reopened when other processes wrote.
+"""The listener's manager, opened on first use, deciding as one with the other robots.
 
 `pabot` runs a suite in several robot processes on one data directory. Each process owns one
-:class:`AutoHealManager`, and a manager counts only its own results in a workflow's window
-once it has started. So before each task the session looks at the other writers' audit
-segments (names and sizes: a directory listing, no parsing); when they changed, it closes its
-manager and opens a new one on the same directory, whose warm restart folds every process's
-records into the windows and states. A single robot process never sees foreign segments
-change, so it never pays for a reopen.
+:class:`AutoHealManager`, opened with shared decisions (``audit.shared_decisions``): every
+gate and result is a turn of the data directory's decision lock that first takes in what the
+other processes decided since, so a workflow's windows count every process's failures before
+the next step, and one process's quarantine holds the others at their next step.
+
+With ``shared=off`` (a data directory on a file system without working ``flock``), the old way
+remains: before each task the session looks at the other writers' segments (a directory
+listing) and, when they changed, reopens its manager, whose warm restart folds every
+process's records in; processes then share a workflow's window at task boundaries only.
 
 Invariant: the session's own segments (every writer id it used) never trigger a reopen.
 """
@@ -28,11 +31,15 @@ class ManagerSession:
     Args:
         policy: a policy file path (hot-reloaded), a PolicyConfig, or None for the defaults.
         data_dir: the shared data directory, or None for memory only.
+        shared: decide as one with the other processes (False: reopen at task boundaries).
     """
 
-    def __init__(self, policy: PolicyConfig | Path | None, data_dir: Path | None) -> None:
+    def __init__(
+        self, policy: PolicyConfig | Path | None, data_dir: Path | None, shared: bool = True
+    ) -> None:
         self._policy = policy
         self._data_dir = data_dir
+        self._shared = shared
         self._manager: AutoHealManager | None = None
         self._own_writers: set[str] = set()
         self._seen: tuple[tuple[str, int], ...] = ()
@@ -44,7 +51,9 @@ class ManagerSession:
         """Return the manager, opening it (and warm-restarting from the log) on first use."""
         if self._manager is None:
             self._seen = self._foreign_segments()
-            self._manager = AutoHealManager(policy=self._policy, data_dir=self._data_dir)
+            self._manager = AutoHealManager(
+                policy=self._policy, data_dir=self._data_dir, shared_decisions=self._shared
+            )
             self._own_writers.add(self._manager.writer)
         return self._manager
 
@@ -54,7 +63,7 @@ class ManagerSession:
         Returns:
             True when the manager was reopened.
         """
-        if self._manager is None or self._data_dir is None:
+        if self._manager is None or self._data_dir is None or self._shared:
             return False
         if self._foreign_segments() == self._seen:
             return False

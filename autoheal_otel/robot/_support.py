@@ -1,4 +1,4 @@
-"""Which Robot Framework the listener can gate, and how it refuses one it cannot.
+"""Which Robot Framework the listener can gate, and how a refusal ends a task.
 
 The listener gates a step from keyword-level listener hooks (``start_library_keyword``,
 RF 7.0) whose status steers execution (RF 7.1). On an older RF it would load and gate
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["MIN_ROBOT", "fail_whole", "unsupported_version"]
+__all__ = ["MIN_ROBOT", "enforce_refusal", "fail_whole", "unsupported_version"]
 
 #: The oldest Robot Framework the listener can gate: keyword-level listener hooks (7.0) whose
 #: status steers execution (7.1).
@@ -39,3 +39,18 @@ def fail_whole(data: Any, reason: str) -> None:
     data.setup = None
     data.body.clear()
     data.body.create_keyword(name="BuiltIn.Fail", args=[reason])
+
+
+def enforce_refusal(on_block: str, blocked: str, result: Any) -> None:
+    """End a task with a refused step FAIL (or SKIP), whatever the suite caught.
+
+    The queue-loop style (``FOR … TRY  Step  EXCEPT  CONTINUE``) catches the refusal like any
+    failure; RF would then report the task PASS. Since RF 7.1 a status set in ``end_test`` is
+    the task's. ``on_block=NOT RUN`` is the explicit opt-out: the task may pass.
+    """
+    if on_block == "FAIL" and result.status != "FAIL":
+        result.status, result.message = "FAIL", blocked
+    elif on_block == "SKIP" and result.status == "PASS":
+        result.status, result.message = "SKIP", blocked
+    elif not result.message:
+        result.message = blocked
