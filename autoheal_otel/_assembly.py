@@ -96,7 +96,7 @@ def open_data_dir(
         if not read_only:
             data_dir.mkdir(parents=True, exist_ok=True, mode=machine.policy.audit.dir_mode)
         restored: dict[str, Any] = {}
-        if any((data_dir / "audit").glob("**/*.*")):
+        if any(not p.name.startswith(".") for p in (data_dir / "audit").glob("**/*.*")):
             from .analytics.restore import load_restored_state
 
             now = clock.monotonic()

@@ -28,6 +28,7 @@ from typing import Any
 from . import _upkeep
 from ._ledger import NO_TRACE, Events, Ledger, Trace
 from ._models import MAX_TEXT, ExecutionState, printable
+from ._shared import SharedTurns, parse_fact
 from ._tail import SegmentTail
 from ._transitions import is_legal
 from .semconv import Cause, EventKind, Reason, Rule
@@ -216,9 +217,13 @@ class Follower:
         writer: str,
         feed: Callable[[list[Move]], None],
         interval: float,
+        shared: tuple[Callable[[list[Any]], None], tuple[bytes, ...], SharedTurns] | None = None,
     ) -> None:
-        self.tail = SegmentTail(audit_dir, exclude=writer, markers=MARKERS)
+        markers = MARKERS if shared is None else MARKERS + shared[1]
+        self.tail = SegmentTail(audit_dir, exclude=writer, markers=markers)
         self.interval = interval
+        # Under shared decisions: (feed facts, their markers, the turns every look takes).
+        self._shared = shared
         #: Moves applied (acked) since start, and lines skipped as malformed.
         self.followed = 0
         self._feed = feed
@@ -237,19 +242,60 @@ class Follower:
             self._thread.start()
 
     def poll(self) -> int:
-        """Read and apply what other writers appended now; return how many moves it found."""
+        """Read and apply what other writers appended now; return how many moves it found.
+
+        Under shared decisions, other processes' decisions among the lines are fed too, in
+        runs, in the order they were read (a hook's turn calls this when others wrote).
+        """
+        if self._shared is None:
+            with self._reading:
+                moves = [m for w, rec in self.tail.read() if (m := parse_move(w, rec)) is not None]
+                if moves:
+                    self._feed(moves)
+                    self.followed += len(moves)
+            return len(moves)
+        feed_facts = self._shared[0]
+        found = 0
         with self._reading:
-            moves = [m for w, rec in self.tail.read() if (m := parse_move(w, rec)) is not None]
-            if moves:
-                self._feed(moves)
-                self.followed += len(moves)
-        return len(moves)
+            run: list[Any] = []
+            for writer, rec in self.tail.read():
+                item: Any = parse_move(writer, rec) or parse_fact(writer, rec)
+                if item is None:
+                    continue
+                if run and type(run[-1]) is not type(item):
+                    found += self._apply_run(run, feed_facts)
+                    run = []
+                run.append(item)
+            if run:
+                found += self._apply_run(run, feed_facts)
+        return found
+
+    def _apply_run(self, run: list[Any], feed_facts: Callable[[list[Any]], None]) -> int:
+        if isinstance(run[0], Move):
+            self._feed(run)
+            self.followed += len(run)
+            return len(run)
+        feed_facts(run)
+        return 0
+
+    def _look(self) -> None:
+        """One look of the thread: under shared decisions, inside a turn (others may not take
+        theirs meanwhile); it reads whatever the counter says (a CLI takes no turns)."""
+        if self._shared is None:
+            self.poll()
+            return
+        turns = self._shared[2]
+        turns.begin()
+        try:
+            self.poll()
+        finally:
+            turns.end()
 
     def _run(self) -> None:
         # allowed: the follower's own thread waits between looks; no hook ever waits here.
         while not self._stop.wait(self.interval):
             try:
-                self.poll()
+                self._look()
             except Exception:  # another writer's lines must never stop this thread
                 _log.exception("autoheal could not follow other writers' moves")
 

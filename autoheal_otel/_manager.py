@@ -62,6 +62,8 @@ class AutoHealManager:
         store: a :class:`VersionedStore` to version learned artifacts with.
         integrations: objects with ``bind(manager)`` (optional) and the sink methods.
         read_only: rebuild the state from ``data_dir`` and write nothing (``autoheal status``).
+        shared_decisions: decide as one with the other processes writing to ``data_dir``
+            (see ``audit.shared_decisions``); None: as the policy says.
 
     Raises:
         PolicyError: the initial policy file is missing or invalid (later bad edits never
@@ -84,13 +86,18 @@ class AutoHealManager:
         store: VersionedStore | None = None,
         integrations: Iterable[Any] = (),
         read_only: bool = False,
+        shared_decisions: bool | None = None,
     ) -> None:
         providers = (tracer_provider, meter_provider, logger_provider)
-        parts = assemble(policy, data_dir, clock, providers, sinks, writer, read_only)
+        parts = assemble(
+            policy, data_dir, clock, providers, sinks, writer, read_only, shared_decisions
+        )
         self._parts = parts
         self._machine = parts.machine
         self._lock = parts.scaffold.lock
         self._decide = parts.scaffold.decide
+        #: Under shared decisions, a read first takes in what other processes decided.
+        self._catch_up = parts.scaffold.catch_up
         self._gate = parts.scaffold.bind(SPAN_GATE, "should_execute_step", parts.machine.gate)
         self._result = parts.scaffold.bind(SPAN_RESULT, "on_step_result", parts.machine.result)
         self._artifacts = parts.artifacts
@@ -132,6 +139,7 @@ class AutoHealManager:
 
     def get_mode(self, workflow_id: str) -> ExecutionState:
         """Return the workflow's current state (RUNNING for one never seen, unless paused)."""
+        self._catch_up()
         with self._lock:
             wf = self._machine.ledger.workflows.get(workflow_id)
             if wf is not None:
@@ -143,6 +151,7 @@ class AutoHealManager:
     def get_state_info(self, workflow_id: str) -> ExecutionStateInfo:
         """Return the workflow's state with since when and why."""
         check_id("workflow_id", workflow_id)
+        self._catch_up()
         with self._lock:
             return state_info(self._machine.ledger, workflow_id, self._parts.clock.now)
 
@@ -160,6 +169,7 @@ class AutoHealManager:
 
     def get_status_report(self) -> StatusReport:
         """Return every workflow's state, counters against thresholds, settings, and health."""
+        self._catch_up()
         return self._parts.status_report(self.last_policy_error)
 
     def force_transition(

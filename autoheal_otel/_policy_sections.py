@@ -266,6 +266,16 @@ class AuditPolicy(_Section):
         " search bits (0600 -> 0700). The log names robots, workflows and operators: keep it"
         " private, or widen it (0640, 0644) for a log shipper that runs as another user.",
     )
+    shared_decisions: Flag = Field(
+        False,
+        description="Decide as one with every other process writing to this data directory"
+        " (pabot, several robots on one host): each input takes the directory's decision"
+        " lock, first applies what the others recorded since (their step results and"
+        " transitions), then decides and writes before releasing, so a workflow's windows"
+        " count every process's failures before the next step. Costs a lock and an 8-byte"
+        " read per input when nothing changed. Read when the manager starts. The Robot"
+        " Framework listener turns it on.",
+    )
     follow_interval_seconds: Number = Field(
         0.2,
         gt=0,

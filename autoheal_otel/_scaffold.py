@@ -13,6 +13,9 @@ executor's two hooks, bound once by the manager, and through :meth:`Scaffold.dec
 4. after the lock: publish the events in ``seq`` order (a failing sink never reaches the
    hook) and end the span.
 
+Under shared decisions (:meth:`Scaffold.share`) all of it is one turn of the data directory:
+its lock is taken first, and what other processes decided since is fed before the input.
+
 Inputs take the later of their clock reading and the last input's (``last``): threads may read
 the clock in one order and take the lock in the other, and the log's ``(ts, seq)`` order must
 be the order of the decisions, as replay feeds them.
@@ -33,6 +36,7 @@ from ._publisher import Publisher
 
 if TYPE_CHECKING:
     from ._polling import Periodic
+    from ._shared import SharedTurns
     from .sinks.otel import OTelSink
 
 __all__ = ["Runner", "Scaffold"]
@@ -42,6 +46,10 @@ Runner = Callable[..., Any]
 
 #: ``run``'s value when the input takes none (the gate).
 _NOTHING: Any = object()
+
+
+def _no_catch_up() -> None:
+    return None
 
 
 class Scaffold:
@@ -68,6 +76,14 @@ class Scaffold:
         self._wall = wall
         self._publisher = publisher
         self._otel = otel
+        self._turns: SharedTurns | None = None
+        self._catch_up: Callable[[], Any] = _no_catch_up
+
+    def share(self, turns: SharedTurns, catch_up: Callable[[], Any]) -> None:
+        """Make every input a turn of the data directory's shared decisions (:mod:`._shared`):
+        ``catch_up()`` first feeds what other processes decided since this one's last turn."""
+        self._turns = turns
+        self._catch_up = catch_up
 
     def bind(self, span_name: str | None, hook: str, feed: Callable[..., Any]) -> Runner:
         """Return ``run(workflow_id, step_id[, value])``, which feeds one input per call.
@@ -130,7 +146,41 @@ class Scaffold:
                 otel.end_span(span, hook, events, monotonic() - now)
             return out
 
-        return run
+        turns = self._turns
+        return run if turns is None else self._in_turns(turns, run)
+
+    def catch_up(self) -> None:
+        """Under shared decisions, take in what other processes decided (a turn of its own)."""
+        turns = self._turns
+        if turns is None:
+            return
+        try:
+            if turns.begin():
+                self._catch_up()
+        finally:
+            turns.end()
+
+    def _in_turns(self, turns: SharedTurns, run: Runner) -> Runner:
+        """Wrap ``run`` so each call is one turn of the shared decisions (see the module)."""
+        publisher = self._publisher
+        catch_up = self._catch_up
+
+        def shared_run(workflow_id: str | None, step_id: str | None, value: Any = _NOTHING) -> Any:
+            if turns.begin():
+                try:
+                    catch_up()
+                except BaseException:
+                    turns.end()
+                    raise
+            published = publisher.published
+            try:
+                return run(workflow_id, step_id, value)
+            finally:
+                if publisher.published != published:
+                    turns.wrote()  # drained: in the log before the turn ends
+                turns.end()
+
+        return shared_run
 
     def decide(
         self,

@@ -21,15 +21,18 @@ from ._assembly import Telemetry, open_data_dir, resolve_policy
 from ._assembly_fleet import build_fleet
 from ._clock import Clock, SystemClock
 from ._compactor import AutoCompactor, start_compactor
-from ._errors import PolicyError
+from ._errors import InvalidInputError, PolicyError
 from ._events import EventSink
 from ._follow import Follower, Move, apply_moves
+from ._fs import folder_inside
 from ._machine import Machine
 from ._policy import PolicyConfig
+from ._policy_sections import AuditPolicy
 from ._polling import Periodic
 from ._publisher import Publisher
 from ._report import StatusReport, build_report
 from ._scaffold import Scaffold
+from ._shared import FACT_MARKERS, Fact, SharedTurns, apply_facts
 from .semconv import Reason
 from .sinks.jsonl import AUDIT_DIR, JsonlAuditSink, new_writer_id
 from .sinks.otel import OTelSink
@@ -59,6 +62,8 @@ class Parts:
     fleet: FleetLink | None
     #: Applies other writers' operator moves (None: no writable data directory).
     follower: Follower | None
+    #: The data directory's decision lock when decisions are shared (None: this process alone).
+    shared: SharedTurns | None
     #: What the warm restart rebuilt (per kind of figure) and as of when, for the session's
     #: first record.
     restored: dict[str, Any]
@@ -110,11 +115,28 @@ class Parts:
         self.periodic.close()
         if self.compactor is not None:
             self.compactor.close()
+        if self.shared is not None:
+            self.shared.close()
 
     def _note(self, reason: Reason, message: str, details: Mapping[str, Any]) -> None:
         ledger = self.machine.ledger
         feed = _upkeep.note_session
         self.scaffold.decide(None, "session", None, None, feed, ledger, reason, message, details)
+
+
+def open_turns(data_dir: Path, audit: AuditPolicy) -> SharedTurns:
+    """Open the data directory's decision lock, creating the folders inside it only.
+
+    Raises:
+        InvalidInputError: the directory cannot be created or written (or leads outside).
+    """
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True, mode=audit.dir_mode)
+        return SharedTurns(folder_inside(data_dir, data_dir / AUDIT_DIR), audit.mode)
+    except OSError as exc:
+        raise InvalidInputError(
+            "data_dir", str(data_dir), f"must be a writable directory ({exc.strerror or exc})"
+        ) from exc
 
 
 def assemble(
@@ -125,6 +147,7 @@ def assemble(
     sinks: Iterable[EventSink],
     writer: str | None,
     read_only: bool,
+    shared_decisions: bool | None = None,
 ) -> Parts:
     """Build a manager's parts: policy, machine, warm restart, sinks, telemetry, collaborators.
 
@@ -148,18 +171,34 @@ def assemble(
     follower: Follower | None = None
     rollbacks: set[tuple[str, str]] = set()
 
+    shared: SharedTurns | None = None
+
     def follow(moves: list[Move]) -> None:
         scaffold.decide(None, "follow", None, None, apply_moves, machine.ledger, moves, rollbacks)
 
+    def take_over(facts: list[Fact]) -> None:
+        scaffold.decide(None, "catch_up", None, None, apply_facts, machine, facts)
+
     if data_dir is not None and not read_only:
+        if config.audit.shared_decisions if shared_decisions is None else shared_decisions:
+            shared = open_turns(data_dir, config.audit)
+            shared.begin()  # no other process decides between the read-back and the tail
         follower = Follower(
-            data_dir / AUDIT_DIR, writer, follow, config.audit.follow_interval_seconds
+            data_dir / AUDIT_DIR,
+            writer,
+            follow,
+            config.audit.follow_interval_seconds,
+            (take_over, FACT_MARKERS, shared) if shared is not None else None,
         )
         # Before the warm restart reads the log: a move recorded in between is applied twice
         # at worst (the second time finds the state already there), never missed.
         follower.skip_existing()
-    if data_dir is not None:
-        restored, audit, successes = open_data_dir(data_dir, machine, clock, writer, read_only)
+    try:
+        if data_dir is not None:
+            restored, audit, successes = open_data_dir(data_dir, machine, clock, writer, read_only)
+    finally:
+        if shared is not None:
+            shared.end()
 
     def dropped() -> dict[str, int]:
         counts = {"JsonlAuditSink": audit.dropped} if audit is not None else {}
@@ -175,6 +214,8 @@ def assemble(
     if otel is not None and data_dir is not None:
         otel.record_operation("warm_restart", monotonic() - now)
     scaffold = Scaffold(monotonic, clock.now, publisher, otel, lock, (now, wall))
+    if shared is not None and follower is not None:
+        scaffold.share(shared, follower.poll)
     decide = scaffold.decide
     record = _recorder(otel)
 
@@ -207,6 +248,7 @@ def assemble(
         compactor,
         fleet,
         follower,
+        shared,
         restored,
         data_dir,
         read_only,

@@ -1,0 +1,133 @@
+"""Several processes on one data directory decide as one (``audit.shared_decisions``).
+
+Managers on one directory each take a turn per input (a lock on the directory) and first
+feed what the others recorded since. The tests hold the promise from two sides: the managers
+together decide exactly what one manager fed the same steps would have decided, and the log
+they wrote replays to the same decisions.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from autoheal_otel import AutoHealManager, ExecutionState, Outcome, PolicyConfig, StepResult
+from autoheal_otel.analytics import AuditAnalytics
+from autoheal_otel.analytics.replay import replay
+from autoheal_otel.testing import FakeClock
+
+POLICY = {
+    "breakers": {
+        "step": {"consecutive_target_not_found": 3},
+        "workflow": {"failure_threshold": 5, "window_seconds": 60},
+        "global": {"failure_threshold": 12, "window_seconds": 60},
+    },
+    "degraded": {"recovery_successes": 2, "step_delay_ms": 0},
+    "quarantine": {"probe_enabled": True, "probe_cooldown_seconds": 30},
+}
+
+OUTCOMES = [Outcome.SUCCESS, Outcome.TARGET_NOT_FOUND, Outcome.POSTCONDITION_FAILED]
+
+
+def _result(outcome: Outcome) -> StepResult:
+    return StepResult(outcome=outcome, validated=outcome is Outcome.SUCCESS)
+
+
+def _transitions(data_dir: Path) -> list[tuple[str, str, str]]:
+    with AuditAnalytics(data_dir) as db:
+        rows = db.sql(
+            "SELECT workflow_id, previous_state, state FROM audit WHERE kind = 'transition'"
+            " ORDER BY ts, seq, writer"
+        )
+    return [(r["workflow_id"], r["previous_state"], r["state"]) for r in rows]
+
+
+def test_two_processes_three_failures_each_quarantine_at_the_fifth(tmp_path: Path) -> None:
+    """3 + 3 failures against a threshold of 5: one quarantine, at the 5th; then both refuse."""
+    policy = PolicyConfig.from_dict(POLICY)
+    clock = FakeClock()
+    a = AutoHealManager(policy, tmp_path, clock=clock, shared_decisions=True)
+    b = AutoHealManager(policy, tmp_path, clock=clock, shared_decisions=True)
+    fail = _result(Outcome.POSTCONDITION_FAILED)
+    answers = []
+    for i in range(3):
+        for manager in (a, b):
+            clock.advance(1)
+            allowed, _ = manager.should_execute_step("invoice", f"step-{i}")
+            answers.append(allowed)
+            if allowed:
+                manager.on_step_result("invoice", f"step-{i}", fail)
+    assert answers == [True, True, True, True, True, False]
+    assert a.get_mode("invoice") is b.get_mode("invoice") is ExecutionState.QUARANTINED
+    a.close()
+    b.close()
+    assert _transitions(tmp_path) == [("invoice", "running", "quarantined")]
+    with AuditAnalytics(tmp_path) as db:
+        failures = db.sql("SELECT count(*) AS n FROM audit WHERE kind='result'")[0]["n"]
+    assert failures == 5
+    assert replay(tmp_path).matches
+
+
+def test_alone_each_process_counts_only_its_own(tmp_path: Path) -> None:
+    """Without shared decisions the same run stays RUNNING at 6 failures (what pabot did)."""
+    policy = PolicyConfig.from_dict(POLICY)
+    clock = FakeClock()
+    a = AutoHealManager(policy, tmp_path, clock=clock)
+    b = AutoHealManager(policy, tmp_path, clock=clock)
+    for i in range(3):
+        for manager in (a, b):
+            clock.advance(1)
+            assert manager.should_execute_step("invoice", f"step-{i}")[0]
+            manager.on_step_result("invoice", f"step-{i}", _result(Outcome.POSTCONDITION_FAILED))
+    assert a.get_mode("invoice") is ExecutionState.RUNNING
+    a.close()
+    b.close()
+
+
+step_plan = st.lists(
+    st.tuples(
+        st.integers(0, 2),  # which process
+        st.sampled_from(["invoice", "payroll"]),
+        st.integers(0, 1),  # which step
+        st.sampled_from(OUTCOMES),
+        st.sampled_from([0.5, 2.0, 20.0]),  # seconds before it
+    ),
+    min_size=1,
+    max_size=40,
+)
+
+
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(plan=step_plan)
+def test_processes_together_decide_as_one_manager_would(tmp_path_factory, plan) -> None:  # type: ignore[no-untyped-def]
+    """Any interleaving of three shared managers gives one manager's gates and transitions,
+    and the log they wrote replays to the same decisions."""
+    policy = PolicyConfig.from_dict(POLICY)
+    shared_dir = tmp_path_factory.mktemp("shared")
+    alone_dir = tmp_path_factory.mktemp("alone")
+    clock = FakeClock()
+    managers = [
+        AutoHealManager(policy, shared_dir, clock=clock, shared_decisions=True) for _ in range(3)
+    ]
+    alone = AutoHealManager(policy, alone_dir, clock=clock)
+    for who, workflow, step, outcome, gap in plan:
+        clock.advance(gap)
+        step_id = f"step-{step}"
+        together = managers[who].should_execute_step(workflow, step_id)
+        by_one = alone.should_execute_step(workflow, step_id)
+        assert together[0] == by_one[0]
+        if together[0]:
+            managers[who].on_step_result(workflow, step_id, _result(outcome))
+            alone.on_step_result(workflow, step_id, _result(outcome))
+        for m in managers:
+            for wf in ("invoice", "payroll"):
+                assert m.get_mode(wf) is alone.get_mode(wf)
+    for m in (*managers, alone):
+        m.close()
+    assert _transitions(shared_dir) == _transitions(alone_dir)
+    report = replay(shared_dir)
+    assert report.matches, report.mismatches
