@@ -198,8 +198,8 @@ class SharedTurns:
             self._depth -= 1
             if self._depth == 0:
                 try:
-                    if self._wrote:
-                        self._seen = self._count() + 1
+                    if self._wrote:  # the lock is held: the count is still the one read
+                        self._seen += 1
                         os.pwrite(self._fd, self._seen.to_bytes(8, "little"), 0)
                 finally:
                     self._wrote = False

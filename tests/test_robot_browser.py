@@ -122,3 +122,18 @@ def test_example_walks_every_state_in_process(tmp_path: Path, app: tuple[Any, st
     )
     assert rc == 5
     _check_the_walk(tmp_path, server.pages)
+
+
+def test_robot_demo_exits_non_zero_when_the_story_does_not_hold() -> None:
+    """``make robot-demo`` fails when RF's result or the transitions differ from the story
+    (5 failed tasks are part of it), and passes RF's own error codes through."""
+    spec = importlib.util.spec_from_file_location("run_demo", EXAMPLE / "run_demo.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    story = list(module.STORY)
+    assert module.verdict(module.FAILED_TASKS, story) == 0
+    assert module.verdict(module.FAILED_TASKS, story[:2]) == 1  # never quarantined
+    assert module.verdict(6, story) == 1  # one failure more than told
+    assert module.verdict(0, []) == 1  # nothing happened (a run without the listener)
+    assert module.verdict(252, story) == 252  # RF's own error: as it is

@@ -92,12 +92,10 @@ Invoice 10 (skipped: quarantined)
 
 *** Keywords ***
 Prepare Application
-    [Documentation]    Setup (never gated): set the application's mode and apply the
-    ...    workflow's effective settings (DEGRADED slows every Selenium command).
+    [Documentation]    Setup (never gated): set the application's mode. (DEGRADED's delay
+    ...    needs nothing here: the listener waits it once before each gated step.)
     [Arguments]    ${mode}
     Set Application Mode    ${URL}    ${mode}
-    ${settings}=    Get Autoheal Settings
-    Set Selenium Speed    ${settings}[step_delay]
 
 Open Headless Chromium
     # One profile folder per robot process: pabot's processes must not share one Chromium.
