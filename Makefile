@@ -75,7 +75,7 @@ $(RF_MIN_VENV)/.installed: pyproject.toml
 	touch $@
 
 test-rf-min: $(RF_MIN_VENV)/.installed chromium
-	$(RF_MIN_VENV)/bin/python -m pytest tests/test_robot_listener.py tests/test_robot_pabot.py tests/test_robot_browser.py
+	$(RF_MIN_VENV)/bin/python -m pytest tests/test_robot_listener.py tests/test_robot_steps.py tests/test_robot_pabot.py tests/test_robot_browser.py
 
 # Every benchmark under bench/ (the chaos run has its own target); each removes what it writes
 # under the temporary directory.

@@ -84,6 +84,7 @@ class Parts:
                 "policy": self.machine.policy.to_record(),
                 "restored": self.restored,
                 "versioned": versioned,
+                "shared": self.shared is not None,
             }
             self._note(Reason.SESSION_START, f"manager started (writer {self.writer})", details)
         if self.follower is not None:
