@@ -33,6 +33,7 @@ from ._publisher import Publisher
 from ._report import StatusReport, build_report
 from ._scaffold import Scaffold
 from ._shared import FACT_MARKERS, Fact, SharedTurns, apply_facts
+from ._version import __version__
 from .semconv import Reason
 from .sinks.jsonl import AUDIT_DIR, JsonlAuditSink, new_writer_id
 from .sinks.otel import OTelSink
@@ -85,6 +86,7 @@ class Parts:
                 "restored": self.restored,
                 "versioned": versioned,
                 "shared": self.shared is not None,
+                "library_version": __version__,  # which release's rules wrote what follows
             }
             self._note(Reason.SESSION_START, f"manager started (writer {self.writer})", details)
         if self.follower is not None:

@@ -197,6 +197,7 @@ class _Replayer:
             actor = rec["actor"] or "operator"
             m.ledger.clear_global_pause(now, ts, NO_TRACE, events, actor, rec["message"] or "")
         elif kind == EventKind.ACTIVATION and rec["artifact_version"]:
+            m.ledger.versioned = True  # an activation means a store (0.1.0 said only this)
             _upkeep.activate(
                 m.ledger,
                 wid,
