@@ -15,7 +15,6 @@ import pytest
 
 from autoheal_otel import AutoHealManager, __version__
 from autoheal_otel.analytics import AuditAnalytics
-from autoheal_otel.analytics.replay import replay
 from tests.cli_support import run, run_many
 
 FIXTURES = Path(__file__).with_name("fixtures")
@@ -61,9 +60,7 @@ def test_every_command_reads_a_data_directory_of_an_earlier_release(
 
 
 @pytest.mark.parametrize("release", RELEASES)
-def test_a_warm_restart_restores_what_an_earlier_release_left(
-    release: str, tmp_path: Path
-) -> None:
+def test_a_warm_restart_restores_what_an_earlier_release_left(release: str, tmp_path: Path) -> None:
     """Each workflow comes back in the state the log left it in, and the new session names
     the release that now writes."""
     data = _unpack(release, tmp_path)

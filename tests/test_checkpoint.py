@@ -1,0 +1,119 @@
+"""Checkpoints: a machine restored from one decides every later input as the original does."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from autoheal_otel import ExecutionState, Outcome, PolicyConfig, StepResult
+from autoheal_otel._checkpoint import capture, restore
+from autoheal_otel._ledger import NO_TRACE
+from autoheal_otel._machine import Machine
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+POLICY = PolicyConfig.from_dict(
+    {
+        "breakers": {
+            "step": {"consecutive_target_not_found": 2, "window_failure_threshold": 4},
+            "workflow": {"failure_threshold": 4, "window_seconds": 30},
+            "global": {"failure_threshold": 7, "window_seconds": 40,
+                       "quarantined_workflows_threshold": 2},
+        },
+        "degraded": {"recovery_successes": 2},
+        "quarantine": {"probe_enabled": True, "probe_cooldown_seconds": 10,
+                       "probe_timeout_seconds": 5},
+        "calibration": {"enabled": True, "window": 5, "min_samples": 2},
+    }
+)  # fmt: skip
+
+inputs = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just("step"),
+            st.sampled_from(["a", "a", "b", "c"]),
+            st.sampled_from(["s1", "s2"]),
+            st.sampled_from([Outcome.SUCCESS] * 5 + [Outcome.TARGET_NOT_FOUND] * 3 + list(Outcome)),
+            st.sampled_from([None, 0.5, 0.72, 0.9, 0.99]),
+            st.sampled_from([True, True, False]),
+        ),
+        st.tuples(st.just("operator"), st.sampled_from(["a", "b"]),
+                  st.sampled_from([ExecutionState.RUNNING, ExecutionState.QUARANTINED])),
+        st.tuples(st.just("resume")),
+    ),
+    min_size=1,
+    max_size=60,
+)  # fmt: skip
+
+
+def _feed(
+    machine: Machine, item: tuple[Any, ...], now: float, shift: float = 0.0
+) -> list[tuple[Any, ...]]:
+    """Feed one input at ``now`` on the machine's clock, which reads ``shift`` more than T0's."""
+    ts = T0 + timedelta(seconds=now - shift)
+    events: list[Any] = []
+    if item[0] == "step":
+        _, wid, step, outcome, confidence, validated = item
+        allowed, _ = machine.gate(wid, step, now, ts, NO_TRACE, events)
+        if allowed:
+            result = StepResult(outcome=outcome, confidence=confidence, validated=validated,
+                                details={"method": "faiss"})  # fmt: skip
+            machine.result(wid, step, result, now, ts, NO_TRACE, events)
+    elif item[0] == "operator":
+        _, wid, target = item
+        machine.ledger.workflow(wid, now, ts, NO_TRACE, events)
+        try:
+            machine.operator(wid, target, "test", "tester", now, ts, NO_TRACE, events)
+        except Exception as exc:  # an illegal edge: both machines must refuse it alike
+            events.append(type(exc).__name__)
+    else:
+        machine.resume_all(ExecutionState.RUNNING, "test", "tester", now, ts, NO_TRACE, events)
+    return [
+        e if isinstance(e, str) else
+        (e.kind, e.workflow_id, e.step_id, e.state, e.allowed, e.reason, e.cause,
+         e.message, e.details if e.kind == "calibration" else None)
+        for e in events
+    ]  # fmt: skip
+
+
+_DEGRADE_THEN_ONE_SUCCESS = [
+    ("step", "a", "s1", Outcome.TARGET_NOT_FOUND, None, True),
+    ("step", "a", "s1", Outcome.TARGET_NOT_FOUND, None, True),
+    ("step", "a", "s1", Outcome.SUCCESS, 0.99, True),  # one of the two recovery needs
+    ("step", "a", "s1", Outcome.SUCCESS, 0.99, True),
+]
+
+
+@settings(max_examples=300, deadline=None)
+@example(plan=_DEGRADE_THEN_ONE_SUCCESS, cut=3, gaps=[0.5] * 60)
+@given(
+    plan=inputs,
+    cut=st.integers(0, 60),
+    gaps=st.lists(st.sampled_from([0.5, 3.0, 11.0]), min_size=60, max_size=60),
+)
+def test_a_restored_machine_decides_as_the_original(plan, cut, gaps) -> None:  # type: ignore[no-untyped-def]
+    """Checkpoint anywhere (JSON round trip included), restore onto another clock, go on."""
+    original = Machine(POLICY, "w1", (0.0, T0))
+    now = 0.0
+    cut = min(cut, len(plan))
+    for i, item in enumerate(plan[:cut]):
+        now += gaps[i]
+        _feed(original, item, now)
+    data = json.loads(json.dumps(capture(original.ledger, now, T0 + timedelta(seconds=now))))
+    shift = 1000.0  # the restored machine's clock reads another number at the same instant
+    restored = Machine(PolicyConfig(), "w2", (shift, T0))
+    restore(restored.ledger, data, now + shift)
+    assert capture(restored.ledger, now + shift, T0 + timedelta(seconds=now)) == data
+    for i, item in enumerate(plan[cut:], start=cut):
+        now += gaps[i]
+        assert _feed(original, item, now) == _feed(restored, item, now + shift, shift)
+        wall = T0 + timedelta(seconds=now)
+        # Every part of the state, not only what the next decision happened to read.
+        assert capture(original.ledger, now, wall) == capture(restored.ledger, now + shift, wall)
+    assert {w: wf.state for w, wf in original.ledger.workflows.items()} == {
+        w: wf.state for w, wf in restored.ledger.workflows.items()
+    }
+    assert original.ledger.glob.paused == restored.ledger.glob.paused
