@@ -36,9 +36,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._errors import AutoHealError
+from ._errors import PolicyError
 
 __all__ = ["BasicAuth", "WebConfig", "WebConfigError", "load_web_config"]
+
+#: Errors in the web config are policy errors (``field`` names the key, ``source`` the file).
+WebConfigError = PolicyError
 
 _TLS_KEYS = frozenset(
     {"cert_file", "key_file", "client_ca_file", "client_auth_type", "min_version"}
@@ -48,14 +51,6 @@ _VERSIONS = {"TLS12": ssl.TLSVersion.TLSv1_2, "TLS13": ssl.TLSVersion.TLSv1_3}
 #: Remembered successful logins at most (user, password digest).
 _CACHE_SIZE = 64
 _HASH_PREFIXES = ("$2a$", "$2b$", "$2y$")
-
-
-class WebConfigError(AutoHealError):
-    """The web config file is invalid; ``field`` names the key (``tls_server_config.cert_file``)."""
-
-    def __init__(self, message: str, *, field: str = "") -> None:
-        super().__init__(message)
-        self.field = field
 
 
 class BasicAuth:
@@ -142,9 +137,7 @@ def _mapping(value: Any, where: str) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise WebConfigError(
-            f"{where} must be a mapping, but was {type(value).__name__}", field=where
-        )
+        raise PolicyError(f"{where} must be a mapping, but was {type(value).__name__}", field=where)
     return value
 
 
@@ -153,13 +146,13 @@ def _path(base: Path, tls: dict[str, Any], key: str) -> Path | None:
     if value is None:
         return None
     if not isinstance(value, str) or not value:
-        raise WebConfigError(
+        raise PolicyError(
             f"tls_server_config.{key} must be a file name, but was {value!r:.80}",
             field=f"tls_server_config.{key}",
         )
     path = (base / value) if not Path(value).is_absolute() else Path(value)
     if not path.is_file():
-        raise WebConfigError(
+        raise PolicyError(
             f"tls_server_config.{key} {str(path)!r} is not a readable file",
             field=f"tls_server_config.{key}",
         )
@@ -169,20 +162,20 @@ def _path(base: Path, tls: dict[str, Any], key: str) -> Path | None:
 def _tls(base: Path, tls: dict[str, Any]) -> ssl.SSLContext:
     unknown = sorted(set(tls) - _TLS_KEYS)
     if unknown:
-        raise WebConfigError(
+        raise PolicyError(
             f"tls_server_config.{unknown[0]} is not supported (known: {', '.join(sorted(_TLS_KEYS))})",
             field=f"tls_server_config.{unknown[0]}",
         )
     cert, key = _path(base, tls, "cert_file"), _path(base, tls, "key_file")
     if cert is None or key is None:
         missing = "cert_file" if cert is None else "key_file"
-        raise WebConfigError(
+        raise PolicyError(
             f"tls_server_config.{missing} is required with TLS",
             field=f"tls_server_config.{missing}",
         )
     version = tls.get("min_version", "TLS12")
     if version not in _VERSIONS:
-        raise WebConfigError(
+        raise PolicyError(
             f"tls_server_config.min_version must be TLS12 or TLS13, but was {version!r:.40}",
             field="tls_server_config.min_version",
         )
@@ -191,7 +184,7 @@ def _tls(base: Path, tls: dict[str, Any]) -> ssl.SSLContext:
     try:
         ctx.load_cert_chain(cert, key)
     except (ssl.SSLError, OSError) as exc:
-        raise WebConfigError(
+        raise PolicyError(
             f"tls_server_config.cert_file/key_file {str(cert)!r}, {str(key)!r} cannot be loaded"
             f" ({getattr(exc, 'reason', None) or exc})",
             field="tls_server_config.cert_file",
@@ -199,21 +192,21 @@ def _tls(base: Path, tls: dict[str, Any]) -> ssl.SSLContext:
     ca = _path(base, tls, "client_ca_file")
     auth_type = tls.get("client_auth_type", "RequireAndVerifyClientCert" if ca else "NoClientCert")
     if auth_type not in _CLIENT_AUTH:
-        raise WebConfigError(
+        raise PolicyError(
             f"tls_server_config.client_auth_type must be one of {', '.join(_CLIENT_AUTH)},"
             f" but was {auth_type!r:.60}",
             field="tls_server_config.client_auth_type",
         )
     if auth_type != "NoClientCert":
         if ca is None:
-            raise WebConfigError(
+            raise PolicyError(
                 f"tls_server_config.client_auth_type {auth_type} needs client_ca_file",
                 field="tls_server_config.client_ca_file",
             )
         try:
             ctx.load_verify_locations(ca)
         except (ssl.SSLError, OSError) as exc:
-            raise WebConfigError(
+            raise PolicyError(
                 f"tls_server_config.client_ca_file {str(ca)!r} cannot be loaded ({exc})",
                 field="tls_server_config.client_ca_file",
             ) from exc
@@ -227,9 +220,9 @@ def _users(raw: dict[str, Any]) -> dict[str, bytes]:
     for name, hashed in raw.items():
         where = f"basic_auth_users.{name}"
         if not isinstance(name, str) or not name or ":" in name:
-            raise WebConfigError(f"{where}: a user name must be text without ':'", field=where)
+            raise PolicyError(f"{where}: a user name must be text without ':'", field=where)
         if not isinstance(hashed, str) or not hashed.startswith(_HASH_PREFIXES):
-            raise WebConfigError(
+            raise PolicyError(
                 f"{where} must be a bcrypt hash ($2y$..., from htpasswd -B), not a password",
                 field=where,
             )
@@ -243,20 +236,28 @@ def load_web_config(path: Path) -> WebConfig:
     Raises:
         WebConfigError: the file cannot be read or is invalid (the key and value named).
     """
+    try:
+        return _load(path)
+    except PolicyError as exc:
+        exc.source = f"--web-config {path}"
+        raise
+
+
+def _load(path: Path) -> WebConfig:
     import yaml  # type: ignore[import-untyped]  # PyYAML ships no stubs
 
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise WebConfigError(f"--web-config {str(path)!r} cannot be read ({exc.strerror})") from exc
+        raise PolicyError(f"cannot be read ({exc.strerror})") from exc
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise WebConfigError(f"--web-config {str(path)!r} is not valid YAML ({exc})") from exc
+        raise PolicyError(f"not valid YAML ({exc})") from exc
     top = _mapping(data, "the web config")
     unknown = sorted(set(top) - {"tls_server_config", "basic_auth_users"})
     if unknown:
-        raise WebConfigError(
+        raise PolicyError(
             f"{unknown[0]} is not supported in a web config (known: tls_server_config,"
             " basic_auth_users)",
             field=str(unknown[0]),

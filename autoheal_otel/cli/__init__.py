@@ -181,7 +181,7 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         web = load_web_config(args.web_config) if args.web_config is not None else None
     except WebConfigError as exc:
-        raise Usage(f"invalid --web-config: {exc}", "fix the key named above") from exc
+        raise Usage(str(exc), "fix the key named above") from exc
     try:
         return run_serve(
             args.host,

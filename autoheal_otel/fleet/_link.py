@@ -43,7 +43,7 @@ from ..semconv import Reason, Rule
 from ._catchup import reseed_states, to_items
 from ._controls import ROLLBACK_DEDUPE_S, hold_seconds, lease_ready, rollback_args
 from ._outbox import Failure, Outbox
-from ._store import FleetError, FleetStore, Item, Rejected, Rejections
+from ._store import FleetError, FleetStore, Item, Rejected, Rejections, describe
 from ._surface import annotate, instruments
 
 __all__ = ["FleetLink"]
@@ -206,19 +206,25 @@ class FleetLink:
     def _lost(self, exc: BaseException) -> None:
         if self._stop.is_set():
             return  # closing: the link was taken down on purpose
+        why = describe(exc, self.policy)[:300]
         with self._state_lock:
-            if not self.connected:
-                return
+            was_up, changed = self.connected, why != self.last_error
             self.connected = False
             self._up.clear()
-            self.last_error = f"redis: {type(exc).__name__}: {exc}"[:300]
-        _log.warning("autoheal fleet link down (%s): local breakers decide", self.last_error)
-        self._feed_link(False, Reason.FLEET_DISCONNECTED, self.last_error)
+            self.last_error = why
+        if was_up:
+            _log.warning("autoheal fleet link down (%s): local breakers decide", why)
+            self._feed_link(False, Reason.FLEET_DISCONNECTED, why)
+        elif changed:  # not connected yet: one line per new reason, not one per attempt
+            _log.warning("autoheal fleet link cannot connect (%s): local breakers decide", why)
 
     def _connect(self) -> None:
         store = self._store
         store.ping()
         self._epoch = store.epoch(secrets.token_hex(8))
+        # A heartbeat before "connected": an ACL that refuses the fleet's scripts fails here,
+        # once, instead of a connect/disconnect pair recorded every reconnect_seconds.
+        store.ship([], 0, 0.0, self.policy.min_hosts, (), self._epoch)
         last_id = store.last_event_id()
         snapshot, rejected = store.snapshot()
         self._reject(rejected)

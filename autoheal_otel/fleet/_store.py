@@ -25,13 +25,44 @@ from .._fleet_policy import FleetPolicy
 from .._models import ExecutionState, check_id, printable
 from . import _scripts
 
-__all__ = ["FleetError", "FleetRefusal", "FleetReset", "FleetStore", "Item", "Rejections"]
+__all__ = [
+    "FleetError",
+    "FleetRefusal",
+    "FleetReset",
+    "FleetStore",
+    "Item",
+    "Rejections",
+    "describe",
+]
 
 FleetError = redis.RedisError
 
 
 class FleetReset(redis.RedisError):
     """The fleet's epoch changed since this host connected: Redis was emptied or flushed."""
+
+
+def describe(exc: BaseException, policy: FleetPolicy) -> str:
+    """Return one line saying why Redis failed a call, and what to check when it refused us.
+
+    A refused login or command is not an outage: it will not heal by waiting, so the line
+    names the setting to fix. The password never appears (redis-py does not echo it).
+    """
+    user = policy.username or "default"
+    text = " ".join(str(exc).split())[:200]
+    if isinstance(exc, redis.AuthenticationError) or "WRONGPASS" in text:
+        return (
+            f"redis refused the login of user {user!r} ({text}): check fleet.username and"
+            " fleet.password_env/password_file"
+        )
+    if isinstance(exc, redis.exceptions.NoPermissionError) or text.startswith("NOPERM"):
+        return (
+            f"redis refused a command of user {user!r} ({text}): its ACL must allow the fleet's"
+            f" commands on keys {policy.namespace}:* (deploy/redis/users.acl)"
+        )
+    if "certificate" in text.lower() or "SSL" in text:
+        return f"redis TLS failed ({text}): check fleet.url (rediss://) and fleet.tls_ca_file"
+    return f"redis: {type(exc).__name__}: {text}"
 
 
 class FleetRefusal(AutoHealError):
@@ -142,6 +173,7 @@ class FleetStore:
         self.client: Any = redis.Redis.from_url(
             policy.url,
             **({"password": pw} if (pw := policy.password()) is not None else {}),
+            **policy.connection(),
             socket_timeout=timeout + policy.block_seconds + 0.5 if reader else timeout,
             socket_connect_timeout=timeout,
             retry=Retry(NoBackoff(), 0),
