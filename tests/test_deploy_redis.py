@@ -235,3 +235,18 @@ def test_fleet_tls_and_login_settings_are_validated(fleet: dict[str, Any], words
     with pytest.raises(PolicyError) as info:
         PolicyConfig.from_dict({"fleet": fleet})
     assert words in str(info.value)
+
+
+def test_the_host_id_comes_from_the_environment_when_the_policy_has_none(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One policy file for every host: AUTOHEAL_HOST_ID names the host (same policy version
+    everywhere); a name a host id cannot have is refused, naming the variable."""
+    policy = PolicyConfig.from_dict({"fleet": {"enabled": True}})
+    monkeypatch.setenv("AUTOHEAL_HOST_ID", "robot-07")
+    assert policy.fleet.host() == "robot-07"
+    assert PolicyConfig.from_dict({"fleet": {"enabled": True, "host_id": "x"}}).fleet.host() == "x"
+    monkeypatch.setenv("AUTOHEAL_HOST_ID", "bad/name")
+    with pytest.raises(PolicyError) as info:
+        policy.fleet.host()
+    assert "AUTOHEAL_HOST_ID" in str(info.value)
