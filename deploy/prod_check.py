@@ -247,7 +247,9 @@ def story(root: Path, log: Timeline) -> None:  # noqa: C901 — one scripted sto
         reported = sum(h.failures_done for h in hosts)
         counted = count_log(hosts)
         if counted["failures"] != reported or reported == 0:
-            raise CheckFailed(f"DuckDB counted {counted['failures']} failures, the robots reported {reported}")
+            raise CheckFailed(
+                f"DuckDB counted {counted['failures']} failures, the robots reported {reported}"
+            )
         log.say(
             f"one DuckDB query over the 3 hosts' logs: {counted['failures']} failures"
             f" = the {reported} the robots reported"
