@@ -54,7 +54,7 @@ def _store(args: argparse.Namespace) -> Any:
 
 def _call(args: argparse.Namespace, what: str, fn: Any) -> Any:
     from ..fleet import FleetError, FleetRefusal
-    from ..fleet._store import describe
+    from ..fleet._surface import describe
 
     try:
         return fn()

@@ -43,8 +43,8 @@ from ..semconv import Reason, Rule
 from ._catchup import reseed_states, to_items
 from ._controls import ROLLBACK_DEDUPE_S, hold_seconds, lease_ready, rollback_args
 from ._outbox import Failure, Outbox
-from ._store import FleetError, FleetStore, Item, Rejected, Rejections, describe
-from ._surface import annotate, instruments
+from ._store import FleetError, FleetStore, Item, Rejected, Rejections
+from ._surface import annotate, describe, instruments
 
 __all__ = ["FleetLink"]
 
@@ -209,21 +209,19 @@ class FleetLink:
         why = describe(exc, self.policy)[:300]
         with self._state_lock:
             was_up, changed = self.connected, why != self.last_error
-            self.connected = False
+            self.connected, self.last_error = False, why
             self._up.clear()
-            self.last_error = why
+        if was_up or changed:  # not connected yet: one line per new reason, not per attempt
+            what = "down" if was_up else "cannot connect"
+            _log.warning("autoheal fleet link %s (%s): local breakers decide", what, why)
         if was_up:
-            _log.warning("autoheal fleet link down (%s): local breakers decide", why)
             self._feed_link(False, Reason.FLEET_DISCONNECTED, why)
-        elif changed:  # not connected yet: one line per new reason, not one per attempt
-            _log.warning("autoheal fleet link cannot connect (%s): local breakers decide", why)
 
     def _connect(self) -> None:
         store = self._store
         store.ping()
         self._epoch = store.epoch(secrets.token_hex(8))
-        # A heartbeat before "connected": an ACL that refuses the fleet's scripts fails here,
-        # once, instead of a connect/disconnect pair recorded every reconnect_seconds.
+        # A heartbeat first: an ACL refusing the scripts fails here, not connect/disconnect pairs.
         store.ship([], 0, 0.0, self.policy.min_hosts, (), self._epoch)
         last_id = store.last_event_id()
         snapshot, rejected = store.snapshot()

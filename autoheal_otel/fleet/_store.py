@@ -32,7 +32,6 @@ __all__ = [
     "FleetStore",
     "Item",
     "Rejections",
-    "describe",
 ]
 
 FleetError = redis.RedisError
@@ -40,29 +39,6 @@ FleetError = redis.RedisError
 
 class FleetReset(redis.RedisError):
     """The fleet's epoch changed since this host connected: Redis was emptied or flushed."""
-
-
-def describe(exc: BaseException, policy: FleetPolicy) -> str:
-    """Return one line saying why Redis failed a call, and what to check when it refused us.
-
-    A refused login or command is not an outage: it will not heal by waiting, so the line
-    names the setting to fix. The password never appears (redis-py does not echo it).
-    """
-    user = policy.username or "default"
-    text = " ".join(str(exc).split())[:200]
-    if isinstance(exc, redis.AuthenticationError) or "WRONGPASS" in text:
-        return (
-            f"redis refused the login of user {user!r} ({text}): check fleet.username and"
-            " fleet.password_env/password_file"
-        )
-    if isinstance(exc, redis.exceptions.NoPermissionError) or text.startswith("NOPERM"):
-        return (
-            f"redis refused a command of user {user!r} ({text}): its ACL must allow the fleet's"
-            f" commands on keys {policy.namespace}:* (deploy/redis/users.acl)"
-        )
-    if "certificate" in text.lower() or "SSL" in text:
-        return f"redis TLS failed ({text}): check fleet.url (rediss://) and fleet.tls_ca_file"
-    return f"redis: {type(exc).__name__}: {text}"
 
 
 class FleetRefusal(AutoHealError):
