@@ -250,3 +250,29 @@ def test_the_host_id_comes_from_the_environment_when_the_policy_has_none(
     with pytest.raises(PolicyError) as info:
         policy.fleet.host()
     assert "AUTOHEAL_HOST_ID" in str(info.value)
+
+
+def test_a_client_certificate_is_presented_when_redis_requires_one(
+    tmp_path: Path, server: DeployedRedis, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With `tls-auth-clients yes`, a host without fleet.tls_cert_file cannot connect (one
+    line, local decisions); with the client certificate and key it links."""
+    with server.client() as admin:
+        admin.config_set("tls-auth-clients", "yes")
+    try:
+        certs = server.certs
+        with_cert = server.fleet_section(
+            namespace="autoheal",
+            tls_cert_file=str(certs.client_cert),
+            tls_key_file=str(certs.client_key),
+        )
+        host = manager(tmp_path, "with-cert", with_cert)
+        try:
+            assert wait_until(lambda: bool(host.fleet and host.fleet.connected), 10)
+        finally:
+            host.close()
+        refused(tmp_path, server.fleet_section(namespace="autoheal"), "redis", caplog).close()
+    finally:
+        with server.client(ssl_certfile=str(server.certs.client_cert),
+                           ssl_keyfile=str(server.certs.client_key)) as admin:  # fmt: skip
+            admin.config_set("tls-auth-clients", "optional")

@@ -208,7 +208,8 @@ class FleetLink:
             return  # closing: the link was taken down on purpose
         why = describe(exc, self.policy)[:300]
         with self._state_lock:
-            was_up, changed = self.connected, why != self.last_error
+            kind = (self.last_error or "").split(" (", 1)[0]
+            was_up, changed = self.connected, why.split(" (", 1)[0] != kind
             self.connected, self.last_error = False, why
             self._up.clear()
         if was_up or changed:  # not connected yet: one line per new reason, not per attempt

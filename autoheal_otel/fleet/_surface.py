@@ -19,7 +19,8 @@ def describe(exc: BaseException, policy: FleetPolicy) -> str:
     """Return one line saying why Redis failed a call, and what to check when it refused us.
 
     A refused login or command is not an outage: it will not heal by waiting, so the line
-    names the setting to fix. The password never appears (redis-py does not echo it).
+    names the setting to fix. The words before `` (`` name the kind of failure (one log line
+    per kind: the details of a TLS failure vary from one attempt to the next). The password never appears (redis-py does not echo it).
     """
     user = policy.username or "default"
     text = " ".join(str(exc).split())[:200]
@@ -33,7 +34,7 @@ def describe(exc: BaseException, policy: FleetPolicy) -> str:
             f"redis refused a command of user {user!r} ({text}): its ACL must allow the fleet's"
             f" commands on keys {policy.namespace}:* (deploy/redis/users.acl)"
         )
-    if "certificate" in text.lower() or "SSL" in text:
+    if "certificate" in text.lower() or "ssl" in text.lower():
         return f"redis TLS failed ({text}): check fleet.url (rediss://) and fleet.tls_ca_file"
     return f"redis: {type(exc).__name__}: {text}"
 
