@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench chaos generate clean prometheus chromium redis robot-demo test-rf-min
+.PHONY: demo test lint bench chaos generate clean prometheus chromium redis robot-demo test-rf-min prod-check
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ robot-demo: $(STAMP) chromium
 # Branch coverage of the package is measured on every run, with a floor (see pyproject.toml).
 test: $(STAMP) prometheus chromium redis
 	$(BIN)/python -m pytest --cov=autoheal_otel --cov-report=term:skip-covered
+
+# The whole deployment on loopback (see README, "Deploying"): 3 robot hosts, the fleet's Redis
+# from deploy/redis, serve over TLS, a real Prometheus with the shipped rules; about a minute.
+prod-check: $(STAMP) prometheus redis
+	$(BIN)/python deploy/prod_check.py
 
 # The dashboard and alert tests run a real Prometheus (Debian's package).
 prometheus:
@@ -61,8 +66,8 @@ chromium:
 	  fi; }
 
 lint: $(STAMP)
-	$(BIN)/ruff check autoheal_otel tests bench dashboards examples
-	$(BIN)/ruff format --check autoheal_otel tests bench dashboards examples
+	$(BIN)/ruff check autoheal_otel tests bench dashboards examples deploy
+	$(BIN)/ruff format --check autoheal_otel tests bench dashboards examples deploy
 	$(BIN)/mypy
 
 # The Robot Framework tests again under the lowest supported RF (7.1.1), in their own venv.

@@ -8,24 +8,42 @@ decisions; the thresholds stay those of the ``breakers`` section.
 from __future__ import annotations
 
 import os
+import re
 import socket
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, Field, Strict
+from pydantic import BaseModel, ConfigDict, Field, Strict, model_validator
 
 from ._errors import PolicyError
 
-__all__ = ["FleetPolicy", "default_host_id", "redact_url"]
+__all__ = ["HOST_ID_ENV", "FleetPolicy", "default_host_id", "redact_url"]
 
 _Count = Annotated[int, Strict()]
 _Number = Annotated[float, Strict()]
 _Flag = Annotated[bool, Strict()]
 
 
+#: The environment variable that names this host in the fleet when ``fleet.host_id`` is unset
+#: (several hosts' processes on one machine, or one policy file shared by every host).
+HOST_ID_ENV = "AUTOHEAL_HOST_ID"
+
+
 def default_host_id() -> str:
-    """Return this machine's host name (the default ``fleet.host_id``)."""
+    """Return ``$AUTOHEAL_HOST_ID`` if set, else this machine's host name.
+
+    Raises:
+        PolicyError: the variable is set to a name a host id cannot have.
+    """
+    name = os.environ.get(HOST_ID_ENV)
+    if name is not None:
+        if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,128}", name):
+            raise PolicyError(
+                f"{HOST_ID_ENV} must be 1-128 of A-Z a-z 0-9 _ . : -, but was {name[:40]!r}",
+                field="fleet.host_id",
+            )
+        return name
     return socket.gethostname() or "host"
 
 
@@ -55,12 +73,33 @@ class FleetPolicy(BaseModel):
         max_length=4096,
         description="A file whose first line is the Redis password (never recorded).",
     )
+    username: str | None = Field(
+        None,
+        min_length=1,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9_.@-]+$",
+        description="The Redis ACL user (None: the default user). Give the fleet a user that"
+        " may run only its commands on its namespace's keys (deploy/redis/users.acl).",
+    )
+    tls_ca_file: str | None = Field(
+        None,
+        max_length=4096,
+        description="CA certificate (PEM) that signed Redis's certificate; needs a rediss://"
+        " URL. None with rediss://: the system's CAs.",
+    )
+    tls_cert_file: str | None = Field(
+        None, max_length=4096, description="Client certificate (PEM) when Redis asks for one."
+    )
+    tls_key_file: str | None = Field(
+        None, max_length=4096, description="The client certificate's private key (PEM)."
+    )
     namespace: str = Field("autoheal", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
     host_id: str | None = Field(
         None,
         max_length=128,
         pattern=r"^[A-Za-z0-9_.:-]+$",
-        description="This host's name in the fleet (default: the machine's host name).",
+        description="This host's name in the fleet (default: $AUTOHEAL_HOST_ID, else the"
+        " machine's host name; leave it unset to share one policy file between hosts).",
     )
     scopes: tuple[Literal["workflow", "global"], ...] = Field(
         ("workflow", "global"),
@@ -100,6 +139,34 @@ class FleetPolicy(BaseModel):
     stream_max_events: _Count = Field(
         100_000, ge=100, description="The fleet event stream is trimmed to about this length."
     )
+
+    @model_validator(mode="after")
+    def _tls_needs_rediss(self) -> FleetPolicy:
+        """Refuse TLS files with a plain redis:// URL: they would be silently unused."""
+        tls = {"tls_ca_file": self.tls_ca_file, "tls_cert_file": self.tls_cert_file}
+        tls["tls_key_file"] = self.tls_key_file
+        named = [k for k, v in tls.items() if v is not None]
+        if named and not self.url.startswith("rediss://"):
+            raise ValueError(
+                f"{named[0]} needs a rediss:// url (TLS), but url is {redact_url(self.url)!r}"
+            )
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file go together: set both or neither")
+        return self
+
+    def connection(self) -> dict[str, Any]:
+        """Return redis-py's connection arguments for the login and TLS (no password)."""
+        out: dict[str, Any] = {}
+        if self.username is not None:
+            out["username"] = self.username
+        if self.url.startswith("rediss://"):
+            out["ssl_cert_reqs"] = "required"
+            if self.tls_ca_file is not None:
+                out["ssl_ca_certs"] = self.tls_ca_file
+            if self.tls_cert_file is not None:
+                out["ssl_certfile"] = self.tls_cert_file
+                out["ssl_keyfile"] = self.tls_key_file
+        return out
 
     def host(self) -> str:
         """Return ``host_id`` or the machine's host name."""

@@ -6,6 +6,7 @@ Pure functions over a request head and a status source (no sockets, except
 - every answer carries ``Cache-Control: no-store`` and ``X-Content-Type-Options: nosniff``;
 - a server bound to a loopback address answers only requests whose ``Host`` names a loopback
   address (or none): a web page cannot reach it through DNS rebinding (421 otherwise);
+- an answer 401 names the basic-auth realm (``WWW-Authenticate``);
 - a request line longer than the head limit is 414, a longer head 431, never a reset;
 - an error body says what went wrong in one line; what failed inside (SQL, paths) is logged,
   never sent.
@@ -25,6 +26,7 @@ __all__ = [
     "HEALTH_STATUS",
     "Answer",
     "error",
+    "header",
     "host_allowed",
     "parse",
     "render",
@@ -67,6 +69,15 @@ def host_allowed(head: bytes, bound: str) -> bool:
     return True  # HTTP/1.0 without Host: a local client
 
 
+def header(head: bytes, name: str) -> str | None:
+    """Return the value of the first header called ``name`` (any case) in a request head."""
+    for line in head.split(b"\n")[1:]:
+        key, sep, value = line.decode("latin-1").partition(":")
+        if sep and key.strip().lower() == name:
+            return value.strip()
+    return None
+
+
 def parse(head: bytes) -> tuple[str, str] | None:
     """Return (method, path) of a request head, or None when its request line is malformed."""
     parts = head.split(b"\n", 1)[0].decode("latin-1").split()
@@ -83,6 +94,7 @@ def render(method: str, answer: Answer) -> bytes:
         f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
         "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n"
         + ("Allow: GET, HEAD\r\n" if code == 405 else "")
+        + ('WWW-Authenticate: Basic realm="autoheal", charset="UTF-8"\r\n' if code == 401 else "")
         + "Connection: close\r\n\r\n"
     )
     return headers.encode("latin-1") + (b"" if method == "HEAD" else body)

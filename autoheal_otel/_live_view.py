@@ -178,6 +178,9 @@ class LiveView:
                 for wid, w in report.workflows.items()
             ]
 
+        def policy(_options: CallbackOptions) -> Iterable[Observation]:
+            return [Observation(1, {sc.ATTR_POLICY_VERSION: self.policy.version})]
+
         def paused(_options: CallbackOptions) -> Iterable[Observation]:
             return [Observation(1 if self.get_status_report().global_.paused else 0)]
 
@@ -216,6 +219,12 @@ class LiveView:
             [window(lambda count, threshold: count / threshold if threshold else 0.0)],
             "1",
             "Window count over its threshold.",
+        )
+        meter.create_observable_gauge(
+            sc.METRIC_POLICY_ACTIVE,
+            [policy],
+            "1",
+            "1, labelled with the version of the policy the view reports against.",
         )
         meter.create_observable_gauge(
             sc.METRIC_GLOBAL_PAUSED,

@@ -173,6 +173,7 @@ METRIC_GLOBAL_PAUSED = "autoheal.global.paused"
 METRIC_EVENTS_DROPPED = "autoheal.events.dropped"
 METRIC_MATCH_PRECISION = "autoheal.match.precision"
 METRIC_MATCH_THRESHOLD = "autoheal.match.threshold"
+METRIC_POLICY_ACTIVE = "autoheal.policy.active"  # 1, labelled with the served policy's version
 METRIC_VIEW_LAG = "autoheal.view.lag"  # how old the status a follower (`autoheal serve`) shows
 METRIC_FLEET_CONNECTED = "autoheal.fleet.connected"  # 1 while the host's fleet link is up
 METRIC_FLEET_PROPAGATION = "autoheal.fleet.propagation"  # fleet decision -> applied here

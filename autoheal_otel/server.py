@@ -1,7 +1,10 @@
 """The health and metrics endpoint: ``/health``, ``/status`` and ``/metrics``, read-only.
 
 Embed it next to a running manager (``AutoHealServer(manager).start()``) or run
-``autoheal serve``. It binds 127.0.0.1 unless told otherwise; control stays in the CLI.
+``autoheal serve``. It binds 127.0.0.1 unless told otherwise; control stays in the CLI. Given
+a :class:`~._web_config.WebConfig` (``--web-config``), it speaks TLS (the handshake runs in
+the event loop, never blocking it) and/or asks every request for a basic-auth login (401
+otherwise; a login not seen before is checked by a worker, since bcrypt is slow on purpose).
 
 - ``GET /health``: ``{"status": "ok" | "degraded" | "critical", ...}`` with HTTP 200 for ok and
   degraded (the robot still works, carefully) and 503 for critical (the global breaker paused
@@ -42,6 +45,7 @@ import logging
 import resource
 import selectors
 import socket
+import ssl
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -50,6 +54,7 @@ from typing import Any, Protocol
 
 from . import _http
 from ._live_view import LiveView
+from ._web_config import WebConfig
 
 __all__ = [
     "AutoHealServer",
@@ -106,6 +111,7 @@ class AutoHealServer:
         manager: the manager (or any :class:`StatusSource`) to report on.
         host, port: where to listen (port 0 picks a free one; see :attr:`address`).
         registry: the Prometheus registry behind ``/metrics`` (None: 404).
+        web: TLS and basic auth from a web config file (None: plain HTTP, no login).
         workers: threads answering complete requests.
         idle_timeout: seconds a client has to send its request head.
         max_connections: open connections kept at most (the oldest is dropped past it).
@@ -125,8 +131,11 @@ class AutoHealServer:
         backlog: int = 1024,
         write_timeout: float = 5.0,
         max_queue: int | None = None,
+        web: WebConfig | None = None,
     ) -> None:
         self.manager = manager
+        #: TLS and basic auth (:mod:`._web_config`); None: plain HTTP, no login.
+        self.web = web or WebConfig()
         self.registry = registry
         self.idle_timeout = idle_timeout
         #: Seconds a client has to take its whole answer (then it is dropped).
@@ -247,18 +256,19 @@ class AutoHealServer:
             if len(pending) >= self.max_connections:
                 self._drop(sel, pending, min(pending, key=lambda fd: pending[fd].deadline))
             sock.setblocking(False)
+            if self.web.tls is not None:  # the handshake runs as the first reads arrive
+                sock = self.web.tls.wrap_socket(
+                    sock, server_side=True, do_handshake_on_connect=False
+                )
             fd = sock.fileno()
             pending[fd] = _Pending(sock, time.monotonic() + self.idle_timeout, bytearray())
             sel.register(sock, selectors.EVENT_READ, fd)
 
     def _read(self, sel: selectors.BaseSelector, pending: dict[int, _Pending], fd: int) -> None:
         conn = pending[fd]
-        try:
-            data = conn.sock.recv(4096)
-        except BlockingIOError:
+        data = _receive(conn.sock)
+        if data is None:
             return
-        except OSError:
-            data = b""  # reset by the client: same as a close
         if not data:
             self._drop(sel, pending, fd, count=False)
             return
@@ -277,8 +287,11 @@ class AutoHealServer:
             return
         head = bytes(conn.head)
         request = _http.parse(head)
-        if request is not None and request[1] == "/health":
-            # Answered here, at once: a pool busy with slow readers never delays health.
+        auth = self.web.auth
+        quick = auth is None or auth.remembered(_http.header(head, "authorization"))
+        if request is not None and request[1] == "/health" and quick:
+            # Answered here, at once: a pool busy with slow readers never delays health (a
+            # login not seen before goes to the pool: bcrypt must not stall the loop).
             self._inline(sel, pending, fd, *self._respond(head))
             return
         if self._busy >= self.max_queue:
@@ -346,8 +359,28 @@ class AutoHealServer:
             )
         if not _http.host_allowed(head, self.address[0]):
             return method, _http.error(421, "this endpoint answers loopback names only (Host)")
+        auth = self.web.auth
+        if auth is not None and not auth.check(_http.header(head, "authorization")):
+            return method, _http.error(401, "a user name and password are required (basic auth)")
         try:
             return method, _http.route(self.manager, self.registry, path)
         except Exception:  # contained: a request must never take the process down
             _log.exception("autoheal server failed on %s", path[:100])
             return method, _http.error(500, "internal error (see the server log)")
+
+
+def _receive(sock: socket.socket) -> bytes | None:
+    """Return what a non-blocking socket has (b"": closed or failed; None: nothing yet).
+
+    A TLS socket first completes its handshake through these reads; what it decrypted beyond
+    one read is taken at once (the selector would not signal it again).
+    """
+    try:
+        data = sock.recv(4096)
+        while isinstance(sock, ssl.SSLSocket) and data and sock.pending() and len(data) < _MAX_HEAD:
+            data += sock.recv(sock.pending())
+    except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+        return None
+    except OSError:  # reset by the client, or a failed handshake: same as a close
+        return b""
+    return data

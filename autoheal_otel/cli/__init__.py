@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 
 from .._errors import AutoHealError, PolicyError
 from ._args import build_parser
-from ._common import EXIT_PROBLEM, Problem, command_name
+from ._common import EXIT_PROBLEM, Problem, Usage, command_name
 from ._terminal import SafeText
 
 __all__ = ["main"]
@@ -35,6 +35,8 @@ _EXTRA_OF = {
     "opentelemetry.exporter": "otel",
     "prometheus_client": "otel",
     "redis": "fleet",
+    "bcrypt": "serve",
+    "yaml": "serve",
 }
 _OPTIONAL = tuple(_EXTRA_OF)
 
@@ -167,8 +169,19 @@ def _serve(args: argparse.Namespace) -> int:
     import opentelemetry.exporter.prometheus
     import opentelemetry.sdk.metrics  # noqa: F401
 
+    from .._http import is_loopback
+    from .._web_config import WebConfigError, load_web_config
     from ._serve import run_serve
 
+    if args.web_config is None and not args.insecure and not is_loopback(args.host):
+        raise Usage(
+            f"refusing to serve {args.host} in plain HTTP without a login",
+            "pass --web-config FILE (TLS and basic auth), or --insecure to accept that",
+        )
+    try:
+        web = load_web_config(args.web_config) if args.web_config is not None else None
+    except WebConfigError as exc:
+        raise Usage(str(exc), "fix the key named above") from exc
     try:
         return run_serve(
             args.host,
@@ -178,6 +191,7 @@ def _serve(args: argparse.Namespace) -> int:
             args.simulate,
             args.pace,
             args.duration,
+            web=web,
         )
     except OSError as exc:
         raise Problem(

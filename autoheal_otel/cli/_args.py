@@ -199,6 +199,16 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
         "--pace", type=_positive, default=0.02, help="seconds between simulated steps"
     )
     serve.add_argument("--duration", type=_positive, help="stop after this many seconds")
+    serve.add_argument(
+        "--web-config",
+        type=Path,
+        help="TLS and basic auth, in the Prometheus exporters' web config format (YAML)",
+    )
+    serve.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow a non-loopback --host without --web-config (plain HTTP, no login)",
+    )
     fleet = command("fleet", "show the fleet of hosts sharing breakers, or resume it", False)
     fleet.add_argument("fleet_command", choices=["status", "resume"])
     fleet.add_argument("--policy", type=Path, help="the policy whose fleet section to use")

@@ -54,6 +54,7 @@ def _store(args: argparse.Namespace) -> Any:
 
 def _call(args: argparse.Namespace, what: str, fn: Any) -> Any:
     from ..fleet import FleetError, FleetRefusal
+    from ..fleet._surface import describe
 
     try:
         return fn()
@@ -65,11 +66,15 @@ def _call(args: argparse.Namespace, what: str, fn: Any) -> Any:
             else f"`{command_name()} fleet status` shows the fleet's states",
         ) from exc
     except FleetError as exc:
-        url = redact_url(_policy(args).url)
-        raise Problem(
-            f"cannot {what}: Redis at {url} did not answer ({type(exc).__name__}: {exc})",
-            "check fleet.url in --policy (or pass --url) and that Redis runs",
-        ) from exc
+        policy = _policy(args)
+        url = redact_url(policy.url)
+        why = describe(exc, policy)
+        if why.startswith("redis: "):  # no refusal: Redis is away
+            raise Problem(
+                f"cannot {what}: Redis at {url} did not answer ({why[7:]})",
+                "check fleet.url in --policy (or pass --url) and that Redis runs",
+            ) from exc
+        raise Problem(f"cannot {what} at {url}: {why}") from exc
 
 
 def run_force_fleet(args: argparse.Namespace) -> int:

@@ -24,6 +24,7 @@ from typing import Any
 from .._manager import AutoHealManager
 from .._models import ExecutionState
 from .._policy import PolicyConfig
+from .._web_config import WebConfig
 from ..integrations import FailureCaseRecorder, PrecisionTracker
 from ..server import AutoHealServer, LiveView, StatusSource, prometheus_meter_provider
 from ._common import Problem
@@ -92,6 +93,7 @@ def run_serve(
     pace: float,
     duration: float | None,
     refresh_seconds: float = REFRESH_SECONDS,
+    web: WebConfig | None = None,
 ) -> int:
     """Serve until interrupted (or ``duration`` seconds); return 0."""
     meter_provider, registry = prometheus_meter_provider()
@@ -116,7 +118,7 @@ def run_serve(
         view = source = LiveView(data_dir, loaded, refresh_seconds, meter_provider=meter_provider)
         view.start()
     try:
-        server = AutoHealServer(source, host, port, registry=registry)
+        server = AutoHealServer(source, host, port, registry=registry, web=web)
     except OSError:
         if view is not None:
             view.stop()
@@ -133,7 +135,9 @@ def run_serve(
     signal.signal(signal.SIGINT, on_signal)
     bound_host, bound_port = server.address
     print(
-        f"autoheal serving http://{bound_host}:{bound_port}/health /status /metrics"
+        f"autoheal serving {server.web.scheme}://{bound_host}:{bound_port}/health /status"
+        " /metrics"
+        + (f" (basic auth: {len(server.web.users)} users)" if server.web.auth else "")
         + (
             " (simulated workload running)"
             if simulate

@@ -44,7 +44,7 @@ from ._catchup import reseed_states, to_items
 from ._controls import ROLLBACK_DEDUPE_S, hold_seconds, lease_ready, rollback_args
 from ._outbox import Failure, Outbox
 from ._store import FleetError, FleetStore, Item, Rejected, Rejections
-from ._surface import annotate, instruments
+from ._surface import annotate, describe, instruments
 
 __all__ = ["FleetLink"]
 
@@ -206,19 +206,24 @@ class FleetLink:
     def _lost(self, exc: BaseException) -> None:
         if self._stop.is_set():
             return  # closing: the link was taken down on purpose
+        why = describe(exc, self.policy)[:300]
         with self._state_lock:
-            if not self.connected:
-                return
-            self.connected = False
+            kind = (self.last_error or "").split(" (", 1)[0]
+            was_up, changed = self.connected, why.split(" (", 1)[0] != kind
+            self.connected, self.last_error = False, why
             self._up.clear()
-            self.last_error = f"redis: {type(exc).__name__}: {exc}"[:300]
-        _log.warning("autoheal fleet link down (%s): local breakers decide", self.last_error)
-        self._feed_link(False, Reason.FLEET_DISCONNECTED, self.last_error)
+        if was_up or changed:  # not connected yet: one line per new reason, not per attempt
+            what = "down" if was_up else "cannot connect"
+            _log.warning("autoheal fleet link %s (%s): local breakers decide", what, why)
+        if was_up:
+            self._feed_link(False, Reason.FLEET_DISCONNECTED, why)
 
     def _connect(self) -> None:
         store = self._store
         store.ping()
         self._epoch = store.epoch(secrets.token_hex(8))
+        # A heartbeat first: an ACL refusing the scripts fails here, not connect/disconnect pairs.
+        store.ship([], 0, 0.0, self.policy.min_hosts, (), self._epoch)
         last_id = store.last_event_id()
         snapshot, rejected = store.snapshot()
         self._reject(rejected)

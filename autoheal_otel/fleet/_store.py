@@ -25,7 +25,14 @@ from .._fleet_policy import FleetPolicy
 from .._models import ExecutionState, check_id, printable
 from . import _scripts
 
-__all__ = ["FleetError", "FleetRefusal", "FleetReset", "FleetStore", "Item", "Rejections"]
+__all__ = [
+    "FleetError",
+    "FleetRefusal",
+    "FleetReset",
+    "FleetStore",
+    "Item",
+    "Rejections",
+]
 
 FleetError = redis.RedisError
 
@@ -142,6 +149,7 @@ class FleetStore:
         self.client: Any = redis.Redis.from_url(
             policy.url,
             **({"password": pw} if (pw := policy.password()) is not None else {}),
+            **policy.connection(),
             socket_timeout=timeout + policy.block_seconds + 0.5 if reader else timeout,
             socket_connect_timeout=timeout,
             retry=Retry(NoBackoff(), 0),

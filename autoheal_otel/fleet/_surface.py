@@ -1,14 +1,42 @@
-"""How a host's fleet link shows outside: in the status report, the health and the metrics."""
+"""How a host's fleet link shows outside: in the status report, the health, the metrics, and
+the one line that says why Redis failed a call."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
+import redis
+
 from .. import semconv as sc
+from .._fleet_policy import FleetPolicy
 from .._report import StatusReport
 
-__all__ = ["annotate", "instruments"]
+__all__ = ["annotate", "describe", "instruments"]
+
+
+def describe(exc: BaseException, policy: FleetPolicy) -> str:
+    """Return one line saying why Redis failed a call, and what to check when it refused us.
+
+    A refused login or command is not an outage: it will not heal by waiting, so the line
+    names the setting to fix. The words before `` (`` name the kind of failure (one log line
+    per kind: the details of a TLS failure vary from one attempt to the next). The password never appears (redis-py does not echo it).
+    """
+    user = policy.username or "default"
+    text = " ".join(str(exc).split())[:200]
+    if isinstance(exc, redis.AuthenticationError) or "WRONGPASS" in text:
+        return (
+            f"redis refused the login of user {user!r} ({text}): check fleet.username and"
+            " fleet.password_env/password_file"
+        )
+    if isinstance(exc, redis.exceptions.NoPermissionError) or text.startswith("NOPERM"):
+        return (
+            f"redis refused a command of user {user!r} ({text}): its ACL must allow the fleet's"
+            f" commands on keys {policy.namespace}:* (deploy/redis/users.acl)"
+        )
+    if "certificate" in text.lower() or "ssl" in text.lower():
+        return f"redis TLS failed ({text}): check fleet.url (rediss://) and fleet.tls_ca_file"
+    return f"redis: {type(exc).__name__}: {text}"
 
 
 def annotate(report: StatusReport, status: dict[str, Any]) -> StatusReport:
