@@ -21,7 +21,6 @@ from app import serve  # noqa: E402  (the example's own module, beside this file
 
 from autoheal_otel.analytics import AuditAnalytics  # noqa: E402
 
-
 #: The story the suite tells: the transitions the audit log must hold, and RF's failed tasks
 #: (Invoice 03-05: not found; 08-09: the postcondition fails; 10 is skipped, not failed).
 STORY = [("running", "degraded"), ("degraded", "running"), ("running", "quarantined")]
