@@ -3,7 +3,8 @@
 :func:`capture` turns a :class:`~._ledger.Ledger` into a JSON-ready dict as of one instant;
 :func:`restore` puts such a dict into a fresh ledger. Per workflow: state, since, why, the
 step and workflow windows' entries, the streaks and counters, the artifact versions with
-their counts, the probe's bookkeeping and the bounded history; the global scope (window,
+their counts, the probe's bookkeeping (not the status page's bounded history of the last
+transitions and errors, which no decision reads); the global scope (window,
 quarantined set, pause latch); the calibration windows and overrides; whether a store is
 attached; the policy in force.
 
@@ -19,21 +20,27 @@ Pure: no clock reads, no I/O.
 
 from __future__ import annotations
 
-from collections import deque
+import json
+import logging
 from datetime import datetime
 from typing import Any
 
 from . import _breakers as br
 from ._events import RuleFiring
-from ._ledger import Ledger
+from ._ledger import Events, Ledger, Trace
 from ._models import ExecutionState
 from ._policy import PolicyConfig
 from ._windows import TRIGGERS, SlidingWindow
+from .semconv import EventKind, Reason
 
-__all__ = ["CHECKPOINT_VERSION", "capture", "restore"]
+__all__ = ["CHECKPOINT_VERSION", "MAX_CHECKPOINT_BYTES", "capture", "record", "restore"]
+
+_log = logging.getLogger("autoheal_otel")
 
 #: The layout of a checkpoint's ``details``; a change bumps it and keeps the old reader.
 CHECKPOINT_VERSION = 1
+#: The largest checkpoint recorded (DuckDB reads JSON objects of up to 16 MB).
+MAX_CHECKPOINT_BYTES = 8 * 1024 * 1024
 
 
 def _age(now: float, t: float | None) -> float | None:
@@ -101,12 +108,6 @@ def _workflow(wf: br.WorkflowRuntime, now: float) -> dict[str, Any]:
         "recovery_streak": wf.recovery_streak,
         "executions": wf.executions,
         "failures": wf.failures,
-        "history": list(wf.history) if wf.history is not None else None,
-        "last_errors": (
-            [{**e, "monotonic": _age(now, e.get("monotonic"))} for e in wf.last_errors]
-            if wf.last_errors is not None
-            else None
-        ),
         "probe": [
             wf.probe_cooldown,
             _age(now, wf.probe_ready_at),
@@ -217,11 +218,6 @@ def _unworkflow(
     wf.recovery_streak = int(w["recovery_streak"])
     wf.executions = int(w["executions"])
     wf.failures = int(w["failures"])
-    if w["history"] is not None:
-        wf.history = deque(w["history"], maxlen=50)
-    if w["last_errors"] is not None:
-        errors = [{**e, "monotonic": _at(now, e.get("monotonic"))} for e in w["last_errors"]]
-        wf.last_errors = deque(errors, maxlen=10)
     cooldown, ready, deadline, probe_step = w["probe"]
     wf.probe_cooldown = float(cooldown)
     wf.probe_ready_at = _at(now, ready)
@@ -229,3 +225,29 @@ def _unworkflow(
     wf.probe_step = probe_step
     wf.refresh()
     return wf
+
+
+def record(ledger: Ledger, now: float, ts: datetime | None, trace: Trace, events: Events) -> None:
+    """Input: record a checkpoint of the machine as of now (nothing when nothing is recorded)."""
+    if events is None:
+        return
+    wall = ledger.wall(now, ts)
+    details = capture(ledger, now, wall)
+    size = len(json.dumps(details, separators=(",", ":")))
+    if size > MAX_CHECKPOINT_BYTES:  # a line every reader can still read, or none
+        _log.warning("autoheal skipped a checkpoint of %d bytes (at most %d)", size,
+                     MAX_CHECKPOINT_BYTES)  # fmt: skip
+        return
+    count = len(details["workflows"])
+    ledger.emit(
+        events,
+        EventKind.CHECKPOINT,
+        ts,
+        trace,
+        None,
+        None,
+        None,
+        reason=Reason.CHECKPOINT,
+        message=f"checkpoint of {count} workflow{'s' if count != 1 else ''}",
+        details=details,
+    )

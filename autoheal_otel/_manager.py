@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
-from . import _calibration
+from . import _calibration, _checkpoint
 from ._assembly import coerce_state, state_info
 from ._calibrator import Calibration
 from ._clock import Clock
@@ -397,6 +397,11 @@ class AutoHealManager:
     def record_operation(self, operation: str, seconds: float) -> None:
         """Record how long an auto-heal operation took (snapshot, rollback, warm restart)."""
         self._parts.record_operation(operation, seconds)
+
+    def checkpoint(self) -> None:
+        """Record a checkpoint now: everything the machine needs to continue (see
+        ``audit.checkpoint_interval_seconds``, which records one on a thread of its own)."""
+        self._decide(None, "checkpoint", None, None, _checkpoint.record, self._machine.ledger)
 
     def flush(self) -> None:
         """Hand every queued event to the sinks and flush them."""

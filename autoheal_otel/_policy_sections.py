@@ -286,6 +286,15 @@ class AuditPolicy(_Section):
         " a move reaches every running robot within a second. A thread of its own; never"
         " on a hook's thread.",
     )
+    checkpoint_interval_seconds: Number = Field(
+        3600.0,
+        ge=60,
+        le=MAX_SECONDS,
+        description="How often a running manager records a checkpoint: everything its machine"
+        " needs to continue (states, windows, streaks, calibration, the policy), so that a"
+        " replay of a log whose older segments were deleted starts from it. A thread of its"
+        " own; never on a hook's thread.",
+    )
     restore_horizon_seconds: Number = Field(
         3600.0,
         gt=0,

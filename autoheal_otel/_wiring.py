@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import _upkeep
+from . import _checkpoint, _upkeep
 from ._artifacts import ArtifactKeeper
 from ._assembly import Telemetry, open_data_dir, resolve_policy
 from ._assembly_fleet import build_fleet
+from ._checkpointer import Checkpointer
 from ._clock import Clock, SystemClock
 from ._compactor import AutoCompactor, start_compactor
 from ._errors import InvalidInputError, PolicyError
@@ -65,6 +66,8 @@ class Parts:
     follower: Follower | None
     #: The data directory's decision lock when decisions are shared (None: this process alone).
     shared: SharedTurns | None
+    #: Records a checkpoint every ``audit.checkpoint_interval_seconds`` (None: nothing recorded).
+    checkpointer: Checkpointer | None
     #: What the warm restart rebuilt (per kind of figure) and as of when, for the session's
     #: first record.
     restored: dict[str, Any]
@@ -91,6 +94,8 @@ class Parts:
             self._note(Reason.SESSION_START, f"manager started (writer {self.writer})", details)
         if self.follower is not None:
             self.follower.start()
+        if self.checkpointer is not None:
+            self.checkpointer.start()
         if self.fleet is not None:
             self.fleet.start()
 
@@ -107,6 +112,8 @@ class Parts:
             return
         if self.follower is not None:
             self.follower.close()
+        if self.checkpointer is not None:
+            self.checkpointer.close()
         if self.fleet is not None:
             self.fleet.close()
         if self.audit is not None:
@@ -140,6 +147,17 @@ def open_turns(data_dir: Path, audit: AuditPolicy) -> SharedTurns:
         raise InvalidInputError(
             "data_dir", str(data_dir), f"must be a writable directory ({exc.strerror or exc})"
         ) from exc
+
+
+def _checkpointer(
+    machine: Machine, scaffold: Scaffold, monotonic: Callable[[], float]
+) -> Checkpointer:
+    """Return the thread that records a checkpoint every ``audit.checkpoint_interval_seconds``."""
+
+    def write() -> None:
+        scaffold.decide(None, "checkpoint", None, None, _checkpoint.record, machine.ledger)
+
+    return Checkpointer(write, monotonic, lambda: machine.policy.audit.checkpoint_interval_seconds)
 
 
 def assemble(
@@ -217,6 +235,7 @@ def assemble(
     if otel is not None and data_dir is not None:
         otel.record_operation("warm_restart", monotonic() - now)
     scaffold = Scaffold(monotonic, clock.now, publisher, otel, lock, (now, wall))
+    checkpointer = _checkpointer(machine, scaffold, monotonic) if audit is not None else None
     if shared is not None and follower is not None:
         scaffold.share(shared, follower.poll)
     decide = scaffold.decide
@@ -252,6 +271,7 @@ def assemble(
         fleet,
         follower,
         shared,
+        checkpointer,
         restored,
         data_dir,
         read_only,

@@ -31,6 +31,7 @@ class EventKind(StrEnum):
     CALIBRATION = "calibration"  # a method's calibrated threshold changed, or was configured
     FLEET = "fleet"  # the fleet link came up or went down, or this host won the probe lease
     ACK = "ack"  # this process applied a move another writer recorded (an operator's command)
+    CHECKPOINT = "checkpoint"  # everything the machine needs to continue, as of an instant
 
 
 class Rule(StrEnum):
@@ -78,6 +79,7 @@ class Reason(StrEnum):
     POLICY_REJECTED = "policy.rejected"
     SESSION_START = "session.start"
     SESSION_STOP = "session.stop"
+    CHECKPOINT = "checkpoint"
     STORE_ATTACHED = "store.attached"
     CALIBRATION_CHANGED = "calibration.changed"  # a method's threshold moved or first appeared
     CALIBRATION_CONFIGURED = "calibration.configured"  # calibration turned on, with overrides

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from autoheal_otel import ExecutionState, Outcome, PolicyConfig, StepResult
+from autoheal_otel import AutoHealManager, ExecutionState, Outcome, PolicyConfig, StepResult
 from autoheal_otel._checkpoint import capture, restore
 from autoheal_otel._ledger import NO_TRACE
 from autoheal_otel._machine import Machine
+from autoheal_otel.analytics import AuditAnalytics
+from autoheal_otel.analytics.replay import replay
+from autoheal_otel.testing import FakeClock
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 POLICY = PolicyConfig.from_dict(
@@ -117,3 +121,70 @@ def test_a_restored_machine_decides_as_the_original(plan, cut, gaps) -> None:  #
         w: wf.state for w, wf in restored.ledger.workflows.items()
     }
     assert original.ledger.glob.paused == restored.ledger.glob.paused
+
+
+def _steps(manager: Any, clock: Any, plan: list[tuple[str, str, Outcome]]) -> None:
+    for workflow, step, outcome in plan:
+        clock.advance(7)
+        if manager.should_execute_step(workflow, step)[0]:
+            manager.on_step_result(
+                workflow, step, StepResult(outcome=outcome, validated=True, confidence=0.9)
+            )
+
+
+HISTORY = (
+    [
+        ("invoice", "submit", Outcome.TARGET_NOT_FOUND),
+        ("invoice", "submit", Outcome.TARGET_NOT_FOUND),
+        ("payroll", "pay", Outcome.POSTCONDITION_FAILED),
+        ("invoice", "submit", Outcome.SUCCESS),
+    ]
+    * 3
+    + [("payroll", "pay", Outcome.POSTCONDITION_FAILED)] * 4
+    + [
+        ("invoice", "submit", Outcome.SUCCESS),
+        ("shipping", "ship", Outcome.TARGET_NOT_FOUND),
+    ]
+    * 4
+)
+
+
+def test_a_log_whose_head_was_deleted_replays_from_its_checkpoint(tmp_path: Path) -> None:
+    """Delete every record before a checkpoint: replay starts there and matches the rest;
+    with no checkpoint after the cut it says so instead of claiming a match."""
+    clock = FakeClock()
+    with AutoHealManager(POLICY, tmp_path, clock=clock) as manager:
+        _steps(manager, clock, HISTORY[:9])
+        manager.checkpoint()
+        _steps(manager, clock, HISTORY[9:])
+    (segment,) = sorted((tmp_path / "audit").glob("*.jsonl"))
+    lines = segment.read_text(encoding="utf-8").splitlines(keepends=True)
+    cut = next(i for i, line in enumerate(lines) if '"kind":"checkpoint"' in line)
+    whole = replay(tmp_path)
+    assert whole.matches and whole.from_checkpoint is None
+    segment.write_text("".join(lines[cut - 3 :]), encoding="utf-8")  # the head deleted
+    report = replay(tmp_path)
+    assert report.matches, report.mismatches
+    assert report.from_checkpoint is not None and report.before_checkpoint == 3
+    kept_transitions = sum(1 for line in lines[cut:] if '"kind":"transition"' in line)
+    assert kept_transitions >= 2 and sum(report.replayed.values()) == kept_transitions
+    segment.write_text("".join(lines[cut + 1 :]), encoding="utf-8")  # the checkpoint too
+    lost = replay(tmp_path)
+    assert not lost.matches
+    assert "no checkpoint follows" in str(lost.mismatches)
+
+
+def test_the_checkpoint_thread_records_one_per_interval(tmp_path: Path) -> None:
+    """The thread's look records a checkpoint once the manager's clock passed the interval."""
+    clock = FakeClock()
+    policy = PolicyConfig.from_dict({"audit": {"checkpoint_interval_seconds": 600}})
+    with AutoHealManager(policy, tmp_path, clock=clock) as manager:
+        checkpointer = manager._parts.checkpointer  # noqa: SLF001  (the thread's one look)
+        assert checkpointer is not None
+        assert not checkpointer.look()
+        clock.advance(601)
+        assert checkpointer.look()
+        assert not checkpointer.look()
+    with AuditAnalytics(tmp_path) as db:
+        rows = db.sql("SELECT message FROM audit WHERE kind = 'checkpoint'")
+    assert rows == [{"message": "checkpoint of 0 workflows"}]

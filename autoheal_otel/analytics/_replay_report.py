@@ -33,6 +33,10 @@ class ReplayReport:
     method_thresholds: dict[str, float] = field(default_factory=dict)
     #: Each workflow's effective settings at the end of the log (calibration applied).
     settings: dict[str, EffectiveSettings] = field(default_factory=dict)
+    #: When the log's head was deleted: the checkpoint replay started from (its time), and
+    #: the records before it, which no machine state explains.
+    from_checkpoint: str | None = None
+    before_checkpoint: int = 0
 
     @property
     def matches(self) -> bool:
@@ -61,6 +65,8 @@ class ReplayReport:
                 "thresholds": dict(self.method_thresholds),
             },
             "settings": {w: s.model_dump(mode="json") for w, s in self.settings.items()},
+            "from_checkpoint": self.from_checkpoint,
+            "before_checkpoint": self.before_checkpoint,
         }
 
     def mismatch(self, entry: dict[str, Any]) -> None:

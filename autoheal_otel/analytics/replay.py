@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .. import _calibration, _fleet_inputs, _upkeep
+from .. import _calibration, _checkpoint, _fleet_inputs, _upkeep
 from .._errors import AutoHealError
 from .._events import DecisionEvent
 from .._ledger import NO_TRACE
@@ -138,11 +138,19 @@ class _Replayer:
         # effect at its first ack (when the running process applied it), not at its record.
         self.acked: set[tuple[str, int]] = set()
         self.deferred: dict[tuple[str, int], dict[str, Any]] = {}
+        # A log that does not begin with a session start lost its head (retention): replay
+        # starts at its first checkpoint. None: not known before the first record.
+        self.headless: bool | None = None
 
     def feed(self, rec: dict[str, Any]) -> None:
         self.writers.add(rec["writer"])
         ts = rec["ts"].replace(tzinfo=UTC)
         now = (ts - self.start).total_seconds()
+        if self.headless is None:
+            self.headless = rec["reason"] != Reason.SESSION_START
+        if self.headless:
+            self._seek_checkpoint(rec, now, ts)
+            return
         events: list[DecisionEvent] = []
         try:
             self._input(rec, now, ts, events)
@@ -219,6 +227,21 @@ class _Replayer:
             self._session(rec, now, ts)
         elif kind == EventKind.CALIBRATION:
             self._calibration(rec, now, ts, events)
+
+    def _seek_checkpoint(self, rec: dict[str, Any], now: float, ts: datetime) -> None:
+        """Skip a headless log's records up to its first checkpoint; start from that."""
+        if rec["kind"] != EventKind.CHECKPOINT:
+            self.report.before_checkpoint += 1
+            return
+        try:
+            _checkpoint.restore(
+                self.machine.ledger, _details(rec["details"]), now, policy=not self.what_if
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            self.report.mismatch({"seq": rec["seq"], "kind": "checkpoint", "error": str(exc)})
+            return
+        self.headless = False
+        self.report.from_checkpoint = ts.isoformat()
 
     def _calibration(
         self, rec: dict[str, Any], now: float, ts: datetime, events: list[Any]
@@ -321,6 +344,13 @@ class _Replayer:
 
     def finish(self) -> None:
         """Keep the calibration and every workflow's effective settings at the end."""
+        if self.headless:
+            self.report.mismatch(
+                {
+                    "error": "the log's first records were deleted and no checkpoint follows:"
+                    " no decision can be reproduced"
+                }
+            )
         ledger = self.machine.ledger
         thresholds = ledger.calibration.thresholds()
         self.report.method_thresholds = thresholds
