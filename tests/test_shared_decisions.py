@@ -17,6 +17,7 @@ from autoheal_otel import AutoHealManager, ExecutionState, Outcome, PolicyConfig
 from autoheal_otel.analytics import AuditAnalytics
 from autoheal_otel.analytics.replay import replay
 from autoheal_otel.testing import FakeClock
+from tests.cli_support import run
 
 POLICY = {
     "breakers": {
@@ -67,7 +68,8 @@ def test_two_processes_three_failures_each_quarantine_at_the_fifth(tmp_path: Pat
     with AuditAnalytics(tmp_path) as db:
         failures = db.sql("SELECT count(*) AS n FROM audit WHERE kind='result'")[0]["n"]
     assert failures == 5
-    assert replay(tmp_path).matches
+    report = replay(tmp_path)
+    assert report.matches and report.unshared_writers == []
 
 
 def test_alone_each_process_counts_only_its_own(tmp_path: Path) -> None:
@@ -84,6 +86,11 @@ def test_alone_each_process_counts_only_its_own(tmp_path: Path) -> None:
     assert a.get_mode("invoice") is ExecutionState.RUNNING
     a.close()
     b.close()
+    # Replay cannot say what each knew: it says so, naming both writers.
+    report = replay(tmp_path)
+    assert report.unshared_writers == [sorted([a.writer, b.writer])]
+    done = run(["replay", "--data-dir", str(tmp_path)])
+    assert "decided at the same time without shared decisions" in done.stdout
 
 
 step_plan = st.lists(

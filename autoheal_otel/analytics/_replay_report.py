@@ -37,6 +37,10 @@ class ReplayReport:
     #: the records before it, which no machine state explains.
     from_checkpoint: str | None = None
     before_checkpoint: int = 0
+    #: Pairs of writers that decided at the same time without shared decisions: each decided
+    #: from its own records only, and replay, which feeds one machine, cannot say what each
+    #: knew (run them with ``audit.shared_decisions``).
+    unshared_writers: list[list[str]] = field(default_factory=list)
 
     @property
     def matches(self) -> bool:
@@ -67,6 +71,7 @@ class ReplayReport:
             "settings": {w: s.model_dump(mode="json") for w, s in self.settings.items()},
             "from_checkpoint": self.from_checkpoint,
             "before_checkpoint": self.before_checkpoint,
+            "unshared_writers": self.unshared_writers,
         }
 
     def mismatch(self, entry: dict[str, Any]) -> None:

@@ -141,6 +141,9 @@ class _Replayer:
         # A log that does not begin with a session start lost its head (retention): replay
         # starts at its first checkpoint. None: not known before the first record.
         self.headless: bool | None = None
+        # Per writer: [first, last] decision time, and whether its sessions shared decisions.
+        self.spans: dict[str, list[datetime]] = {}
+        self.shared: dict[str, bool] = {}
 
     def feed(self, rec: dict[str, Any]) -> None:
         self.writers.add(rec["writer"])
@@ -151,6 +154,7 @@ class _Replayer:
         if self.headless:
             self._seek_checkpoint(rec, now, ts)
             return
+        self._note_writer(rec, ts)
         events: list[DecisionEvent] = []
         try:
             self._input(rec, now, ts, events)
@@ -227,6 +231,30 @@ class _Replayer:
             self._session(rec, now, ts)
         elif kind == EventKind.CALIBRATION:
             self._calibration(rec, now, ts, events)
+
+    def _note_writer(self, rec: dict[str, Any], ts: datetime) -> None:
+        kind, writer = rec["kind"], str(rec["writer"])
+        if kind == EventKind.GATE or kind == EventKind.RESULT:
+            span = self.spans.get(writer)
+            if span is None:
+                self.spans[writer] = [ts, ts]
+            else:
+                span[1] = ts
+        elif kind == EventKind.SESSION and rec["reason"] == Reason.SESSION_START:
+            shared = bool(_details(rec["details"]).get("shared"))
+            self.shared[writer] = self.shared.get(writer, True) and shared
+
+    def unshared_overlaps(self) -> list[list[str]]:
+        """Return the pairs of writers whose decisions overlap in time, not both shared."""
+        spans = sorted(self.spans.items(), key=lambda item: item[1][0])
+        pairs = []
+        for i, (a, (_a0, a1)) in enumerate(spans):
+            for b, (b0, _b1) in spans[i + 1 :]:
+                if b0 > a1:
+                    break
+                if not (self.shared.get(a, False) and self.shared.get(b, False)):
+                    pairs.append(sorted([a, b]))
+        return pairs[:20]
 
     def _seek_checkpoint(self, rec: dict[str, Any], now: float, ts: datetime) -> None:
         """Skip a headless log's records up to its first checkpoint; start from that."""
@@ -344,6 +372,7 @@ class _Replayer:
 
     def finish(self) -> None:
         """Keep the calibration and every workflow's effective settings at the end."""
+        self.report.unshared_writers = self.unshared_overlaps()
         if self.headless:
             self.report.mismatch(
                 {

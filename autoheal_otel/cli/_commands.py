@@ -73,6 +73,13 @@ def run_replay(args: argparse.Namespace) -> int:
     )
     for m in report.mismatches[:10] if not args.json else []:
         print(f"  {m}")
+    if report.unshared_writers and not args.json:
+        names = ", ".join(" and ".join(pair) for pair in report.unshared_writers[:3])
+        print(
+            f"  note: {names} decided at the same time without shared decisions: each counted"
+            " only its own records, and replay feeds them as one machine; set"
+            " audit.shared_decisions (the Robot Framework listener does) for an exact replay"
+        )
     return EXIT_OK if report.matches else EXIT_PROBLEM
 
 
