@@ -21,7 +21,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ from . import _upkeep
 from ._ledger import NO_TRACE, Events, Ledger, Trace
 from ._models import MAX_TEXT, ExecutionState, printable
 from ._shared import SharedTurns, parse_fact
-from ._tail import SegmentTail
+from ._tail import SegmentTail, stamp
 from ._transitions import is_legal
 from .semconv import Cause, EventKind, Reason, Rule
 
@@ -72,13 +72,10 @@ def _text(value: Any, default: str) -> str:
 
 def parse_move(writer: str, record: dict[str, Any]) -> Move | None:
     """Return the move a record holds, or None (not a move, or malformed)."""
-    kind, seq, ts = record.get("kind"), record.get("seq"), record.get("ts")
-    if type(seq) is not int or not isinstance(ts, str):
+    kind, stamped = record.get("kind"), stamp(record)
+    if stamped is None:
         return None
-    try:
-        when = datetime.fromisoformat(ts.replace("Z", "+00:00")).astimezone(UTC)
-    except ValueError:
-        return None
+    seq, when = stamped
     wid = record.get("workflow_id")
     if wid is not None and (not isinstance(wid, str) or not wid or not wid.isprintable()):
         return None

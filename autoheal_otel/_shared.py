@@ -33,13 +33,15 @@ import logging
 import os
 import threading
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from ._errors import InvalidInputError
 from ._ledger import NO_TRACE
 from ._machine import Machine
-from ._models import ExecutionState, StepResult, printable
+from ._models import ExecutionState, StepResult, check_id, printable
+from ._tail import stamp
 from ._transitions import is_legal
 from .semconv import Cause, EventKind
 
@@ -74,16 +76,14 @@ class Fact:
 
 def parse_fact(writer: str, record: dict[str, Any]) -> Fact | None:
     """Return the decision a record holds, or None (not a decision to share, or malformed)."""
-    kind, seq, ts, wid = (record.get(k) for k in ("kind", "seq", "ts", "workflow_id"))
-    if type(seq) is not int or not isinstance(ts, str) or not isinstance(wid, str) or not wid:
+    kind, stamped = record.get("kind"), stamp(record)
+    if stamped is None:
         return None
+    seq, when = stamped
     try:
-        when = datetime.fromisoformat(ts.replace("Z", "+00:00")).astimezone(UTC)
-    except ValueError:
-        return None
-    step = record.get("step_id")
-    step = step if isinstance(step, str) and step else None
-    try:
+        wid = check_id("workflow_id", record.get("workflow_id"))  # a planted line stops here
+        raw_step = record.get("step_id")
+        step = check_id("step_id", raw_step) if raw_step is not None else None
         if kind == EventKind.GATE and step is not None:
             return Fact(when, writer, seq, "gate", wid, step)
         if kind == EventKind.RESULT and step is not None:
@@ -103,7 +103,7 @@ def parse_fact(writer: str, record: dict[str, Any]) -> Fact | None:
             message = printable(record.get("message"), 500)
             return Fact(when, writer, seq, "transition", wid, None, state=state, cause=cause,
                         message=message)  # fmt: skip
-    except (ValueError, TypeError):  # a record no machine could take: skipped, never raised
+    except (ValueError, TypeError, InvalidInputError):  # no machine could take it: skipped
         return None
     return None
 

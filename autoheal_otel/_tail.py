@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +25,23 @@ import orjson
 
 from .sinks.jsonl import segment_writer
 
-__all__ = ["SegmentTail"]
+__all__ = ["SegmentTail", "stamp"]
 
 #: The most one read takes from one segment (a backlog is read over several reads).
 MAX_READ_BYTES = 4 * 1024 * 1024
 #: A line longer than this is no decision the product wrote: skipped.
 MAX_LINE_BYTES = 1024 * 1024
+
+
+def stamp(record: dict[str, Any]) -> tuple[int, datetime] | None:
+    """Return a read record's ``(seq, ts)`` (ts aware UTC), or None when either is malformed."""
+    seq, ts = record.get("seq"), record.get("ts")
+    if type(seq) is not int or not isinstance(ts, str):
+        return None
+    try:
+        return seq, datetime.fromisoformat(ts.replace("Z", "+00:00")).astimezone(UTC)
+    except ValueError:
+        return None
 
 
 class SegmentTail:

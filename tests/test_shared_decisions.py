@@ -8,6 +8,7 @@ they wrote replays to the same decisions.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
@@ -138,3 +139,37 @@ def test_processes_together_decide_as_one_manager_would(tmp_path_factory, plan) 
     assert _transitions(shared_dir) == _transitions(alone_dir)
     report = replay(shared_dir)
     assert report.matches, report.mismatches
+
+
+def test_planted_lines_are_skipped_and_a_good_one_still_counts(tmp_path: Path) -> None:
+    """A hostile segment beside the robots: malformed decisions never reach the machine,
+    never stop the catch-up, and a well-formed failure in it still counts."""
+    policy = PolicyConfig.from_dict(POLICY)
+    clock = FakeClock()
+    manager = AutoHealManager(policy, tmp_path, clock=clock, shared_decisions=True)
+    stamp = clock.now().isoformat().replace("+00:00", "Z")
+    base = {"schema_version": 1, "ts": stamp, "writer": "evil.1.abcdef"}
+    lines = [
+        {**base, "seq": 1, "kind": "gate", "workflow_id": "in\x00voice", "step_id": "s"},
+        {**base, "seq": 2, "kind": "result", "workflow_id": "invoice", "step_id": "s",
+         "outcome": "bogus"},
+        {**base, "seq": 3, "kind": "transition", "workflow_id": "invoice", "state": "nope",
+         "cause": "workflow_breaker"},
+        {**base, "seq": "4", "kind": "result", "workflow_id": "invoice", "step_id": "s",
+         "outcome": "postcondition_failed"},
+        {**base, "seq": 5, "kind": "result", "workflow_id": "invoice", "step_id": "s",
+         "outcome": "postcondition_failed"},
+    ]  # fmt: skip
+    segment = tmp_path / "audit" / "audit-20260101-evil.1.abcdef-0001.jsonl"
+    segment.write_text(
+        "".join(json.dumps(line, separators=(",", ":")) + "\n" for line in lines) + "{torn",
+        encoding="utf-8",
+    )
+    # The writer took no turn: bump the counter as a turn of its would have.
+    (tmp_path / "audit" / ".decide.lock").write_bytes((99).to_bytes(8, "little"))
+    clock.advance(1)
+    assert manager.should_execute_step("invoice", "s")[0]
+    report = manager.get_status_report()
+    assert report.workflows["invoice"].window.count == 1  # seq 5 only: the rest is malformed
+    assert set(report.workflows) == {"invoice"}
+    manager.close()
