@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from hypothesis import example, given, settings
@@ -179,7 +179,7 @@ def test_the_checkpoint_thread_records_one_per_interval(tmp_path: Path) -> None:
     clock = FakeClock()
     policy = PolicyConfig.from_dict({"audit": {"checkpoint_interval_seconds": 600}})
     with AutoHealManager(policy, tmp_path, clock=clock) as manager:
-        checkpointer = manager._parts.checkpointer  # noqa: SLF001  (the thread's one look)
+        checkpointer = manager._parts.checkpointer
         assert checkpointer is not None
         assert not checkpointer.look()
         clock.advance(601)
