@@ -12,6 +12,11 @@ mini reports past their keep-days (:mod:`._sweep`). Invariants:
   nothing writes nothing;
 - a run killed part-way is finished and recorded by the next one (``resumed``), in this
   process or the next: the journal is removed only after the record is written;
+- one run at a time per data directory: a run takes this keeper's lock and the directory's
+  ``.retention.lock`` (``flock``, not waited for: a run another process holds is skipped), so
+  processes sharing a directory never race on one journal;
+- the first deletion comes :data:`FIRST_SWEEP_DELAY` seconds after the thread starts (a
+  process that starts and stops at once deletes nothing), then every check interval;
 - a failure (a read-only directory, a full disk) is logged and counted, never raised; the
   next run starts over;
 - the age of a file is measured against the injected clock's ``now()``.
@@ -19,7 +24,9 @@ mini reports past their keep-days (:mod:`._sweep`). Invariants:
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -40,6 +47,11 @@ if TYPE_CHECKING:
 __all__ = ["RetentionKeeper", "record_retention", "start_retention", "summarize"]
 
 _log = logging.getLogger("autoheal_otel")
+
+#: Seconds (of the manager's clock) from the thread's start to its first deletion.
+FIRST_SWEEP_DELAY = 60.0
+#: The lock file that makes runs exclusive across the processes sharing a directory.
+LOCK_NAME = ".retention.lock"
 
 #: Units listed by path in one record (the counts and bytes cover every unit).
 MAX_LISTED = 100
@@ -145,8 +157,10 @@ class RetentionKeeper:
         self.runs = 0
         self.errors = 0
         self.last_details: dict[str, Any] | None = None
-        self._next_sweep = monotonic()  # the first look happens at once
+        self._next_sweep = monotonic() + FIRST_SWEEP_DELAY
+        self._run_lock = threading.Lock()
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         disk.background = True
 
@@ -155,12 +169,28 @@ class RetentionKeeper:
         self._thread = threading.Thread(target=self._loop, name="autoheal-retention", daemon=True)
         self._thread.start()
 
+    def kick(self) -> None:
+        """Wake the thread for a turn now (returns at once)."""
+        self._wake.set()
+
     def run_once(self, step: Callable[[], None] | None = None) -> dict[str, Any] | None:
         """Finish an interrupted run, then delete what is past its keep-days now.
 
-        Returns the details recorded (None: nothing was deleted). ``step`` is called after
-        each file deleted (the kill test uses it).
+        Returns the details recorded (None: nothing was deleted, or another run holds the
+        directory). ``step`` is called after each file deleted (the kill test uses it).
         """
+        with self._run_lock:
+            fd = os.open(self.data_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+            try:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    return None  # another process runs retention here now
+                return self._run(step)
+            finally:
+                os.close(fd)  # releases the flock
+
+    def _run(self, step: Callable[[], None] | None) -> dict[str, Any] | None:
         policy = self._policy()
         now = self._wall()
         details = None
@@ -198,13 +228,14 @@ class RetentionKeeper:
             except Exception:  # retention must never break the manager
                 self.errors += 1
                 _log.exception("autoheal retention could not run in %s", self.data_dir)
-            # allowed: the retention thread sleeps until its interval passes or close()
-            if self._stop.wait(self.measure_interval):
-                return
+            # allowed: the retention thread sleeps until its interval passes, kick() or close()
+            self._wake.wait(self.measure_interval)
+            self._wake.clear()
 
     def close(self, timeout: float = 30.0) -> None:
         """Stop the thread (a run under way finishes its current unit, or is resumed later)."""
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
 
