@@ -250,3 +250,19 @@ def test_manager_thread_runs_retention_off_the_hooks(tmp_path: Path) -> None:
             keeper._stop.wait(0.01)
     assert not case[0].exists()
     assert len(_records(tmp_path, EventKind.RETENTION)) == 1
+
+
+def test_follower_and_shared_catch_up_pass_over_a_retention_record(tmp_path: Path) -> None:
+    """Another writer's follower and the shared catch-up take no move or fact from it."""
+    from autoheal_otel._follow import parse_move
+    from autoheal_otel._shared import FACT_MARKERS, parse_fact
+
+    clock = FakeClock(start=START)
+    _case(tmp_path, "wf", START - timedelta(days=40), 1)
+    with _manager(tmp_path, clock) as manager:
+        _keeper(manager).run_once()
+    (record,) = _records(tmp_path, EventKind.RETENTION)
+    assert parse_move("other-writer", record) is None
+    assert parse_fact("other-writer", record) is None
+    line = json.dumps(record, separators=(",", ":")).encode()
+    assert not any(marker in line for marker in FACT_MARKERS)
