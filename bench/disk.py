@@ -129,7 +129,10 @@ def main() -> None:
     print(
         f"  Parquet per million steps:           {_fmt(col['parquet_bytes_per_million'], mb, 'MB')}"
     )
-    ratios = [r / p for r, p in zip(col["raw_bytes_per_million"], col["parquet_bytes_per_million"])]
+    ratios = [
+        r / p
+        for r, p in zip(col["raw_bytes_per_million"], col["parquet_bytes_per_million"], strict=True)
+    ]
     print(f"  raw / Parquet (same run):            {_fmt(ratios, 1, 'x')}")
     print(
         f"  raw left after compaction:           {_fmt(col['left_raw_after_compaction'], mb, 'MB')}"
@@ -137,7 +140,7 @@ def main() -> None:
     print(
         f"  success store per million steps:     {_fmt(col['success_store_per_million'], mb, 'MB')}"
     )
-    walks = [m / w for m, w in zip(col["measure_s"], col["walk_s"])]
+    walks = [m / w for m, w in zip(col["measure_s"], col["walk_s"], strict=True)]
     print(
         f"  measure() of {int(statistics.median(col['files'])) + CASES} files:"
         f" {_fmt(col['measure_s'], 1e-3, 'ms')}; os.walk + lstat baseline"
