@@ -23,7 +23,7 @@ import os
 import stat
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -225,6 +225,12 @@ def _free_bytes(data_dir: Path) -> int | None:
     return st.f_bavail * st.f_frsize
 
 
+# The last figure of each directory measured by a read-only meter: (monotonic, usage).
+_RECENT: dict[str, tuple[float, DiskUsage]] = {}
+_RECENT_LOCK = threading.Lock()
+_MAX_RECENT = 64
+
+
 class DiskMeter:
     """Measure a data directory and hand out the last figure, never walking on a hook's thread.
 
@@ -270,13 +276,33 @@ class DiskMeter:
             return usage
 
     def usage(self) -> DiskUsage | None:
-        """Return the last figure; without a background thread, walk when it is stale."""
+        """Return the last figure; without a background thread, walk when it is stale.
+
+        Read-only meters of one directory share their figures (``serve``'s view builds a
+        read-only manager every refresh): a walk at most every ``max_age`` seconds each.
+        """
         last = self._last
         if self.background:
             return last[1] if last is not None else None
-        if last is None or self._monotonic() - last[0] >= self.max_age:
-            return self.measure_now()
-        return last[1]
+        now = self._monotonic()
+        if last is not None and 0 <= now - last[0] < self.max_age:
+            return last[1]
+        key = os.path.abspath(self.data_dir)
+        with _RECENT_LOCK:
+            shared = _RECENT.get(key)
+        if shared is not None and 0 <= now - shared[0] < self.max_age:
+            policy = self._policy()
+            usage = replace(
+                shared[1], max_bytes=policy.max_bytes, keep_free_bytes=policy.keep_free_bytes
+            )
+            self._last = (shared[0], usage)
+            return usage
+        usage = self.measure_now()
+        with _RECENT_LOCK:
+            if len(_RECENT) >= _MAX_RECENT:
+                _RECENT.clear()
+            _RECENT[key] = (now, usage)
+        return usage
 
 
 def annotate(report: StatusReport, usage: DiskUsage | None) -> StatusReport:

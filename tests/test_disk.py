@@ -228,3 +228,17 @@ def test_status_command_shows_disk_use(tmp_path: Path) -> None:
     as_json = run(["status", "--data-dir", str(tmp_path), "--json"])
     disk = json.loads(as_json.stdout)["disk"]
     assert disk["parts"]["reports"] == 1234 and disk["within_budget"] is True
+
+
+def test_read_only_meters_of_one_directory_share_a_walk(tmp_path: Path) -> None:
+    """A new read-only meter (serve's view rebuilds one per refresh) reuses a fresh figure,
+    with the budget of its own policy."""
+    clock = FakeClock()
+    first = DiskMeter(tmp_path, lambda: PolicyConfig().retention, clock.monotonic, clock.now)
+    assert first.usage() is not None and first.walks == 1
+    tight = PolicyConfig.from_dict({"retention": {"max_bytes": MIB, "keep_free_bytes": 0}})
+    second = DiskMeter(tmp_path, lambda: tight.retention, clock.monotonic, clock.now)
+    usage = second.usage()
+    assert second.walks == 0 and usage is not None and usage.max_bytes == MIB
+    clock.advance(second.max_age)
+    assert second.usage() is not None and second.walks == 1
