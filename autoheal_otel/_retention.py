@@ -204,7 +204,9 @@ class RetentionKeeper:
                 "failure_cases": policy.failure_cases_keep_days,
                 "reports": policy.reports_keep_days,
             }
-            units = delete_units(self.data_dir, plan(self.data_dir, keep, now), step)
+            units = plan(self.data_dir, keep, now)
+            if not delete_units(self.data_dir, units, step, self._stop.is_set):
+                return details  # closing: the next run finishes and records this one
             if units:
                 details = summarize(units, policy, now, False)
                 self._record(details)
@@ -233,7 +235,8 @@ class RetentionKeeper:
             self._wake.clear()
 
     def close(self, timeout: float = 30.0) -> None:
-        """Stop the thread (a run under way finishes its current unit, or is resumed later)."""
+        """Stop the thread: a run under way stops after its current unit; the next run (in
+        this process or another) finishes and records it."""
         self._stop.set()
         self._wake.set()
         if self._thread is not None:

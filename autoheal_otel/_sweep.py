@@ -36,7 +36,16 @@ from typing import Any
 
 from ._fs import fsync_path, read_regular_file, write_atomic
 
-__all__ = ["AREAS", "JOURNAL", "Unit", "delete_units", "plan", "read_journal", "resume"]
+__all__ = [
+    "AREAS",
+    "JOURNAL",
+    "Unit",
+    "clear_journal",
+    "delete_units",
+    "plan",
+    "read_journal",
+    "resume",
+]
 
 #: Each area and the suffix its readers look for (deleted first).
 AREAS = {"failure_cases": ".json", "reports": ".md"}
@@ -182,19 +191,26 @@ def _delete_unit(data_dir: Path, unit: Unit, step: Callable[[], None] | None) ->
 
 
 def delete_units(
-    data_dir: Path, units: list[Unit], step: Callable[[], None] | None = None
-) -> list[Unit]:
-    """Journal ``units``, delete them in order, and return them (the journal stays).
+    data_dir: Path,
+    units: list[Unit],
+    step: Callable[[], None] | None = None,
+    stopping: Callable[[], bool] | None = None,
+) -> bool:
+    """Journal ``units`` and delete them in order; return False if ``stopping()`` cut it short.
 
-    ``step`` is called after each entry deleted (the kill test uses it). The caller records
-    the run, then calls :func:`clear_journal`.
+    ``step`` is called after each entry deleted (the kill test uses it); ``stopping`` is
+    asked between units (a closing manager). Either way the journal stays: the caller records
+    a complete run, then calls :func:`clear_journal`; a run cut short is finished and
+    recorded by the next one, as after a crash.
     """
     if not units:
-        return []
+        return True
     write_atomic(data_dir / JOURNAL, json.dumps([u.to_dict() for u in units]))
     for unit in units:
+        if stopping is not None and stopping():
+            return False
         _delete_unit(data_dir, unit, step)
-    return units
+    return True
 
 
 def clear_journal(data_dir: Path) -> None:

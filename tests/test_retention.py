@@ -266,3 +266,20 @@ def test_follower_and_shared_catch_up_pass_over_a_retention_record(tmp_path: Pat
     assert parse_fact("other-writer", record) is None
     line = json.dumps(record, separators=(",", ":")).encode()
     assert not any(marker in line for marker in FACT_MARKERS)
+
+
+def test_a_run_cut_short_by_close_is_finished_by_the_next(tmp_path: Path) -> None:
+    """A closing manager stops between units; the journal makes the next run finish it."""
+    clock = FakeClock(start=START)
+    victims = [_case(tmp_path, "wf", START - timedelta(days=40 + i), i) for i in range(3)]
+    with _manager(tmp_path, clock) as manager:
+        keeper = _keeper(manager)
+        keeper._stop.set()  # what close() does, before the run's first unit
+        assert keeper.run_once() is None
+        journal = read_journal(tmp_path)
+        assert journal is not None and len(journal) == 3
+        assert all(v[0].exists() for v in victims)
+        keeper._stop.clear()
+        details = keeper.run_once()
+    assert details is not None and details["resumed"] is True and details["units"] == 3
+    assert not any(v[0].exists() for v in victims)
