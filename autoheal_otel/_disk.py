@@ -326,7 +326,7 @@ def disk_line(disk: dict[str, Any]) -> str:
         f"disk: {human_bytes(disk['total_bytes'])} of {human_bytes(disk['max_bytes'])} budget"
         f" ({100 * (disk.get('used_fraction') or 0):.1f} %)"
         + (f", {human_bytes(free)} free" if free is not None else "")
-        + (f" — {parts}" if parts else "")
+        + (f"; {parts}" if parts else "")
     )
     if disk.get("truncated"):
         line += " (too many files: a lower bound)"
