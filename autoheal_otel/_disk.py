@@ -19,12 +19,14 @@ report, ``/health`` and a metric scrape never walk the tree each. Invariants:
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import stat
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -86,6 +88,7 @@ _TOP = {
 }
 _AUDIT = "audit"
 _AUDIT_RAW = "audit_raw"
+_SEGMENT_DAY = re.compile(r"audit-(\d{8})-")
 _COMPACTED = "compacted"
 
 
@@ -176,6 +179,7 @@ def measure(
     parts = dict.fromkeys(PARTS, 0)
     files = unreadable = entries = 0
     truncated = False
+    oldest_raw: str | None = None  # the earliest day a raw segment is named after
     # (folder, part): None is the data directory itself, _AUDIT its audit folder, where the
     # entry's name picks the part; below them, everything is in the folder's part.
     stack: list[tuple[str, str | None]] = [(os.fspath(data_dir), None)]
@@ -198,6 +202,8 @@ def measure(
                     unreadable += 1
                     continue
                 is_dir = stat.S_ISDIR(st.st_mode)
+                if part == _AUDIT and not is_dir and (day := _SEGMENT_DAY.match(entry.name)):
+                    oldest_raw = min(oldest_raw or day[1], day[1])
                 here = _child_part(part, entry.name, is_dir)
                 if is_dir:
                     stack.append((entry.path, here))
@@ -214,7 +220,34 @@ def measure(
         policy.max_bytes,
         policy.keep_free_bytes,
         now,
+        _history(data_dir, oldest_raw, policy.keep_days, now),
     )
+
+
+def _history(
+    data_dir: Path, oldest_raw: str | None, keep_days: int, now: datetime
+) -> dict[str, Any]:
+    """Return how far back the audit log reaches, against ``retention.keep_days``.
+
+    Measured and reported only: the log's history is deleted behind a checkpoint, which
+    restart and replay continue from (not done here).
+    """
+    from .analytics._view import read_manifest
+
+    starts = []
+    if oldest_raw is not None:
+        with contextlib.suppress(ValueError):
+            starts.append(datetime.strptime(oldest_raw, "%Y%m%d").replace(tzinfo=UTC))
+    for out in read_manifest(data_dir / _AUDIT / _COMPACTED):
+        if out.min_ts is not None:
+            ts = out.min_ts
+            starts.append(ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC))
+    oldest = min(starts) if starts else None
+    return {
+        "audit_oldest": oldest.isoformat() if oldest is not None else None,
+        "audit_keep_days": keep_days,
+        "audit_past_keep_days": oldest is not None and now - oldest > timedelta(days=keep_days),
+    }
 
 
 def _free_bytes(data_dir: Path) -> int | None:
@@ -330,6 +363,11 @@ def disk_line(disk: dict[str, Any]) -> str:
     )
     if disk.get("truncated"):
         line += " (too many files: a lower bound)"
+    if disk.get("audit_past_keep_days"):
+        line += (
+            f"\n  the audit log reaches back to {disk['audit_oldest']}, past keep_days"
+            f" ({disk['audit_keep_days']}): it is kept whole until checkpoints allow deleting it"
+        )
     for problem in disk.get("problems") or []:
         line += f"\n  {problem}"
     return line

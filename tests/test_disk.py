@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -242,3 +242,25 @@ def test_read_only_meters_of_one_directory_share_a_walk(tmp_path: Path) -> None:
     assert second.walks == 0 and usage is not None and usage.max_bytes == MIB
     clock.advance(second.max_age)
     assert second.usage() is not None and second.walks == 1
+
+
+def test_audit_history_is_reported_against_keep_days(tmp_path: Path) -> None:
+    """How far back the log reaches (raw segments, then compacted Parquet) is measured
+    against keep_days and reported, never deleted."""
+    from autoheal_otel.analytics.compaction import compact
+
+    start = datetime(2026, 1, 10, tzinfo=UTC)
+    clock = FakeClock(start=start)
+    with AutoHealManager(data_dir=tmp_path, clock=clock) as manager:
+        manager.should_execute_step("wf", "s")
+    retention = PolicyConfig().retention
+    raw = measure(tmp_path, retention, start + timedelta(days=30)).to_dict()
+    assert raw["audit_oldest"] == "2026-01-10T00:00:00+00:00"
+    assert raw["audit_past_keep_days"] is False and raw["audit_keep_days"] == 90
+    compact(tmp_path)
+    later = measure(tmp_path, retention, start + timedelta(days=100))
+    assert later.parts["audit_compacted"] > 0
+    figures = later.to_dict()
+    assert figures["audit_oldest"].startswith("2026-01-10")
+    assert figures["audit_past_keep_days"] is True
+    assert not later.problems()  # reported, not a budget problem
