@@ -22,6 +22,8 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlsplit
 
+from ._disk import DISK_HEALTH_KEYS
+
 __all__ = [
     "HEALTH_STATUS",
     "Answer",
@@ -143,6 +145,9 @@ def route(source: Any, registry: Any, path: str) -> Answer:
         }
         if report.fleet is not None:  # which host, and is its fleet link up
             body["fleet"] = report.fleet
+            body["reason"] = report.global_.reason
+        if report.disk is not None:  # the data directory against its disk budget
+            body["disk"] = {k: report.disk[k] for k in DISK_HEALTH_KEYS if k in report.disk}
             body["reason"] = report.global_.reason
         if freshness is not None:
             body.update(freshness())

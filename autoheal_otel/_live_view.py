@@ -29,6 +29,7 @@ from typing import Any, Self
 
 from . import semconv as sc
 from ._clock import Clock, SystemClock
+from ._disk_metrics import register_disk_gauges
 from ._manager import AutoHealManager
 from ._models import ExecutionState
 from ._policy import PolicyConfig
@@ -220,6 +221,7 @@ class LiveView:
             "1",
             "Window count over its threshold.",
         )
+        register_disk_gauges(meter, lambda: self.get_status_report().disk)
         meter.create_observable_gauge(
             sc.METRIC_POLICY_ACTIVE,
             [policy],

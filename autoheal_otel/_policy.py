@@ -51,6 +51,7 @@ from ._policy_sections import (
     _FieldError,
     _Section,
 )
+from ._retention_policy import RetentionPolicy
 
 __all__ = [
     "AuditPolicy",
@@ -106,6 +107,7 @@ class PolicyConfig(_Section):
     hot_reload: HotReloadPolicy = HotReloadPolicy()
     calibration: CalibrationPolicy = CalibrationPolicy()
     fleet: FleetPolicy = FleetPolicy()
+    retention: RetentionPolicy = RetentionPolicy()
     workflows: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="Per-workflow overrides, merged over the global policy."
     )

@@ -118,6 +118,8 @@ class StatusReport(_Model):
     calibration: dict[str, MethodCalibration] = Field(default_factory=dict)
     #: This host's fleet link (None with the fleet off): host, connected, why not, queue.
     fleet: dict[str, Any] | None = None
+    #: The data directory's disk use by part against the retention budget (None: no directory).
+    disk: dict[str, Any] | None = None
 
     def to_json(self, indent: int | None = 2) -> str:
         """Return the report as JSON (``global`` spelled out)."""

@@ -22,6 +22,8 @@ from ._assembly_fleet import build_fleet
 from ._checkpointer import Checkpointer
 from ._clock import Clock, SystemClock
 from ._compactor import AutoCompactor, start_compactor
+from ._disk import DiskMeter
+from ._disk import annotate as annotate_disk
 from ._errors import InvalidInputError, PolicyError
 from ._events import EventSink
 from ._follow import Follower, Move, apply_moves
@@ -32,6 +34,7 @@ from ._policy_sections import AuditPolicy
 from ._polling import Periodic
 from ._publisher import Publisher
 from ._report import StatusReport, build_report
+from ._retention import RetentionKeeper, start_retention
 from ._scaffold import Scaffold
 from ._shared import FACT_MARKERS, Fact, SharedTurns, apply_facts
 from ._version import __version__
@@ -75,6 +78,10 @@ class Parts:
     read_only: bool
     #: Records how long an operation took (a no-op without telemetry).
     record_operation: Callable[[str, float], None]
+    #: Measures the data directory against the retention budget (None: no directory).
+    disk: DiskMeter | None = None
+    #: Deletes what is past its keep-days, on a thread of its own (None: not writing).
+    retention: RetentionKeeper | None = None
 
     def start(self, versioned: bool) -> None:
         """Record the session's start in the audit log, then start the fleet link's threads.
@@ -98,18 +105,24 @@ class Parts:
             self.checkpointer.start()
         if self.fleet is not None:
             self.fleet.start()
+        if self.retention is not None:
+            self.retention.start()
 
     def status_report(self, policy_error: PolicyError | None) -> StatusReport:
         """Return every workflow's state and counters, the settings and the parts' health."""
         now, wall = self.clock.monotonic(), self.clock.now()
         with self.scaffold.lock:
             report = build_report(self.machine.ledger, now, wall, policy_error, self.publisher)
+        if self.disk is not None:  # outside the lock: a walk (cached) never holds a hook
+            report = annotate_disk(report, self.disk.usage())
         return self.fleet.annotate(report) if self.fleet is not None else report
 
     def close(self) -> None:
         """Record the session's end, refuse later inputs, close the sinks, stop the threads."""
         if self.scaffold.closed:
             return
+        if self.retention is not None:  # its records go through the scaffold: stop it first
+            self.retention.close()
         if self.follower is not None:
             self.follower.close()
         if self.checkpointer is not None:
@@ -256,6 +269,7 @@ def assemble(
         fleet = build_fleet(
             config.fleet, link_parts, telemetry.meter, publisher, artifacts.carry_out
         )
+    disk, retention = start_retention(data_dir, machine, decide, read_only, clock, telemetry.meter)
     return Parts(
         clock,
         writer,
@@ -276,6 +290,8 @@ def assemble(
         data_dir,
         read_only,
         record,
+        disk,
+        retention,
     )
 
 

@@ -32,6 +32,7 @@ class EventKind(StrEnum):
     FLEET = "fleet"  # the fleet link came up or went down, or this host won the probe lease
     ACK = "ack"  # this process applied a move another writer recorded (an operator's command)
     CHECKPOINT = "checkpoint"  # everything the machine needs to continue, as of an instant
+    RETENTION = "retention"  # a retention run deleted files past their keep-days (what, why, bytes)
 
 
 class Rule(StrEnum):
@@ -93,6 +94,7 @@ class Reason(StrEnum):
     FLEET_PROBE_LEASE = "fleet.probe_lease"  # this host holds the fleet's one probe permit
     # The fleet rolled a workflow back, and this host has no versioned store to restore.
     FLEET_ROLLBACK_UNAVAILABLE = "fleet.rollback_unavailable"
+    RETENTION_DELETED = "retention.deleted"  # files past their keep-days were deleted
 
 
 def blocked_reason(state: str) -> str:
@@ -181,6 +183,11 @@ METRIC_FLEET_CONNECTED = "autoheal.fleet.connected"  # 1 while the host's fleet 
 METRIC_FLEET_PROPAGATION = "autoheal.fleet.propagation"  # fleet decision -> applied here
 METRIC_FLEET_DROPPED = "autoheal.fleet.dropped"  # results the full shipping queue dropped
 METRIC_FLEET_REJECTED = "autoheal.fleet.rejected"  # malformed fleet entries read and skipped
+METRIC_DISK_USAGE = "autoheal.disk.usage"  # bytes of the data directory, by part
+METRIC_DISK_BUDGET = "autoheal.disk.budget"  # retention.max_bytes
+METRIC_DISK_FREE = "autoheal.disk.free"  # free bytes on the data directory's device
+METRIC_DISK_FREE_FLOOR = "autoheal.disk.free.floor"  # retention.keep_free_bytes
+ATTR_DISK_PART = "autoheal.disk.part"
 ATTR_FLEET_HOST = "autoheal.fleet.host"
 ATTR_FLEET_KIND = "autoheal.fleet.kind"
 
@@ -215,12 +222,15 @@ STATE_DURATION_BUCKETS_S = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 2
 def prometheus_name(metric: str, kind: str = "gauge", unit: str = "") -> str:
     """Return a metric's name as the OpenTelemetry Prometheus exporter exposes it.
 
-    Dots become underscores; a histogram in seconds gains ``_seconds``; counters gain
-    ``_total``. Dashboards and alert rules build their queries with it.
+    Dots become underscores; a histogram in seconds gains ``_seconds``, a figure in bytes
+    ``_bytes``; counters gain ``_total``. Dashboards and alert rules build their queries
+    with it.
     """
     name = metric.replace(".", "_")
     if unit == "s":
         name += "_seconds"
+    elif unit == "By":
+        name += "_bytes"
     if kind == "counter":
         name += "_total"
     return name

@@ -16,6 +16,15 @@ from autoheal_otel import semconv as sc
 OUT = Path(__file__).resolve().parent.parent / "config" / "prometheus" / "alerts.yml"
 P, L = sc.prometheus_name, sc.prometheus_label
 WF, SINK, STATE = L(sc.ATTR_WORKFLOW_ID), L(sc.ATTR_SINK), L(sc.ATTR_STATE)
+#: Disk alerts compare figures of one scraped process (its data directory) with each other.
+BY_TARGET = "by (job, instance)"
+DISK_USAGE = P(sc.METRIC_DISK_USAGE, unit="By")
+DISK_BUDGET = P(sc.METRIC_DISK_BUDGET, unit="By")
+DISK_FREE = P(sc.METRIC_DISK_FREE, unit="By")
+DISK_FREE_FLOOR = P(sc.METRIC_DISK_FREE_FLOOR, unit="By")
+#: The share of the budget, and the margin over the free-space floor, that warn.
+DISK_BUDGET_WARN = 0.8
+DISK_FREE_MARGIN = 1.25
 
 
 def rules() -> dict[str, Any]:
@@ -63,6 +72,27 @@ def rules() -> dict[str, Any]:
                         "annotations": {
                             "summary": f"Decision sink {{{{ $labels.{SINK} }}}} is failing",
                             "description": "Audit lines are kept for retry; a full or read-only disk is the usual cause.",
+                        },
+                    },
+                    {
+                        "alert": "AutohealDiskBudget",
+                        "expr": f"sum {BY_TARGET} ({DISK_USAGE}) > {DISK_BUDGET_WARN} * max {BY_TARGET} ({DISK_BUDGET})",
+                        "labels": {"severity": "warning"},
+                        "annotations": {
+                            "summary": "The data directory uses over 80 % of its disk budget",
+                            "description": "retention.max_bytes is nearly reached: see `autoheal status` for the"
+                            " parts. Lower the keep-days, compact the audit log (autoheal compact), or raise"
+                            " the budget.",
+                        },
+                    },
+                    {
+                        "alert": "AutohealDiskFreeLow",
+                        "expr": f"min {BY_TARGET} ({DISK_FREE}) < {DISK_FREE_MARGIN} * max {BY_TARGET} ({DISK_FREE_FLOOR})",
+                        "labels": {"severity": "warning"},
+                        "annotations": {
+                            "summary": "Free space on the data directory's device is near its floor",
+                            "description": "Less than 125 % of retention.keep_free_bytes is free; under the floor"
+                            " /health is degraded. Free space on the device or move the data directory.",
                         },
                     },
                     {

@@ -44,6 +44,11 @@ FLEET_CONNECTED = P(sc.METRIC_FLEET_CONNECTED)
 FLEET_PROPAGATION = P(sc.METRIC_FLEET_PROPAGATION, unit="s")
 FLEET_DROPPED = P(sc.METRIC_FLEET_DROPPED, "counter")
 HOST = L(sc.ATTR_FLEET_HOST)
+DISK_USAGE = P(sc.METRIC_DISK_USAGE, unit="By")
+DISK_BUDGET = P(sc.METRIC_DISK_BUDGET, unit="By")
+DISK_FREE = P(sc.METRIC_DISK_FREE, unit="By")
+DISK_FREE_FLOOR = P(sc.METRIC_DISK_FREE_FLOOR, unit="By")
+PART = L(sc.ATTR_DISK_PART)
 
 
 def target(expr: str, legend: str = "", ref: str = "A") -> _Target:
@@ -236,6 +241,7 @@ def overview() -> Dashboard:
             (12, 32, 12, 6),
         ),
         *fleet_row(rate, 38),
+        *disk_row(46),
     ]
     return Dashboard(
         title="autoheal — overview",
@@ -280,6 +286,36 @@ def fleet_row(rate: str, y: int) -> list[TimeSeries]:
             [target(f"sum by ({HOST}) (rate({FLEET_DROPPED}{rate}))", f"{{{{{HOST}}}}}")],
             (16, y, 8, 8),
             unit="ops",
+        ),
+    ]
+
+
+def disk_row(y: int) -> list[TimeSeries]:
+    """The disk row: the data directory by part against its budget, and free space."""
+    return [
+        series(
+            "Data directory by part, against the budget",
+            [
+                target(f"sum by ({PART}) ({DISK_USAGE})", f"{{{{{PART}}}}}", "A"),
+                target(f"max({DISK_BUDGET})", "budget (retention.max_bytes)", "B"),
+            ],
+            (0, y, 12, 8),
+            unit="bytes",
+            stacked=False,
+            description="Bytes per part (audit log raw and compacted, success store, failure"
+            " cases, reports, artifact versions, other) and the budget; the disk alert fires"
+            " at 80 % of it.",
+        ),
+        series(
+            "Free space on the device, against the floor",
+            [
+                target(f"min({DISK_FREE})", "free", "A"),
+                target(f"max({DISK_FREE_FLOOR})", "floor (retention.keep_free_bytes)", "B"),
+            ],
+            (12, y, 12, 8),
+            unit="bytes",
+            description="Free bytes on the data directory's device; below the floor /health"
+            " is degraded.",
         ),
     ]
 

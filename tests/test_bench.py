@@ -20,6 +20,7 @@ SMALL = {
     "fleet.py": ["--hosts", "2", "--workflows", "5", "--seconds", "0.5", "--number", "200"],
     "fleet_hang.py": ["--runs", "1", "--seconds", "0.3"],
     "shared_decisions.py": ["--repeats", "1", "--steps", "50"],
+    "disk.py": ["--steps", "300", "--runs", "1", "--repeat", "1"],
 }
 
 

@@ -73,7 +73,9 @@ class Stack:
         self.redis = RedisServer(tmp / "redis").start()
         policy = tmp / "policy.json"
         fleet = {"enabled": True, "url": self.redis.url, "host_id": "sim", "min_hosts": 1}
-        PolicyConfig.from_dict({"fleet": fleet}).dump(policy)
+        # A free-space floor above what any test machine has free: the disk alert must fire.
+        retention = {"keep_free_bytes": 2**49}
+        PolicyConfig.from_dict({"fleet": fleet, "retention": retention}).dump(policy)
         self.app = subprocess.Popen(
             [
                 exe,
@@ -204,6 +206,8 @@ def test_alert_rules_check_and_evaluate(stack: Stack) -> None:
         "AutohealGlobalPause",
         "AutohealAuditWriteErrors",
         "AutohealDroppedEvents",
+        "AutohealDiskBudget",
+        "AutohealDiskFreeLow",
     }
     assert all(r["health"] == "ok" for r in rules.values()), {
         n: r.get("lastError") for n, r in rules.items()
@@ -217,6 +221,16 @@ def test_alert_rules_check_and_evaluate(stack: Stack) -> None:
         "alerts to fire",
     )
     assert fired
+    disk = poll(
+        lambda: [
+            a
+            for a in get(f"{stack.base}/api/v1/alerts")["data"]["alerts"]
+            if a["labels"]["alertname"] == "AutohealDiskFreeLow"
+        ],
+        60,
+        "the free-space alert to fire",
+    )
+    assert disk[0]["labels"]["severity"] == "warning"
 
 
 def test_health_and_status_endpoints(stack: Stack) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from .._disk import disk_line
 from .._policy import PolicyConfig
 from ._common import (
     EXIT_OK,
@@ -49,6 +50,8 @@ def run_status(args: argparse.Namespace) -> int:
             f"{g.window.window_seconds:g} s, quarantined {g.quarantined_workflows}/"
             f"{g.quarantined_workflows_threshold}){'  PAUSED: ' + g.reason if g.paused else ''}"
         )
+        if report.disk is not None:
+            print(disk_line(report.disk))
 
     emit(args, json.loads(report.to_json()), human)
     return EXIT_OK
