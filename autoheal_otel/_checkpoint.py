@@ -6,7 +6,8 @@ step and workflow windows' entries, the streaks and counters, the artifact versi
 their counts, the probe's bookkeeping (not the status page's bounded history of the last
 transitions and errors, which no decision reads); the global scope (window,
 quarantined set, pause latch); the calibration windows and overrides; whether a store is
-attached; the policy in force.
+attached; the fleet scopes this host leaves to the fleet and its probe leases; the policy in
+force.
 
 Times on the machine's monotonic clock are kept as *ages* (seconds before the checkpoint's
 instant; a deadline still ahead has a negative age), so a checkpoint restores onto any clock:
@@ -126,6 +127,8 @@ def capture(ledger: Ledger, now: float, ts: datetime) -> dict[str, Any]:
         "as_of": ts.isoformat(),
         "policy": ledger.policy.to_record(),
         "versioned": ledger.versioned,
+        "fleet_scopes": sorted(ledger.fleet_scopes),
+        "probe_permits": {w: _age(now, t) for w, t in sorted(ledger.probe_permits.items())},
         "artifact_default": ledger.artifact_default,
         "global": {
             "window": _window(glob.window, now),
@@ -165,6 +168,7 @@ def restore(ledger: Ledger, data: dict[str, Any], now: float, *, policy: bool = 
     config = ledger.policy
     ledger.versioned = bool(data.get("versioned"))
     ledger.artifact_default = data.get("artifact_default")
+    ledger.fleet_scopes = frozenset(data.get("fleet_scopes") or ())
     g = data["global"]
     glob = ledger.glob  # changed in place: the machine holds on to it
     glob.window = SlidingWindow(config.breakers.global_.window_seconds)
@@ -175,6 +179,9 @@ def restore(ledger: Ledger, data: dict[str, Any], now: float, *, policy: bool = 
     glob.paused_since = datetime.fromisoformat(g["paused_since"]) if g["paused_since"] else None
     glob.reason = g["reason"]
     glob.rule = _unrule(g["rule"])
+    permits = ledger.probe_permits  # changed in place, like the workflows
+    permits.clear()
+    permits.update({w: now - float(age) for w, age in (data.get("probe_permits") or {}).items()})
     cal = data["calibration"]
     calibrator = ledger.calibration
     samples = [(m, float(c), bool(ok)) for m, kept in cal["samples"].items() for c, ok in kept]

@@ -254,11 +254,18 @@ class Follower:
         feed_facts = self._shared[0]
         found = 0
         with self._reading:
-            run: list[Any] = []
+            items: list[Any] = []
             for writer, rec in self.tail.read():
-                item: Any = parse_move(writer, rec) or parse_fact(writer, rec)
-                if item is None:
-                    continue
+                # A restore's result is another process's to take over (whoever rolled back).
+                restore = rec.get("cause") in (Cause.RESTORE_OK, Cause.RESTORE_FAILED)
+                item = parse_fact(writer, rec) if restore else parse_move(writer, rec)
+                item = item or parse_fact(writer, rec)
+                if item is not None:
+                    items.append(item)
+            # In the order they were decided, whichever file each was read from.
+            items.sort(key=lambda i: (i.ts, i.writer, i.seq))
+            run: list[Any] = []
+            for item in items:
                 if run and type(run[-1]) is not type(item):
                     found += self._apply_run(run, feed_facts)
                     run = []

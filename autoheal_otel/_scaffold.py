@@ -152,12 +152,14 @@ class Scaffold:
     def catch_up(self) -> None:
         """Under shared decisions, take in what other processes decided (a turn of its own)."""
         turns = self._turns
-        if turns is None:
-            return
-        try:
-            if turns.begin():
+        if turns is None or turns.closed:
+            return  # (after close(): a read answers from what this process last knew)
+        if turns.begin():
+            try:
                 self._catch_up()
-        finally:
+            finally:
+                turns.end()
+        else:
             turns.end()
 
     def _in_turns(self, turns: SharedTurns, run: Runner) -> Runner:

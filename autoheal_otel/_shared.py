@@ -37,7 +37,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ._errors import InvalidInputError
+from ._errors import InvalidInputError, ManagerClosedError
 from ._ledger import NO_TRACE
 from ._machine import Machine
 from ._models import ExecutionState, StepResult, check_id, printable
@@ -99,6 +99,7 @@ def parse_fact(writer: str, record: dict[str, Any]) -> Fact | None:
             return Fact(when, writer, seq, "result", wid, step, result=result)
         cause = record.get("cause")
         if kind == EventKind.TRANSITION and isinstance(cause, str) and cause not in _NOT_TAKEN:
+            Cause(cause)  # a cause this release does not know: skipped (ValueError)
             state = ExecutionState(str(record.get("state")))
             message = printable(record.get("message"), 500)
             return Fact(when, writer, seq, "transition", wid, None, state=state, cause=cause,
@@ -109,46 +110,64 @@ def parse_fact(writer: str, record: dict[str, Any]) -> Fact | None:
 
 
 def apply_facts(
-    machine: Machine, facts: list[Fact], now: float, ts: datetime | None, trace: Any, events: Any
+    machine: Machine,
+    facts: list[Fact],
+    floor: float,
+    now: float,
+    ts: datetime | None,
+    trace: Any,
+    events: Any,
 ) -> None:
     """Input: other processes' decisions, fed to this machine in their order, unrecorded.
 
     Each fact is fed at its own time on this process's clock (``now`` less its age), never
-    before the previous one nor after ``now``. ``trace`` and ``events`` (this turn's) are not
-    used: what a fact makes this machine decide was recorded by the fact's writer.
+    before ``floor`` (this machine's last input: its windows take times in order) or the
+    previous fact, nor after ``now``. ``trace`` and ``events`` (this turn's) are not used:
+    what a fact makes this machine decide was recorded by the fact's writer. A fact this
+    machine cannot take is skipped and logged; the others are still fed.
     """
     del trace, events
-    ledger = machine.ledger
-    floor = -float("inf")
     for fact in sorted(facts, key=lambda f: (f.ts, f.writer, f.seq)):
         age = (ts - fact.ts).total_seconds() if ts is not None else 0.0
         at = min(now, max(floor, now - max(0.0, age)))
         floor = at
-        if fact.kind == "gate":
-            assert fact.step_id is not None
-            machine.gate(fact.workflow_id, fact.step_id, at, fact.ts, NO_TRACE, None)
-        elif fact.kind == "result":
-            assert fact.step_id is not None and fact.result is not None
-            machine.result(fact.workflow_id, fact.step_id, fact.result, at, fact.ts, NO_TRACE, None)
-        else:
-            wf = ledger.workflow(fact.workflow_id, at, fact.ts, NO_TRACE, None)
-            target = fact.state
-            assert target is not None
-            if wf.state is target:
-                continue  # this machine decided the same by itself
-            cause = Cause(fact.cause)
-            if not is_legal(wf.state, target, cause):
-                _log.warning(
-                    "autoheal cannot take over %s's transition of %r from %s to %s (%s)",
-                    fact.writer,
-                    fact.workflow_id,
-                    wf.state.value,
-                    target.value,
-                    cause.value,
-                )
-                continue
-            message = fact.message or f"taken over from {fact.writer}"
-            ledger.move(wf, target, cause, at, fact.ts, NO_TRACE, None, "taken_over", message)
+        try:
+            _apply_fact(machine, fact, at)
+        except Exception:  # another writer's record must never stop this machine's turn
+            _log.warning(
+                "autoheal skipped %s's record seq %s", fact.writer, fact.seq, exc_info=True
+            )
+
+
+def _apply_fact(machine: Machine, fact: Fact, at: float) -> None:
+    """Feed one fact (see :func:`apply_facts`)."""
+    if fact.kind == "gate":
+        assert fact.step_id is not None
+        machine.gate(fact.workflow_id, fact.step_id, at, fact.ts, NO_TRACE, None)
+        return
+    if fact.kind == "result":
+        assert fact.step_id is not None and fact.result is not None
+        machine.result(fact.workflow_id, fact.step_id, fact.result, at, fact.ts, NO_TRACE, None)
+        return
+    ledger = machine.ledger
+    wf = ledger.workflow(fact.workflow_id, at, fact.ts, NO_TRACE, None)
+    target = fact.state
+    assert target is not None
+    if wf.state is target:
+        return  # this machine decided the same by itself
+    cause = Cause(fact.cause)
+    if not is_legal(wf.state, target, cause):
+        _log.warning(
+            "autoheal cannot take over %s's transition of %r from %s to %s (%s)",
+            fact.writer,
+            fact.workflow_id,
+            wf.state.value,
+            target.value,
+            cause.value,
+        )
+        return
+    message = fact.message or f"taken over from {fact.writer}"
+    ledger.move(wf, target, cause, at, fact.ts, NO_TRACE, None, "taken_over", message)
 
 
 class SharedTurns:
@@ -174,19 +193,39 @@ class SharedTurns:
         """Start a turn (re-entrant); return True when others wrote since this process's last.
 
         The outermost call of a thread takes the lock; nested calls (a catch-up's own input)
-        return False and only count.
+        return False and only count. Whatever interrupts it (a signal while it waits for the
+        lock, a closed manager) leaves nothing taken: the caller's ``end`` is not called.
+
+        Raises:
+            ManagerClosedError: the manager was closed.
         """
         self._mutex.acquire()
-        self._depth += 1
-        if self._depth > 1:
-            return False
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
-        count = self._count()
+        try:
+            if self._fd < 0:
+                raise ManagerClosedError("a shared decision after close()")
+            if self._depth > 0:
+                self._depth += 1
+                return False
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            try:
+                count = self._count()
+            except BaseException:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+                raise
+            self._depth = 1
+        except BaseException:
+            self._mutex.release()
+            raise
         changed = count != self._seen
         self._seen = count
         if changed:
             self.catch_ups += 1
         return changed
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` ran: no turn can start."""
+        return self._fd < 0
 
     def wrote(self) -> None:
         """Say this turn wrote records (the counter moves at its end)."""
@@ -200,7 +239,10 @@ class SharedTurns:
                 try:
                     if self._wrote:  # the lock is held: the count is still the one read
                         self._seen += 1
-                        os.pwrite(self._fd, self._seen.to_bytes(8, "little"), 0)
+                        try:
+                            os.pwrite(self._fd, self._seen.to_bytes(8, "little"), 0)
+                        except OSError:  # the others' follower threads still read it all
+                            _log.warning("autoheal could not move the turn counter", exc_info=True)
                 finally:
                     self._wrote = False
                     fcntl.flock(self._fd, fcntl.LOCK_UN)
@@ -211,6 +253,8 @@ class SharedTurns:
         return int.from_bytes(os.pread(self._fd, 8, 0).ljust(8, b"\0"), "little")
 
     def close(self) -> None:
-        """Close the lock file (a turn in progress keeps it until its end)."""
+        """Close the lock file (waits for a turn in progress); later turns raise."""
         with self._mutex:
-            os.close(self._fd)
+            if self._fd >= 0:
+                fd, self._fd = self._fd, -1
+                os.close(fd)

@@ -211,7 +211,8 @@ def assemble(
         scaffold.decide(None, "follow", None, None, apply_moves, machine.ledger, moves, rollbacks)
 
     def take_over(facts: list[Fact]) -> None:
-        scaffold.decide(None, "catch_up", None, None, apply_facts, machine, facts)
+        floor = scaffold.last[0]  # this machine's last input: facts are fed after it
+        scaffold.decide(None, "catch_up", None, None, apply_facts, machine, facts, floor)
 
     if data_dir is not None and not read_only:
         if config.audit.shared_decisions if shared_decisions is None else shared_decisions:

@@ -188,3 +188,15 @@ def test_the_checkpoint_thread_records_one_per_interval(tmp_path: Path) -> None:
     with AuditAnalytics(tmp_path) as db:
         rows = db.sql("SELECT message FROM audit WHERE kind = 'checkpoint'")
     assert rows == [{"message": "checkpoint of 0 workflows"}]
+
+
+def test_a_checkpoint_keeps_what_the_fleet_left_to_this_host() -> None:
+    """The scopes the fleet decides and this host's probe leases come back, on a new clock."""
+    original = Machine(POLICY, "w1", (0.0, T0))
+    original.ledger.fleet_scopes = frozenset({"workflow", "global"})
+    original.ledger.probe_permits["invoice"] = 130.0  # a lease until 30 s after the instant
+    data = json.loads(json.dumps(capture(original.ledger, 100.0, T0)))
+    restored = Machine(PolicyConfig(), "w2", (5000.0, T0))
+    restore(restored.ledger, data, 5100.0)
+    assert restored.ledger.fleet_scopes == {"workflow", "global"}
+    assert restored.ledger.probe_permits == {"invoice": 5130.0}

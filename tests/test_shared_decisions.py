@@ -9,8 +9,10 @@ they wrote replays to the same decisions.
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -173,3 +175,114 @@ def test_planted_lines_are_skipped_and_a_good_one_still_counts(tmp_path: Path) -
     assert report.workflows["invoice"].window.count == 1  # seq 5 only: the rest is malformed
     assert set(report.workflows) == {"invoice"}
     manager.close()
+
+
+def _plant(audit: Path, writer: str, lines: list[dict[str, object]]) -> None:
+    """Write another writer's segment (compact JSON, as writers write it)."""
+    segment = audit / f"audit-20260101-{writer}-0001.jsonl"
+    with segment.open("a", encoding="utf-8") as f:
+        for line in lines:
+            f.write(json.dumps({"schema_version": 1, "writer": writer, **line},
+                               separators=(",", ":")) + "\n")  # fmt: skip
+    # The writer took turns: bump the counter as its turn did.
+    lock = audit / ".decide.lock"
+    count = int.from_bytes(lock.read_bytes()[:8].ljust(8, b"\0"), "little")
+    lock.write_bytes((count + 1).to_bytes(8, "little"))
+
+
+def _at(clock: FakeClock, seconds: float) -> str:
+    return (clock.now() + timedelta(seconds=seconds)).isoformat().replace("+00:00", "Z")
+
+
+def test_another_writers_rollback_and_restore_are_taken_over(tmp_path: Path) -> None:
+    """A workflow another process rolled back (a regression) comes back with its restore:
+    this process never stays in ROLLBACK, refusing every step."""
+    clock = FakeClock()
+    manager = AutoHealManager(PolicyConfig.from_dict(POLICY), tmp_path, clock=clock,
+                              shared_decisions=True)  # fmt: skip
+    _plant(tmp_path / "audit", "other.1.aaaaaa", [
+        {"seq": 1, "ts": _at(clock, 0.1), "kind": "transition", "workflow_id": "invoice",
+         "previous_state": "running", "state": "rollback", "cause": "regression"},
+        {"seq": 2, "ts": _at(clock, 0.2), "kind": "transition", "workflow_id": "invoice",
+         "previous_state": "rollback", "state": "degraded", "cause": "restore_ok",
+         "message": "restored s000001"},
+    ])  # fmt: skip
+    clock.advance(1)
+    assert manager.get_mode("invoice") is ExecutionState.DEGRADED
+    assert manager.should_execute_step("invoice", "s")[0]
+    manager.close()
+
+
+def test_records_of_several_files_are_taken_in_the_order_they_were_decided(
+    tmp_path: Path,
+) -> None:
+    """A quarantine in one file and an operator's later release in another (whose name sorts
+    first): the release is applied last, as it was decided, whatever the files' order."""
+    clock = FakeClock()
+    manager = AutoHealManager(PolicyConfig.from_dict(POLICY), tmp_path, clock=clock,
+                              shared_decisions=True)  # fmt: skip
+    _plant(tmp_path / "audit", "zzz.2.bbbbbb", [
+        {"seq": 1, "ts": _at(clock, 0.1), "kind": "transition", "workflow_id": "invoice",
+         "previous_state": "running", "state": "quarantined", "cause": "workflow_breaker"},
+        {"seq": 2, "ts": _at(clock, 0.2), "kind": "transition", "workflow_id": "other",
+         "previous_state": "running", "state": "degraded", "cause": "some_new_cause"},
+    ])  # fmt: skip
+    _plant(tmp_path / "audit", "aaa.1.cccccc", [
+        {"seq": 1, "ts": _at(clock, 0.5), "kind": "transition", "workflow_id": "invoice",
+         "previous_state": "quarantined", "state": "running", "cause": "operator",
+         "actor": "ops", "message": "fixed"},
+    ])  # fmt: skip
+    clock.advance(1)
+    assert manager.should_execute_step("invoice", "s")[0]  # released, after the quarantine
+    assert manager.get_mode("other") is ExecutionState.RUNNING  # an unknown cause: skipped
+    manager.close()
+
+
+def test_a_closed_manager_answers_reads_and_refuses_decisions(tmp_path: Path) -> None:
+    """After close(), a read answers from what the process knew; a hook raises
+    ManagerClosedError; the directory's lock is free for the others."""
+    from autoheal_otel import ManagerClosedError
+
+    clock = FakeClock()
+    a = AutoHealManager(
+        PolicyConfig.from_dict(POLICY), tmp_path, clock=clock, shared_decisions=True
+    )
+    b = AutoHealManager(
+        PolicyConfig.from_dict(POLICY), tmp_path, clock=clock, shared_decisions=True
+    )
+    a.close()
+    assert a.get_mode("invoice") is ExecutionState.RUNNING
+    with pytest.raises(ManagerClosedError):
+        a.should_execute_step("invoice", "s")
+    assert b.should_execute_step("invoice", "s")[0]
+    b.close()
+
+
+def test_an_interrupted_wait_for_the_lock_leaves_nothing_taken(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A signal that interrupts the wait for the directory's lock (Ctrl-C) leaves the turn
+    not taken: the next input takes the lock and catches up as usual, from any thread."""
+    import threading
+
+    from autoheal_otel import _shared
+
+    turns = _shared.SharedTurns(tmp_path)
+    real = _shared.fcntl.flock
+    calls = {"n": 0}
+
+    def interrupted(fd: int, op: int) -> None:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise KeyboardInterrupt
+        real(fd, op)
+
+    monkeypatch.setattr(_shared.fcntl, "flock", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        turns.begin()
+    other: list[bool] = []
+    thread = threading.Thread(target=lambda: (other.append(turns.begin()), turns.end()))
+    thread.start()
+    thread.join(timeout=10)
+    assert other == [True]  # another thread took a whole turn (it was not left nested)
+    turns.close()
