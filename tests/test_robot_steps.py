@@ -218,3 +218,101 @@ Invoices
         listener_value=listener(tmp_path / "off" / "data", policy=str(policy), step_delay="off"),
     )
     assert all("delay_s" not in str(r["details"]) for r in _results(off))
+
+
+def test_builtin_keywords_that_can_act_are_steps(tmp_path: Path) -> None:
+    """``Call Method`` and ``Evaluate`` reach the application: gated and counted."""
+    body = """*** Tasks ***
+Task
+    ${text}=    Evaluate    'abc'.upper()
+    ${n}=    Call Method    ${text}    count    A
+    Log    ${n}
+"""
+    ids = [r["step_id"] for r in _results(run_suite(tmp_path, body))]
+    assert ids == ["Evaluate    'abc'.upper()", "Call Method    ${text}    count    A"]
+
+
+SECRETS_SUITE = """*** Variables ***
+&{LOGIN}       user=bob    password=hunter2-secret
+${PIN}         4711-pin
+${DB_URI}      postgres://bob:hunter2db@db.example/app
+
+*** Tasks ***
+Task
+    Act    ${LOGIN}[password]
+    Act    password=${PIN}
+    Act    ${DB_URI}
+    Value Should Be    ${LOGIN}[password]    expected
+"""
+
+
+def test_no_secret_reaches_the_log_in_any_form(tmp_path: Path) -> None:
+    """An item, a named argument, a URL's credentials and a failure message that repeats the
+    secret: none of the values is in the audit log."""
+    run = run_suite(tmp_path, SECRETS_SUITE)
+    recorded = [json.loads(str(r["details"])) for r in _results(run)]
+    assert [d.get("args") for d in recorded[:3]] == [
+        ["***"],
+        ["***"],
+        ["postgres://***:***@db.example/app"],
+    ]
+    assert recorded[3]["message"] == "*** != expected"
+    raw = "".join(p.read_text() for p in (tmp_path / "data" / "audit").glob("*.jsonl"))
+    for secret in ("hunter2-secret", "4711-pin", "hunter2db"):
+        assert secret not in raw
+
+
+def test_a_self_check_counts_only_after_the_last_action_whatever_its_status(
+    tmp_path: Path,
+) -> None:
+    """An action that fails after the check (caught inside the keyword) undoes the check; an
+    assertion run through a wrapper still checks."""
+    body = """*** Tasks ***
+Task
+    Check Then Failing Action
+    Act Then Wrapped Check
+
+*** Keywords ***
+Check Then Failing Action
+    Value Should Be    a    a
+    TRY
+        Crash    late
+    EXCEPT    *    type=glob
+        No Operation
+    END
+
+Act Then Wrapped Check
+    Act    x
+    Wait Until Keyword Succeeds    2x    0s    Value Should Be    b    b
+"""
+    rows = _results(run_suite(tmp_path, body))
+    assert [(r["step_id"], r["validated"]) for r in rows] == [
+        ("Check Then Failing Action", False),
+        ("Act Then Wrapped Check", True),
+    ]
+
+
+def test_the_probe_of_a_quarantined_workflow_goes_to_its_first_real_step(tmp_path: Path) -> None:
+    """A task starting with bookkeeping: the half-open probe is the first step that acts, so
+    a quarantined workflow can recover."""
+    policy = tmp_path / "policy.json"
+    policy.write_text(json.dumps({
+        "breakers": {"workflow": {"failure_threshold": 2}},
+        "quarantine": {"probe_enabled": True, "probe_cooldown_seconds": 0.001,
+                       "release_to": "running"},
+    }), encoding="utf-8")  # fmt: skip
+    body = """*** Tasks ***
+Fail One
+    Crash    one
+Fail Two
+    Crash    two
+Probe
+    ${x}=    Set Variable    1
+    Act    probe
+"""
+    value = listener(tmp_path / "data", policy=str(policy), workflow="suite")
+    run = run_suite(tmp_path, body, listener_value=value)
+    assert run.tests()["Probe"].status == "PASS", run.tests()["Probe"].message
+    assert run.side == ["probe"]
+    admitted = run.audit("SELECT step_id FROM audit WHERE kind = 'probe'")
+    assert admitted and admitted[0]["step_id"] == "Act    probe"

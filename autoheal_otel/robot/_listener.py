@@ -6,16 +6,15 @@
 
 - A workflow is a task (its full name), its suite, or the value of a ``wf-<name>`` tag.
 - A step is a keyword called from the task body, through FOR/WHILE/IF/TRY/GROUP blocks; never
-  a setup or teardown, never a keyword nested inside a step.
+  a setup or teardown, never a keyword nested inside a step, never bookkeeping
+  (:class:`~._steps.StepRules`: which keywords are steps, which arguments they record).
 - Before a step, ``should_execute_step``; a refused step is not run: RF raises
   ``autoheal blocked: <reason>`` in its place (``implementation.error``) and the step ends
   FAIL, SKIP or NOT RUN as configured. The rest of that task is not run either (it is not
   gated again), and its teardown still runs. A task whose workflow is already blocked is
   skipped as a whole, with the reason. A refusal cannot be swallowed by the suite's own
   TRY/EXCEPT: the task ends FAIL (SKIP with ``on_block=SKIP``) whatever it caught.
-- Which keywords are steps, and which arguments they record: :class:`~._steps.StepRules`
-  (by default BuiltIn/Collections bookkeeping is not a step). Before a gated step, the
-  state's step delay is waited once (DEGRADED slows the robot per step, not per command).
+- Before a gated step, the state's step delay is waited once (not per command).
 - After a step, ``on_step_result``. A step is *validated* (DEGRADED requires it) when it is
   an assertion that passes, when its own body ran an assertion that passed after its last
   action (a self-checking user keyword), or when the mapping declares it self-validating. A
@@ -47,9 +46,11 @@ from ._model import (
     first_keyword,
     is_own_library,
     is_step,
+    library_of,
     parent_setup_failed,
 )
 from ._session import ManagerSession
+from ._steps import redact, runs_keywords
 from ._support import enforce_refusal, fail_whole, unsupported_version
 
 __all__ = ["AutoHealListener", "active_listener"]
@@ -79,6 +80,7 @@ class _Step:
     duration_s: float | None = None
     checked: bool = False  # its own body ran an assertion that passed after its last action
     nested: dict[int, bool] = field(default_factory=dict)  # id(result) → is an assertion
+    secrets: list[str] = field(default_factory=list)  # kept out of its failure message
 
 
 @dataclass
@@ -151,7 +153,7 @@ class AutoHealListener:
             workflow = self._workflow_of(data, result)
             task = _Task(workflow)
             if manager.get_mode(workflow) in _BLOCKING:
-                keyword = first_keyword(data.body)
+                keyword = first_keyword(data.body, self._bookkeeping_call)
                 first = self._step_id(keyword) if keyword is not None else str(data.name)[:256]
                 allowed, reason = manager.should_execute_step(workflow, first)
                 if not allowed:
@@ -167,6 +169,12 @@ class AutoHealListener:
             self._refuse_task(data, f"autoheal cannot gate this task: {type(exc).__name__}: {exc}")
             return
         self._task = task
+
+    def _bookkeeping_call(self, keyword: Any) -> bool:
+        """Return True for a call that is not a step (the probe must go to a real step)."""
+        name = str(keyword.name)
+        library = library_of(name)
+        return self.config.rules.is_bookkeeping(library, name, self.config.mapping)
 
     def _refuse_task(self, data: Any, message: str) -> None:
         """Fail the task with ``message``; say it once as an ``[ ERROR ]`` line on the console."""
@@ -210,6 +218,8 @@ class AutoHealListener:
         bookkeeping = self.config.rules.is_bookkeeping(library, name, self.config.mapping)
         step = self._step
         if step is not None:
+            if library is not None and runs_keywords(library, name):
+                return  # a wrapper: what it runs is judged, not the wrapper's own end
             if not step.blocked and (not bookkeeping or self.config.mapping.is_assertion(name)):
                 step.nested[id(result)] = self.config.mapping.is_assertion(name)
             return
@@ -252,7 +262,7 @@ class AutoHealListener:
             self._step = _Step(step_id, result, assertion, blocked=True)
             return
         self._step = _Step(step_id, result, assertion)
-        args = self.config.rules.arguments(data.args)
+        args, self._step.secrets = self.config.rules.arguments(data.args)
         if args:
             self._step.details["args"] = args
         if self.config.step_delay:
@@ -268,8 +278,9 @@ class AutoHealListener:
             return
         if result is not step.result:
             assertion = step.nested.pop(id(result), None)
-            if assertion is not None and result.status == "PASS":
-                step.checked = assertion  # an action after the last assertion undoes it
+            if assertion is not None:
+                # A passing assertion checks; an action after it, passing or not, undoes that.
+                step.checked = assertion and result.status == "PASS"
             return
         self._step = None
         if step.blocked:
@@ -337,7 +348,7 @@ class AutoHealListener:
     ) -> None:
         details = dict(step.details)
         if message:
-            details["message"] = message[:500]
+            details["message"] = redact(message, step.secrets)[:500]
         manager = self.session.manager
         before = manager.get_mode(task.workflow)
         try:

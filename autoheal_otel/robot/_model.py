@@ -8,6 +8,7 @@ teardown or nested keyword, and never one of :class:`AutoHealLibrary`'s own keyw
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from robot import running
@@ -20,6 +21,7 @@ __all__ = [
     "first_keyword",
     "is_own_library",
     "is_step",
+    "library_of",
     "parent_setup_failed",
 ]
 
@@ -53,21 +55,39 @@ def is_own_library(implementation: Any) -> bool:
     )
 
 
-def first_keyword(body: Any) -> Any:
+def first_keyword(body: Any, skip: Callable[[Any], bool] | None = None) -> Any:
     """Return the first keyword call of a task body (looking into its blocks), or None.
 
-    Calls of AutoHealLibrary's keywords are skipped by name: they are never steps.
+    Calls of AutoHealLibrary's keywords are skipped by name: they are never steps; so are
+    the calls ``skip`` says are not steps (bookkeeping).
     """
     for item in body:
         if isinstance(item, running.Keyword):
-            if normalize(str(item.name), ignore="_").rsplit(".", 1)[-1] not in _OWN_KEYWORDS:
+            own = normalize(str(item.name), ignore="_").rsplit(".", 1)[-1] in _OWN_KEYWORDS
+            if not own and not (skip is not None and skip(item)):
                 return item
             continue
         inner = getattr(item, "body", None)
-        found = first_keyword(inner) if inner is not None else None
+        found = first_keyword(inner, skip) if inner is not None else None
         if found is not None:
             return found
     return None
+
+
+def library_of(name: str) -> str | None:
+    """Return the library a keyword call resolves to now (None: a user keyword, or unknown)."""
+    ctx = EXECUTION_CONTEXTS.current
+    if ctx is None:
+        return None
+    try:
+        runner = ctx.namespace.get_runner(name)
+    except Exception:  # RF reports a keyword it cannot resolve when it runs it
+        return None
+    if type(runner).__name__ != "LibraryKeywordRunner":
+        return None
+    owner = getattr(getattr(runner, "keyword", None), "owner", None)
+    name_of = getattr(owner, "name", None)
+    return str(name_of) if name_of else None
 
 
 def exception_names() -> frozenset[str]:
