@@ -43,6 +43,7 @@ class Checkpointer:
         self.due = monotonic() + interval()
         #: Checkpoints recorded by this thread.
         self.written = 0
+        self._looking = threading.Lock()  # the thread and a direct look never both write
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -56,13 +57,14 @@ class Checkpointer:
 
     def look(self) -> bool:
         """Record a checkpoint if one is due now; return True when one was recorded."""
-        now = self._monotonic()
-        if now < self.due:
-            return False
-        self._write()
-        self.written += 1
-        self.due = now + self._interval()
-        return True
+        with self._looking:
+            now = self._monotonic()
+            if now < self.due:
+                return False
+            self._write()
+            self.written += 1
+            self.due = now + self._interval()
+            return True
 
     def _run(self) -> None:
         # allowed: this thread's own wait between looks; no hook ever waits here.
