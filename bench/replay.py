@@ -126,7 +126,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--compacted", action="store_true", help="compact the log first")
     parser.add_argument("--reuse", type=Path, help="keep the generated log in this directory")
+    parser.add_argument("--commands", default="anchor,replay,what-if", help="which to measure")
     args = parser.parse_args()
+    wanted = args.commands.split(",")
     with tempfile.TemporaryDirectory(prefix="autoheal-bench-") as tmp:
         data = args.reuse or Path(tmp) / "data"
         if not (data / "audit").is_dir():
@@ -138,12 +140,17 @@ def main() -> None:
         figures: dict[str, list[tuple[float, float, str]]] = {}
         for round_ in range(args.runs):
             for name, command in commands(data).items():
+                if name not in wanted:
+                    continue
                 figures.setdefault(name, []).append(run(command))
                 wall, rss, outcome = figures[name][-1]
-                print(f"run {round_ + 1} {name:8} {wall:6.2f} s  peak {rss:5.0f} MB  {outcome}")
+                print(
+                    f"run {round_ + 1} {name:8} {wall:6.2f} s  peak {rss:5.0f} MB  {outcome}",
+                    flush=True,
+                )
         kind = "compacted" if args.compacted else "raw"
         print(f"\n{2 * args.steps} records ({kind}), {args.runs} runs of each:")
-        anchors = [w for w, _, o in figures["anchor"] if o == "ok"]
+        anchors = [w for w, _, o in figures.get("anchor", []) if o == "ok"]
         for name, runs in figures.items():
             ok = [(w, r) for w, r, o in runs if o == "ok"]
             line = f"{name:8} {len(ok)}/{len(runs)} ok"

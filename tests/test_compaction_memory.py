@@ -13,10 +13,9 @@ import duckdb
 import pytest
 
 from autoheal_otel import AutoHealManager
-from autoheal_otel.analytics import AuditAnalytics
-from autoheal_otel.analytics import compaction
-from autoheal_otel.analytics.compaction import SPILL_DIR, compact, pending_segments
+from autoheal_otel.analytics import AuditAnalytics, compaction
 from autoheal_otel.analytics._view import COMPACTED_DIR, read_manifest
+from autoheal_otel.analytics.compaction import SPILL_DIR, compact, pending_segments
 from autoheal_otel.testing import FakeClock
 
 from .conftest import OK, POST, TNF
@@ -107,9 +106,9 @@ def test_the_run_connection_has_the_memory_limit_threads_and_spill_dir(tmp_path:
     compact(tmp_path, connected=read_back)
     reference = duckdb.connect(":memory:")
     reference.execute(f"SET memory_limit = '{compaction.MEMORY_LIMIT}'")
-    expected = str(reference.execute("SELECT current_setting('memory_limit')").fetchone()[0])
+    expected = str(reference.execute("SELECT current_setting('memory_limit')").fetchall()[0][0])
     default = duckdb.connect(":memory:").execute("SELECT current_setting('memory_limit')")
-    assert settings["memory_limit"] == expected != str(default.fetchone()[0])
+    assert settings["memory_limit"] == expected != str(default.fetchall()[0][0])
     assert settings["threads"] == str(compaction.THREADS) == "1"
     assert Path(settings["temp_directory"]) == tmp_path / "audit" / SPILL_DIR
     assert settings["preserve_insertion_order"] == "False"
