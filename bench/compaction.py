@@ -46,6 +46,7 @@ started = time.perf_counter()
 if mode == "anchor":
     files = "[" + ", ".join(f"'{p}'" for p in segments) + "]"
     con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")  # stdout carries the figures
     con.execute(
         f"COPY (SELECT * FROM read_json({files}, format = 'newline_delimited') ORDER BY ts, seq)"
         f" TO '{data}/anchor.parquet' (FORMAT parquet, COMPRESSION zstd)"
@@ -83,7 +84,8 @@ def run_once(raw: Path, work: Path, mode: str) -> dict[str, object]:
         text=True,
     )
     shutil.rmtree(work, ignore_errors=True)
-    figures: dict[str, object] = json.loads(out.stdout.splitlines()[-1])
+    last = out.stdout.rstrip().rsplit("\n", 1)[-1]
+    figures: dict[str, object] = json.loads(last[last.index("{") :])
     return figures
 
 
