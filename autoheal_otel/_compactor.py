@@ -9,6 +9,9 @@ looks for closed segments — rotated away by this process, or left by a stopped
   for it (the thread waits on a :class:`threading.Event` with a timeout, nothing else);
 - a crash during it loses or doubles nothing: the manifest is the commit record (see
   ``analytics.compaction``), and the next run cleans up after it;
+- its memory is bounded whatever the backlog (``analytics.compaction``: DuckDB's memory limit,
+  spill files inside the data directory, batches of segments): a compaction that fell behind
+  does not take gigabytes beside the robot;
 - a failure (a full disk, a read-only directory) is logged and counted, never raised; the
   next run starts over;
 - :meth:`AutoCompactor.close` does not wait for a long run: it interrupts the run's DuckDB

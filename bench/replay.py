@@ -9,15 +9,23 @@ process: a plain DuckDB read of the same segments, sorted by (ts, seq, writer) a
 into Python dicts (what any replay must at least do); each figure is printed as a ratio to it.
 Everything is written under one temporary directory, removed at the end.
 
-Run: ``.venv/bin/python bench/replay.py [--steps 500000]`` (1,000,000 records).
+``--compacted`` compacts the log first (replay then reads Parquet, the anchor too), ``--runs N``
+repeats each command N times (rounds interleaved) and prints every run's outcome (a failure is
+a run, not an abort), wall time and peak RSS, then medians and ranges; ``--reuse DIR`` keeps
+the log there between invocations.
+
+Run: ``.venv/bin/python bench/replay.py [--steps 500000]`` (1,000,000 records);
+``.venv/bin/python bench/replay.py --compacted --runs 6``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import random
-import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -43,12 +51,21 @@ def write_log(data_dir: Path, steps: int) -> None:
 
 #: The anchor: read the log with DuckDB, sort it as replay does, stream every row as a dict.
 ANCHOR = """
-import sys, duckdb
+import json, sys, duckdb
+jsonl, parquet = json.loads(sys.argv[1]), json.loads(sys.argv[2])
 con = duckdb.connect()  # DuckDB's own memory limit: the anchor is what plain DuckDB does
+parts = []
+if jsonl:
+    parts.append(
+        "SELECT ts::TIMESTAMP AS ts, seq::BIGINT AS seq, writer::VARCHAR AS writer, *"
+        " EXCLUDE (ts, seq, writer) FROM read_json(?, format = 'newline_delimited',"
+        " ignore_errors = true) WHERE seq IS NOT NULL"
+    )
+if parquet:
+    parts.append("SELECT * FROM read_parquet(?, union_by_name = true)")
+union = " UNION ALL BY NAME ".join(parts)
 cur = con.execute(
-    "SELECT * FROM read_json(?, format = 'newline_delimited', ignore_errors = true)"
-    " WHERE seq IS NOT NULL ORDER BY ts, seq, writer",
-    [sys.argv[1] + "/audit/audit-*.jsonl"],
+    f"SELECT * FROM ({union}) ORDER BY ts, seq, writer", [f for f in (jsonl, parquet) if f]
 )
 names = [d[0] for d in cur.description]
 count = 0
@@ -60,14 +77,37 @@ print(count)
 """
 
 
-def run(args: list[str], anchor: bool = False) -> tuple[float, float]:
-    """Return (wall seconds, peak RSS in MB) of one ``autoheal`` command (or the anchor)."""
-    exe = shutil.which("autoheal", path=str(Path(sys.executable).parent)) or "autoheal"
-    command = [sys.executable, "-c", ANCHOR, *args] if anchor else [exe, *args]
+def run(command: list[str]) -> tuple[float, float, str]:
+    """Run one command; return (wall seconds, its own peak RSS in MB, outcome)."""
     started = time.perf_counter()
-    subprocess.run(command, stdout=subprocess.DEVNULL, check=True)
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert proc.stderr is not None
+    err = proc.stderr.read().decode(errors="replace")
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
     wall = time.perf_counter() - started
-    return wall, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    lines = [line for line in err.replace("\r", "\n").splitlines() if line.strip()]
+    outcome = "ok" if proc.returncode == 0 else f"exit {proc.returncode}: {lines[-1:]}"
+    return wall, usage.ru_maxrss / 1024, outcome
+
+
+def commands(data: Path) -> dict[str, list[str]]:
+    """The measured commands: replay, what-if and the anchor, each a separate process."""
+    from autoheal_otel.analytics._view import sources
+
+    exe = shutil.which("autoheal", path=str(Path(sys.executable).parent)) or "autoheal"
+    policy = Path(__file__).resolve().parents[1] / "config" / "auto_heal_policy.json"
+    src = sources(data)
+    files = [json.dumps([str(p) for p in f]) for f in (src.jsonl, src.results + src.events)]
+    return {
+        "anchor": [sys.executable, "-c", ANCHOR, *files],
+        "replay": [exe, "replay", "--data-dir", str(data)],
+        "what-if": [exe, "what-if", "--data-dir", str(data), "--policy", str(policy)],
+    }
+
+
+def span(values: list[float]) -> str:
+    return f"median {statistics.median(values):7.2f} (range {min(values):.2f}-{max(values):.2f})"
 
 
 def first_progress(data: Path) -> float:
@@ -83,25 +123,45 @@ def first_progress(data: Path) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--steps", type=int, default=500_000)
+    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--compacted", action="store_true", help="compact the log first")
+    parser.add_argument("--reuse", type=Path, help="keep the generated log in this directory")
+    parser.add_argument("--commands", default="anchor,replay,what-if", help="which to measure")
     args = parser.parse_args()
+    wanted = args.commands.split(",")
     with tempfile.TemporaryDirectory(prefix="autoheal-bench-") as tmp:
-        data = Path(tmp) / "data"
-        write_log(data, args.steps)
-        policy = Path(__file__).resolve().parents[1] / "config" / "auto_heal_policy.json"
-        figures = {}
-        for name, cli in (
-            ("replay", ["replay", "--data-dir", str(data)]),
-            ("what-if", ["what-if", "--data-dir", str(data), "--policy", str(policy)]),
-        ):
-            figures[name] = run(cli)
-        # Last: the peak RSS figure is the largest child's so far, so the anchor's comes after.
-        base, _ = run([str(data)], anchor=True)
-        print(f"anchor   {2 * args.steps:>9} records: {base:6.2f} s (DuckDB sort-and-stream)")
-        for name, (wall, rss) in figures.items():
-            print(
-                f"{name:8} {2 * args.steps:>9} records: {wall:6.2f} s = {wall / base:.2f}x"
-                f" the anchor, peak {rss:6.0f} MB"
-            )
+        data = args.reuse or Path(tmp) / "data"
+        if not (data / "audit").is_dir():
+            write_log(data, args.steps)
+        if args.compacted:
+            from autoheal_otel.analytics.compaction import compact
+
+            compact(data)
+        figures: dict[str, list[tuple[float, float, str]]] = {}
+        for round_ in range(args.runs):
+            for name, command in commands(data).items():
+                if name not in wanted:
+                    continue
+                figures.setdefault(name, []).append(run(command))
+                wall, rss, outcome = figures[name][-1]
+                print(
+                    f"run {round_ + 1} {name:8} {wall:6.2f} s  peak {rss:5.0f} MB  {outcome}",
+                    flush=True,
+                )
+        kind = "compacted" if args.compacted else "raw"
+        print(f"\n{2 * args.steps} records ({kind}), {args.runs} runs of each:")
+        anchors = [w for w, _, o in figures.get("anchor", []) if o == "ok"]
+        for name, runs in figures.items():
+            ok = [(w, r) for w, r, o in runs if o == "ok"]
+            line = f"{name:8} {len(ok)}/{len(runs)} ok"
+            if ok:
+                line += f"  wall s {span([w for w, _ in ok])}  peak MB {span([r for _, r in ok])}"
+                if anchors and name != "anchor":
+                    pairs = [
+                        w / a for (w, _, o), a in zip(runs, anchors, strict=False) if o == "ok"
+                    ]
+                    line += f"  x anchor {span(pairs)}"
+            print(line)
         print(f"first progress report after {first_progress(data):.3f} s")
 
 

@@ -1,10 +1,10 @@
 """Compaction: closed JSONL segments become Parquet (zstd), queried together with the live log.
 
-A segment is closed when no writer holds its lock. One run writes one pair of files for all
-the closed segments it finds: ``<id>.parquet`` (gates and results, the bulk) and
-``<id>.events.parquet`` (everything else: small, read by the state queries). A later run also
-merges small outputs into one, so the number of files (each costs every query a little) stays
-low. Invariants:
+A segment is closed when no writer holds its lock. A run takes the closed segments it finds
+in batches (oldest first, :data:`BATCH_LINES` lines each) and writes one output per batch:
+``<id>.parquet`` (gates and results, the bulk) and ``<id>.events.parquet`` (everything else:
+small, read by the state queries), with their rollups. A later run also merges small outputs
+into one, so the number of files (each costs every query a little) stays low. Invariants:
 
 - the manifest (``manifest.jsonl``) is the completion record. Files are written under
   temporary names, fsynced and renamed; then one manifest line (fsynced) names them, the
@@ -16,6 +16,11 @@ low. Invariants:
 - torn or foreign lines are not copied; their count is reported per run;
 - every output carries its rollups: a run rewrites an output whose rollup files are missing
   (one compacted before they existed), through the same manifest steps as a merge;
+- memory is bounded whatever the backlog: DuckDB holds at most :data:`MEMORY_LIMIT` on
+  :data:`THREADS` thread(s) and spills the rest to ``audit/compaction.spill/`` (inside the
+  data directory, emptied at the start and the end of every run, so a killed run's spill
+  files go with the next run); each batch is one commit (its own manifest line), so a run
+  killed mid-backlog keeps the batches it finished and the next run takes the rest;
 - one run at a time per data directory: a run holds an exclusive ``flock`` on
   ``compacted/compaction.lock`` (processes sharing a directory, and a manager's background
   compaction next to ``autoheal compact``, take turns instead of compacting a segment twice).
@@ -28,8 +33,9 @@ import json
 import logging
 import os
 import secrets
+import shutil
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -55,6 +61,17 @@ _log = logging.getLogger("autoheal_otel")
 __all__ = ["CompactionReport", "compact", "pending_segments"]
 
 LOCK = "compaction.lock"
+#: Where DuckDB spills what does not fit in :data:`MEMORY_LIMIT` (under ``audit/``).
+SPILL_DIR = "compaction.spill"
+#: What DuckDB may hold during a run: with the interpreter and DuckDB's own buffers (the
+#: Parquet writer's row group, the JSON reader's), a run peaks at about 230 MB RSS whatever
+#: the backlog (``bench/compaction.py``); below about 96 MB a sort of a batch cannot finish.
+MEMORY_LIMIT = "128MB"
+#: One thread: compaction runs beside a robot, and every thread adds buffers of its own.
+THREADS = 1
+#: Lines per batch (one output each): ~2.5M lines of ~320 B is ~800 MB of JSONL, an output
+#: big enough that no later merge rewrites it (its gates and results pass SMALL_OUTPUT_ROWS).
+BATCH_LINES = 2_500_000
 
 #: Rows per Parquet row group: a 10-minute window reads one or two groups at a few hundred
 #: decisions per second, and the footer a fresh connection must parse stays small.
@@ -147,8 +164,6 @@ def _compact_locked(
     progress: Callable[[int, int], None] | None,
     connected: Callable[[Any], None] | None,
 ) -> CompactionReport:
-    import duckdb
-
     audit = Path(data_dir) / AUDIT_DIR
     folder = audit / COMPACTED_DIR
     report = CompactionReport()
@@ -162,36 +177,96 @@ def _compact_locked(
             report.skipped_live.append(path.name)
         else:
             segments.append(path)
-    if segments:
-        _rebuild_successes(Path(data_dir), segments)
-    con = duckdb.connect(":memory:")
-    quiet(con)  # it may run on a manager's thread
+    spill = _fresh_dir(audit / SPILL_DIR)
     try:
-        if connected is not None:
-            connected(con)
-        if segments:
-            if progress is not None:
-                progress(0, len(segments))
-            select = read_json_sql(segments)
-            con.execute(f"CREATE TABLE batch AS {select}")
-            lines = sum(_count_lines(p) for p in segments)
-            out = _write_output(con, folder, "batch", [p.stem for p in segments], ())
-            report.bad_lines = lines - out.rows
-            report.rows = out.rows
-            report.bytes_in = sum(p.stat().st_size for p in segments)
-            report.bytes_out = (folder / out.results).stat().st_size + (
-                folder / out.events
-            ).stat().st_size
-            for path in segments:
-                path.unlink(missing_ok=True)
-            report.compacted = [p.name for p in segments]
-            if progress is not None:
-                progress(len(segments), len(segments))
-        _merge_small(con, folder, report)
-        _repair_rollups(con, folder, report)
+        con = _connect(spill)
+        try:
+            if connected is not None:
+                connected(con)
+            _compact_segments(con, Path(data_dir), folder, segments, report, progress)
+            _merge_small(con, folder, report)
+            _repair_rollups(con, folder, report)
+        finally:
+            con.close()
     finally:
-        con.close()
+        shutil.rmtree(spill, ignore_errors=True)
     return report
+
+
+def _connect(spill: Path) -> Any:
+    """Open the run's DuckDB connection: bounded memory, spilling into ``spill``."""
+    import duckdb
+
+    con = duckdb.connect(
+        ":memory:",
+        config={
+            "memory_limit": MEMORY_LIMIT,
+            "threads": THREADS,
+            "temp_directory": str(spill),
+            # Every COPY has its ORDER BY; nothing else needs the scan order kept.
+            "preserve_insertion_order": False,
+        },
+    )
+    quiet(con)  # it may run on a manager's thread
+    return con
+
+
+def _fresh_dir(path: Path) -> Path:
+    """Return ``path`` as a new empty directory (what a killed run left there is deleted; a
+    planted symlink or file is removed, never followed)."""
+    if path.is_symlink() or (path.exists() and not path.is_dir()):
+        path.unlink()
+    elif path.exists():
+        shutil.rmtree(path)
+    path.mkdir(mode=0o700)
+    return path
+
+
+def _batches(segments: list[Path], lines: dict[Path, int]) -> Iterator[list[Path]]:
+    """Yield the segments, oldest first, in batches of about :data:`BATCH_LINES` lines."""
+    batch: list[Path] = []
+    held = 0
+    for path in segments:
+        batch.append(path)
+        held += lines[path]
+        if held >= BATCH_LINES:
+            yield batch
+            batch, held = [], 0
+    if batch:
+        yield batch
+
+
+def _compact_segments(
+    con: Any,
+    data_dir: Path,
+    folder: Path,
+    segments: list[Path],
+    report: CompactionReport,
+    progress: Callable[[int, int], None] | None,
+) -> None:
+    """Compact ``segments`` batch by batch: each batch is written and committed, then its
+    segments are deleted, before the next is read."""
+    if not segments:
+        return
+    if progress is not None:
+        progress(0, len(segments))
+    lines = {p: _count_lines(p) for p in segments}
+    for batch in _batches(segments, lines):
+        _rebuild_successes(data_dir, batch)
+        con.execute(f"CREATE OR REPLACE TABLE batch AS {read_json_sql(batch)}")
+        out = _write_output(con, folder, "batch", [p.stem for p in batch], ())
+        con.execute("DROP TABLE batch")
+        report.bad_lines += sum(lines[p] for p in batch) - out.rows
+        report.rows += out.rows
+        report.bytes_in += sum(p.stat().st_size for p in batch)
+        report.bytes_out += (folder / out.results).stat().st_size + (
+            folder / out.events
+        ).stat().st_size
+        for path in batch:
+            path.unlink(missing_ok=True)
+        report.compacted += [p.name for p in batch]
+        if progress is not None:
+            progress(len(report.compacted), len(segments))
 
 
 def _write_output(

@@ -14,15 +14,15 @@ it read). Another writer's session beside a running one (``autoheal force``, a s
 not: the running writer goes on under its own policy and state, and a move it recorded that a
 running process acknowledged takes effect, as it did live, at its first ``ack`` record.
 
-Records stream through in batches, so memory stays flat whatever the log's size. Known
-limits, reported rather than hidden: several processes deciding in one directory at once
-replay as one stream, and timestamps have microsecond resolution.
+Records stream through in slices of time (``_ordered``), so memory stays flat whatever the
+log's size. Known limits, reported rather than hidden: several processes deciding in one
+directory at once replay as one stream, and timestamps have microsecond resolution.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ from .._policy import PolicyConfig
 from .._report import effective_settings
 from ..semconv import Cause, EventKind, Reason
 from . import AuditAnalytics
+from ._ordered import ordered
 from ._readback import Readback
 from ._replay_report import ReplayReport
 from ._view import sources
@@ -83,10 +84,6 @@ def _details(value: Any) -> dict[str, Any]:
 def _change(details: Any) -> tuple[Any, ...]:
     """Return a calibration change as (method, previous, threshold)."""
     return (details.get("method"), details.get("previous"), details.get("threshold"))
-
-
-def _stream(db: AuditAnalytics) -> Iterator[dict[str, Any]]:
-    yield from db.iter_sql(f"SELECT {_COLUMNS} FROM audit ORDER BY ts, seq, writer")
 
 
 def _count_lines(paths: list[Path]) -> int:
@@ -448,7 +445,8 @@ def replay(
                 replayer.acked.add((details["move_writer"], details["move_seq"]))
         if progress is not None:
             progress(0, total)
-        for index, rec in enumerate(_stream(db), start=1):
+        # One sort of the whole log does not fit DuckDB's memory limit: slices of time.
+        for index, rec in enumerate(ordered(db, _COLUMNS), start=1):
             replayer.feed(rec)
             if progress is not None and index % 10_000 == 0:
                 progress(index, total)

@@ -5,8 +5,11 @@ batch of validated successes that its audit segment already holds (each hook's l
 OS before the hook returns). Every row names its writer and seq, and a writer's rows are
 written in seq order, so what a dead writer lost is the suffix of its qualifying results after
 the highest seq the store holds for it. :func:`repair` reads each dead writer's segments from
-the end, newest first, until it meets a qualifying result the store already has, and inserts
-what is missing (``INSERT OR IGNORE``: idempotent, safe beside a live writer).
+the end, newest first, until it meets a qualifying result the store already has (keeping only
+where that is, not the rows), then reads forward from there and inserts what is missing in
+chunks of :data:`CHUNK_ROWS`, each committed in seq order (``INSERT OR IGNORE``: idempotent,
+safe beside a live writer). So its memory is one chunk whatever was lost, and a repair killed
+between chunks left a prefix of the missing rows: the next one starts after it.
 
 Run at every manager start (before the first hook) and before compaction takes a closed
 segment away, so nothing acknowledged is lost from the store either. The cost is the size of
@@ -29,6 +32,8 @@ from .jsonl import is_segment_live, segment_writer
 __all__ = ["repair"]
 
 _CHUNK = 256 * 1024
+#: Rows inserted (and committed) at once.
+CHUNK_ROWS = 10_000
 _WANTED = (b'"kind":"result"', b'"validated":true', b'"outcome":"success"')
 
 
@@ -66,8 +71,9 @@ def _row(writer: str, rec: dict[str, Any]) -> tuple[Any, ...]:
     )
 
 
-def _lines_backwards(path: Path) -> Iterator[bytes]:
-    """Yield the lines of a file from the last to the first (symlinks are not followed)."""
+def _lines_backwards(path: Path) -> Iterator[tuple[int, bytes]]:
+    """Yield (offset, line) of a file from the last line to the first (symlinks are not
+    followed); ``offset`` is where the byte after the line starts."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
     try:
         end = os.fstat(fd).st_size
@@ -75,33 +81,65 @@ def _lines_backwards(path: Path) -> Iterator[bytes]:
         while end > 0:
             start = max(0, end - _CHUNK)
             data = os.pread(fd, end - start, start) + carry
-            end = start
             lines = data.split(b"\n")
             carry = lines.pop(0) if start > 0 else b""
-            yield from reversed(lines)
+            after = start + len(data)  # the end of the last line of ``data``
+            for line in reversed(lines):
+                yield after, line
+                after -= len(line) + 1
+            end = start
         if carry:
-            yield carry
+            yield len(carry), carry
     finally:
         os.close(fd)
 
 
-def _lost(writer: str, paths: list[Path], mark: int) -> list[tuple[Any, ...]]:
-    """Return the qualifying rows of ``writer`` after seq ``mark``, newest segment first."""
-    rows: list[tuple[Any, ...]] = []
-    for path in sorted(paths, reverse=True):
-        for line in _lines_backwards(path):
-            if not all(w in line for w in _WANTED):
+def _lines_forward(path: Path, offset: int) -> Iterator[bytes]:
+    """Yield the lines of a file from byte ``offset`` on (symlinks are not followed)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as handle:
+        handle.seek(offset)
+        yield from handle
+
+
+def _record(line: bytes) -> dict[str, Any] | None:
+    """Return a line's record if it qualifies for the store (None: not one, or unreadable)."""
+    if not all(w in line for w in _WANTED):
+        return None
+    try:
+        rec = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None  # a torn last line, or a hostile one: the store never held it
+    return rec if isinstance(rec, dict) and _qualifies(rec) else None
+
+
+def _resume_point(paths: list[Path], mark: int) -> tuple[int, int]:
+    """Return (segment index, byte offset) just past the newest qualifying record of seq at
+    most ``mark``, reading from the end (oldest segment's start when there is none)."""
+    for index in range(len(paths) - 1, -1, -1):
+        for after, line in _lines_backwards(paths[index]):
+            rec = _record(line)
+            if rec is not None and rec["seq"] <= mark:
+                return index, after
+    return 0, 0
+
+
+def _lost(writer: str, paths: list[Path], mark: int) -> Iterator[list[tuple[Any, ...]]]:
+    """Yield the qualifying rows of ``writer`` after seq ``mark``, oldest first, in chunks."""
+    paths = sorted(paths)
+    first, offset = _resume_point(paths, mark)
+    chunk: list[tuple[Any, ...]] = []
+    for index in range(first, len(paths)):
+        for line in _lines_forward(paths[index], offset if index == first else 0):
+            rec = _record(line)
+            if rec is None or rec["seq"] <= mark:
                 continue
-            try:
-                rec = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                continue  # a torn last line, or a hostile one: the store never held it
-            if not isinstance(rec, dict) or not _qualifies(rec):
-                continue
-            if rec["seq"] <= mark:
-                return rows
-            rows.append(_row(writer, rec))
-    return rows
+            chunk.append(_row(writer, rec))
+            if len(chunk) >= CHUNK_ROWS:
+                yield chunk
+                chunk = []
+    if chunk:
+        yield chunk
 
 
 def repair(
@@ -135,11 +173,10 @@ def repair(
             "SELECT max(seq) FROM successes WHERE writer = ?", (writer,)
         ).fetchone()
         mark = found[0] if found and found[0] is not None else -1
-        rows = _lost(writer, paths, mark)
-        if rows:
-            with conn:
+        for rows in _lost(writer, paths, mark):
+            with conn:  # one commit per chunk, in seq order: a prefix survives a kill
                 before = conn.total_changes
-                conn.executemany(insert, reversed(rows))
+                conn.executemany(insert, rows)
                 inserted += conn.total_changes - before
     return inserted
 
