@@ -15,42 +15,28 @@ not: the running writer goes on under its own policy and state, and a move it re
 running process acknowledged takes effect, as it did live, at its first ``ack`` record.
 
 Records stream through in slices of time (``_ordered``), so memory stays flat whatever the
-log's size. Known limits, reported rather than hidden: several processes deciding in one
-directory at once replay as one stream, and timestamps have microsecond resolution.
+log's size, to :class:`~._replayer.Replayer`, which feeds each to the machine and compares.
+Several processes deciding in one directory replay as the one machine they were under shared
+decisions; without them, replay names them (``unshared_writers``). Timestamps have
+microsecond resolution.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC
 from pathlib import Path
-from typing import Any
 
-from .. import _calibration, _checkpoint, _fleet_inputs, _upkeep
-from .._errors import AutoHealError
-from .._events import DecisionEvent
-from .._ledger import NO_TRACE
 from .._machine import Machine
-from .._models import ExecutionState, StepResult
 from .._policy import PolicyConfig
-from .._report import effective_settings
-from ..semconv import Cause, EventKind, Reason
 from . import AuditAnalytics
 from ._ordered import ordered
-from ._readback import Readback
 from ._replay_report import ReplayReport
+from ._replayer import Replayer, details_of
 from ._view import sources
 
 __all__ = ["ReplayReport", "replay"]
 
-#: Transitions whose cause lies outside the machine: the log gives them as inputs.
-_INPUT_CAUSES = {
-    Cause.OPERATOR.value,
-    Cause.RESTORE_OK.value,
-    Cause.RESTORE_FAILED.value,
-    Cause.FLEET.value,  # the fleet's decisions reach a host as recorded inputs
-}
 #: What DuckDB may hold while replay streams a log (beyond it, it spills to temporary files).
 REPLAY_MEMORY = "192MB"
 _COLUMNS = (
@@ -58,32 +44,6 @@ _COLUMNS = (
     " outcome, confidence, second_best, validated, duration_s, cause, actor, artifact_version,"
     " details, signals, writer"
 )
-
-
-def _instant(value: Any) -> datetime | None:
-    """Return an ISO time from a record's details as an aware UTC datetime (None: absent)."""
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed.astimezone(UTC) if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
-
-
-def _details(value: Any) -> dict[str, Any]:
-    if isinstance(value, str):
-        try:
-            loaded = json.loads(value)
-        except (ValueError, RecursionError):  # hostile nesting: no details, never a traceback
-            return {}
-        return loaded if isinstance(loaded, dict) else {}
-    return dict(value) if value else {}
-
-
-def _change(details: Any) -> tuple[Any, ...]:
-    """Return a calibration change as (method, previous, threshold)."""
-    return (details.get("method"), details.get("previous"), details.get("threshold"))
 
 
 def _count_lines(paths: list[Path]) -> int:
@@ -104,305 +64,24 @@ def _recorded_policy(db: AuditAnalytics) -> PolicyConfig:
         "SELECT details FROM audit_events WHERE kind = 'session' AND reason = 'session.start'"
         " ORDER BY ts, seq LIMIT 1"
     )
-    policy = _details(rows[0]["details"]).get("policy") if rows else None
+    policy = details_of(rows[0]["details"]).get("policy") if rows else None
     return PolicyConfig.from_dict(policy) if policy else PolicyConfig()
 
 
-class _Replayer:
-    """Feed one log's records to a machine and compare what it decides."""
+def _headless(db: AuditAnalytics) -> bool:
+    """Return whether the log's first records were deleted (replay then needs a checkpoint).
 
-    def __init__(
-        self,
-        machine: Machine,
-        report: ReplayReport,
-        start: datetime,
-        last: dict[str | None, tuple[datetime, int]],
-    ) -> None:
-        self.machine = machine
-        # Each writer's last record (ts, seq), and the writers met so far: together they tell
-        # a restart from another writer's start.
-        self.last = last
-        self.writers: set[str | None] = set()
-        self.report = report
-        self.start = start
-        self.what_if = report.what_if
-        self.recorded: list[tuple[Any, ...]] = []
-        self.replayed: list[tuple[Any, ...]] = []
-        self.sessions = 0
-        # What a warm restart reads back from the log, whatever the last process held.
-        self.readback = Readback()
-        # Moves another writer recorded that a running process acknowledged: each takes
-        # effect at its first ack (when the running process applied it), not at its record.
-        self.acked: set[tuple[str, int]] = set()
-        self.deferred: dict[tuple[str, int], dict[str, Any]] = {}
-        # A log that does not begin with a session start lost its head (retention): replay
-        # starts at its first checkpoint. None: not known before the first record.
-        self.headless: bool | None = None
-        # Per writer: [first, last] decision time, and whether its sessions shared decisions.
-        self.spans: dict[str, list[datetime]] = {}
-        self.shared: dict[str, bool] = {}
-
-    def feed(self, rec: dict[str, Any]) -> None:
-        self.writers.add(rec["writer"])
-        ts = rec["ts"].replace(tzinfo=UTC)
-        now = (ts - self.start).total_seconds()
-        if self.headless is None:
-            self.headless = rec["reason"] != Reason.SESSION_START
-        if self.headless:
-            self._seek_checkpoint(rec, now, ts)
-            return
-        self._note_writer(rec, ts)
-        events: list[DecisionEvent] = []
-        try:
-            self._input(rec, now, ts, events)
-        except AutoHealError as exc:
-            self.report.mismatch({"seq": rec["seq"], "kind": rec["kind"], "error": str(exc)})
-        for e in events:
-            if e.kind is EventKind.TRANSITION:
-                self.report.replayed[e.state.value if e.state else "?"] += 1
-                if e.cause not in _INPUT_CAUSES:
-                    prev = e.previous_state.value if e.previous_state else None
-                    state = e.state.value if e.state else None
-                    self.replayed.append((e.workflow_id, prev, state, e.cause, ts.isoformat()))
-            elif e.kind is EventKind.GATE and e.allowed is False:
-                self.report.replayed_blocked_gates += 1
-            elif e.kind is EventKind.CALIBRATION and e.reason == Reason.CALIBRATION_CHANGED:
-                self.report.replayed_calibrations.append(_change(e.details))
-
-    def _input(self, rec: dict[str, Any], now: float, ts: datetime, events: list[Any]) -> None:
-        m = self.machine
-        kind, wid, step = rec["kind"], rec["workflow_id"], rec["step_id"]
-        if self.acked and (rec["writer"], rec["seq"]) in self.acked:
-            self.deferred[(rec["writer"], rec["seq"])] = rec
-            return
-        if kind == EventKind.ACK:
-            details = _details(rec["details"])
-            key = (str(details.get("move_writer")), int(details.get("move_seq") or 0))
-            move = self.deferred.pop(key, None)
-            if move is not None:
-                self.acked.discard(key)
-                self._input(move, now, ts, events)
-            return
-        if kind == EventKind.GATE:
-            self._gate(rec, m.gate(wid, step, now, ts, NO_TRACE, events)[0])
-        elif kind == EventKind.RESULT:
-            result = StepResult(
-                outcome=rec["outcome"],
-                confidence=rec["confidence"],
-                second_best=rec["second_best"],
-                validated=bool(rec["validated"]),
-                duration_s=rec["duration_s"],
-                details=_details(rec["details"]),
-            )
-            m.result(wid, step, result, now, ts, NO_TRACE, events)
-            self.readback.result(wid, step, result, rec["signals"], ts)
-        elif kind == EventKind.TRANSITION:
-            self.readback.transition(wid, rec["cause"], rec["state"])
-            self._transition(rec, now, ts, events)
-        elif kind == EventKind.FLEET or (kind == EventKind.GLOBAL and rec["cause"] == Cause.FLEET):
-            details = _details(rec["details"])
-            _fleet_inputs.replay_record(m.ledger, rec, details, now, ts, NO_TRACE, events)
-        elif kind == EventKind.GLOBAL and rec["reason"] == Reason.GLOBAL_RESUMED:
-            actor = rec["actor"] or "operator"
-            m.ledger.clear_global_pause(now, ts, NO_TRACE, events, actor, rec["message"] or "")
-        elif kind == EventKind.ACTIVATION and rec["artifact_version"]:
-            m.ledger.versioned = True  # an activation means a store (0.1.0 said only this)
-            _upkeep.activate(
-                m.ledger,
-                wid,
-                rec["artifact_version"],
-                "replayed",
-                rec["actor"] or "autoheal",
-                now,
-                ts,
-                NO_TRACE,
-                events,
-            )
-        elif kind == EventKind.POLICY_RELOAD and not self.what_if:
-            policy = _details(rec["details"]).get("policy")
-            if policy:
-                _upkeep.change_policy(
-                    m.ledger, PolicyConfig.from_dict(policy), "replay", now, ts, NO_TRACE, events
-                )
-        elif kind == EventKind.SESSION:
-            self._session(rec, now, ts)
-        elif kind == EventKind.CALIBRATION:
-            self._calibration(rec, now, ts, events)
-
-    def _note_writer(self, rec: dict[str, Any], ts: datetime) -> None:
-        kind, writer = rec["kind"], str(rec["writer"])
-        if kind == EventKind.GATE or kind == EventKind.RESULT:
-            span = self.spans.get(writer)
-            if span is None:
-                self.spans[writer] = [ts, ts]
-            else:
-                span[1] = ts
-        elif kind == EventKind.SESSION and rec["reason"] == Reason.SESSION_START:
-            shared = bool(_details(rec["details"]).get("shared"))
-            self.shared[writer] = self.shared.get(writer, True) and shared
-
-    def unshared_overlaps(self) -> list[list[str]]:
-        """Return the pairs of writers whose decisions overlap in time, not both shared."""
-        spans = sorted(self.spans.items(), key=lambda item: item[1][0])
-        pairs = []
-        for i, (a, (_a0, a1)) in enumerate(spans):
-            for b, (b0, _b1) in spans[i + 1 :]:
-                if b0 > a1:
-                    break
-                if not (self.shared.get(a, False) and self.shared.get(b, False)):
-                    pairs.append(sorted([a, b]))
-        return pairs[:20]
-
-    def _seek_checkpoint(self, rec: dict[str, Any], now: float, ts: datetime) -> None:
-        """Skip a headless log's records up to its first checkpoint; start from that."""
-        if rec["kind"] != EventKind.CHECKPOINT:
-            self.report.before_checkpoint += 1
-            return
-        try:
-            _checkpoint.restore(
-                self.machine.ledger, _details(rec["details"]), now, policy=not self.what_if
-            )
-        except (ValueError, KeyError, TypeError) as exc:
-            self.report.mismatch({"seq": rec["seq"], "kind": "checkpoint", "error": str(exc)})
-            return
-        self.headless = False
-        self.report.from_checkpoint = ts.isoformat()
-
-    def _calibration(
-        self, rec: dict[str, Any], now: float, ts: datetime, events: list[Any]
-    ) -> None:
-        details = _details(rec["details"])
-        if rec["reason"] == Reason.CALIBRATION_CHANGED:
-            self.report.recorded_calibrations.append(_change(details))
-        elif rec["reason"] == Reason.CALIBRATION_CONFIGURED:
-            # A what-if keeps calibration on but takes its knobs from the policy it was given.
-            overrides = {} if self.what_if else dict(details.get("overrides") or {})
-            _calibration.configure(self.machine.ledger, overrides, now, ts, NO_TRACE, events)
-
-    def _gate(self, rec: dict[str, Any], allowed: bool) -> None:
-        report = self.report
-        report.gates += 1
-        if rec["allowed"] is False:
-            report.recorded_blocked_gates += 1
-        if not self.what_if and allowed != rec["allowed"]:
-            report.gate_mismatches += 1
-            report.mismatch(
-                {
-                    "seq": rec["seq"],
-                    "gate": rec["workflow_id"],
-                    "step": rec["step_id"],
-                    "recorded": rec["allowed"],
-                    "replayed": allowed,
-                }
-            )
-
-    def _transition(self, rec: dict[str, Any], now: float, ts: datetime, events: list[Any]) -> None:
-        m = self.machine
-        wid, cause, message = str(rec["workflow_id"]), rec["cause"], rec["message"] or ""
-        self.report.recorded[rec["state"]] += 1
-        actor = rec["actor"] or "operator"
-        if cause == Cause.FLEET:
-            details = _details(rec["details"])
-            _fleet_inputs.replay_record(m.ledger, rec, details, now, ts, NO_TRACE, events)
-        elif cause == Cause.OPERATOR:
-            target = ExecutionState(rec["state"])
-            m.operator(wid, target, message or "replayed", actor, now, ts, NO_TRACE, events)
-        elif cause == Cause.RESTORE_OK:
-            m.restore_done(
-                wid,
-                message.removeprefix("restored "),
-                None,
-                actor,
-                _details(rec["details"]),
-                now,
-                ts,
-                NO_TRACE,
-                events,
-            )
-        elif cause == Cause.RESTORE_FAILED:
-            m.restore_done(
-                wid,
-                None,
-                message.removeprefix("restore failed: "),
-                actor,
-                None,
-                now,
-                ts,
-                NO_TRACE,
-                events,
-            )
-        else:
-            self.recorded.append((wid, rec["previous_state"], rec["state"], cause, ts.isoformat()))
-
-    def _session(self, rec: dict[str, Any], now: float, ts: datetime) -> None:
-        details = _details(rec["details"])
-        if rec["reason"] == Reason.SESSION_START:
-            # A new manager starts with its fleet link down and no probe lease (live too).
-            self.machine.ledger.fleet_scopes = frozenset()
-            self.machine.ledger.probe_permits.clear()
-            self.sessions += 1
-            if self.sessions > 1 and self._takes_over(rec, ts):
-                # A new manager read the log back and carries on alone: a warm restart.
-                ledger = self.machine.ledger
-                started = details.get("policy")
-                policy = PolicyConfig.from_dict(started) if started and not self.what_if else None
-                horizon = (policy or ledger.policy).audit.restore_horizon_seconds
-                as_of = _instant((details.get("restored") or {}).get("as_of")) or ts
-                streaks = self.readback.streaks(as_of, horizon)
-                samples = self.readback.calibration_samples()
-                _upkeep.restart(ledger, now, policy, samples, streaks)
-            if details.get("versioned"):
-                self.machine.ledger.versioned = True
-        elif rec["reason"] == Reason.STORE_ATTACHED:
-            self.machine.ledger.versioned = True
-
-    def _takes_over(self, rec: dict[str, Any], ts: datetime) -> bool:
-        """Return whether a session start is a restart: no other writer writes after it.
-
-        Another writer that still writes after it (the robot, while ``autoheal force`` or a
-        snapshot runs a short session of its own) did not restart: its decisions go on
-        under its own policy, streaks and windows.
-        """
-        here = (ts.replace(tzinfo=None), rec["seq"])
-        last = self.last
-        return all(w == rec["writer"] or last[w] <= here for w in self.writers)
-
-    def finish(self) -> None:
-        """Keep the calibration and every workflow's effective settings at the end."""
-        self.report.unshared_writers = self.unshared_overlaps()
-        if self.headless:
-            self.report.mismatch(
-                {
-                    "error": "the log's first records were deleted and no checkpoint follows:"
-                    " no decision can be reproduced"
-                }
-            )
-        ledger = self.machine.ledger
-        thresholds = ledger.calibration.thresholds()
-        self.report.method_thresholds = thresholds
-        self.report.settings = {
-            wid: effective_settings(wid, wf.state, wf.policy, thresholds)
-            for wid, wf in sorted(ledger.workflows.items())
-        }
-
-    def compare(self) -> None:
-        """Record where the automatic transitions and calibrations differ from the log's."""
-        if self.what_if:
-            return
-        report = self.report
-        if report.recorded_calibrations != report.replayed_calibrations:
-            report.mismatch(
-                {
-                    "calibration": "differs",
-                    "recorded": report.recorded_calibrations[:10],
-                    "replayed": report.replayed_calibrations[:10],
-                }
-            )
-        for i in range(max(len(self.recorded), len(self.replayed))):
-            got = self.replayed[i] if i < len(self.replayed) else None
-            want = self.recorded[i] if i < len(self.recorded) else None
-            if got != want:
-                self.report.mismatch({"index": i, "recorded": want, "replayed": got})
+    A checkpoint before any session start means the session's start was deleted; a log with
+    no session start at all whose writers' numbering does not begin at 1 lost its head too.
+    """
+    row = db.sql(
+        "SELECT min(ts) FILTER (WHERE kind = 'checkpoint') AS checkpoint,"
+        " min(ts) FILTER (WHERE kind = 'session' AND reason = 'session.start') AS session,"
+        " min(seq) AS seq FROM audit"
+    )[0]
+    if row["session"] is None:
+        return row["checkpoint"] is not None or (row["seq"] or 1) > 1
+    return row["checkpoint"] is not None and row["checkpoint"] < row["session"]
 
 
 def replay(
@@ -438,9 +117,10 @@ def replay(
                 "SELECT writer, max({'ts': ts, 'seq': seq}) AS last FROM audit GROUP BY writer"
             )
         }
-        replayer = _Replayer(machine, report, first, last)
+        replayer = Replayer(machine, report, first, last)
+        replayer.headless = _headless(db)
         for row in db.sql("SELECT details FROM audit WHERE kind = 'ack'"):
-            details = _details(row["details"])
+            details = details_of(row["details"])
             if isinstance(details.get("move_writer"), str) and type(details.get("move_seq")) is int:
                 replayer.acked.add((details["move_writer"], details["move_seq"]))
         if progress is not None:
