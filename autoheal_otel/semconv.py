@@ -31,6 +31,7 @@ class EventKind(StrEnum):
     CALIBRATION = "calibration"  # a method's calibrated threshold changed, or was configured
     FLEET = "fleet"  # the fleet link came up or went down, or this host won the probe lease
     ACK = "ack"  # this process applied a move another writer recorded (an operator's command)
+    LABEL = "label"  # an operator judged a stop right or wrong (no gate reads it)
 
 
 class Rule(StrEnum):
@@ -91,6 +92,8 @@ class Reason(StrEnum):
     FLEET_PROBE_LEASE = "fleet.probe_lease"  # this host holds the fleet's one probe permit
     # The fleet rolled a workflow back, and this host has no versioned store to restore.
     FLEET_ROLLBACK_UNAVAILABLE = "fleet.rollback_unavailable"
+    LABEL_TRUE = "label.true"  # an operator: the stop (or operator stop) was right
+    LABEL_FALSE = "label.false"  # an operator: the stop should not have happened
 
 
 def blocked_reason(state: str) -> str:
