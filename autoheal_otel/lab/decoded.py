@@ -26,10 +26,11 @@ from ..analytics._view import sources
 from ..analytics.replay import _COLUMNS, REPLAY_MEMORY, _count_lines, _details
 from ..semconv import EventKind
 
-__all__ = ["GATE", "OTHER", "RESULT", "DecodedLog", "decode"]
+__all__ = ["ASSUMED", "GATE", "OTHER", "RESULT", "DecodedLog", "decode"]
 
-#: Row codes: a gate, a result, any other record (its payload is the record's dict).
-GATE, RESULT, OTHER = 0, 1, 2
+#: Row codes: a gate, a result, any other record (its payload is the record's dict), and a
+#: result the history does not hold but a labelled stop lets us assume (:mod:`.censor`).
+GATE, RESULT, OTHER, ASSUMED = 0, 1, 2, 3
 
 #: One row: (code, writer, seq, workflow_id, step_id, ts, now, payload). A gate's payload is
 #: the recorded answer; a result's is (StepResult, signals) or the error its fields raise.

@@ -45,6 +45,8 @@ class Label:
     source: str
     why: str
     stopped_by: str
+    #: When an operator released the workflow after the stop (None: never, or not a stop).
+    released_at: datetime | None = None
 
     @property
     def ref(self) -> str:
@@ -68,6 +70,7 @@ def label_rows(
             source=str(r["source"]),
             why=str(r["why"]),
             stopped_by=str(r["stopped_by"]),
+            released_at=r["released_at"],
         )
         for r in rows
     ]

@@ -32,9 +32,9 @@ from .._machine import Machine
 from .._models import ExecutionState
 from .._policy import PolicyConfig
 from ..analytics._replay_report import ReplayReport
-from ..analytics.replay import _INPUT_CAUSES, _Replayer
-from ..semconv import Cause
-from .decoded import GATE, RESULT, DecodedLog, Row, decode
+from ..analytics.replay import _INPUT_CAUSES, _change, _Replayer
+from ..semconv import Cause, EventKind, Reason
+from .decoded import ASSUMED, GATE, OTHER, RESULT, DecodedLog, Row, decode
 
 __all__ = ["Candidate", "multi_replay"]
 
@@ -101,15 +101,18 @@ def _one(log: DecodedLog, policy: PolicyConfig) -> Candidate:
     feed = _Replayer(machine, report, log.first, log.last)
     feed.acked = set(log.acked)
     silent = ledger.silent
-    replayed_states = report.replayed
-    transitions = feed.replayed
     writers = feed.writers
     readback = feed.readback
     gate, result = machine.gate, machine.result
+    allowed = True
     for row in log.rows:
         code, writer, seq, wid, step, ts, now, payload = row
-        if code > RESULT:  # acknowledged moves are among these: decode() keeps them whole
+        if code == OTHER:  # acknowledged moves are among these: decode() keeps them whole
             feed.feed(payload)
+            continue
+        if code == ASSUMED:  # a result only a candidate that let its gate pass would see
+            if allowed:
+                _assume(feed, ledger, wid, step, payload, now, ts)
             continue
         writers.add(writer)
         try:
@@ -134,14 +137,43 @@ def _one(log: DecodedLog, policy: PolicyConfig) -> Candidate:
             kind = "gate" if code == GATE else "result"
             report.mismatch({"seq": seq, "kind": kind, "error": str(exc)})
         if silent:
-            for workflow_id, previous, state, cause in silent:
-                replayed_states[state] += 1
-                if cause not in _INPUT_CAUSES:
-                    transitions.append((workflow_id, previous, state, cause, ts.isoformat()))
-            silent.clear()
+            _note(feed, silent, ts)
     report.records = log.records
     feed.finish()
-    return Candidate(report, transitions)
+    return Candidate(report, feed.replayed)
+
+
+def _note(feed: _Replayer, silent: list[tuple[str, str, str, str]], ts: datetime) -> None:
+    """Count the transitions the ledger noted, as the feed counts transition events."""
+    for workflow_id, previous, state, cause in silent:
+        feed.report.replayed[state] += 1
+        if cause not in _INPUT_CAUSES:
+            feed.replayed.append((workflow_id, previous, state, cause, ts.isoformat()))
+    silent.clear()
+
+
+def _assume(
+    feed: _Replayer,
+    ledger: _NotingLedger,
+    wid: str,
+    step: str,
+    payload: Any,
+    now: float,
+    ts: datetime,
+) -> None:
+    """Feed an assumed result: as a recorded one, minus what a restart would read back."""
+    events: list[Any] | None = [] if ledger.calibration.enabled else None
+    feed.machine.result(wid, step, payload[0], now, ts, NO_TRACE, events)
+    for e in events or ():
+        if e.kind is EventKind.TRANSITION:
+            state = e.state.value if e.state else "?"
+            feed.report.replayed[state] += 1
+            if e.cause not in _INPUT_CAUSES:
+                prev = e.previous_state.value if e.previous_state else None
+                feed.replayed.append((wid, prev, state, e.cause, ts.isoformat()))
+        elif e.kind is EventKind.CALIBRATION and e.reason == Reason.CALIBRATION_CHANGED:
+            feed.report.replayed_calibrations.append(_change(e.details))
+    _note(feed, ledger.silent, ts)
 
 
 def _as_record(row: Row) -> dict[str, Any]:

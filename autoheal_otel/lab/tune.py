@@ -7,8 +7,9 @@ replay per round, then returns the candidates scored on the whole history, the P
 over (missed, false stops, mean delay, blocked steps), the best candidate and its diff against
 the policy in force. Nothing is written here; the caller writes the candidate file.
 
-Invariant: every figure comes from the same replay ``autoheal what-if`` runs, so a
-candidate's stops are exactly what its what-if would report.
+Invariant: every figure comes from the replay ``autoheal what-if`` runs, over the log plus the
+results the labelled stops hid (:mod:`.censor`), which only a candidate that would have let
+those steps run sees.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any, Literal
 
 from .._errors import InvalidInputError
 from .._policy import PolicyConfig
+from .censor import assume
 from .decoded import DecodedLog
 from .labels import Label
 from .multi import Candidate, multi_replay
@@ -143,6 +145,7 @@ def tune(
             choices = space.sample(MAX_GRID, seed)
     policies = [space.policy(c) for c in choices]  # every candidate validated up front
     incidents = incidents_of(labels, log)
+    log = assume(log, incidents)
     alive = list(range(len(choices)))
     fractions = [0.25, 0.5, 1.0] if method == "halving" and len(choices) > 3 else [1.0]
     evaluated: dict[int, Evaluation] = {}

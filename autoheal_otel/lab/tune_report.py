@@ -56,7 +56,11 @@ def differences(result: TuneResult) -> list[dict[str, Any]]:
 
 
 def _row(e: Evaluation, result: TuneResult) -> dict[str, Any]:
-    return {"candidate": result.space.describe(e.choice) or "(in force)", **_figures(e)}
+    names = [d.path[-1] for d in result.space.dimensions]
+    if len(set(names)) < len(names):  # the short names collide: the full paths
+        names = [d.name for d in result.space.dimensions]
+    described = " ".join(f"{n}={v}" for n, v in zip(names, e.choice, strict=True))
+    return {"candidate": described, **_figures(e)}
 
 
 def _figures(e: Evaluation) -> dict[str, Any]:
