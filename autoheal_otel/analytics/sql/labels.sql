@@ -57,10 +57,10 @@ WITH moves AS (
                    THEN 'an operator stopped it (' || coalesce(s.actor, 'operator') || ') while the policy let it run'
                WHEN r.released_at IS NULL THEN 'never released'
                WHEN r.released_at > s.ts + to_microseconds(CAST(ceil($release_seconds::DOUBLE * 1000000) AS BIGINT))
-                   THEN 'kept ' || date_diff('second', s.ts, r.released_at) || ' s before release (more than ' || $release_seconds || ' s)'
+                   THEN 'kept ' || date_diff('second', s.ts, r.released_at) || ' s before release (more than ' || regexp_replace(CAST($release_seconds AS VARCHAR), '\.0$', '') || ' s)'
                WHEN a.failures_after > 0
-                   THEN 'released after ' || date_diff('second', s.ts, r.released_at) || ' s, then ' || a.failures_after || ' failures within ' || $clean_seconds || ' s'
-               ELSE 'released after ' || date_diff('second', s.ts, r.released_at) || ' s by ' || coalesce(r.released_by, 'operator') || ', then no failure for ' || $clean_seconds || ' s'
+                   THEN 'released after ' || date_diff('second', s.ts, r.released_at) || ' s, then ' || a.failures_after || ' failures within ' || regexp_replace(CAST($clean_seconds AS VARCHAR), '\.0$', '') || ' s'
+               ELSE 'released after ' || date_diff('second', s.ts, r.released_at) || ' s by ' || coalesce(r.released_by, 'operator') || ', then no failure for ' || regexp_replace(CAST($clean_seconds AS VARCHAR), '\.0$', '') || ' s'
            END AS inferred_why
     FROM stops s
     LEFT JOIN released r ON r.writer = s.writer AND r.seq = s.seq
