@@ -30,7 +30,7 @@ from ._common import (
     table,
 )
 
-__all__ = ["run_label", "run_tune"]
+__all__ = ["run_label", "run_shadow", "run_tune"]
 
 
 def run_label(args: argparse.Namespace) -> int:
@@ -136,4 +136,35 @@ def run_tune(args: argparse.Namespace) -> int:
             print(f"report written to {args.out}")
 
     emit(args, to_dict(result, str(target)), human)
+    return EXIT_OK
+
+
+def run_shadow(args: argparse.Namespace) -> int:
+    """Compare the shadow policy's decisions with the live ones, and with the labels."""
+    from ..lab.objective import Weights
+    from ..lab.shadow_report import shadow_report
+
+    need_log(args.data_dir)
+    if not (args.data_dir / "shadow").is_dir():
+        raise Problem(
+            f"no shadow log in {args.data_dir}",
+            "add a ShadowSink(policy, data_dir) to the manager (see README: Shadow policies)",
+        )
+    try:
+        weights = Weights.parse(args.weights)
+    except InvalidInputError as exc:
+        raise Usage(str(exc)) from exc
+    data = shadow_report(args.data_dir, weights)
+
+    def human() -> None:
+        print(f"{data['gates_judged']:,} gates judged by the shadow")
+        table(data["differences"] or [{"difference": "none"}])
+        for name in ("live", "shadow"):
+            figures = ", ".join(f"{k} {v}" for k, v in data[name].items())
+            print(f"{name}: {figures}")
+        if data["labelled_stops"]:
+            print("per labelled stop (when each stopped the workflow; empty: it did not):")
+            table(data["labelled_stops"])
+
+    emit(args, data, human)
     return EXIT_OK

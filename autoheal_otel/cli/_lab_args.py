@@ -1,4 +1,4 @@
-"""The arguments of the policy lab's commands: ``label`` and ``tune``."""
+"""The arguments of the policy lab's commands: ``label``, ``tune`` and ``shadow``."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ Command = Callable[..., argparse.ArgumentParser]
 
 
 def add_lab_commands(command: Command, text: Callable[[str], str]) -> None:
-    """Add ``label`` and ``tune`` through the parser's ``command`` helper."""
+    """Add ``label``, ``tune`` and ``shadow`` through the parser's ``command`` helper."""
     label = command("label", "label a stop right (true) or wrong (false); recorded, audited")
     label.add_argument("transition", help="WRITER:SEQ (or SEQ) as `autoheal query labels` lists")
     label.add_argument("verdict", choices=["true", "false"])
@@ -45,3 +45,6 @@ def add_lab_commands(command: Command, text: Callable[[str], str]) -> None:
         help="the candidate policy file (default <data-dir>/tune/candidate-policy.json)",
     )
     tune.add_argument("--out", type=Path, help="also write an HTML report here")
+    shadow = command("shadow", "compare a shadow policy's decisions with the live ones")
+    shadow.add_argument("shadow_command", choices=["report"])
+    shadow.add_argument("--weights", default="", help="objective weights, as tune takes them")
