@@ -88,7 +88,7 @@ def test_the_shadow_judges_on_its_own_thread(tmp_path: Path) -> None:
         seen.add(threading.get_ident())
         judge(*args)  # type: ignore[arg-type]
 
-    sink._judge = spy  # type: ignore[method-assign]
+    sink._judge = spy  # type: ignore[method-assign,assignment]
     _drive(tmp_path, sink)
     sink.close()
     assert seen and threading.get_ident() not in seen

@@ -40,6 +40,9 @@ __all__ = ["MAX_PENDING", "ShadowSink"]
 
 _log = logging.getLogger("autoheal_otel")
 MAX_PENDING = 100_000
+#: How often an idle worker looks at the queue, and the batch that wakes it sooner.
+POLL_SECONDS = 0.05
+BATCH = 1024
 _WANTED = frozenset({EventKind.GATE, EventKind.RESULT, EventKind.TRANSITION})
 
 
@@ -76,7 +79,9 @@ class ShadowSink:
             self.dropped += len(events)
             return
         self._pending.extend(events)
-        if self._idle:
+        # No lock and no wake-up per hook: the worker looks every POLL_SECONDS, or at once
+        # when a batch has gathered.
+        if self._idle and len(self._pending) >= BATCH:
             with self._wake:
                 self._wake.notify()
 
@@ -89,7 +94,7 @@ class ShadowSink:
                 while not pending and not self._closed:
                     self._idle = True
                     self._wake.notify_all()
-                    self._wake.wait()
+                    self._wake.wait(POLL_SECONDS)
                 if not pending and self._closed:
                     self._wake.notify_all()  # _idle stays True: flush() never waits on it
                     return
@@ -172,7 +177,7 @@ class ShadowSink:
         with self._wake:
             while (self._pending or not self._idle) and self._thread.is_alive():
                 self._wake.notify_all()
-                self._wake.wait(timeout=1.0)
+                self._wake.wait(timeout=POLL_SECONDS)
         if self._file is not None:
             self._file.flush()
 
