@@ -6,14 +6,16 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from autoheal_otel import AutoHealManager, ExecutionState, Outcome, PolicyConfig, StepResult
 from autoheal_otel._errors import AutoHealError
 from autoheal_otel._fleet_inputs import FleetEvent, apply
+from autoheal_otel.analytics import AuditAnalytics
 from autoheal_otel.analytics import replay as replay_module
 from autoheal_otel.lab import decode, multi_replay
+from autoheal_otel.lab.labels import record_label
 from autoheal_otel.testing import FakeClock
 
 from .conftest import OK, POST, TNF, policy_with
@@ -68,6 +70,7 @@ OP = st.one_of(
     st.tuples(st.just("restart"), st.integers(0, len(RECORDED) - 1)),
     st.tuples(st.just("fleet"), st.sampled_from(["a", "c"])),
     st.tuples(st.just("calibrate"), st.integers(2, 5)),
+    st.tuples(st.just("label"), st.booleans()),
     st.tuples(st.just("artifact"), st.sampled_from(["a", "b"]), st.sampled_from(["v1", "v2"])),
 )
 
@@ -106,6 +109,8 @@ def _write(data_dir: Path, ops: list[tuple[Any, ...]]) -> None:
                     )
                     ledger = manager._machine.ledger
                     manager._decide(None, "fleet", op[1], None, apply, ledger, event)
+                elif op[0] == "label":
+                    _label(manager, data_dir, op[1])
                 elif op[0] == "calibrate":
                     manager.configure_calibration(min_samples=op[1], window=10)
                 else:
@@ -114,6 +119,18 @@ def _write(data_dir: Path, ops: list[tuple[Any, ...]]) -> None:
                 pass  # an illegal move is refused, as it is live
     finally:
         manager.close()
+
+
+def _label(manager: AutoHealManager, data_dir: Path, verdict: bool) -> None:
+    """Label the last transition recorded so far, as `autoheal label` does."""
+    manager.flush()
+    with AuditAnalytics(data_dir) as db:
+        rows = db.sql(
+            "SELECT writer, seq, workflow_id FROM audit WHERE kind = 'transition'"
+            " ORDER BY ts DESC, seq DESC LIMIT 1"
+        )
+    if rows:
+        record_label(manager, rows[0], verdict, "operator check", "ann")
 
 
 class _Kept(replay_module._Replayer):
@@ -139,9 +156,10 @@ def _what_if(data_dir: Path, policy: PolicyConfig) -> tuple[dict[str, Any], list
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(OP, min_size=1, max_size=120))
+@example([("step", "a", "s1", 1, 5.0)] * 12 + [("label", True), ("restart", 1), ("fleet", "c")])
 def test_multi_policy_replay_equals_what_if_per_candidate(ops: list[tuple[Any, ...]]) -> None:
     """On random logs (restarts, operator moves, calibration, fleet records, artifact
-    versions), every candidate's report and automatic transitions equal its what-if's."""
+    versions, operator labels), every candidate's report and automatic transitions equal its what-if's."""
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data"
         _write(data, ops)
