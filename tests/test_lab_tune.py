@@ -13,7 +13,7 @@ from autoheal_otel import PolicyConfig
 from autoheal_otel._errors import InvalidInputError
 from autoheal_otel.lab.space import Space, parse_dimension
 
-from .cli_support import run
+from .cli_support import read_only, run
 from .lab_history import write_history
 
 CHROMIUM = shutil.which("chromium")
@@ -152,3 +152,14 @@ def test_the_html_report_renders_in_chromium_with_hostile_text_as_text(
     assert "&lt;img src=x onerror=alert(1)&gt;" in dom.stdout
     assert dom.stdout.count("<circle") >= 48 + 2  # every candidate, the policy in force, the pick
     assert dom.stdout.count(">invoice<") == 4  # each labelled stop in the timeline
+
+
+def test_tune_and_label_on_a_read_only_directory_say_what_to_do(history: Path) -> None:
+    """Tune cannot write its default candidate file there: one line naming --write, exit 1;
+    label refuses before writing anything."""
+    proc = read_only(history, ["tune", *SPACE, "--data-dir", str(history)])
+    if proc is None:
+        pytest.skip("no mount namespaces here")
+    assert proc.returncode == 1 and "--write" in proc.stderr and "Traceback" not in proc.stderr
+    proc = read_only(history, ["label", "1", "true", "--reason", "r", "--data-dir", str(history)])
+    assert proc is not None and proc.returncode != 0 and "Traceback" not in proc.stderr

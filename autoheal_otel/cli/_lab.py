@@ -121,10 +121,16 @@ def run_tune(args: argparse.Namespace) -> int:
         )
     except InvalidInputError as exc:
         raise Usage(str(exc), "fix the --space, --weights or --policy value named") from exc
-    target.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(target, json.dumps(result.best.policy.to_dict(), indent=2) + "\n")
-    if args.out is not None:
-        write_atomic(args.out, to_html(result, str(target)))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(target, json.dumps(result.best.policy.to_dict(), indent=2) + "\n")
+        if args.out is not None:
+            write_atomic(args.out, to_html(result, str(target)))
+    except OSError as exc:
+        raise Problem(
+            f"could not write {exc.filename or target}: {exc.strerror or exc}",
+            "pass --write (and --out) a path in a writable folder",
+        ) from exc
 
     def human() -> None:
         lines = to_lines(result, str(target))
