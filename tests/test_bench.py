@@ -19,6 +19,8 @@ SMALL = {
     "artifacts.py": ["--sizes", "1", "--repeat", "1"],
     "fleet.py": ["--hosts", "2", "--workflows", "5", "--seconds", "0.5", "--number", "200"],
     "fleet_hang.py": ["--runs", "1", "--seconds", "0.3"],
+    "lab.py": ["--steps", "300", "--candidates", "3", "--runs", "1"],
+    "shadow.py": ["--steps", "300", "--runs", "1"],
 }
 
 
