@@ -33,6 +33,7 @@ class EventKind(StrEnum):
     ACK = "ack"  # this process applied a move another writer recorded (an operator's command)
     CHECKPOINT = "checkpoint"  # everything the machine needs to continue, as of an instant
     RETENTION = "retention"  # a retention run deleted files past their keep-days (what, why, bytes)
+    LABEL = "label"  # an operator judged a stop right or wrong (no gate reads it)
 
 
 class Rule(StrEnum):
@@ -95,6 +96,8 @@ class Reason(StrEnum):
     # The fleet rolled a workflow back, and this host has no versioned store to restore.
     FLEET_ROLLBACK_UNAVAILABLE = "fleet.rollback_unavailable"
     RETENTION_DELETED = "retention.deleted"  # files past their keep-days were deleted
+    LABEL_TRUE = "label.true"  # an operator: the stop (or operator stop) was right
+    LABEL_FALSE = "label.false"  # an operator: the stop should not have happened
 
 
 def blocked_reason(state: str) -> str:

@@ -21,6 +21,8 @@ SMALL = {
     "fleet_hang.py": ["--runs", "1", "--seconds", "0.3"],
     "shared_decisions.py": ["--repeats", "1", "--steps", "50"],
     "disk.py": ["--steps", "300", "--runs", "1", "--repeat", "1"],
+    "lab.py": ["--steps", "300", "--candidates", "3", "--runs", "1"],
+    "shadow.py": ["--steps", "300", "--runs", "1"],
 }
 
 

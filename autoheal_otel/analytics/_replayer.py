@@ -25,10 +25,10 @@ from ..semconv import Cause, EventKind, Reason
 from ._readback import Readback
 from ._replay_report import ReplayReport
 
-__all__ = ["Replayer", "details_of"]
+__all__ = ["INPUT_CAUSES", "Replayer", "calibration_change", "details_of"]
 
 #: Transitions whose cause lies outside the machine: the log gives them as inputs.
-_INPUT_CAUSES = {
+INPUT_CAUSES = {
     Cause.OPERATOR.value,
     Cause.RESTORE_OK.value,
     Cause.RESTORE_FAILED.value,
@@ -57,7 +57,7 @@ def details_of(value: Any) -> dict[str, Any]:
     return dict(value) if value else {}
 
 
-def _change(details: Any) -> tuple[Any, ...]:
+def calibration_change(details: Any) -> tuple[Any, ...]:
     """Return a calibration change as (method, previous, threshold)."""
     return (details.get("method"), details.get("previous"), details.get("threshold"))
 
@@ -112,14 +112,14 @@ class Replayer:
         for e in events:
             if e.kind is EventKind.TRANSITION:
                 self.report.replayed[e.state.value if e.state else "?"] += 1
-                if e.cause not in _INPUT_CAUSES:
+                if e.cause not in INPUT_CAUSES:
                     prev = e.previous_state.value if e.previous_state else None
                     state = e.state.value if e.state else None
                     self.replayed.append((e.workflow_id, prev, state, e.cause, ts.isoformat()))
             elif e.kind is EventKind.GATE and e.allowed is False:
                 self.report.replayed_blocked_gates += 1
             elif e.kind is EventKind.CALIBRATION and e.reason == Reason.CALIBRATION_CHANGED:
-                self.report.replayed_calibrations.append(_change(e.details))
+                self.report.replayed_calibrations.append(calibration_change(e.details))
 
     def _input(self, rec: dict[str, Any], now: float, ts: datetime, events: list[Any]) -> None:
         m = self.machine
@@ -225,7 +225,7 @@ class Replayer:
     ) -> None:
         details = details_of(rec["details"])
         if rec["reason"] == Reason.CALIBRATION_CHANGED:
-            self.report.recorded_calibrations.append(_change(details))
+            self.report.recorded_calibrations.append(calibration_change(details))
         elif rec["reason"] == Reason.CALIBRATION_CONFIGURED:
             # A what-if keeps calibration on but takes its knobs from the policy it was given.
             overrides = {} if self.what_if else dict(details.get("overrides") or {})

@@ -39,14 +39,14 @@ __all__ = ["ReplayReport", "replay"]
 
 #: What DuckDB may hold while replay streams a log (beyond it, it spills to temporary files).
 REPLAY_MEMORY = "192MB"
-_COLUMNS = (
+COLUMNS = (
     "ts, seq, kind, workflow_id, step_id, state, previous_state, reason, message, allowed,"
     " outcome, confidence, second_best, validated, duration_s, cause, actor, artifact_version,"
     " details, signals, writer"
 )
 
 
-def _count_lines(paths: list[Path]) -> int:
+def count_lines(paths: list[Path]) -> int:
     """Count the lines of JSONL segments by their newlines (a torn last line counts too)."""
     lines = 0
     for path in paths:
@@ -96,7 +96,7 @@ def replay(
     """
     report = ReplayReport(what_if=policy is not None)
     live = sources(Path(data_dir)).jsonl
-    lines = _count_lines(live)
+    lines = count_lines(live)
     if progress is not None:
         progress(0, max(lines, 1))
     # Live JSONL and compacted Parquet alike; DuckDB spills past REPLAY_MEMORY to disk.
@@ -126,7 +126,7 @@ def replay(
         if progress is not None:
             progress(0, total)
         # One sort of the whole log does not fit DuckDB's memory limit: slices of time.
-        for index, rec in enumerate(ordered(db, _COLUMNS), start=1):
+        for index, rec in enumerate(ordered(db, COLUMNS), start=1):
             replayer.feed(rec)
             if progress is not None and index % 10_000 == 0:
                 progress(index, total)

@@ -44,6 +44,7 @@ _OPTIONAL = tuple(_EXTRA_OF)
 def _handlers() -> dict[str, Callable[[argparse.Namespace], int]]:
     from ._commands import run_compact, run_policy, run_replay, run_status, run_what_if
     from ._fleet import run_fleet
+    from ._lab import run_label, run_shadow, run_tune
     from ._operator import run_force, run_resume, run_versions
     from ._query import run_query
     from ._reporting import run_report
@@ -62,6 +63,9 @@ def _handlers() -> dict[str, Callable[[argparse.Namespace], int]]:
         "policy": run_policy,
         "serve": _serve,
         "fleet": run_fleet,
+        "label": run_label,
+        "tune": run_tune,
+        "shadow": run_shadow,
     }
 
 
