@@ -32,6 +32,10 @@ from .analytics.compaction import CompactionReport, pending_segments
 
 __all__ = ["AutoCompactor", "start_compactor"]
 
+#: A running robot leaves a segment closed less than this long ago (real time) for its next
+#: compaction: other processes on the directory follow its last lines from the file itself.
+SETTLE_SECONDS = 30.0
+
 _log = logging.getLogger("autoheal_otel")
 
 
@@ -43,9 +47,13 @@ class AutoCompactor:
         interval: seconds between looks (0: never on its own, only on :meth:`kick`).
     """
 
-    def __init__(self, data_dir: Path, interval: float) -> None:
+    def __init__(
+        self, data_dir: Path, interval: float, settle_seconds: float = SETTLE_SECONDS
+    ) -> None:
         self.data_dir = Path(data_dir)
         self.interval = interval
+        #: A closed segment younger than this (real time) waits for a later run.
+        self.settle_seconds = settle_seconds
         #: Runs that compacted something, and runs that failed.
         self.runs = 0
         self.errors = 0
@@ -74,10 +82,12 @@ class AutoCompactor:
         """Compact what is closed now; return the report (None: nothing was closed)."""
         from .analytics.compaction import compact
 
-        if not pending_segments(self.data_dir):
+        if not pending_segments(self.data_dir, self.settle_seconds):
             return None
         try:
-            report = compact(self.data_dir, connected=self._connected)
+            report = compact(
+                self.data_dir, connected=self._connected, settle_seconds=self.settle_seconds
+            )
         finally:
             with self._running_lock:
                 self._running = None

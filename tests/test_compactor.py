@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 
 from autoheal_otel import AutoHealManager
-from autoheal_otel._compactor import AutoCompactor, start_compactor
+from autoheal_otel._compactor import SETTLE_SECONDS, AutoCompactor, start_compactor
 from autoheal_otel.analytics import AuditAnalytics
 from autoheal_otel.analytics.compaction import LOCK, compact, pending_segments
 from autoheal_otel.testing import FakeClock
@@ -35,7 +35,7 @@ def test_kicked_compactor_compacts_closed_segments_only(tmp_path: Path, clock: F
     live = AutoHealManager(data_dir=tmp_path, clock=clock, policy=policy_with())
     live.on_step_result("w", "s0", OK)
     live.flush()
-    compactor = AutoCompactor(tmp_path, 0)
+    compactor = AutoCompactor(tmp_path, 0, settle_seconds=0)
     try:
         compactor.kick()
         assert compactor.wait_idle(60)
@@ -52,7 +52,7 @@ def test_kicked_compactor_compacts_closed_segments_only(tmp_path: Path, clock: F
 
 def test_nothing_closed_means_no_run(tmp_path: Path) -> None:
     """With no closed segment a look does nothing: no output, no manifest."""
-    compactor = AutoCompactor(tmp_path, 0)
+    compactor = AutoCompactor(tmp_path, 0, settle_seconds=0)
     try:
         assert compactor.run_once() is None
         assert not (tmp_path / "audit" / "compacted").exists()
@@ -81,7 +81,7 @@ def test_a_failing_run_is_counted_not_raised(tmp_path: Path, clock: FakeClock) -
     _fill(tmp_path, clock)
     folder = tmp_path / "audit" / "compacted"
     folder.write_text("not a directory")  # compaction cannot create its folder
-    compactor = AutoCompactor(tmp_path, 0)
+    compactor = AutoCompactor(tmp_path, 0, settle_seconds=0)
     try:
         compactor.kick()
         assert compactor.wait_idle(60)
@@ -133,7 +133,7 @@ def test_close_stops_a_starting_run_without_waiting_and_loses_nothing(
             self._wake.wait(30)  # close() sets it, after it marked the compactor closing
             super()._connected(con)
 
-    compactor = Held(tmp_path, 0)
+    compactor = Held(tmp_path, 0, settle_seconds=0)
     compactor.kick()
     assert started.wait(30)
     compactor.close()
@@ -143,3 +143,27 @@ def test_close_stops_a_starting_run_without_waiting_and_loses_nothing(
     report = compact(tmp_path)
     assert report.compacted == [p.name for p in pending]
     assert _summary(tmp_path) == before
+
+
+def test_a_robots_compactor_leaves_a_just_closed_segment_for_later(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """Other processes read a closed segment's last lines from the file: a running robot's
+    compaction waits until it settled (SETTLE_SECONDS of real time) before taking it."""
+    import os
+    import time
+
+    _fill(tmp_path, clock)
+    compactor = AutoCompactor(tmp_path, 0)
+    try:
+        assert compactor.settle_seconds == SETTLE_SECONDS
+        assert compactor.run_once() is None  # just closed: not yet
+        assert pending_segments(tmp_path, SETTLE_SECONDS) == []
+        assert pending_segments(tmp_path)  # (`autoheal compact` takes it at once)
+        old = time.time() - SETTLE_SECONDS - 1
+        for segment in (tmp_path / "audit").glob("*.jsonl"):
+            os.utime(segment, (old, old))
+        report = compactor.run_once()
+        assert report is not None and report.compacted
+    finally:
+        compactor.close()

@@ -35,6 +35,7 @@ import os
 import secrets
 import shutil
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -101,8 +102,15 @@ def compact(
     data_dir: str | Path,
     progress: Callable[[int, int], None] | None = None,
     connected: Callable[[Any], None] | None = None,
+    settle_seconds: float = 0.0,
 ) -> CompactionReport:
     """Compact every closed segment of ``data_dir``'s audit log, then merge small outputs.
+
+    ``settle_seconds``: leave a closed segment written to less than this long ago (real
+    time) for a later run, as if it were live. A running robot's own compaction waits so:
+    other processes on the directory follow a segment's last lines from the file itself
+    (:mod:`autoheal_otel._tail`), and a segment compacted away before they read them would
+    take those decisions out of their view.
 
     ``connected`` receives the run's DuckDB connection as soon as it is open (before any
     statement), so another thread can ``interrupt()`` the run: it then stops at its current
@@ -115,7 +123,7 @@ def compact(
     import duckdb
 
     try:
-        return _compact(data_dir, progress, connected)
+        return _compact(data_dir, progress, connected, settle_seconds)
     except (OSError, duckdb.IOException) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise InvalidInputError(
@@ -123,11 +131,25 @@ def compact(
         ) from exc
 
 
-def pending_segments(data_dir: str | Path) -> list[Path]:
+def pending_segments(data_dir: str | Path, settle_seconds: float = 0.0) -> list[Path]:
     """Return the closed segments no compaction output holds yet (what a run would compact)."""
     audit = Path(data_dir) / AUDIT_DIR
     done = {s for out in read_manifest(audit / COMPACTED_DIR) for s in out.segments}
-    return [p for p in segment_paths(audit) if p.stem not in done and not is_segment_live(p)]
+    return [
+        p
+        for p in segment_paths(audit)
+        if p.stem not in done and not is_segment_live(p) and _settled(p, settle_seconds)
+    ]
+
+
+def _settled(path: Path, settle_seconds: float) -> bool:
+    """Return True when ``path`` was last written at least ``settle_seconds`` ago."""
+    if settle_seconds <= 0:
+        return True
+    try:
+        return time.time() - path.stat().st_mtime >= settle_seconds
+    except OSError:
+        return False
 
 
 def _rebuild_successes(data_dir: Path, segments: list[Path]) -> None:
@@ -148,13 +170,14 @@ def _compact(
     data_dir: str | Path,
     progress: Callable[[int, int], None] | None,
     connected: Callable[[Any], None] | None,
+    settle_seconds: float = 0.0,
 ) -> CompactionReport:
     folder = Path(data_dir) / AUDIT_DIR / COMPACTED_DIR
     folder.mkdir(parents=True, exist_ok=True)
     fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)  # one run at a time (see the invariants)
-        return _compact_locked(data_dir, progress, connected)
+        return _compact_locked(data_dir, progress, connected, settle_seconds)
     finally:
         os.close(fd)  # releases the lock
 
@@ -163,6 +186,7 @@ def _compact_locked(
     data_dir: str | Path,
     progress: Callable[[int, int], None] | None,
     connected: Callable[[Any], None] | None,
+    settle_seconds: float = 0.0,
 ) -> CompactionReport:
     audit = Path(data_dir) / AUDIT_DIR
     folder = audit / COMPACTED_DIR
@@ -173,7 +197,7 @@ def _compact_locked(
     for path in segment_paths(audit):
         if path.stem in done:
             continue
-        if is_segment_live(path):
+        if is_segment_live(path) or not _settled(path, settle_seconds):
             report.skipped_live.append(path.name)
         else:
             segments.append(path)
