@@ -342,3 +342,18 @@ def test_time_in_state_and_transitions(tmp_path: Path, clock: FakeClock) -> None
         ("running", "operator", "ann"),
     ]
     assert Trigger.TARGET_NOT_FOUND.value == "target_not_found"
+
+
+def test_a_memory_bounded_reader_spills_inside_the_data_directory(tmp_path: Path) -> None:
+    """Replay and warm restart bound DuckDB's memory: what spills lands under the data
+    directory's audit folder (never DuckDB's default ``.tmp`` in the working directory) and
+    is gone at close."""
+    from autoheal_otel import AutoHealManager
+
+    with AutoHealManager(data_dir=tmp_path) as manager:
+        manager.should_execute_step("w", "s")
+    with AuditAnalytics(tmp_path, memory_limit="64MB") as db:
+        spill = Path(db.sql("SELECT current_setting('temp_directory') AS t")[0]["t"])
+        assert spill.parent == tmp_path / "audit"
+        assert db.spill == spill
+    assert not spill.exists()

@@ -12,7 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import itertools
+import os
 import re
+import shutil
+import tempfile
 import threading
 from collections.abc import Collection, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -146,6 +150,18 @@ def quiet(con: Any) -> None:
         con.execute("SET enable_progress_bar = false")
 
 
+def _spill_dir(data_dir: Path) -> Path:
+    """Return a fresh folder name for one reader's spill files (DuckDB creates it if needed)."""
+    audit = data_dir / "audit"
+    name = f".spill-{os.getpid()}-{next(_SPILLS)}"
+    if audit.is_dir() and not audit.is_symlink() and os.access(audit, os.W_OK):
+        return audit / name
+    return Path(tempfile.gettempdir()) / f"autoheal{name}-{os.getuid()}"
+
+
+_SPILLS = itertools.count(1)
+
+
 class AuditAnalytics:
     """Run the packaged queries over one data directory's audit log.
 
@@ -182,9 +198,15 @@ class AuditAnalytics:
         self._con = duckdb.connect(":memory:")
         self._con.execute("SET TimeZone = 'UTC'")
         quiet(self._con)
+        #: Where DuckDB spills past ``memory_limit`` (removed at close; None: no limit set).
+        self.spill: Path | None = None
         if memory_limit is not None:
             self._con.execute("SET memory_limit = ?", [memory_limit])
             self._con.execute("SET preserve_insertion_order = false")
+            # Never DuckDB's default (``.tmp`` in the working directory): inside the data
+            # directory, or a private temporary folder when the directory is read-only.
+            self.spill = _spill_dir(self.data_dir)
+            self._con.execute("SET temp_directory = ?", [str(self.spill)])
         # Keep parsed Parquet footers between queries (DuckDB re-parses them otherwise, which
         # costs more than reading the few row groups a windowed query needs).
         self._con.execute("SET parquet_metadata_cache = true")
@@ -318,6 +340,8 @@ class AuditAnalytics:
         """Close the connection."""
         with self._lock:
             self._con.close()
+        if self.spill is not None:
+            shutil.rmtree(self.spill, ignore_errors=True)
 
     def __enter__(self) -> Self:
         return self
