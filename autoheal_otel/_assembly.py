@@ -42,6 +42,7 @@ __all__ = [
     "resolve_policy",
     "span_ids",
     "state_info",
+    "unwritable",
 ]
 
 
@@ -120,9 +121,14 @@ def open_data_dir(
                 restored["successes_rebuilt"] = rebuilt
         return restored, audit, successes
     except OSError as exc:
-        raise InvalidInputError(
-            "data_dir", str(data_dir), f"must be a writable directory ({exc.strerror})"
-        ) from exc
+        raise unwritable(data_dir, exc) from exc
+
+
+def unwritable(data_dir: Path, exc: OSError) -> InvalidInputError:
+    """Return the error for a data directory that cannot be created or written."""
+    return InvalidInputError(
+        "data_dir", str(data_dir), f"must be a writable directory ({exc.strerror or exc})"
+    )
 
 
 def state_info(

@@ -17,14 +17,14 @@ from typing import TYPE_CHECKING, Any
 
 from . import _checkpoint, _upkeep
 from ._artifacts import ArtifactKeeper
-from ._assembly import Telemetry, open_data_dir, resolve_policy
+from ._assembly import Telemetry, open_data_dir, resolve_policy, unwritable
 from ._assembly_fleet import build_fleet
 from ._checkpointer import Checkpointer
 from ._clock import Clock, SystemClock
 from ._compactor import AutoCompactor, start_compactor
 from ._disk import DiskMeter
 from ._disk import annotate as annotate_disk
-from ._errors import InvalidInputError, PolicyError
+from ._errors import PolicyError
 from ._events import EventSink
 from ._follow import Follower, Move, apply_moves
 from ._fs import folder_inside
@@ -157,9 +157,7 @@ def open_turns(data_dir: Path, audit: AuditPolicy) -> SharedTurns:
         data_dir.mkdir(parents=True, exist_ok=True, mode=audit.dir_mode)
         return SharedTurns(folder_inside(data_dir, data_dir / AUDIT_DIR), audit.mode)
     except OSError as exc:
-        raise InvalidInputError(
-            "data_dir", str(data_dir), f"must be a writable directory ({exc.strerror or exc})"
-        ) from exc
+        raise unwritable(data_dir, exc) from exc
 
 
 def _checkpointer(

@@ -25,7 +25,7 @@ from ..semconv import Cause, EventKind, Reason
 from ._readback import Readback
 from ._replay_report import ReplayReport
 
-__all__ = ["INPUT_CAUSES", "Replayer", "calibration_change", "details_of"]
+__all__ = ["INPUT_CAUSES", "Replayer", "calibration_change", "details_of", "result_of"]
 
 #: Transitions whose cause lies outside the machine: the log gives them as inputs.
 INPUT_CAUSES = {
@@ -55,6 +55,18 @@ def details_of(value: Any) -> dict[str, Any]:
             return {}
         return loaded if isinstance(loaded, dict) else {}
     return dict(value) if value else {}
+
+
+def result_of(rec: dict[str, Any]) -> StepResult:
+    """Return the step result a ``result`` record holds (raises as StepResult does)."""
+    return StepResult(
+        outcome=rec["outcome"],
+        confidence=rec["confidence"],
+        second_best=rec["second_best"],
+        validated=bool(rec["validated"]),
+        duration_s=rec["duration_s"],
+        details=details_of(rec["details"]),
+    )
 
 
 def calibration_change(details: Any) -> tuple[Any, ...]:
@@ -138,14 +150,7 @@ class Replayer:
         if kind == EventKind.GATE:
             self._gate(rec, m.gate(wid, step, now, ts, NO_TRACE, events)[0])
         elif kind == EventKind.RESULT:
-            result = StepResult(
-                outcome=rec["outcome"],
-                confidence=rec["confidence"],
-                second_best=rec["second_best"],
-                validated=bool(rec["validated"]),
-                duration_s=rec["duration_s"],
-                details=details_of(rec["details"]),
-            )
+            result = result_of(rec)
             m.result(wid, step, result, now, ts, NO_TRACE, events)
             self.readback.result(wid, step, result, rec["signals"], ts)
         elif kind == EventKind.TRANSITION:

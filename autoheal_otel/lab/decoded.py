@@ -20,9 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import AutoHealError
-from .._models import StepResult
 from ..analytics import AuditAnalytics
-from ..analytics._replayer import details_of
+from ..analytics._replayer import details_of, result_of
 from ..analytics._view import sources
 from ..analytics.replay import COLUMNS, REPLAY_MEMORY, count_lines
 from ..semconv import EventKind
@@ -64,14 +63,7 @@ def _result(rec: dict[str, Any], cache: dict[tuple[Any, ...], Any]) -> Any:
     made = cache.get(key)
     if made is None:
         try:
-            made = StepResult(
-                outcome=rec["outcome"],
-                confidence=rec["confidence"],
-                second_best=rec["second_best"],
-                validated=bool(rec["validated"]),
-                duration_s=rec["duration_s"],
-                details=details_of(rec["details"]),
-            )
+            made = result_of(rec)
         except AutoHealError as exc:
             made = exc
         if len(cache) < 100_000:  # distinct results are few; a hostile log cannot grow it
