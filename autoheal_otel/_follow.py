@@ -284,10 +284,13 @@ class Follower:
 
     def _look(self) -> None:
         """One look of the thread: under shared decisions, inside a turn (others may not take
-        theirs meanwhile); it reads whatever the counter says (a CLI takes no turns)."""
+        theirs meanwhile) when some file grew; it reads whatever the counter says (a CLI
+        takes no turns)."""
         if self._shared is None:
             self.poll()
             return
+        if not self.tail.grew():
+            return  # nothing new anywhere: the hooks' turns are not held up by a lock taken
         turns = self._shared[2]
         turns.begin()
         try:

@@ -45,7 +45,7 @@ from ._tail import stamp
 from ._transitions import is_legal
 from .semconv import Cause, EventKind
 
-__all__ = ["FACT_MARKERS", "Fact", "SharedTurns", "apply_facts", "parse_fact"]
+__all__ = ["FACT_MARKERS", "Fact", "NoFlockError", "SharedTurns", "apply_facts", "parse_fact"]
 
 _log = logging.getLogger("autoheal_otel")
 
@@ -56,6 +56,10 @@ FACT_MARKERS = (b'"kind":"gate"', b'"kind":"result"', b'"kind":"transition"')
 #: Transitions the catch-up never takes over: moves (followed and acknowledged by
 #: :mod:`._follow`) and the fleet's decisions (each host follows the fleet itself).
 _NOT_TAKEN = {Cause.OPERATOR.value, Cause.FLEET.value}
+
+
+class NoFlockError(OSError):
+    """The data directory's file system has no working ``flock`` (shared decisions need it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +186,14 @@ class SharedTurns:
         self.path = audit_dir / LOCK_NAME
         flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
         self._fd = os.open(self.path, flags, mode)
+        try:  # a file system without working locks (some network ones) is refused now
+            fcntl.flock(self._fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        except BlockingIOError:
+            pass  # another process holds it: locks work
+        except OSError as exc:
+            os.close(self._fd)
+            raise NoFlockError(exc.errno, f"file locks do not work here ({exc.strerror})") from exc
         self._mutex = threading.RLock()
         self._depth = 0
         self._seen = -1

@@ -76,6 +76,10 @@ class SegmentTail:
         for name, _writer, size in self._segments():
             self._offsets[name] = size
 
+    def grew(self) -> bool:
+        """Return True when a segment holds bytes not read yet (a listing, nothing decoded)."""
+        return any(size != self._offsets.get(name, 0) for name, _w, size in self._segments())
+
     def read(self) -> list[tuple[str, dict[str, Any]]]:
         """Return ``(writer, record)`` for each wanted line appended since the last read."""
         out: list[tuple[str, dict[str, Any]]] = []

@@ -24,7 +24,7 @@ from ._clock import Clock, SystemClock
 from ._compactor import AutoCompactor, start_compactor
 from ._disk import DiskMeter
 from ._disk import annotate as annotate_disk
-from ._errors import PolicyError
+from ._errors import InvalidInputError, PolicyError
 from ._events import EventSink
 from ._follow import Follower, Move, apply_moves
 from ._fs import folder_inside
@@ -36,7 +36,7 @@ from ._publisher import Publisher
 from ._report import StatusReport, build_report
 from ._retention import RetentionKeeper, start_retention
 from ._scaffold import Scaffold
-from ._shared import FACT_MARKERS, Fact, SharedTurns, apply_facts
+from ._shared import FACT_MARKERS, Fact, NoFlockError, SharedTurns, apply_facts
 from ._version import __version__
 from .semconv import Reason
 from .sinks.jsonl import AUDIT_DIR, JsonlAuditSink, new_writer_id
@@ -156,8 +156,37 @@ def open_turns(data_dir: Path, audit: AuditPolicy) -> SharedTurns:
     try:
         data_dir.mkdir(parents=True, exist_ok=True, mode=audit.dir_mode)
         return SharedTurns(folder_inside(data_dir, data_dir / AUDIT_DIR), audit.mode)
+    except NoFlockError:
+        raise InvalidInputError(
+            "data_dir",
+            str(data_dir),
+            "must be on a file system whose file locks work, for shared decisions (or turn"
+            " them off: audit.shared_decisions false, or the listener's shared=off)",
+        ) from None
     except OSError as exc:
         raise unwritable(data_dir, exc) from exc
+
+
+def _open_in_turn(
+    shared: SharedTurns | None,
+    data_dir: Path,
+    machine: Machine,
+    clock: Clock,
+    writer: str,
+    read_only: bool,
+) -> tuple[dict[str, Any], JsonlAuditSink | None, SuccessStore | None]:
+    """Read the log back and open the sinks, inside the turn ``shared`` began (if any)."""
+    try:
+        return open_data_dir(data_dir, machine, clock, writer, read_only)
+    except BaseException:
+        if shared is not None:  # the manager will not exist: nothing may keep its lock file
+            shared.end()
+            shared.close()
+            shared = None
+        raise
+    finally:
+        if shared is not None:
+            shared.end()
 
 
 def _checkpointer(
@@ -226,12 +255,10 @@ def assemble(
         # Before the warm restart reads the log: a move recorded in between is applied twice
         # at worst (the second time finds the state already there), never missed.
         follower.skip_existing()
-    try:
-        if data_dir is not None:
-            restored, audit, successes = open_data_dir(data_dir, machine, clock, writer, read_only)
-    finally:
-        if shared is not None:
-            shared.end()
+    if data_dir is not None:
+        restored, audit, successes = _open_in_turn(
+            shared, data_dir, machine, clock, writer, read_only
+        )
 
     def dropped() -> dict[str, int]:
         counts = {"JsonlAuditSink": audit.dropped} if audit is not None else {}

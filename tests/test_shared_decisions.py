@@ -286,3 +286,58 @@ def test_an_interrupted_wait_for_the_lock_leaves_nothing_taken(
     thread.join(timeout=10)
     assert other == [True]  # another thread took a whole turn (it was not left nested)
     turns.close()
+
+
+def test_a_file_system_without_locks_is_refused_with_the_way_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Shared decisions need working file locks (some network file systems have none): the
+    manager refuses to start, naming data_dir and how to turn them off."""
+    import errno
+
+    from autoheal_otel import InvalidInputError, _shared
+
+    def no_locks(fd: int, op: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(_shared.fcntl, "flock", no_locks)
+    with pytest.raises(InvalidInputError, match="shared=off"):
+        AutoHealManager(data_dir=tmp_path, shared_decisions=True)
+
+
+def test_a_manager_that_fails_to_start_leaves_no_lock_file_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A warm restart that fails (here: made to) closes the directory's lock file again."""
+    import os
+
+    from autoheal_otel import InvalidInputError, _wiring
+
+    def failing(*args: object) -> None:
+        raise InvalidInputError("data_dir", str(tmp_path), "must be readable")
+
+    monkeypatch.setattr(_wiring, "open_data_dir", failing)
+    with pytest.raises(InvalidInputError):
+        AutoHealManager(data_dir=tmp_path, shared_decisions=True)
+    fds = os.listdir("/proc/self/fd")
+    held = [
+        os.readlink(f"/proc/self/fd/{fd}") for fd in fds if os.path.exists(f"/proc/self/fd/{fd}")
+    ]
+    assert not any(path.endswith(".decide.lock") for path in held)
+
+
+def test_the_follower_looks_without_the_lock_until_a_file_grew(tmp_path: Path) -> None:
+    """The follower's look takes the directory's lock only when some file has new bytes."""
+    from autoheal_otel._tail import SegmentTail
+
+    audit = tmp_path / "audit"
+    audit.mkdir()
+    (audit / ".decide.lock").write_bytes(b"")
+    tail = SegmentTail(audit, exclude="me.1.aaaaaa")
+    tail.skip_existing()
+    assert not tail.grew()
+    _plant(audit, "other.2.bbbbbb", [{"seq": 1, "ts": "2026-01-01T00:00:00Z", "kind": "gate",
+                                      "workflow_id": "w", "step_id": "s"}])  # fmt: skip
+    assert tail.grew()
+    tail.read()
+    assert not tail.grew()
