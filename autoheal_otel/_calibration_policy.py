@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, Strict
+from pydantic import Field, Strict
+
+from ._policy_sections import _Section  # the one config every policy section shares
 
 __all__ = ["CalibrationPolicy"]
 
@@ -18,7 +20,7 @@ __all__ = ["CalibrationPolicy"]
 MAX_WINDOW = 100_000
 
 
-class CalibrationPolicy(BaseModel):
+class CalibrationPolicy(_Section):
     """Per-method confidence thresholds learned from validated outcomes.
 
     A validated success after a match is a correct match, a failed postcondition a wrong one.
@@ -28,14 +30,6 @@ class CalibrationPolicy(BaseModel):
     none does), once ``min_samples`` matches were seen. The executor's effective
     ``min_confidence_for(method)`` is the larger of it and the state's own threshold.
     """
-
-    model_config = ConfigDict(
-        frozen=True,
-        extra="forbid",
-        allow_inf_nan=False,
-        validate_by_name=True,
-        validate_by_alias=True,
-    )
 
     enabled: Annotated[bool, Strict()] = Field(
         False,

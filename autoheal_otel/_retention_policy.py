@@ -16,7 +16,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, Strict
+from pydantic import Field, Strict
+
+from ._policy_sections import _Section  # the one config every policy section shares
 
 __all__ = ["MAX_BYTES", "MAX_DAYS", "RetentionPolicy"]
 
@@ -31,7 +33,7 @@ Days = Annotated[int, Strict()]
 Bytes = Annotated[int, Strict()]
 
 
-class RetentionPolicy(BaseModel):
+class RetentionPolicy(_Section):
     """How long the data directory keeps things, and the disk it may use.
 
     On out of the box: failure cases and mini reports older than their keep-days are deleted
@@ -39,14 +41,6 @@ class RetentionPolicy(BaseModel):
     in the audit log. The disk budget and the free-space floor are watched: use past
     ``max_bytes`` or free space under ``keep_free_bytes`` makes ``/health`` degraded.
     """
-
-    model_config = ConfigDict(
-        frozen=True,
-        extra="forbid",
-        allow_inf_nan=False,
-        validate_by_name=True,
-        validate_by_alias=True,
-    )
 
     enabled: Annotated[bool, Strict()] = Field(
         True,
