@@ -217,6 +217,8 @@ def test_prometheus_scrapes_serve_over_tls_with_basic_auth(tmp_path: Path, certs
 
         poll(lambda: value('up{job="autoheal"}') == "1", 60, "the TLS scrape to succeed")
         poll(lambda: value('count(autoheal_decisions_total{job="autoheal"})'), 60, "metrics")
+        # Each job is scraped at its own offset in the interval: wait for the intruder's first.
+        poll(lambda: value('up{job="intruder"}') is not None, 60, "the intruder's scrape")
         assert value('up{job="intruder"}') == "0"
         assert value('count(autoheal_decisions_total{job="intruder"})') is None
     finally:
