@@ -101,7 +101,7 @@ generate: $(STAMP)
 	$(BIN)/autoheal policy schema > config/auto_heal_policy.schema.json
 	$(BIN)/python dashboards/generate.py
 	$(BIN)/python dashboards/alerts.py
-	$(BIN)/python -c "import re, pathlib; from autoheal_otel._transitions import mermaid; p = pathlib.Path('README.md'); p.write_text(re.sub(r'\x60\x60\x60mermaid\n.*?\x60\x60\x60', lambda m: '\x60\x60\x60mermaid\n' + mermaid() + '\n\x60\x60\x60', p.read_text(), count=1, flags=re.S))"
+	$(BIN)/python -c "import re, pathlib; from autoheal_otel.core._transitions import mermaid; p = pathlib.Path('README.md'); p.write_text(re.sub(r'\x60\x60\x60mermaid\n.*?\x60\x60\x60', lambda m: '\x60\x60\x60mermaid\n' + mermaid() + '\n\x60\x60\x60', p.read_text(), count=1, flags=re.S))"
 
 # Everything the targets above leave in the checkout (the data of both demos included).
 clean:

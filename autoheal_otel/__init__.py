@@ -4,8 +4,9 @@ Continue when safe, degrade when uncertain, stop when dangerous — and prove ev
 The public API is what ``__all__`` lists; every other module is private.
 """
 
-from ._clock import Clock, SystemClock
-from ._errors import (
+from ._version import __version__
+from .base._clock import Clock, SystemClock
+from .base._errors import (
     AutoHealError,
     IllegalTransitionError,
     InvalidInputError,
@@ -18,9 +19,8 @@ from ._errors import (
     TargetNotFound,
     WatchdogTimeout,
 )
-from ._events import DecisionEvent, EventSink, RuleFiring
-from ._manager import AutoHealManager
-from ._models import (
+from .base._events import DecisionEvent, EventSink, RuleFiring
+from .base._models import (
     EffectiveSettings,
     ExecutionState,
     ExecutionStateInfo,
@@ -30,11 +30,11 @@ from ._models import (
     Trigger,
     VersionInfo,
 )
-from ._policy import PolicyConfig
-from ._report import StatusReport
-from ._step import StepGuard
-from ._transitions import Edge
-from ._version import __version__
+from .core._report import StatusReport
+from .core._transitions import Edge
+from .policy._config import PolicyConfig
+from .runtime._manager import AutoHealManager
+from .runtime._step import StepGuard
 from .semconv import Cause, EventKind, Reason, Rule
 
 __all__ = [

@@ -2,17 +2,23 @@
 
 - :class:`FakeClock`: time moves only when the test calls :meth:`FakeClock.advance`.
 - :class:`InMemorySink`: keeps every decision event in a list, in order.
+- :func:`crash_at_boundary`: ends the process at the N-th durable step of a snapshot or
+  rollback, to prove recovery from a crash at any of them (run it in a child process).
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from datetime import UTC, datetime, timedelta
 
-from ._events import DecisionEvent
+from .base._events import DecisionEvent
 from .semconv import EventKind
 
-__all__ = ["FakeClock", "InMemorySink"]
+__all__ = ["CRASH_EXIT_CODE", "FakeClock", "InMemorySink", "crash_at_boundary"]
+
+#: The exit code of a process ended by :func:`crash_at_boundary`.
+CRASH_EXIT_CODE = 86
 
 _EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -85,3 +91,26 @@ class InMemorySink:
         """Forget every event."""
         with self._lock:
             self.events.clear()
+
+
+def crash_at_boundary(n: int) -> None:
+    """End this process, as a kill would, at the ``n``-th durable step of a snapshot or rollback.
+
+    Every write of the versioned store that must survive a crash (each fsync'd file, each
+    rename) is a boundary; at the ``n``-th one the process exits at once with
+    :data:`CRASH_EXIT_CODE`, without cleanup, like ``kill -9``. Call it in a child process
+    before the store's operation, then check in the parent that the store opens whole.
+    """
+    if n < 1:
+        raise ValueError(f"n must be at least 1, but was {n}")
+    from .versioning import _components
+
+    seen = 0
+
+    def hook() -> None:
+        nonlocal seen
+        seen += 1
+        if seen == n:
+            os._exit(CRASH_EXIT_CODE)
+
+    _components.boundary_hook = hook

@@ -35,10 +35,10 @@ from pathlib import Path
 import orjson
 
 from autoheal_otel import AutoHealManager, PolicyConfig
-from autoheal_otel._events import ALWAYS
 from autoheal_otel.analytics import AuditAnalytics, load_query, ts_param
 from autoheal_otel.analytics._view import RESET_VIEWS
 from autoheal_otel.analytics.compaction import compact
+from autoheal_otel.base._events import ALWAYS
 from autoheal_otel.testing import FakeClock
 
 START = datetime(2026, 1, 1, tzinfo=UTC)

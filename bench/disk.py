@@ -5,7 +5,7 @@ manager (default policy, JSONL audit log, success store) on a fake clock through
 steps (a gate and a result each) over 1,000 workflows × 20 steps at 200,000 steps a day,
 with ~2 % failed steps, then:
 
-- measures the data directory by part (:func:`autoheal_otel._disk.measure`) and reports the
+- measures the data directory by part (:func:`autoheal_otel.disk._usage.measure`) and reports the
   raw audit log per million steps;
 - compacts the log (``analytics.compaction.compact``) and reports the Parquet per million
   steps, and its ratio to the raw log of the same run (the baseline);
@@ -29,8 +29,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from autoheal_otel import AutoHealManager, Outcome, PolicyConfig, StepResult
-from autoheal_otel._disk import measure
 from autoheal_otel.analytics.compaction import compact
+from autoheal_otel.disk._usage import measure
 from autoheal_otel.testing import FakeClock
 
 START = datetime(2026, 1, 1, tzinfo=UTC)

@@ -147,9 +147,9 @@ def phase(tmp: Path, name: str, policy: PolicyConfig | list[PolicyConfig], args:
 
 def mover(redis: Redis, stop: threading.Event, every: float) -> None:
     """Publish a fleet operator move (pause / resume one workflow) every ``every`` seconds."""
-    from autoheal_otel._fleet_policy import FleetPolicy
-    from autoheal_otel._models import ExecutionState
+    from autoheal_otel.base._models import ExecutionState
     from autoheal_otel.fleet import FleetStore
+    from autoheal_otel.policy._fleet import FleetPolicy
 
     store = FleetStore(FleetPolicy(url=redis.url, namespace="bench", timeout_seconds=1.0))
     states = (ExecutionState.PAUSED, ExecutionState.RUNNING)

@@ -26,9 +26,10 @@ from pathlib import Path
 import redis
 
 from autoheal_otel import PolicyConfig
-from autoheal_otel._fleet_policy import FleetPolicy
+from autoheal_otel.core._breakers import GlobalRule
 from autoheal_otel.fleet._catchup import to_items
 from autoheal_otel.fleet._store import FleetStore
+from autoheal_otel.policy._fleet import FleetPolicy
 
 HOSTS, WORKFLOWS, BATCH = 4, 8, 500
 
@@ -69,7 +70,7 @@ def measure(failures: int, window_s: float, port: int) -> tuple[int, int]:
         fleet = FleetPolicy(url=f"redis://127.0.0.1:{port}/0", timeout_seconds=5.0)
         store = FleetStore(fleet)
         info = redis.Redis(port=port)
-        store.ship([], 0, window_s, 2)  # the scripts loaded, the namespace started
+        store.ship([], 0, int(window_s * 1000), 2)  # the scripts loaded, the namespace started
         used0, aof0 = int(info.info("memory")["used_memory"]), _aof_bytes(folder)
         queue = [
             (f"robot-{i % HOSTS:02d}/robot-{i % HOSTS:02d}.{4000 + i % HOSTS}.a1b2c3/{i}",
@@ -79,7 +80,7 @@ def measure(failures: int, window_s: float, port: int) -> tuple[int, int]:
         gp = policy.breakers.global_
         for start in range(0, failures, BATCH):
             items = to_items(policy, ("workflow", "global"), queue[start : start + BATCH])
-            store.ship(items, gp.failure_threshold, gp.window_seconds, 2)
+            store.ship(items, *GlobalRule.of(gp).redis_args(), 2)
         used1 = int(info.info("memory")["used_memory"])
         time.sleep(1.5)  # let everysec write the last second to the AOF before reading its size
         store.close()

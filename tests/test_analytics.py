@@ -357,3 +357,23 @@ def test_a_memory_bounded_reader_spills_inside_the_data_directory(tmp_path: Path
         assert spill.parent == tmp_path / "audit"
         assert db.spill == spill
     assert not spill.exists()
+
+
+def test_the_sliding_window_is_written_once_in_sql() -> None:
+    """Every packaged query names the window as ``in_window``; only the generator spells it."""
+    import re
+    from importlib import resources
+
+    from autoheal_otel.analytics import load_query, query_names
+
+    folder = resources.files("autoheal_otel.analytics") / "sql"
+    # the sliding window's form: as_of - window < ts <= as_of (the regression's recent and
+    # baseline hours in success_rate_drop are another concept)
+    spelled = re.compile(r"([\w.]+) <= \$as_of::TIMESTAMP\s+(--[^\n]*\n\s*)?AND \1 > \$as_of")
+    users = 0
+    for name in query_names():
+        raw = (folder / f"{name}.sql").read_text(encoding="utf-8")
+        assert not spelled.search(raw), f"{name}.sql spells the window out: use in_window()"
+        users += raw.count("in_window(")
+        assert "in_window(" not in load_query(name)  # expanded for DuckDB
+    assert users == 7

@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 
 from autoheal_otel import AutoHealManager, EventKind, ExecutionState
-from autoheal_otel._follow import parse_move
-from autoheal_otel._tail import SegmentTail
 from autoheal_otel.analytics.replay import replay
+from autoheal_otel.runtime._follow import parse_move
+from autoheal_otel.runtime._tail import SegmentTail
 from autoheal_otel.testing import FakeClock
 
 from .cli_support import run

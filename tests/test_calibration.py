@@ -19,10 +19,10 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from autoheal_otel import AutoHealManager, Outcome, PolicyConfig, PolicyError, StepResult
 from autoheal_otel import semconv as sc
-from autoheal_otel._calibrator import threshold_of
 from autoheal_otel.analytics import AuditAnalytics
 from autoheal_otel.analytics.compaction import compact
 from autoheal_otel.analytics.replay import replay
+from autoheal_otel.core._calibrator import threshold_of
 from autoheal_otel.integrations import PrecisionTracker
 from autoheal_otel.server import AutoHealServer
 from autoheal_otel.testing import FakeClock, InMemorySink
@@ -530,8 +530,8 @@ def test_the_calibrator_equals_a_window_recomputed_from_scratch(
     """
     from collections import deque
 
-    from autoheal_otel._calibration_policy import CalibrationPolicy
-    from autoheal_otel._calibrator import Calibrator
+    from autoheal_otel.core._calibrator import Calibrator
+    from autoheal_otel.policy._calibration import CalibrationPolicy
 
     base = CalibrationPolicy()
     cal = Calibrator(base)
@@ -574,7 +574,7 @@ def test_what_feeds_the_window_is_decided(
     outcome: Outcome, validated: bool, confidence: float | None
 ) -> None:
     """The machine's inline test of a decided match equals :func:`decided`, case by case."""
-    from autoheal_otel._calibrator import decided
+    from autoheal_otel.core._calibrator import decided
 
     result = StepResult(outcome=outcome, confidence=confidence, validated=validated)
     manager = AutoHealManager(clock=FakeClock())

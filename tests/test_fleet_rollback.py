@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 
 from autoheal_otel import ExecutionState, PolicyConfig
-from autoheal_otel._fleet_inputs import FleetEvent, apply, rollback
-from autoheal_otel._machine import Machine, Restore
-from autoheal_otel._transitions import is_legal
 from autoheal_otel.analytics import AuditAnalytics
 from autoheal_otel.analytics.replay import replay
+from autoheal_otel.core._fleet_inputs import FleetEvent, apply, rollback
+from autoheal_otel.core._machine import Machine, Restore
+from autoheal_otel.core._transitions import is_legal
 from autoheal_otel.semconv import Cause, EventKind, Reason
 from autoheal_otel.testing import FakeClock
 
@@ -252,8 +252,8 @@ def test_the_fleet_publishes_a_regression_rollback_once_and_an_operators_always(
     redis_server: Any,
 ) -> None:
     """A second host's regression of the same workflow is deduplicated, a quarantined workflow gets none, an operator's always goes out, and the fleet's state after a rollback is degraded, not a state a starting host would repeat."""
-    from autoheal_otel._fleet_policy import FleetPolicy
     from autoheal_otel.fleet import FleetStore
+    from autoheal_otel.policy._fleet import FleetPolicy
 
     def store(host: str) -> FleetStore:
         policy = FleetPolicy(url=redis_server.url, namespace="rbx", host_id=host, timeout_seconds=2)

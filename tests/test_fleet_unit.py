@@ -13,9 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from autoheal_otel import AutoHealManager, ExecutionState, Outcome, PolicyConfig, StepResult
-from autoheal_otel._fleet_inputs import FleetEvent, apply, grant_probe, link
-from autoheal_otel._machine import Machine
 from autoheal_otel.analytics import AuditAnalytics
+from autoheal_otel.core._fleet_inputs import FleetEvent, apply, grant_probe, link
+from autoheal_otel.core._machine import Machine
 from autoheal_otel.semconv import Cause, EventKind, Reason
 from autoheal_otel.testing import FakeClock
 

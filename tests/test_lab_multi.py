@@ -10,11 +10,11 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from autoheal_otel import AutoHealManager, ExecutionState, Outcome, PolicyConfig, StepResult
-from autoheal_otel._errors import AutoHealError
-from autoheal_otel._fleet_inputs import FleetEvent, apply
 from autoheal_otel.analytics import AuditAnalytics
 from autoheal_otel.analytics import _replayer as replayer_module
 from autoheal_otel.analytics import replay as replay_module
+from autoheal_otel.base._errors import AutoHealError
+from autoheal_otel.core._fleet_inputs import FleetEvent, apply
 from autoheal_otel.lab import decode, multi_replay
 from autoheal_otel.lab.labels import record_label
 from autoheal_otel.testing import FakeClock

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from autoheal_otel import PolicyConfig
-from autoheal_otel._errors import InvalidInputError
+from autoheal_otel.base._errors import InvalidInputError
 from autoheal_otel.lab.space import Space, parse_dimension
 
 from .cli_support import read_only, run

@@ -20,7 +20,7 @@ from autoheal_otel import (
     Trigger,
     VersionInfo,
 )
-from autoheal_otel._models import check_id
+from autoheal_otel.base._models import check_id
 
 
 def test_enum_values_are_the_contract() -> None:

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from autoheal_otel import AutoHealManager, EventKind, PolicyConfig, PolicyError
-from autoheal_otel._policy_sections import MAX_COUNT, MAX_SECONDS
 from autoheal_otel.analytics import iter_records
+from autoheal_otel.policy._sections import MAX_COUNT, MAX_SECONDS
 from autoheal_otel.testing import FakeClock, InMemorySink
 
 from .conftest import POST

@@ -17,7 +17,7 @@ from autoheal_otel import (
     Outcome,
     StepResult,
 )
-from autoheal_otel._transitions import Cause, is_legal
+from autoheal_otel.core._transitions import Cause, is_legal
 from autoheal_otel.testing import FakeClock, InMemorySink
 
 from .conftest import policy_with
@@ -173,7 +173,7 @@ def test_hot_path_shortcut_agrees_with_classify(
     result: StepResult, degrade_first: bool, strict_running: bool, floor: float
 ) -> None:
     """The manager's inline clean-success test decides exactly like classify() would."""
-    from autoheal_otel._breakers import classify
+    from autoheal_otel.core._breakers import classify
 
     policy = policy_with(
         confidence={"low_confidence_floor": floor}, running={"strict_ambiguity": strict_running}

@@ -81,7 +81,7 @@ def test_exception_tree_is_complete_and_drawn() -> None:
     import importlib
     import pkgutil
 
-    from autoheal_otel import _errors
+    from autoheal_otel.base import _errors
 
     found: set[type] = set()
     for info in pkgutil.walk_packages(autoheal_otel.__path__, "autoheal_otel."):
@@ -96,7 +96,7 @@ def test_exception_tree_is_complete_and_drawn() -> None:
     assert found, "no error classes found"
     doc = _errors.__doc__ or ""
     for cls in found:
-        assert cls.__module__ == "autoheal_otel._errors", f"{cls} lives outside _errors"
+        assert cls.__module__ == "autoheal_otel.base._errors", f"{cls} lives outside _errors"
         assert cls.__name__ in autoheal_otel.__all__, f"{cls.__name__} is not exported"
         assert cls.__name__ in doc, f"{cls.__name__} is missing from the tree"
 

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from autoheal_otel import AutoHealManager, PolicyConfig
-from autoheal_otel._retention import RetentionKeeper
-from autoheal_otel._sweep import JOURNAL, plan, read_journal
 from autoheal_otel.analytics import AuditAnalytics
 from autoheal_otel.analytics.replay import replay
+from autoheal_otel.disk._retention import RetentionKeeper
+from autoheal_otel.disk._sweep import JOURNAL, plan, read_journal
 from autoheal_otel.semconv import EventKind, Reason
 from autoheal_otel.testing import FakeClock
 
@@ -254,8 +254,8 @@ def test_manager_thread_runs_retention_off_the_hooks(tmp_path: Path) -> None:
 
 def test_follower_and_shared_catch_up_pass_over_a_retention_record(tmp_path: Path) -> None:
     """Another writer's follower and the shared catch-up take no move or fact from it."""
-    from autoheal_otel._follow import parse_move
-    from autoheal_otel._shared import FACT_MARKERS, parse_fact
+    from autoheal_otel.runtime._follow import parse_move
+    from autoheal_otel.runtime._shared import FACT_MARKERS, parse_fact
 
     clock = FakeClock(start=START)
     _case(tmp_path, "wf", START - timedelta(days=40), 1)

@@ -18,8 +18,8 @@ from autoheal_otel import (
     Rule,
     StepResult,
 )
-from autoheal_otel._ledger import NO_TRACE
-from autoheal_otel._machine import Machine
+from autoheal_otel.core._ledger import NO_TRACE
+from autoheal_otel.core._machine import Machine
 from autoheal_otel.testing import FakeClock, InMemorySink
 
 from .conftest import OK, POST, TNF, policy_with

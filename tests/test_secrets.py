@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from autoheal_otel import AutoHealManager, PolicyConfig, PolicyError
-from autoheal_otel._fleet_policy import redact_url
+from autoheal_otel.policy._fleet import redact_url
 
 from .cli_support import run
 from .fleet_support import wait_until

@@ -158,7 +158,7 @@ def test_serve_refuses_a_missing_directory_in_one_line(tmp_path: Path) -> None:
 
 def test_serve_beside_a_fleet_host_shows_its_link(tmp_path: Path) -> None:
     """The view reads the robot's link records: up, and then down with the error."""
-    from autoheal_otel._live_view import fleet_links
+    from autoheal_otel.server._live_view import fleet_links
 
     robot = AutoHealManager(data_dir=tmp_path)  # holds its segment: a running writer
     robot.on_step_result("invoice", "s", OK)

@@ -23,8 +23,8 @@ import bcrypt
 import pytest
 
 from autoheal_otel import AutoHealManager
-from autoheal_otel._web_config import WebConfigError, load_web_config
 from autoheal_otel.server import AutoHealServer
+from autoheal_otel.server._web_config import WebConfigError, load_web_config
 from autoheal_otel.testing import FakeClock
 
 from .cli_support import run

@@ -265,7 +265,7 @@ def test_an_interrupted_wait_for_the_lock_leaves_nothing_taken(
     not taken: the next input takes the lock and catches up as usual, from any thread."""
     import threading
 
-    from autoheal_otel import _shared
+    from autoheal_otel.runtime import _shared
 
     turns = _shared.SharedTurns(tmp_path)
     real = _shared.fcntl.flock
@@ -295,7 +295,8 @@ def test_a_file_system_without_locks_is_refused_with_the_way_out(
     manager refuses to start, naming data_dir and how to turn them off."""
     import errno
 
-    from autoheal_otel import InvalidInputError, _shared
+    from autoheal_otel import InvalidInputError
+    from autoheal_otel.runtime import _shared
 
     def no_locks(fd: int, op: int) -> None:
         raise OSError(errno.ENOLCK, "No locks available")
@@ -311,7 +312,8 @@ def test_a_manager_that_fails_to_start_leaves_no_lock_file_open(
     """A warm restart that fails (here: made to) closes the directory's lock file again."""
     import os
 
-    from autoheal_otel import InvalidInputError, _wiring
+    from autoheal_otel import InvalidInputError
+    from autoheal_otel.runtime import _build as _wiring
 
     def failing(*args: object) -> None:
         raise InvalidInputError("data_dir", str(tmp_path), "must be readable")
@@ -328,7 +330,7 @@ def test_a_manager_that_fails_to_start_leaves_no_lock_file_open(
 
 def test_the_follower_looks_without_the_lock_until_a_file_grew(tmp_path: Path) -> None:
     """The follower's look takes the directory's lock only when some file has new bytes."""
-    from autoheal_otel._tail import SegmentTail
+    from autoheal_otel.runtime._tail import SegmentTail
 
     audit = tmp_path / "audit"
     audit.mkdir()

@@ -11,8 +11,8 @@ import orjson
 import pytest
 
 from autoheal_otel import AutoHealManager, ExecutionState, Outcome, StepResult
-from autoheal_otel._events import DecisionEvent
-from autoheal_otel._models import Trigger
+from autoheal_otel.base._events import DecisionEvent
+from autoheal_otel.base._models import Trigger
 from autoheal_otel.semconv import EventKind
 from autoheal_otel.sinks.sqlite import SuccessStore
 from autoheal_otel.testing import FakeClock

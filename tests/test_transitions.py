@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from autoheal_otel import Cause, ExecutionState, IllegalTransitionError
-from autoheal_otel._transitions import TRANSITIONS, check, is_legal, mermaid
+from autoheal_otel.core._transitions import TRANSITIONS, edge, is_legal, mermaid
 
 S = ExecutionState
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -53,7 +53,7 @@ def test_legal_edges(source: S, target: S, cause: Cause, legal: bool) -> None:
 def test_check_names_state_and_event() -> None:
     """An illegal move raises an error naming the workflow, the states and the cause."""
     with pytest.raises(IllegalTransitionError) as err:
-        check("invoice", S.QUARANTINED, S.RUNNING, Cause.RECOVERY)
+        edge("invoice", S.QUARANTINED, S.RUNNING, Cause.RECOVERY)
     message = str(err.value)
     assert "invoice" in message and "quarantined" in message and "recovery" in message
     assert err.value.state == "quarantined" and err.value.target == "running"

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from autoheal_otel import Trigger
-from autoheal_otel._windows import SlidingWindow
+from autoheal_otel.core._windows import SlidingWindow
 
 steps = st.lists(
     st.tuples(st.floats(0, 50, allow_nan=False), st.sampled_from(Trigger), st.booleans()),

@@ -24,9 +24,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Self
 
-from .._errors import InvalidInputError
+from ..base._errors import InvalidInputError
 from ._columns import AUDIT_COLUMNS
-from ._params import QueryParam, parse_params
+from ._params import QueryParam, expand, parse_params
 from ._view import Sources, iter_records, live_tables, read_json_sql, scan, sources, view_sql
 
 __all__ = [
@@ -59,7 +59,7 @@ def load_query(name: str) -> str:
     """
     if name not in query_names():
         raise InvalidInputError("query", name, f"must be one of {', '.join(query_names())}")
-    return (resources.files(__name__) / "sql" / f"{name}.sql").read_text(encoding="utf-8")
+    return expand((resources.files(__name__) / "sql" / f"{name}.sql").read_text(encoding="utf-8"))
 
 
 def query_params(name: str) -> list[QueryParam]:

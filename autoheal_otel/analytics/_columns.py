@@ -1,6 +1,6 @@
 """The audit log's columns, derived from the event type.
 
-:class:`~autoheal_otel._events.DecisionEvent` is the one definition of an audit record: its
+:class:`~autoheal_otel.base._events.DecisionEvent` is the one definition of an audit record: its
 fields, in order, are the record's keys. The DuckDB schema that reads the log (JSONL and
 Parquet alike) is computed from those fields' annotations here, so a field added to the event
 is a column of every view with no second list to keep in step. An annotation this module does
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from .._events import DecisionEvent, RuleFiring
+from ..base._events import DecisionEvent, RuleFiring
 
 __all__ = ["AUDIT_COLUMNS", "JSON_SELECT", "audit_columns"]
 

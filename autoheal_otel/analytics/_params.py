@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from .._errors import InvalidInputError
-from .._models import Trigger
+from ..base._errors import InvalidInputError
+from ..base._models import Trigger
 
-__all__ = ["QueryParam", "bind_params", "describe", "parse_params"]
+__all__ = ["QueryParam", "bind_params", "describe", "expand", "parse_params", "window_predicate"]
 
 _DECL = re.compile(
     r"^-- param (\w+) (\w+)(?: in \[([-\d.e]+), ([-\d.e]+)\])?(?: = (\S*))?: (.+)$", re.M
@@ -174,3 +174,26 @@ def describe(sql: str) -> str:
             continue
         lines.append(line[2:].strip())
     return re.sub(r"\$(\w)", r"\1", " ".join(lines))
+
+
+def window_predicate(column: str, seconds: str) -> str:
+    """Return the SQL that is true where ``column`` lies in a window ``$seconds`` long ending at
+    ``$as_of``: the one definition of the sliding window in SQL.
+
+    It mirrors the in-memory window (:class:`~autoheal_otel.core._windows.SlidingWindow`): an
+    entry counts while ``as_of - ts < window`` (the bound rounded up to the microsecond, the
+    log's resolution) and never from the future.
+    """
+    return (
+        f"({column} <= $as_of::TIMESTAMP AND {column} > $as_of::TIMESTAMP"
+        f" - to_microseconds(CAST(ceil(${seconds}::DOUBLE * 1000000) AS BIGINT)))"
+    )
+
+
+_IN_WINDOW = re.compile(r"in_window\((\w+(?:\.\w+)?), \$([a-z_]+)\)")
+
+
+def expand(text: str) -> str:
+    """Return a packaged query's SQL with ``in_window(column, $seconds)`` written out
+    (:func:`window_predicate`), so the text runs in any DuckDB."""
+    return _IN_WINDOW.sub(lambda m: window_predicate(m.group(1), m.group(2)), text)

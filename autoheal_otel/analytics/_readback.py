@@ -11,7 +11,7 @@ A live restart does not carry the last process's memory over: it reads the log b
   older than that, more when an earlier restart cut it with a shorter horizon.
 
 :class:`Readback` reads the same records the queries read — a result's signals, a transition
-that resets a workflow's steps (:func:`~autoheal_otel._transitions.resetting`, the
+that resets a workflow's steps (:func:`~autoheal_otel.core._transitions.resetting`, the
 declaration the SQL is generated from) — in the order replay streams them, and answers both
 as of a restart, so the replayed restart starts from what the live one did. Pure
 bookkeeping: no SQL, no clock.
@@ -23,10 +23,10 @@ from collections import deque
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
-from .._calibration_policy import MAX_WINDOW
-from .._calibrator import DEFAULT_METHOD, Windows, decided, method_of
-from .._models import StepResult, Trigger
-from .._transitions import Reset, resetting
+from ..base._models import StepResult, Trigger
+from ..core._calibrator import DEFAULT_METHOD, Windows, decided, method_of
+from ..core._transitions import Reset, resetting
+from ..policy._calibration import MAX_WINDOW
 
 __all__ = ["Readback"]
 

@@ -6,7 +6,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from .._models import EffectiveSettings
+from ..base._models import EffectiveSettings
 
 __all__ = ["ReplayReport"]
 

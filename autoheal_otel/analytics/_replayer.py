@@ -13,14 +13,14 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from .. import _calibration, _checkpoint, _fleet_inputs, _upkeep
-from .._errors import AutoHealError
-from .._events import DecisionEvent
-from .._ledger import NO_TRACE
-from .._machine import Machine
-from .._models import ExecutionState, StepResult
-from .._policy import PolicyConfig
-from .._report import effective_settings
+from ..base._errors import AutoHealError
+from ..base._events import DecisionEvent
+from ..base._models import ExecutionState, StepResult
+from ..core import _calibration, _checkpoint, _fleet_inputs, _upkeep
+from ..core._ledger import NO_TRACE
+from ..core._machine import Machine
+from ..core._report import effective_settings
+from ..policy._config import PolicyConfig
 from ..semconv import Cause, EventKind, Reason
 from ._readback import Readback
 from ._replay_report import ReplayReport

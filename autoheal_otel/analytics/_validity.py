@@ -22,7 +22,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from .._models import MAX_ID_LENGTH, ExecutionState, Outcome, Trigger
+from ..base._models import MAX_ID_LENGTH, ExecutionState, Outcome, Trigger
 from ..semconv import AUDIT_SCHEMA_VERSION, EventKind
 
 __all__ = ["KNOWN_KINDS", "SEQ_MAX", "VALID_SQL", "record_problem"]

@@ -26,7 +26,7 @@ from typing import Any
 
 import orjson
 
-from .._transitions import Reset, reset_condition
+from ..core._transitions import Reset, reset_condition
 from ..semconv import Reason
 from ..sinks.jsonl import AUDIT_DIR, segment_paths
 from ._columns import AUDIT_COLUMNS, JSON_SELECT

@@ -42,8 +42,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .._errors import InvalidInputError
-from .._fs import fresh_temp, fsync_path
+from ..base._errors import InvalidInputError
+from ..base._fs import fresh_temp, fsync_path
 from ..sinks.jsonl import AUDIT_DIR, is_segment_live, segment_paths
 from . import quiet
 from ._view import (
@@ -109,7 +109,7 @@ def compact(
     ``settle_seconds``: leave a closed segment written to less than this long ago (real
     time) for a later run, as if it were live. A running robot's own compaction waits so:
     other processes on the directory follow a segment's last lines from the file itself
-    (:mod:`autoheal_otel._tail`), and a segment compacted away before they read them would
+    (:mod:`autoheal_otel.runtime._tail`), and a segment compacted away before they read them would
     take those decisions out of their view.
 
     ``connected`` receives the run's DuckDB connection as soon as it is open (before any

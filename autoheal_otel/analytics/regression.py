@@ -2,7 +2,7 @@
 
 :func:`check_regression` reads executions and successes per artifact version from the log
 (``version_outcomes.sql``, versions in order of last activation) and applies the rule of
-:mod:`autoheal_otel._regression`, the one the manager applies to its in-memory counts: on the
+:mod:`autoheal_otel.core._regression`, the one the manager applies to its in-memory counts: on the
 same log the two give the same verdict, also after a rollback re-activated an older set.
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .._policy import RollbackPolicy
-from .._regression import RegressionVerdict, evaluate, two_proportion_p_value, wilson_interval
+from ..core._regression import RegressionVerdict, evaluate, two_proportion_p_value, wilson_interval
+from ..policy._config import RollbackPolicy
 from . import AuditAnalytics
 
 __all__ = [

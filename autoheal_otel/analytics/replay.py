@@ -27,8 +27,8 @@ from collections.abc import Callable
 from datetime import UTC
 from pathlib import Path
 
-from .._machine import Machine
-from .._policy import PolicyConfig
+from ..core._machine import Machine
+from ..policy._config import PolicyConfig
 from . import AuditAnalytics
 from ._ordered import ordered
 from ._replay_report import ReplayReport

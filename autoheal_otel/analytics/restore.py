@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from .._policy import PolicyConfig
+from ..policy._config import PolicyConfig
 from . import AuditAnalytics, ts_param
 from ._validity import KNOWN_STATES, KNOWN_TRIGGERS
 

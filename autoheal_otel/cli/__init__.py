@@ -19,7 +19,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from .._errors import AutoHealError, PolicyError
+from ..base._errors import AutoHealError, PolicyError
 from ._args import build_parser
 from ._common import EXIT_PROBLEM, Problem, Usage, command_name
 from ._terminal import SafeText
@@ -173,8 +173,8 @@ def _serve(args: argparse.Namespace) -> int:
     import opentelemetry.exporter.prometheus
     import opentelemetry.sdk.metrics  # noqa: F401
 
-    from .._http import is_loopback
-    from .._web_config import WebConfigError, load_web_config
+    from ..server._http import is_loopback
+    from ..server._web_config import WebConfigError, load_web_config
     from ._serve import run_serve
 
     if args.web_config is None and not args.insecure and not is_loopback(args.host):

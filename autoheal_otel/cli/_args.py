@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from .._errors import InvalidInputError
-from .._models import check_text
 from .._version import __version__
+from ..base._errors import InvalidInputError
+from ..base._models import check_text
 from ._common import EXIT_USAGE
 from ._lab_args import add_lab_commands
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from .._disk import disk_line
-from .._policy import PolicyConfig
+from ..disk._usage import disk_line
+from ..policy._config import PolicyConfig
 from ._common import (
     EXIT_OK,
     EXIT_PROBLEM,
@@ -24,7 +24,7 @@ __all__ = ["run_compact", "run_policy", "run_replay", "run_status", "run_what_if
 
 def run_status(args: argparse.Namespace) -> int:
     """Print every workflow's state and the global health (reads the log, writes nothing)."""
-    from .._manager import AutoHealManager
+    from ..runtime._manager import AutoHealManager
 
     need_log(args.data_dir)
     manager = AutoHealManager(

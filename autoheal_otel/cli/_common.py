@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from .._policy import PolicyConfig
+from ..policy._config import PolicyConfig
 
 __all__ = [
     "EXIT_OK",

@@ -31,11 +31,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .._manager import AutoHealManager
-from .._models import ExecutionState
-from .._policy import PolicyConfig
 from ..analytics import AuditAnalytics
+from ..base._models import ExecutionState
 from ..integrations import FailureCaseRecorder, MiniReportWriter, PrecisionTracker, render_report
+from ..policy._config import PolicyConfig
+from ..runtime._manager import AutoHealManager
 from ..sim import SimExecutor, SimWorkflow
 from ..testing import FakeClock
 from ._common import Problem, command_name

@@ -13,9 +13,9 @@ import sys
 import textwrap
 import threading
 
-from .._events import DecisionEvent
-from .._manager import AutoHealManager
-from .._models import ExecutionState
+from ..base._events import DecisionEvent
+from ..base._models import ExecutionState
+from ..runtime._manager import AutoHealManager
 from ..semconv import EventKind
 
 __all__ = ["DemoScreen"]

@@ -12,8 +12,8 @@ import argparse
 import socket
 from typing import Any
 
-from .._fleet_policy import FleetPolicy, redact_url
-from .._models import ExecutionState
+from ..base._models import ExecutionState
+from ..policy._fleet import FleetPolicy, redact_url
 from ._common import EXIT_OK, Problem, Usage, command_name, emit, load_policy, plural, table
 
 __all__ = ["STALE_S", "run_fleet", "run_force_fleet"]

@@ -12,12 +12,12 @@ import argparse
 import json
 from pathlib import Path
 
-from .._errors import InvalidInputError
-from .._fs import write_atomic
-from .._manager import AutoHealManager
-from .._policy import PolicyConfig
 from ..analytics import AuditAnalytics
 from ..analytics._replayer import details_of
+from ..base._errors import InvalidInputError
+from ..base._fs import write_atomic
+from ..policy._config import PolicyConfig
+from ..runtime._manager import AutoHealManager
 from ._common import (
     EXIT_OK,
     Problem,

@@ -19,8 +19,8 @@ import re
 import sys
 from typing import Any, Literal
 
-from .._delivery import Delivery, DeliveryWatch
-from .._manager import AutoHealManager
+from ..runtime._delivery import Delivery, DeliveryWatch
+from ..runtime._manager import AutoHealManager
 from ..versioning import VersionedStore, VersionSet
 from ._common import (
     EXIT_OK,

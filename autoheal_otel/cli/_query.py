@@ -12,9 +12,9 @@ import shutil
 import textwrap
 from typing import Any
 
-from .._errors import InvalidInputError
 from ..analytics import AuditAnalytics, load_query, query_names, query_params
 from ..analytics._params import bind_params, describe
+from ..base._errors import InvalidInputError
 from ._common import EXIT_OK, Usage, close_matches, command_name, emit, need_log, table
 
 __all__ = ["run_query"]

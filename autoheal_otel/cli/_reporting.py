@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .._fs import write_atomic
+from ..base._fs import write_atomic
 from ._common import EXIT_OK, Problem, Usage, close_matches, emit, need_log
 
 __all__ = ["run_report"]

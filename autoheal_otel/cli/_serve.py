@@ -21,12 +21,12 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from .._manager import AutoHealManager
-from .._models import ExecutionState
-from .._policy import PolicyConfig
-from .._web_config import WebConfig
+from ..base._models import ExecutionState
 from ..integrations import FailureCaseRecorder, PrecisionTracker
+from ..policy._config import PolicyConfig
+from ..runtime._manager import AutoHealManager
 from ..server import AutoHealServer, LiveView, StatusSource, prometheus_meter_provider
+from ..server._web_config import WebConfig
 from ._common import Problem
 
 __all__ = ["REFRESH_SECONDS", "run_serve"]

@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .._ledger import Ledger
-from .._models import ExecutionState
-from .._policy import PolicyConfig
+from ..base._models import ExecutionState
+from ..core._ledger import Ledger
+from ..policy._config import PolicyConfig
 from ..semconv import Cause
 from ._store import Item
 

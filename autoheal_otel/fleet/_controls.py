@@ -6,8 +6,8 @@ the ledger); the link sends what they return.
 
 from __future__ import annotations
 
-from .._events import DecisionEvent
-from .._ledger import Ledger
+from ..base._events import DecisionEvent
+from ..core._ledger import Ledger
 from ..semconv import Reason, Rule
 
 __all__ = ["ROLLBACK_DEDUPE_S", "hold_seconds", "lease_ready", "rollback_args"]

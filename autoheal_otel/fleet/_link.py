@@ -31,14 +31,15 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from .. import _fleet_inputs
 from .. import semconv as sc
-from .._events import DecisionEvent
-from .._fleet_inputs import FleetEvent
-from .._fleet_policy import FleetPolicy
-from .._machine import Machine, Restore
-from .._models import ExecutionState
-from .._report import StatusReport
+from ..base._events import DecisionEvent
+from ..base._models import ExecutionState
+from ..core import _fleet_inputs
+from ..core._breakers import GlobalRule
+from ..core._fleet_inputs import FleetEvent
+from ..core._machine import Machine, Restore
+from ..core._report import StatusReport
+from ..policy._fleet import FleetPolicy
 from ..semconv import Reason, Rule
 from ._catchup import reseed_states, to_items
 from ._controls import ROLLBACK_DEDUPE_S, hold_seconds, lease_ready, rollback_args
@@ -223,7 +224,7 @@ class FleetLink:
         store.ping()
         self._epoch = store.epoch(secrets.token_hex(8))
         # A heartbeat first: an ACL refusing the scripts fails here, not connect/disconnect pairs.
-        store.ship([], 0, 0.0, self.policy.min_hosts, (), self._epoch)
+        store.ship([], 0, 0, self.policy.min_hosts, (), self._epoch)
         last_id = store.last_event_id()
         snapshot, rejected = store.snapshot()
         self._reject(rejected)
@@ -296,13 +297,12 @@ class FleetLink:
                 self._inflight = 0
 
     def _ship_items(self, items: list[Item], *, remember: bool) -> None:
-        gp = self._machine.ledger.policy.breakers.global_
+        rule = GlobalRule.of(self._machine.ledger.policy.breakers.global_)
         known = self._outbox.take_announcements()
         try:
             self._store.ship(
                 items,
-                gp.failure_threshold,
-                gp.window_seconds,
+                *rule.redis_args(),
                 self.policy.min_hosts,
                 known,
                 self._epoch,

@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
-from .._events import DecisionEvent
+from ..base._events import DecisionEvent
 from ..semconv import Cause, EventKind, Reason
 
 __all__ = ["ANNOUNCE_BATCH", "MAX_KNOWN", "Failure", "Outbox"]

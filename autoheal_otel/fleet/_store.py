@@ -19,10 +19,10 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from .._errors import AutoHealError
-from .._fleet_inputs import WORKFLOW_KINDS, FleetEvent
-from .._fleet_policy import FleetPolicy
-from .._models import ExecutionState, check_id, printable
+from ..base._errors import AutoHealError
+from ..base._models import ExecutionState, check_id, printable
+from ..core._fleet_inputs import WORKFLOW_KINDS, FleetEvent
+from ..policy._fleet import FleetPolicy
 from . import _scripts
 
 __all__ = [
@@ -173,12 +173,16 @@ class FleetStore:
         self,
         items: Sequence[Item],
         global_threshold: int,
-        global_window_s: float,
+        global_window_ms: int,
         min_hosts: int,
         known: Sequence[str] = (),
         epoch: str = "",
     ) -> tuple[int, int, list[str]]:
         """Add failures to the fleet windows; return (added, added globally, new event ids).
+
+        ``global_threshold`` and ``global_window_ms``: the global rule's numbers
+        (:meth:`~autoheal_otel.core._breakers.GlobalRule.redis_args`), which the script
+        compares as the machine does.
 
         ``known``: workflow ids this host runs that the fleet may not know yet; ``epoch``: the
         one this host connected in ("" : not checked).
@@ -193,7 +197,7 @@ class FleetStore:
         added, gadded, ids = self._run(
             "SHIP",
             global_threshold,
-            int(global_window_s * 1000),
+            global_window_ms,
             min_hosts,
             json.dumps(payload),
             json.dumps(list(known)),

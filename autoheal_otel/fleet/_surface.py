@@ -9,8 +9,8 @@ from typing import Any
 import redis
 
 from .. import semconv as sc
-from .._fleet_policy import FleetPolicy
-from .._report import StatusReport
+from ..core._report import StatusReport
+from ..policy._fleet import FleetPolicy
 
 __all__ = ["annotate", "describe", "instruments"]
 

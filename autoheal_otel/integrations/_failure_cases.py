@@ -11,14 +11,14 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._events import DecisionEvent
-from .._fs import folder_inside, write_atomic
-from .._models import ExecutionState
+from ..base._events import DecisionEvent
+from ..base._fs import folder_inside, write_atomic
+from ..base._models import ExecutionState
 from ..semconv import EventKind
 from ..versioning import safe_name
 
 if TYPE_CHECKING:
-    from .._manager import AutoHealManager
+    from ..runtime._manager import AutoHealManager
 
 __all__ = ["FailureCaseRecorder"]
 

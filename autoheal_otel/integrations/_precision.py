@@ -22,13 +22,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .._calibration_policy import CalibrationPolicy
-from .._events import DecisionEvent
+from ..base._events import DecisionEvent
+from ..policy._calibration import CalibrationPolicy
 from ..semconv import ATTR_METHOD, METRIC_MATCH_PRECISION, METRIC_MATCH_THRESHOLD
 
 if TYPE_CHECKING:
-    from .._calibrator import Calibration
-    from .._manager import AutoHealManager
+    from ..core._calibrator import Calibration
+    from ..runtime._manager import AutoHealManager
 
 __all__ = ["PrecisionTracker"]
 

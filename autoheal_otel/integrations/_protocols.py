@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from .._events import DecisionEvent
+from ..base._events import DecisionEvent
 
 if TYPE_CHECKING:
-    from .._manager import AutoHealManager
+    from ..runtime._manager import AutoHealManager
 
 __all__ = ["Integration"]
 

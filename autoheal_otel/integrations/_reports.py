@@ -14,14 +14,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._events import DecisionEvent
-from .._fs import folder_inside, write_atomic
+from ..base._events import DecisionEvent
+from ..base._fs import folder_inside, write_atomic
 from ..semconv import EventKind
 from ..versioning import safe_name
 from ._timeline import timeline_svg
 
 if TYPE_CHECKING:
-    from .._manager import AutoHealManager
+    from ..runtime._manager import AutoHealManager
 
 __all__ = ["MiniReportWriter", "render_report"]
 

@@ -19,11 +19,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .._errors import AutoHealError
 from ..analytics import AuditAnalytics
 from ..analytics._replayer import details_of, result_of
 from ..analytics._view import sources
 from ..analytics.replay import COLUMNS, REPLAY_MEMORY, count_lines
+from ..base._errors import AutoHealError
 from ..semconv import EventKind
 
 __all__ = ["ASSUMED", "GATE", "OTHER", "RESULT", "DecodedLog", "decode"]

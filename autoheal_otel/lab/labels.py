@@ -19,11 +19,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .._errors import InvalidInputError
-from .._ledger import Events, Ledger, Trace
-from .._manager import AutoHealManager
-from .._models import check_text
 from ..analytics import AuditAnalytics
+from ..base._errors import InvalidInputError
+from ..base._models import check_text
+from ..core._ledger import Events, Ledger, Trace
+from ..runtime._manager import AutoHealManager
 from ..semconv import EventKind, Reason
 
 __all__ = ["Label", "find_transition", "label_rows", "record_label"]

@@ -1,6 +1,6 @@
 """Replay many candidate policies over one decoded log, each exactly as a what-if would.
 
-Each candidate gets its own :class:`~autoheal_otel._machine.Machine` and the replay feed of
+Each candidate gets its own :class:`~autoheal_otel.core._machine.Machine` and the replay feed of
 :mod:`autoheal_otel.analytics.replay`. Gates and results (nearly every record) take a lean
 way: the machine is called without an event list (the way a warm restart drives it, building
 no event for a decision nobody reads), the transitions it makes are noted by its ledger, and
@@ -24,15 +24,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .. import _breakers as br
-from .._errors import AutoHealError
-from .._events import RuleFiring
-from .._ledger import NO_TRACE, Events, Ledger, Trace
-from .._machine import Machine
-from .._models import ExecutionState
-from .._policy import PolicyConfig
 from ..analytics._replay_report import ReplayReport
 from ..analytics._replayer import INPUT_CAUSES, Replayer, calibration_change
+from ..base._errors import AutoHealError
+from ..base._events import RuleFiring
+from ..base._models import ExecutionState
+from ..core import _breakers as br
+from ..core._ledger import NO_TRACE, Events, Ledger, Trace
+from ..core._machine import Machine
+from ..policy._config import PolicyConfig
 from ..semconv import Cause, EventKind, Reason
 from .decoded import ASSUMED, GATE, OTHER, RESULT, DecodedLog, Row, decode
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from .._errors import InvalidInputError
+from ..base._errors import InvalidInputError
 from .decoded import RESULT, DecodedLog
 from .labels import Label
 from .multi import Candidate

@@ -28,12 +28,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .._errors import AutoHealError
-from .._events import DecisionEvent
-from .._ledger import NO_TRACE
-from .._machine import Machine
-from .._models import ExecutionState, StepResult
-from .._policy import PolicyConfig
+from ..base._errors import AutoHealError
+from ..base._events import DecisionEvent
+from ..base._models import ExecutionState, StepResult
+from ..core._ledger import NO_TRACE
+from ..core._machine import Machine
+from ..policy._config import PolicyConfig
 from ..semconv import Cause, EventKind
 
 __all__ = ["MAX_PENDING", "ShadowSink"]

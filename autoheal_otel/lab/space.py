@@ -20,8 +20,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .._errors import InvalidInputError, PolicyError
-from .._policy import PolicyConfig
+from ..base._errors import InvalidInputError, PolicyError
+from ..policy._config import PolicyConfig
 
 __all__ = ["Dimension", "Space", "parse_dimension"]
 

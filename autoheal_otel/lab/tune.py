@@ -18,8 +18,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
-from .._errors import InvalidInputError
-from .._policy import PolicyConfig
+from ..base._errors import InvalidInputError
+from ..policy._config import PolicyConfig
 from .censor import assume
 from .decoded import DecodedLog
 from .labels import Label

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from .._errors import InvalidInputError
-from .._policy import PolicyConfig
+from ..base._errors import InvalidInputError
+from ..policy._config import PolicyConfig
 from ._mapping import OutcomeMapping
 from ._steps import DEFAULT_BOOKKEEPING, StepRules
 

@@ -13,8 +13,8 @@ from typing import Any
 
 from robot.api import logger
 
-from .._manager import AutoHealManager
-from .._policy import PolicyConfig
+from ..policy._config import PolicyConfig
+from ..runtime._manager import AutoHealManager
 from ._listener import active_listener
 
 __all__ = ["AutoHealLibrary"]

@@ -37,8 +37,8 @@ from typing import Any
 
 from robot.api import logger
 
-from .._errors import AutoHealError
-from .._models import ExecutionState, Outcome, StepResult
+from ..base._errors import AutoHealError
+from ..base._models import ExecutionState, Outcome, StepResult
 from ._config import ListenerConfig
 from ._model import (
     dry_run,

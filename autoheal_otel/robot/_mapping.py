@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .._errors import InvalidInputError
-from .._models import Outcome
+from ..base._errors import InvalidInputError
+from ..base._models import Outcome
 
 __all__ = ["DEFAULT_ASSERTION_KEYWORDS", "DEFAULT_RULES", "OutcomeMapping", "OutcomeRule"]
 

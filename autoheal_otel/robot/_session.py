@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .._manager import AutoHealManager
-from .._policy import PolicyConfig
+from ..policy._config import PolicyConfig
+from ..runtime._manager import AutoHealManager
 from ..sinks.jsonl import segment_paths
 
 __all__ = ["ManagerSession"]

@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._errors import StepBlockedError
-from .._manager import AutoHealManager
-from .._models import Outcome
-from .._step import PostconditionFailed, TargetNotFound
+from ..base._errors import StepBlockedError
+from ..base._models import Outcome
+from ..runtime._manager import AutoHealManager
+from ..runtime._step import PostconditionFailed, TargetNotFound
 from ..versioning import (
     FaissIndexComponent,
     PrototypesComponent,

@@ -1,7 +1,7 @@
 """What an OTel signal says about a decision: attributes, event names, provider choice.
 
 Pure helpers of the OTel sink: span and log-record attributes built from a
-:class:`~autoheal_otel._events.DecisionEvent` (bounded sets only: never a step id or trace id
+:class:`~autoheal_otel.base._events.DecisionEvent` (bounded sets only: never a step id or trace id
 on a metric), and :func:`resolve_providers`, which turns an unconfigured global into "off".
 """
 
@@ -12,7 +12,7 @@ from typing import Any
 from opentelemetry import _logs, metrics, trace
 
 from .. import semconv as sc
-from .._events import DecisionEvent
+from ..base._events import DecisionEvent
 from ..semconv import EventKind
 
 __all__ = ["EVENT_NAMES", "attrs", "bump", "resolve_providers", "span_attrs"]

@@ -35,10 +35,9 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from pathlib import Path
 
-from .._events import DecisionEvent
-from .._policy import AuditPolicy
+from ..base._events import DecisionEvent, LineEncoder
+from ..policy._config import AuditPolicy
 from ..semconv import EventKind
-from ._lines import LineEncoder
 
 __all__ = [
     "AUDIT_DIR",

@@ -24,8 +24,8 @@ from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 from .. import semconv as sc
-from .._events import DecisionEvent
-from .._models import ExecutionState
+from ..base._events import DecisionEvent
+from ..base._models import ExecutionState
 from ..semconv import EventKind
 from ._otel_attrs import EVENT_NAMES, attrs, bump, resolve_providers, span_attrs
 

@@ -42,9 +42,9 @@ from typing import Any
 
 import orjson
 
-from .._errors import InvalidInputError
-from .._events import DecisionEvent, unwritable
-from .._models import ExecutionState, Outcome
+from ..base._errors import InvalidInputError
+from ..base._events import DecisionEvent, unwritable
+from ..base._models import ExecutionState, Outcome
 from ..semconv import EventKind
 from ._repair import repair
 

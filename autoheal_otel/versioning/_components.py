@@ -19,27 +19,24 @@ import os
 import re
 import shutil
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
-from .._errors import InvalidInputError
-from .._fs import fresh_temp, fsync_path, open_temp
+from ..base._errors import InvalidInputError
+from ..base._fs import fresh_temp, fsync_path, open_temp
 from ._ids import safe_name
 
-# Test seam for the crash-safety sweep: with AUTOHEAL_TEST_CRASH_AT=N the process exits at the
-# N-th durable step boundary of a snapshot or rollback. Unset (always, outside that test) it
-# costs one integer comparison per boundary.
-_CRASH_AT = int(os.environ.get("AUTOHEAL_TEST_CRASH_AT", "0") or 0)
-_crash_count = 0
+#: Called at every durable step boundary of a snapshot or rollback (after each fsync'd write
+#: or rename). ``None`` outside tests; :func:`autoheal_otel.testing.crash_at_boundary` sets it
+#: to prove that a process killed at any boundary leaves a whole version set.
+boundary_hook: Callable[[], None] | None = None
 
 
 def crash_point() -> None:
-    """Exit here if this is the boundary the crash-safety test asked for."""
-    global _crash_count
-    if _CRASH_AT:
-        _crash_count += 1
-        if _crash_count == _CRASH_AT:
-            os._exit(86)
+    """Mark a durable step boundary (a process may die here and recovery must still hold)."""
+    if boundary_hook is not None:
+        boundary_hook()
 
 
 __all__ = [

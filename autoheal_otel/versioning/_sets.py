@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
-from .._models import VersionInfo
+from ..base._models import VersionInfo
 from ._components import Component, SqliteComponent, _sqlite_content_digest, sha256_file
 
 __all__ = ["VerifyReport", "VersionSet", "verify_set"]

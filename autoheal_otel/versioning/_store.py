@@ -36,10 +36,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from .._clock import Clock, SystemClock
-from .._errors import InvalidInputError, StoreError
-from .._fs import fsync_path, write_atomic
-from .._models import VersionInfo
+from ..base._clock import Clock, SystemClock
+from ..base._errors import InvalidInputError, StoreError
+from ..base._fs import fsync_path, write_atomic
+from ..base._models import VersionInfo
 from ._components import (
     ChecksumCache,
     Component,

@@ -7,14 +7,13 @@
 WITH reset AS (
     SELECT max({'ts': ts, 'seq': seq}) AS reset
     FROM audit_global_resets
-    WHERE ts <= $as_of::TIMESTAMP AND ts > $as_of::TIMESTAMP - to_microseconds(CAST(ceil($window_seconds::DOUBLE * 1000000) AS BIGINT))
+    WHERE in_window(ts, $window_seconds)
 )
 SELECT a.trigger, count(*) AS failures
 FROM audit a, reset r
 WHERE a.kind = 'result'
   AND list_contains($triggers, a.trigger)
-  AND a.ts <= $as_of::TIMESTAMP
-  AND a.ts > $as_of::TIMESTAMP - to_microseconds(CAST(ceil($window_seconds::DOUBLE * 1000000) AS BIGINT))
+  AND in_window(a.ts, $window_seconds)
   AND (r.reset IS NULL OR {'ts': a.ts, 'seq': a.seq} > r.reset)
 GROUP BY ALL
 ORDER BY a.trigger

@@ -7,14 +7,13 @@
 WITH resets AS (
     SELECT workflow_id, max({'ts': ts, 'seq': seq}) AS reset
     FROM audit_resets
-    WHERE ts <= $as_of::TIMESTAMP
-      -- a reset older than the window cannot exclude anything inside it
-      AND ts > $as_of::TIMESTAMP - to_microseconds(CAST(ceil($window_seconds::DOUBLE * 1000000) AS BIGINT))
+    -- a reset older than the window cannot exclude anything inside it
+    WHERE in_window(ts, $window_seconds)
     GROUP BY workflow_id
 ), global_reset AS (
     SELECT max({'ts': ts, 'seq': seq}) AS reset
     FROM audit_global_resets
-    WHERE ts <= $as_of::TIMESTAMP AND ts > $as_of::TIMESTAMP - to_microseconds(CAST(ceil($window_seconds::DOUBLE * 1000000) AS BIGINT))
+    WHERE in_window(ts, $window_seconds)
 )
 SELECT a.workflow_id, a.step_id, epoch_us(a.ts) AS ts_us, a.trigger,
        (r.reset IS NULL OR {'ts': a.ts, 'seq': a.seq} > r.reset) AS in_workflow,
@@ -24,6 +23,5 @@ LEFT JOIN resets r USING (workflow_id)
 CROSS JOIN global_reset g
 WHERE a.kind = 'result'
   AND a.trigger IS NOT NULL
-  AND a.ts <= $as_of::TIMESTAMP
-  AND a.ts > $as_of::TIMESTAMP - to_microseconds(CAST(ceil($window_seconds::DOUBLE * 1000000) AS BIGINT))
+  AND in_window(a.ts, $window_seconds)
 ORDER BY a.ts, a.seq

@@ -8,9 +8,8 @@
 WITH resets AS (
     SELECT workflow_id, max({'ts': ts, 'seq': seq}) AS reset
     FROM audit_resets
-    WHERE ts <= $as_of::TIMESTAMP
-      -- a reset older than the window cannot exclude anything inside it
-      AND ts > $as_of::TIMESTAMP - to_microseconds(CAST(ceil($window_seconds::DOUBLE * 1000000) AS BIGINT))
+    -- a reset older than the window cannot exclude anything inside it
+    WHERE in_window(ts, $window_seconds)
     GROUP BY workflow_id
 )
 SELECT a.workflow_id, a.trigger, count(*) AS failures
@@ -18,8 +17,7 @@ FROM audit a
 LEFT JOIN resets r USING (workflow_id)
 WHERE a.kind = 'result'
   AND list_contains($triggers, a.trigger)
-  AND a.ts <= $as_of::TIMESTAMP
-  AND a.ts > $as_of::TIMESTAMP - to_microseconds(CAST(ceil($window_seconds::DOUBLE * 1000000) AS BIGINT))
+  AND in_window(a.ts, $window_seconds)
   AND (r.reset IS NULL OR {'ts': a.ts, 'seq': a.seq} > r.reset)
 GROUP BY ALL
 ORDER BY a.workflow_id, a.trigger

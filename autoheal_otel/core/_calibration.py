@@ -1,0 +1,158 @@
+"""Calibrated per-method thresholds: the machine's inputs that feed a :class:`Calibrator`.
+
+Every result with a match feeds its method's window (``Calibrator.offer``, from
+:meth:`Machine.result`); while calibration is on, :func:`evaluate` records the threshold (kind
+``calibration``) when it moves or first appears. :func:`configure` turns calibration on
+with overrides, :func:`retune` follows a policy change, :func:`restore` reads the windows back
+at a warm restart. The data and the threshold rule are in :mod:`~autoheal_otel.core._calibrator`.
+
+Pure like the ledger: no clock reads, no I/O, no locks, no telemetry. Inputs take the
+machine's trailing ``(now, ts, trace, events)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from ..base._errors import PolicyError
+from ..semconv import EventKind, Reason
+from ._ledger import Events, Ledger, Trace
+
+if TYPE_CHECKING:
+    from ..policy._config import PolicyConfig
+
+__all__ = ["check_overrides", "configure", "evaluate", "restore", "retune"]
+
+#: Keys a :func:`configure` input may override in the policy's ``calibration`` section.
+OVERRIDABLE = ("target_precision", "min_samples", "window")
+
+
+def check_overrides(policy: PolicyConfig, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Return ``overrides`` validated against the ``calibration`` section's bounds.
+
+    Raises:
+        PolicyError: a key is not overridable, or a value is out of its bounds (the error
+            names ``calibration.<field>``).
+    """
+    for key, value in overrides.items():
+        if key not in OVERRIDABLE:
+            raise PolicyError(
+                f"calibration.{key} is not overridable (allowed: {', '.join(OVERRIDABLE)}),"
+                f" but was {value!r}",
+                field=f"calibration.{key}",
+                value=value,
+            )
+    section = {**policy.calibration.model_dump(mode="json"), **overrides}
+    type(policy)(calibration=section)  # raises PolicyError naming the field
+    return dict(overrides)
+
+
+def evaluate(
+    ledger: Ledger, method: str, now: float, ts: datetime | None, trace: Trace, events: Events
+) -> None:
+    """Record a method's threshold when it moved or first appeared."""
+    cal = ledger.calibration
+    new = cal.compute(method)
+    old = cal.recorded.get(method)
+    if new is None or new == old:
+        return
+    cal.recorded[method] = new
+    cal.since[method] = ledger.wall(now, ts)
+    if events is None:
+        return
+    evidence = cal.evidence(method)
+    s = cal.settings
+    ledger.emit(
+        events,
+        EventKind.CALIBRATION,
+        ts,
+        trace,
+        None,
+        None,
+        None,
+        reason=Reason.CALIBRATION_CHANGED.value,
+        message=(
+            f"{method} threshold {'none' if old is None else f'{old:g}'} -> {new:g}"
+            f" ({evidence.samples} matches, precision {evidence.precision:.3f},"
+            f" target {s.target_precision:g})"
+        ),
+        details={
+            "method": method,
+            "previous": old,
+            "threshold": new,
+            "samples": evidence.samples,
+            "correct": evidence.correct,
+            "precision": evidence.precision,
+            "target_precision": s.target_precision,
+            "min_samples": s.min_samples,
+            "window": s.window,
+        },
+    )
+
+
+def _evaluate_all(
+    ledger: Ledger, now: float, ts: datetime | None, trace: Trace, events: Events
+) -> None:
+    if ledger.calibration.settings.enabled:
+        for method in sorted(ledger.calibration.samples):
+            evaluate(ledger, method, now, ts, trace, events)
+
+
+def configure(
+    ledger: Ledger,
+    overrides: Mapping[str, Any],
+    now: float,
+    ts: datetime | None,
+    trace: Trace,
+    events: Events,
+) -> None:
+    """Input: turn calibration on, with ``overrides`` of the policy's section (recorded).
+
+    Every method is evaluated at once under the new settings, so a threshold that the new
+    target moves is recorded now, not at the method's next match.
+    """
+    cal = ledger.calibration
+    cal.overrides = {**{k: v for k, v in overrides.items() if k in OVERRIDABLE}, "enabled": True}
+    cal.retune(ledger.policy.calibration)
+    if events is not None:
+        shown = {k: v for k, v in cal.overrides.items() if k != "enabled"}
+        ledger.emit(
+            events,
+            EventKind.CALIBRATION,
+            ts,
+            trace,
+            None,
+            None,
+            None,
+            reason=Reason.CALIBRATION_CONFIGURED.value,
+            message=f"calibration on ({', '.join(f'{k}={v}' for k, v in shown.items()) or 'policy'})",
+            details={"overrides": shown, **cal.settings.model_dump(mode="json")},
+        )
+    _evaluate_all(ledger, now, ts, trace, events)
+
+
+def retune(ledger: Ledger, now: float, ts: datetime | None, trace: Trace, events: Events) -> None:
+    """Input (after a policy change): apply the new section and re-evaluate every method."""
+    ledger.calibration.retune(ledger.policy.calibration)
+    _evaluate_all(ledger, now, ts, trace, events)
+
+
+def restore(
+    ledger: Ledger,
+    samples: Iterable[tuple[str, float, bool]],
+    recorded: Iterable[tuple[str, float, datetime | None]],
+) -> int:
+    """Input (warm restart): the decided matches of each window, oldest first, and the
+    thresholds last recorded; return how many matches were restored."""
+    cal = ledger.calibration
+    count = 0
+    for method, confidence, ok in samples:
+        cal.add(method, float(confidence), bool(ok))
+        count += 1
+    for method, threshold, since in recorded:
+        cal.recorded[method] = float(threshold)
+        if since is not None:
+            cal.since[method] = since
+    return count

@@ -1,0 +1,400 @@
+"""The state machine: every decision, as a pure function of its inputs.
+
+A :class:`Machine` is driven by values only. Each input carries its own time (``now`` on the
+monotonic clock, ``ts`` on the wall clock, or None when nothing is recorded) and the trace
+ids of the span it belongs to; it appends the decision events it makes to ``events`` (None:
+record nothing) and returns follow-up actions as values (:class:`Restore`,
+:class:`MarkKnownGood`) for the caller to carry out. It reads no clock, does no I/O, takes no
+lock and knows no telemetry. Live hooks, the warm restart and replay drive this same machine
+through the same inputs, so a replay reproduces operator moves, probes, rollbacks and policy
+reloads by construction.
+
+Inputs: :meth:`gate`, :meth:`result`, :meth:`operator`, :meth:`resume_all`,
+:meth:`activate`, :meth:`restore_done`, :meth:`change_policy`, :meth:`reject_policy`,
+:meth:`note_session`, :meth:`follow`, :meth:`shared_pause`, :meth:`restore` and
+:meth:`restart`. The state and the one way to change it live in :class:`~autoheal_otel.core._ledger.Ledger`;
+the rules in :mod:`~autoheal_otel.core._breakers` and :mod:`~autoheal_otel.core._probe`; the regression rule in
+:mod:`~autoheal_otel.core._regression`; the transition table in :mod:`~autoheal_otel.core._transitions`; the per-method threshold
+calibration, fed by every result, in :mod:`~autoheal_otel.core._calibration`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from ..base._events import DecisionEvent, RuleFiring, Template
+from ..base._models import ExecutionState, Outcome, StepResult, check_id
+from ..policy._config import PolicyConfig
+from ..semconv import Cause, EventKind, Reason, Rule, blocked_reason
+from . import _breakers as br
+from . import _calibration, _probe
+from ._ledger import Events, Ledger, Trace
+from ._regression import RegressionVerdict, evaluate
+
+__all__ = ["Action", "Machine", "MarkKnownGood", "Restore"]
+
+RUNNING = ExecutionState.RUNNING
+DEGRADED = ExecutionState.DEGRADED
+QUARANTINED = ExecutionState.QUARANTINED
+ROLLBACK = ExecutionState.ROLLBACK
+PAUSED = ExecutionState.PAUSED
+SUCCESS = Outcome.SUCCESS
+
+
+@dataclass(frozen=True, slots=True)
+class Restore:
+    """Action: restore the last known-good artifact set, then report :meth:`restore_done`."""
+
+    workflow_id: str
+    reason: str
+    actor: str
+
+
+@dataclass(frozen=True, slots=True)
+class MarkKnownGood:
+    """Action: the workflow's active artifact version passed the regression rule."""
+
+    workflow_id: str
+    verdict: RegressionVerdict
+
+
+Action = Restore | MarkKnownGood | None
+
+
+class Machine:
+    """The per-workflow state machine and the global scope (see the module docstring)."""
+
+    def __init__(self, policy: PolicyConfig, writer: str, anchor: tuple[float, datetime]) -> None:
+        self.ledger = Ledger(policy, writer, anchor)
+        # The ledger's dict, never replaced: one attribute read on the hot path.
+        self._workflows = self.ledger.workflows
+
+    @property
+    def policy(self) -> PolicyConfig:
+        """Return the policy in force."""
+        return self.ledger.policy
+
+    # -- the hooks' inputs -----------------------------------------------------------------
+
+    def gate(
+        self,
+        workflow_id: str,
+        step_id: str,
+        now: float,
+        ts: datetime | None,
+        trace: Trace,
+        events: Events,
+    ) -> tuple[bool, str]:
+        """Input: the executor asks whether a step may run. Returns (allowed, reason)."""
+        wf = self._workflows.get(workflow_id)
+        if wf is None:
+            wf = self.ledger.workflow(workflow_id, now, ts, trace, events)
+        step = wf.steps.get(step_id)
+        if step is None:
+            step = wf.steps[check_id("step_id", step_id)] = br.StepRuntime()
+        state = wf.state
+        ledger = self.ledger
+        if state is RUNNING:
+            if events is not None and ledger.record_allowed_gates:
+                # The common decision: a repetition of this step's clean gate.
+                key = (ledger.policy_version, wf.artifact_version)
+                template = step.gate_template
+                if template is not None and template.key == key:
+                    ledger.repeat(events, template, ts, trace)
+                else:
+                    self._emit_gate(wf, step_id, True, "running", ts, trace, events)
+                    step.gate_template = Template.of(events[-1], key)
+            return True, "running"
+        if state is DEGRADED:
+            allowed, reason = True, _probe.degraded_reason(wf)
+        else:
+            allowed, reason = _probe.blocked_gate(ledger, wf, step_id, now, ts, trace, events)
+        if events is not None:
+            self._emit_gate(wf, step_id, allowed, reason, ts, trace, events)
+        return allowed, reason
+
+    def _emit_gate(
+        self,
+        wf: br.WorkflowRuntime,
+        step_id: str,
+        allowed: bool,
+        reason: str,
+        ts: datetime | None,
+        trace: Trace,
+        events: list[DecisionEvent],
+    ) -> None:
+        self.ledger.emit(
+            events,
+            EventKind.GATE,
+            ts,
+            trace,
+            wf.workflow_id,
+            step_id,
+            wf.state,
+            reason=Reason.OK.value if allowed else blocked_reason(wf.state.value),
+            message=reason,
+            allowed=allowed,
+            artifact_version=wf.artifact_version,
+        )
+
+    def result(
+        self,
+        workflow_id: str,
+        step_id: str,
+        result: StepResult,
+        now: float,
+        ts: datetime | None,
+        trace: Trace,
+        events: Events,
+    ) -> Action:
+        """Input: what happened when a step ran. Returns a follow-up action, if any."""
+        wf = self._workflows.get(workflow_id)
+        if wf is None:
+            wf = self.ledger.workflow(workflow_id, now, ts, trace, events)
+        step = wf.steps.get(step_id)
+        if step is None:
+            step = wf.steps[check_id("step_id", step_id)] = br.StepRuntime()
+        wf.executions += 1
+        state = wf.state
+        conf = result.confidence
+        # Inline test for the common case (a clean success); classify() decides the rest.
+        if result.outcome is SUCCESS and (
+            conf is None
+            or (
+                conf >= wf.floor
+                and (
+                    not wf.strict
+                    or result.second_best is None
+                    or conf - result.second_best >= wf.margin
+                )
+            )
+        ):
+            c = br.CLEAN
+        else:
+            c = br.classify(result, state, wf.policy)
+        if events is not None:
+            if c.clean and state is RUNNING:
+                # The common decision: a repetition of this step's clean result.
+                key = (self.ledger.policy_version, wf.artifact_version, result.validated)
+                template = step.result_template
+                if template is not None and template.key == key:
+                    self.ledger.repeat(events, template, ts, trace, result)
+                else:
+                    self._emit_result(wf, step_id, result, c, state, ts, trace, events)
+                    step.result_template = Template.of(events[-1], key)
+            else:
+                self._emit_result(wf, step_id, result, c, state, ts, trace, events)
+        if conf is not None:  # a match: it feeds its method's calibration window
+            method = self.ledger.calibration.offer(result)
+            if method is not None:  # calibration is on: the threshold may have moved
+                _calibration.evaluate(self.ledger, method, now, ts, trace, events)
+        action: Action = None
+        if wf.artifact_version is not None:
+            action = self._count_version(wf, result, now, ts, trace, events)
+        if c.clean:
+            step.consecutive_target_not_found = 0
+            step.consecutive_low_confidence = 0
+            # The state now: the version's judgment may have just rolled the workflow back.
+            state = wf.state
+            if state is DEGRADED:
+                _probe.degraded_success(self.ledger, wf, result, now, ts, trace, events)
+            elif state is QUARANTINED and wf.probe_step == step_id:
+                _probe.probe_result(self.ledger, wf, result, True, now, ts, trace, events)
+        else:
+            _probe.apply_signal(self.ledger, wf, step, step_id, result, c, now, ts, trace, events)
+        return action
+
+    def _count_version(
+        self,
+        wf: br.WorkflowRuntime,
+        result: StepResult,
+        now: float,
+        ts: datetime | None,
+        trace: Trace,
+        events: Events,
+    ) -> Action:
+        """Count a result against the version set it ran on; judge the set once it has enough."""
+        version = wf.artifact_version
+        assert version is not None  # the caller checks
+        counts = wf.version_counts.get(version)
+        if counts is None:
+            counts = wf.version_counts[version] = [0, 0]
+        counts[0] += 1
+        if result.outcome is SUCCESS:
+            counts[1] += 1
+        if counts[0] >= self.ledger.policy.rollback.min_executions and len(wf.versions) > 1:
+            return self._judge_version(wf, now, ts, trace, events)
+        return None
+
+    def _emit_result(
+        self,
+        wf: br.WorkflowRuntime,
+        step_id: str,
+        result: StepResult,
+        c: br.Classification,
+        state: ExecutionState,
+        ts: datetime | None,
+        trace: Trace,
+        events: list[DecisionEvent],
+    ) -> None:
+        self.ledger.emit(
+            events,
+            EventKind.RESULT,
+            ts,
+            trace,
+            wf.workflow_id,
+            step_id,
+            state,
+            reason=c.primary.value if c.primary else Reason.OK.value,
+            outcome=result.outcome,
+            trigger=c.primary,
+            signals=c.signals,
+            confidence=result.confidence,
+            second_best=result.second_best,
+            validated=result.validated,
+            duration_s=result.duration_s,
+            details=result.details,
+            artifact_version=wf.artifact_version,
+            learning=state is RUNNING
+            or (state is DEGRADED and not wf.policy.degraded.freeze_learning),
+        )
+
+    def operator(
+        self,
+        workflow_id: str,
+        target: ExecutionState,
+        reason: str,
+        actor: str,
+        now: float,
+        ts: datetime | None,
+        trace: Trace,
+        events: Events,
+    ) -> Action:
+        """Input: an operator moves a workflow (no-op when it is already there).
+
+        Releasing a workflow paused by the global breaker also clears the global pause.
+        Returns :class:`Restore` for a move into ROLLBACK.
+        """
+        wf = self.ledger.workflow(workflow_id, now, ts, trace, events)
+        if wf.state is target:
+            return None
+        self.ledger.operator_move(wf, target, reason, actor, now, ts, trace, events)
+        if target is ROLLBACK:
+            return Restore(workflow_id, reason, actor)
+        return None
+
+    def resume_all(
+        self,
+        target: ExecutionState,
+        reason: str,
+        actor: str,
+        now: float,
+        ts: datetime | None,
+        trace: Trace,
+        events: Events,
+    ) -> list[str]:
+        """Input: release every PAUSED workflow and clear the global pause; return their ids."""
+        released = [wid for wid, wf in sorted(self.ledger.workflows.items()) if wf.state is PAUSED]
+        for wid in released:
+            self.ledger.move(
+                self.ledger.workflows[wid],
+                target,
+                Cause.OPERATOR,
+                now,
+                ts,
+                trace,
+                events,
+                Rule.OPERATOR,
+                reason,
+                actor=actor,
+            )
+        self.ledger.clear_global_pause(now, ts, trace, events, actor, reason)
+        return released
+
+    def _judge_version(
+        self, wf: br.WorkflowRuntime, now: float, ts: datetime | None, trace: Trace, events: Events
+    ) -> Action:
+        """Apply the regression rule to a workflow's active version."""
+        policy = self.ledger.policy.rollback
+        previous, active = wf.previous_and_active()
+        verdict = evaluate(wf.workflow_id, previous, active, policy)
+        if not self.ledger.versioned:
+            return None
+        if verdict.verdict == "fail" and policy.enabled and wf.state in (RUNNING, DEGRADED):
+            firing = RuleFiring(
+                Rule.ROLLBACK_REGRESSION,
+                "workflow",
+                wf.workflow_id,
+                round(verdict.drop_points or 0.0),
+                int(policy.success_rate_drop_points),
+            )
+            self.ledger.move(
+                wf,
+                ROLLBACK,
+                Cause.REGRESSION,
+                now,
+                ts,
+                trace,
+                events,
+                firing,
+                verdict.reason,
+                details=verdict.to_dict(),
+            )
+            return Restore(wf.workflow_id, verdict.reason, "autoheal")
+        if verdict.verdict == "pass" and policy.mark_known_good:
+            return MarkKnownGood(wf.workflow_id, verdict)
+        return None
+
+    # -- inputs from outside the hooks -----------------------------------------------------
+
+    def restore_done(
+        self,
+        workflow_id: str,
+        restored: str | None,
+        error: str | None,
+        actor: str,
+        details: Mapping[str, Any] | None,
+        now: float,
+        ts: datetime | None,
+        trace: Trace,
+        events: Events,
+    ) -> bool:
+        """Input: a restore finished (``restored`` names the set) or failed (``error``).
+
+        Leaves ROLLBACK for DEGRADED, or PAUSED when the restore failed; returns False (and
+        changes nothing) when the workflow is no longer in ROLLBACK.
+        """
+        wf = self.ledger.workflows.get(workflow_id)
+        if wf is None or wf.state is not ROLLBACK:
+            return False
+        if restored is not None:
+            self.ledger.move(
+                wf,
+                DEGRADED,
+                Cause.RESTORE_OK,
+                now,
+                ts,
+                trace,
+                events,
+                Rule.ROLLBACK_RESTORE,
+                f"restored {restored}",
+                actor=actor,
+                details=details,
+            )
+        else:
+            self.ledger.move(
+                wf,
+                PAUSED,
+                Cause.RESTORE_FAILED,
+                now,
+                ts,
+                trace,
+                events,
+                Rule.ROLLBACK_RESTORE,
+                f"restore failed: {error}",
+                actor=actor,
+            )
+        return True

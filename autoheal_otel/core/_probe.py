@@ -1,0 +1,273 @@
+"""The rules that leave or watch a state: the half-open probe, recovery, the failure signal.
+
+Functions over a :class:`~autoheal_otel.core._ledger.Ledger` and one workflow's runtime; like the ledger they
+read no clock and do no I/O. Invariants:
+
+- a quarantine admits at most one probe step at a time (with the fleet link up, only on the
+  host holding the fleet's probe lease); a probe that sends no result before
+  its deadline counts as failed, and every failure backs the cool-down off (capped);
+- a DEGRADED workflow returns to RUNNING only after ``recovery_successes`` consecutive
+  results that :func:`~autoheal_otel.core._breakers.counts_toward_recovery` accepts; any other result resets
+  the streak;
+- a failing result adds one entry per scope whose ``counted_triggers`` hold its trigger.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from ..base._events import RuleFiring
+from ..base._models import ExecutionState, StepResult, Trigger
+from ..semconv import Cause, EventKind, Reason, Rule
+from . import _breakers as br
+from ._ledger import Events, Ledger, Trace
+from ._windows import SlidingWindow
+
+__all__ = ["apply_signal", "blocked_gate", "degraded_reason", "degraded_success", "probe_result"]
+
+RUNNING = ExecutionState.RUNNING
+DEGRADED = ExecutionState.DEGRADED
+QUARANTINED = ExecutionState.QUARANTINED
+
+
+def degraded_reason(wf: br.WorkflowRuntime) -> str:
+    """Return the gate's answer for a DEGRADED workflow (its settings and recovery streak)."""
+    p = wf.policy
+    return (
+        f"degraded: min confidence {p.confidence.degraded_threshold:.2f}, learning "
+        f"{'frozen' if p.degraded.freeze_learning else 'on'}, recovery "
+        f"{wf.recovery_streak}/{p.degraded.recovery_successes}"
+    )
+
+
+def blocked_gate(
+    ledger: Ledger,
+    wf: br.WorkflowRuntime,
+    step_id: str,
+    now: float,
+    ts: datetime | None,
+    trace: Trace,
+    events: Events,
+) -> tuple[bool, str]:
+    """Answer a gate in a blocked state: refused, except the quarantine's one probe."""
+    since = wf.since.isoformat(timespec="seconds").replace("+00:00", "Z")
+    if wf.state is QUARANTINED and wf.policy.quarantine.probe_enabled:
+        if wf.probe_step is not None and wf.probe_deadline is not None and now >= wf.probe_deadline:
+            _probe_failed(
+                ledger,
+                wf,
+                now,
+                ts,
+                trace,
+                events,
+                Reason.PROBE_EXPIRED,
+                "the probe sent no result in time",
+            )
+        if (
+            wf.probe_step is None
+            and wf.probe_ready_at is not None
+            and now >= wf.probe_ready_at
+            and (
+                "workflow" not in ledger.fleet_scopes
+                or ledger.probe_permits.pop(wf.workflow_id, -1.0) > now
+            )
+        ):
+            wf.probe_step = step_id
+            wf.probe_deadline = now + wf.policy.quarantine.probe_timeout_seconds
+            if events is not None:
+                ledger.emit(
+                    events,
+                    EventKind.PROBE,
+                    ts,
+                    trace,
+                    wf.workflow_id,
+                    step_id,
+                    wf.state,
+                    reason=Reason.PROBE_ADMITTED.value,
+                    message="half-open probe admitted",
+                    rule=RuleFiring(Rule.QUARANTINE_PROBE, "workflow", wf.workflow_id, 1, 1),
+                )
+            return True, f"quarantine probe: one trial step (quarantined since {since})"
+        if wf.probe_step is not None:
+            return False, f"quarantined since {since}: probe in flight on step {wf.probe_step!r}"
+    return False, f"{wf.state.value} since {since}: {wf.reason}"
+
+
+def degraded_success(
+    ledger: Ledger,
+    wf: br.WorkflowRuntime,
+    result: StepResult,
+    now: float,
+    ts: datetime | None,
+    trace: Trace,
+    events: Events,
+) -> None:
+    """Count a clean result of a DEGRADED workflow toward recovery; recover at the threshold."""
+    if not br.counts_toward_recovery(result, wf.policy):
+        wf.recovery_streak = 0
+        return
+    wf.recovery_streak += 1
+    needed = wf.policy.degraded.recovery_successes
+    if wf.recovery_streak >= needed:
+        firing = RuleFiring(
+            Rule.DEGRADED_RECOVERY, "workflow", wf.workflow_id, wf.recovery_streak, needed
+        )
+        ledger.move(
+            wf,
+            RUNNING,
+            Cause.RECOVERY,
+            now,
+            ts,
+            trace,
+            events,
+            firing,
+            f"recovered: {wf.recovery_streak} consecutive validated successes",
+        )
+
+
+def probe_result(
+    ledger: Ledger,
+    wf: br.WorkflowRuntime,
+    result: StepResult,
+    clean: bool,
+    now: float,
+    ts: datetime | None,
+    trace: Trace,
+    events: Events,
+) -> None:
+    """Release a quarantine whose probe succeeded; back the cool-down off when it failed."""
+    if clean and br.counts_toward_recovery(result, wf.policy):
+        target = DEGRADED if wf.policy.quarantine.release_to == "degraded" else RUNNING
+        firing = RuleFiring(Rule.QUARANTINE_PROBE, "workflow", wf.workflow_id, 1, 1)
+        ledger.move(
+            wf,
+            target,
+            Cause.PROBE_SUCCESS,
+            now,
+            ts,
+            trace,
+            events,
+            firing,
+            "released: the half-open probe succeeded",
+        )
+    else:
+        _probe_failed(
+            ledger, wf, now, ts, trace, events, Reason.PROBE_FAILED, "the half-open probe failed"
+        )
+
+
+def _probe_failed(
+    ledger: Ledger,
+    wf: br.WorkflowRuntime,
+    now: float,
+    ts: datetime | None,
+    trace: Trace,
+    events: Events,
+    code: Reason,
+    message: str,
+) -> None:
+    q = wf.policy.quarantine
+    wf.probe_cooldown = min(
+        wf.probe_cooldown * q.probe_backoff_factor, q.probe_max_cooldown_seconds
+    )
+    wf.probe_ready_at = now + wf.probe_cooldown
+    step_id, wf.probe_step, wf.probe_deadline = wf.probe_step, None, None
+    if events is not None:
+        ledger.emit(
+            events,
+            EventKind.PROBE,
+            ts,
+            trace,
+            wf.workflow_id,
+            step_id,
+            wf.state,
+            reason=code.value,
+            message=f"{message}; next probe in {wf.probe_cooldown:g} s",
+        )
+
+
+def apply_signal(
+    ledger: Ledger,
+    wf: br.WorkflowRuntime,
+    step: br.StepRuntime,
+    step_id: str,
+    result: StepResult,
+    c: br.Classification,
+    now: float,
+    ts: datetime | None,
+    trace: Trace,
+    events: Events,
+) -> None:
+    """Count a failing or suspicious result and apply the step, workflow and global rules."""
+    trigger = c.primary
+    assert trigger is not None  # only clean results have none
+    if Trigger.TARGET_NOT_FOUND in c.signals:
+        step.consecutive_target_not_found += 1
+    else:
+        step.consecutive_target_not_found = 0
+    step.consecutive_low_confidence = step.consecutive_low_confidence + 1 if c.low_confidence else 0
+    wf.recovery_streak = 0
+    state = wf.state
+    policy = wf.policy
+    glob = ledger.glob
+    gpolicy = ledger.policy.breakers.global_
+    counted = trigger in policy.workflow_breaker.counted_triggers
+    if counted:
+        wf.window.add(now, trigger)
+        wf.failures += 1
+        wf.remember(
+            {
+                "step_id": step_id,
+                "trigger": trigger.value,
+                "outcome": result.outcome.value,
+                "confidence": result.confidence,
+                "monotonic": now,
+            },
+            error=True,
+        )
+        if policy.step_breaker.window_failure_threshold is not None:
+            if step.window is None:
+                step.window = SlidingWindow(policy.step_breaker.window_seconds)
+            step.window.add(now, trigger)
+    if trigger in gpolicy.counted_triggers:
+        glob.window.add(now, trigger)
+    new_quarantine = False
+    if state is RUNNING or state is DEGRADED:
+        # With the fleet link up the fleet decides this window (every host's failures).
+        firing = (
+            br.workflow_rule(wf, now) if counted and "workflow" not in ledger.fleet_scopes else None
+        )
+        if firing is not None:
+            ledger.move(
+                wf,
+                QUARANTINED,
+                Cause.WORKFLOW_BREAKER,
+                now,
+                ts,
+                trace,
+                events,
+                firing,
+                firing.describe(),
+            )
+            new_quarantine = True
+        elif state is RUNNING:
+            firing = br.step_rule(step, step_id, policy, now)
+            if firing is not None:
+                ledger.move(
+                    wf,
+                    DEGRADED,
+                    Cause.STEP_BREAKER,
+                    now,
+                    ts,
+                    trace,
+                    events,
+                    firing,
+                    firing.describe(),
+                )
+    elif state is QUARANTINED and wf.probe_step == step_id:
+        probe_result(ledger, wf, result, False, now, ts, trace, events)
+    firing = br.global_rule(
+        glob, gpolicy, now, new_quarantine, windowed="global" not in ledger.fleet_scopes
+    )
+    if firing is not None:
+        ledger.pause_all(firing, now, ts, trace, events)

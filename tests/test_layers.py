@@ -1,0 +1,161 @@
+"""The import contract: the layers written in docs/architecture.md, held against the code.
+
+Every import of a package module (type-checking imports included) runs to a lower rank or
+stays inside its own part; nothing imports the package face from inside; no module imports
+itself back; the core imports no I/O, clock, thread, storage or telemetry module.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "autoheal_otel"
+FACE = "__init__"
+#: What the core may never import (beside every part of a higher rank).
+CORE_NEVER = frozenset({
+    "os", "io", "pathlib", "time", "threading", "socket", "subprocess", "sqlite3", "duckdb",
+    "faiss", "redis", "opentelemetry", "logging", "autoheal_otel.base._clock",
+    "autoheal_otel.base._fs",
+})  # fmt: skip
+
+
+def ranks() -> dict[str, int]:
+    """Return each part's rank, read from the ``layers`` block of docs/architecture.md."""
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    block = re.search(r"```layers\n(.*?)```", text, re.S)
+    assert block, "docs/architecture.md has no ```layers block"
+    table: dict[str, int] = {}
+    for line in block.group(1).splitlines()[1:]:
+        rank, _, rest = line.partition(" ")
+        parts = rest.lstrip().split("  ")[0].split()  # the parts end at a double space
+        for part in parts:
+            assert part not in table, f"{part} is listed twice"
+            table[part] = int(rank)
+    return table
+
+
+def part_of(module: str) -> str:
+    """Return the part a module belongs to: its folder (or file) right under the package."""
+    names = module.split(".")
+    return names[1] if len(names) > 1 else FACE
+
+
+def imports(package: Path = PACKAGE) -> dict[str, set[str]]:
+    """Return, per module of the package, every module it imports (package and outside)."""
+
+    def module_of(path: Path) -> str:
+        parts = path.relative_to(package.parent).with_suffix("").parts
+        return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+    modules = {module_of(p): p for p in package.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        base = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        targets: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                if node.level:
+                    anchor = base.split(".")[: len(base.split(".")) - node.level + 1]
+                    origin = ".".join([*anchor, *([node.module] if node.module else [])])
+                else:
+                    origin = node.module or ""
+                for alias in node.names:  # a submodule named by the import, else the module
+                    sub = f"{origin}.{alias.name}"
+                    targets.add(sub if sub in modules else origin)
+            elif isinstance(node, ast.Import):
+                targets.update(alias.name for alias in node.names)
+        graph[name] = targets - {name}
+    return graph
+
+
+def violations(graph: dict[str, set[str]], table: dict[str, int]) -> list[str]:
+    """Return every import that breaks the layers, as ``module -> target (why)``."""
+    found = []
+    for module, targets in sorted(graph.items()):
+        mine = part_of(module)
+        for target in sorted(targets):
+            if target.split(".")[0] != "autoheal_otel":
+                if mine == "core" and (target in CORE_NEVER or target.split(".")[0] in CORE_NEVER):
+                    found.append(f"{module} -> {target} (the core does no I/O)")
+                continue
+            theirs = part_of(target)
+            if theirs == FACE:
+                found.append(f"{module} -> {target} (the package face is imported from inside)")
+            elif theirs != mine and table[theirs] >= table[mine]:
+                found.append(f"{module} -> {target} (rank {table[mine]} imports rank "
+                             f"{table[theirs]})")  # fmt: skip
+            elif mine == "core" and target in CORE_NEVER:
+                found.append(f"{module} -> {target} (the core does no I/O)")
+    return found
+
+
+def cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """Return one import cycle among the package's modules, or None."""
+    done: set[str] = set()
+
+    def visit(name: str, path: list[str]) -> list[str] | None:
+        if name in path:
+            return [*path[path.index(name) :], name]
+        if name in done or name not in graph:
+            return None
+        for target in sorted(graph[name]):
+            if (found := visit(target, [*path, name])) is not None:
+                return found
+        done.add(name)
+        return None
+
+    for name in sorted(graph):
+        if (found := visit(name, [])) is not None:
+            return found
+    return None
+
+
+def test_every_part_of_the_package_has_a_rank() -> None:
+    """A new folder must be placed in the table before it can hold code."""
+    table = ranks()
+    parts = {part_of(m) for m in imports()}
+    assert parts - set(table) == set(), f"parts without a rank: {parts - set(table)}"
+    assert set(table) - parts == set(), f"ranked parts that do not exist: {set(table) - parts}"
+
+
+def test_every_import_runs_down_the_layers() -> None:
+    graph = imports()
+    assert "autoheal_otel.core._ledger" in graph["autoheal_otel.core._calibration"]  # read
+    assert violations(graph, ranks()) == []
+
+
+def test_no_import_cycle_at_all() -> None:
+    """No module imports itself back, not even for type checking only."""
+    assert cycle(imports()) is None
+
+
+@pytest.mark.parametrize(
+    ("planted", "why"),
+    [
+        (("autoheal_otel.core._machine", "autoheal_otel.runtime._publisher"), "rank 4 imports"),
+        (("autoheal_otel.core._machine", "threading"), "the core does no I/O"),
+        (("autoheal_otel.core._machine", "autoheal_otel.base._clock"), "the core does no I/O"),
+        (("autoheal_otel.sinks.jsonl", "autoheal_otel.runtime._manager"), "rank 5 imports"),
+        (("autoheal_otel.runtime._manager", "autoheal_otel"), "package face"),
+    ],
+)
+def test_the_contract_catches_a_planted_import(planted: tuple[str, str], why: str) -> None:
+    """The checker is not vacuous: one forbidden import added to the real graph is named."""
+    graph = imports()
+    graph[planted[0]] = graph[planted[0]] | {planted[1]}
+    found = violations(graph, ranks())
+    assert len(found) == 1 and why in found[0] and planted[1] in found[0]
+
+
+def test_the_cycle_check_catches_a_planted_cycle() -> None:
+    graph = imports()
+    graph["autoheal_otel.base._models"] = graph["autoheal_otel.base._models"] | {
+        "autoheal_otel.core._machine"
+    }
+    found = cycle(graph)
+    assert found is not None and found[0] == found[-1]
