@@ -9,30 +9,36 @@ lock and knows no telemetry. Live hooks, the warm restart and replay drive this 
 through the same inputs, so a replay reproduces operator moves, probes, rollbacks and policy
 reloads by construction.
 
-Inputs: :meth:`gate`, :meth:`result`, :meth:`operator`, :meth:`resume_all`,
-:meth:`activate`, :meth:`restore_done`, :meth:`change_policy`, :meth:`reject_policy`,
-:meth:`note_session`, :meth:`follow`, :meth:`shared_pause`, :meth:`restore` and
-:meth:`restart`. The state and the one way to change it live in :class:`~autoheal_otel.core._ledger.Ledger`;
-the rules in :mod:`~autoheal_otel.core._breakers` and :mod:`~autoheal_otel.core._probe`; the regression rule in
-:mod:`~autoheal_otel.core._regression`; the transition table in :mod:`~autoheal_otel.core._transitions`; the per-method threshold
-calibration, fed by every result, in :mod:`~autoheal_otel.core._calibration`.
+Inputs. The executor's and the operator's are methods of :class:`Machine`: :meth:`~Machine.gate`,
+:meth:`~Machine.result` (which counts failures and applies the step, workflow and global
+rules), :meth:`~Machine.operator`, :meth:`~Machine.resume_all` and
+:meth:`~Machine.restore_done`. The others are functions over the machine's ledger, each in
+the module of its concern: :mod:`~autoheal_otel.core._upkeep` (``activate``, ``change_policy``,
+``reject_policy``, ``note_session``, ``shared_pause``, ``restore``, ``restart``),
+:mod:`~autoheal_otel.core._fleet_inputs` (the fleet's decisions),
+:mod:`~autoheal_otel.core._calibration` (threshold calibration) and
+:mod:`~autoheal_otel.core._checkpoint` (``record``). The state and the one way to change it
+live in :class:`~autoheal_otel.core._ledger.Ledger`; the rules in
+:mod:`~autoheal_otel.core._breakers` and :mod:`~autoheal_otel.core._probe`; the version
+judgment in :mod:`~autoheal_otel.core._versions`; the transition table in
+:mod:`~autoheal_otel.core._transitions`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ..base._events import DecisionEvent, RuleFiring, Template
-from ..base._models import ExecutionState, Outcome, StepResult, check_id
+from ..base._events import DecisionEvent, Template
+from ..base._models import ExecutionState, Outcome, StepResult, Trigger, check_id
 from ..policy._config import PolicyConfig
 from ..semconv import Cause, EventKind, Reason, Rule, blocked_reason
 from . import _breakers as br
-from . import _calibration, _probe
+from . import _calibration, _probe, _versions
 from ._ledger import Events, Ledger, Trace
-from ._regression import RegressionVerdict, evaluate
+from ._versions import Action, MarkKnownGood, Restore
+from ._windows import SlidingWindow
 
 __all__ = ["Action", "Machine", "MarkKnownGood", "Restore"]
 
@@ -42,26 +48,6 @@ QUARANTINED = ExecutionState.QUARANTINED
 ROLLBACK = ExecutionState.ROLLBACK
 PAUSED = ExecutionState.PAUSED
 SUCCESS = Outcome.SUCCESS
-
-
-@dataclass(frozen=True, slots=True)
-class Restore:
-    """Action: restore the last known-good artifact set, then report :meth:`restore_done`."""
-
-    workflow_id: str
-    reason: str
-    actor: str
-
-
-@dataclass(frozen=True, slots=True)
-class MarkKnownGood:
-    """Action: the workflow's active artifact version passed the regression rule."""
-
-    workflow_id: str
-    verdict: RegressionVerdict
-
-
-Action = Restore | MarkKnownGood | None
 
 
 class Machine:
@@ -193,7 +179,7 @@ class Machine:
                 _calibration.evaluate(self.ledger, method, now, ts, trace, events)
         action: Action = None
         if wf.artifact_version is not None:
-            action = self._count_version(wf, result, now, ts, trace, events)
+            action = _versions.count(self.ledger, wf, result, now, ts, trace, events)
         if c.clean:
             step.consecutive_target_not_found = 0
             step.consecutive_low_confidence = 0
@@ -204,30 +190,8 @@ class Machine:
             elif state is QUARANTINED and wf.probe_step == step_id:
                 _probe.probe_result(self.ledger, wf, result, True, now, ts, trace, events)
         else:
-            _probe.apply_signal(self.ledger, wf, step, step_id, result, c, now, ts, trace, events)
+            self._count_failure(wf, step, step_id, result, c, now, ts, trace, events)
         return action
-
-    def _count_version(
-        self,
-        wf: br.WorkflowRuntime,
-        result: StepResult,
-        now: float,
-        ts: datetime | None,
-        trace: Trace,
-        events: Events,
-    ) -> Action:
-        """Count a result against the version set it ran on; judge the set once it has enough."""
-        version = wf.artifact_version
-        assert version is not None  # the caller checks
-        counts = wf.version_counts.get(version)
-        if counts is None:
-            counts = wf.version_counts[version] = [0, 0]
-        counts[0] += 1
-        if result.outcome is SUCCESS:
-            counts[1] += 1
-        if counts[0] >= self.ledger.policy.rollback.min_executions and len(wf.versions) > 1:
-            return self._judge_version(wf, now, ts, trace, events)
-        return None
 
     def _emit_result(
         self,
@@ -314,40 +278,6 @@ class Machine:
         self.ledger.clear_global_pause(now, ts, trace, events, actor, reason)
         return released
 
-    def _judge_version(
-        self, wf: br.WorkflowRuntime, now: float, ts: datetime | None, trace: Trace, events: Events
-    ) -> Action:
-        """Apply the regression rule to a workflow's active version."""
-        policy = self.ledger.policy.rollback
-        previous, active = wf.previous_and_active()
-        verdict = evaluate(wf.workflow_id, previous, active, policy)
-        if not self.ledger.versioned:
-            return None
-        if verdict.verdict == "fail" and policy.enabled and wf.state in (RUNNING, DEGRADED):
-            firing = RuleFiring(
-                Rule.ROLLBACK_REGRESSION,
-                "workflow",
-                wf.workflow_id,
-                round(verdict.drop_points or 0.0),
-                int(policy.success_rate_drop_points),
-            )
-            self.ledger.move(
-                wf,
-                ROLLBACK,
-                Cause.REGRESSION,
-                now,
-                ts,
-                trace,
-                events,
-                firing,
-                verdict.reason,
-                details=verdict.to_dict(),
-            )
-            return Restore(wf.workflow_id, verdict.reason, "autoheal")
-        if verdict.verdict == "pass" and policy.mark_known_good:
-            return MarkKnownGood(wf.workflow_id, verdict)
-        return None
-
     # -- inputs from outside the hooks -----------------------------------------------------
 
     def restore_done(
@@ -367,34 +297,100 @@ class Machine:
         Leaves ROLLBACK for DEGRADED, or PAUSED when the restore failed; returns False (and
         changes nothing) when the workflow is no longer in ROLLBACK.
         """
-        wf = self.ledger.workflows.get(workflow_id)
-        if wf is None or wf.state is not ROLLBACK:
-            return False
-        if restored is not None:
-            self.ledger.move(
-                wf,
-                DEGRADED,
-                Cause.RESTORE_OK,
-                now,
-                ts,
-                trace,
-                events,
-                Rule.ROLLBACK_RESTORE,
-                f"restored {restored}",
-                actor=actor,
-                details=details,
-            )
+        return _versions.restore_done(
+            self.ledger, workflow_id, restored, error, actor, details, now, ts, trace, events
+        )
+
+    def _count_failure(
+        self,
+        wf: br.WorkflowRuntime,
+        step: br.StepRuntime,
+        step_id: str,
+        result: StepResult,
+        c: br.Classification,
+        now: float,
+        ts: datetime | None,
+        trace: Trace,
+        events: Events,
+    ) -> None:
+        """Count a failing or suspicious result and apply the step, workflow and global rules.
+
+        A failing result adds one entry per scope whose ``counted_triggers`` hold its trigger.
+        """
+        ledger = self.ledger
+        trigger = c.primary
+        assert trigger is not None  # only clean results have none
+        if Trigger.TARGET_NOT_FOUND in c.signals:
+            step.consecutive_target_not_found += 1
         else:
-            self.ledger.move(
-                wf,
-                PAUSED,
-                Cause.RESTORE_FAILED,
-                now,
-                ts,
-                trace,
-                events,
-                Rule.ROLLBACK_RESTORE,
-                f"restore failed: {error}",
-                actor=actor,
+            step.consecutive_target_not_found = 0
+        step.consecutive_low_confidence = (
+            step.consecutive_low_confidence + 1 if c.low_confidence else 0
+        )
+        wf.recovery_streak = 0
+        state = wf.state
+        policy = wf.policy
+        glob = ledger.glob
+        gpolicy = ledger.policy.breakers.global_
+        counted = trigger in policy.workflow_breaker.counted_triggers
+        if counted:
+            wf.window.add(now, trigger)
+            wf.failures += 1
+            wf.remember(
+                {
+                    "step_id": step_id,
+                    "trigger": trigger.value,
+                    "outcome": result.outcome.value,
+                    "confidence": result.confidence,
+                    "monotonic": now,
+                },
+                error=True,
             )
-        return True
+            if policy.step_breaker.window_failure_threshold is not None:
+                if step.window is None:
+                    step.window = SlidingWindow(policy.step_breaker.window_seconds)
+                step.window.add(now, trigger)
+        if trigger in gpolicy.counted_triggers:
+            glob.window.add(now, trigger)
+        new_quarantine = False
+        if state is RUNNING or state is DEGRADED:
+            # With the fleet link up the fleet decides this window (every host's failures).
+            firing = (
+                br.workflow_rule(wf, now)
+                if counted and "workflow" not in ledger.fleet_scopes
+                else None
+            )
+            if firing is not None:
+                ledger.move(
+                    wf,
+                    QUARANTINED,
+                    Cause.WORKFLOW_BREAKER,
+                    now,
+                    ts,
+                    trace,
+                    events,
+                    firing,
+                    firing.describe(),
+                )
+                new_quarantine = True
+            elif state is RUNNING:
+                firing = br.step_rule(step, step_id, policy, now)
+                if firing is not None:
+                    ledger.move(
+                        wf,
+                        DEGRADED,
+                        Cause.STEP_BREAKER,
+                        now,
+                        ts,
+                        trace,
+                        events,
+                        firing,
+                        firing.describe(),
+                    )
+        elif state is QUARANTINED and wf.probe_step == step_id:
+            _probe.probe_result(ledger, wf, result, False, now, ts, trace, events)
+        firing = br.global_rule(
+            glob, gpolicy, now, new_quarantine, windowed="global" not in ledger.fleet_scopes
+        )
+        if firing is not None:
+            ledger.pause_all(firing, now, ts, trace, events)

@@ -1,4 +1,4 @@
-"""The rules that leave or watch a state: the half-open probe, recovery, the failure signal.
+"""The rules that leave or watch a state: the half-open probe and recovery.
 
 Functions over a :class:`~autoheal_otel.core._ledger.Ledger` and one workflow's runtime; like the ledger they
 read no clock and do no I/O. Invariants:
@@ -9,7 +9,6 @@ read no clock and do no I/O. Invariants:
 - a DEGRADED workflow returns to RUNNING only after ``recovery_successes`` consecutive
   results that :func:`~autoheal_otel.core._breakers.counts_toward_recovery` accepts; any other result resets
   the streak;
-- a failing result adds one entry per scope whose ``counted_triggers`` hold its trigger.
 """
 
 from __future__ import annotations
@@ -17,13 +16,12 @@ from __future__ import annotations
 from datetime import datetime
 
 from ..base._events import RuleFiring
-from ..base._models import ExecutionState, StepResult, Trigger
+from ..base._models import ExecutionState, StepResult
 from ..semconv import Cause, EventKind, Reason, Rule
 from . import _breakers as br
 from ._ledger import Events, Ledger, Trace
-from ._windows import SlidingWindow
 
-__all__ = ["apply_signal", "blocked_gate", "degraded_reason", "degraded_success", "probe_result"]
+__all__ = ["blocked_gate", "degraded_reason", "degraded_success", "probe_result"]
 
 RUNNING = ExecutionState.RUNNING
 DEGRADED = ExecutionState.DEGRADED
@@ -184,90 +182,3 @@ def _probe_failed(
             reason=code.value,
             message=f"{message}; next probe in {wf.probe_cooldown:g} s",
         )
-
-
-def apply_signal(
-    ledger: Ledger,
-    wf: br.WorkflowRuntime,
-    step: br.StepRuntime,
-    step_id: str,
-    result: StepResult,
-    c: br.Classification,
-    now: float,
-    ts: datetime | None,
-    trace: Trace,
-    events: Events,
-) -> None:
-    """Count a failing or suspicious result and apply the step, workflow and global rules."""
-    trigger = c.primary
-    assert trigger is not None  # only clean results have none
-    if Trigger.TARGET_NOT_FOUND in c.signals:
-        step.consecutive_target_not_found += 1
-    else:
-        step.consecutive_target_not_found = 0
-    step.consecutive_low_confidence = step.consecutive_low_confidence + 1 if c.low_confidence else 0
-    wf.recovery_streak = 0
-    state = wf.state
-    policy = wf.policy
-    glob = ledger.glob
-    gpolicy = ledger.policy.breakers.global_
-    counted = trigger in policy.workflow_breaker.counted_triggers
-    if counted:
-        wf.window.add(now, trigger)
-        wf.failures += 1
-        wf.remember(
-            {
-                "step_id": step_id,
-                "trigger": trigger.value,
-                "outcome": result.outcome.value,
-                "confidence": result.confidence,
-                "monotonic": now,
-            },
-            error=True,
-        )
-        if policy.step_breaker.window_failure_threshold is not None:
-            if step.window is None:
-                step.window = SlidingWindow(policy.step_breaker.window_seconds)
-            step.window.add(now, trigger)
-    if trigger in gpolicy.counted_triggers:
-        glob.window.add(now, trigger)
-    new_quarantine = False
-    if state is RUNNING or state is DEGRADED:
-        # With the fleet link up the fleet decides this window (every host's failures).
-        firing = (
-            br.workflow_rule(wf, now) if counted and "workflow" not in ledger.fleet_scopes else None
-        )
-        if firing is not None:
-            ledger.move(
-                wf,
-                QUARANTINED,
-                Cause.WORKFLOW_BREAKER,
-                now,
-                ts,
-                trace,
-                events,
-                firing,
-                firing.describe(),
-            )
-            new_quarantine = True
-        elif state is RUNNING:
-            firing = br.step_rule(step, step_id, policy, now)
-            if firing is not None:
-                ledger.move(
-                    wf,
-                    DEGRADED,
-                    Cause.STEP_BREAKER,
-                    now,
-                    ts,
-                    trace,
-                    events,
-                    firing,
-                    firing.describe(),
-                )
-    elif state is QUARANTINED and wf.probe_step == step_id:
-        probe_result(ledger, wf, result, False, now, ts, trace, events)
-    firing = br.global_rule(
-        glob, gpolicy, now, new_quarantine, windowed="global" not in ledger.fleet_scopes
-    )
-    if firing is not None:
-        ledger.pause_all(firing, now, ts, trace, events)
