@@ -63,14 +63,19 @@ def test_nothing_closed_means_no_run(tmp_path: Path) -> None:
 
 def test_manager_starts_and_stops_its_compactor(tmp_path: Path, clock: FakeClock) -> None:
     """A manager with a data directory runs one compactor and stops it at close; 0 turns it off."""
+    import threading
+
+    before = set(threading.enumerate())
     manager = AutoHealManager(data_dir=tmp_path, clock=clock)
-    compactor = manager._parts.compactor
-    assert compactor is not None and compactor.interval == 300.0
+    assert "compaction" in manager.background_jobs()
+    mine = [t for t in threading.enumerate() if t not in before and t.name == "autoheal-compaction"]
+    assert len(mine) == 1 and mine[0].is_alive()
     manager.close()
-    assert not compactor._thread.is_alive()
+    assert not mine[0].is_alive()
     off = policy_with(audit={"compact_interval_seconds": 0})
     with AutoHealManager(data_dir=tmp_path, clock=clock, policy=off) as quiet:
-        assert quiet._parts.compactor is None
+        assert "compaction" not in quiet.background_jobs()
+        assert quiet.run_background("compaction") == 0
     assert start_compactor(tmp_path, off.audit, read_only=False) is None
     assert start_compactor(None, policy_with().audit, read_only=False) is None
     assert start_compactor(tmp_path, policy_with().audit, read_only=True) is None

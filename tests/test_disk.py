@@ -154,7 +154,7 @@ def test_status_and_health_are_degraded_over_the_budget(tmp_path: Path) -> None:
     policy = _over_budget(tmp_path)
     with AutoHealManager(policy=policy, data_dir=tmp_path, clock=FakeClock()) as manager:
         manager.should_execute_step("wf", "s")
-        manager._parts.retention.tick()  # type: ignore[union-attr]  # the thread's turn, now
+        manager.run_background("retention")  # the thread's turn, now
         report = manager.get_status_report()
         assert report.disk is not None and report.disk["within_budget"] is False
         assert report.disk["parts"]["failure_cases"] == 2 * MIB
@@ -172,7 +172,7 @@ def test_health_is_degraded_under_the_free_space_floor(tmp_path: Path) -> None:
     free = os.statvfs(tmp_path).f_bavail * os.statvfs(tmp_path).f_frsize
     policy = PolicyConfig.from_dict({"retention": {"keep_free_bytes": free * 2 + 2**30}})
     with AutoHealManager(policy=policy, data_dir=tmp_path, read_only=False) as manager:
-        manager._parts.retention.tick()  # type: ignore[union-attr]
+        manager.run_background("retention")
         code, _type, body = route(manager, None, "/health")
     health = json.loads(body)
     assert code == 200
@@ -183,7 +183,7 @@ def test_health_is_ok_within_the_budget(tmp_path: Path) -> None:
     """A directory within its budget leaves an ok report ok, with its disk figures."""
     with AutoHealManager(data_dir=tmp_path, clock=FakeClock()) as manager:
         manager.should_execute_step("wf", "s")
-        manager._parts.retention.tick()  # type: ignore[union-attr]
+        manager.run_background("retention")
         report = manager.get_status_report()
     assert report.global_.health == "ok"
     assert report.disk is not None and report.disk["within_budget"] is True
@@ -198,7 +198,7 @@ def test_disk_gauges_report_every_part_and_the_budget(tmp_path: Path) -> None:
     reader = InMemoryMetricReader()
     provider = MeterProvider(metric_readers=[reader])
     with AutoHealManager(data_dir=tmp_path, clock=FakeClock(), meter_provider=provider) as m:
-        m._parts.retention.tick()  # type: ignore[union-attr]
+        m.run_background("retention")
         data = reader.get_metrics_data()
     points: dict[str, list[Any]] = {}
     assert data is not None

@@ -56,7 +56,7 @@ def test_the_shared_log_is_never_queried_on_the_hooks_thread(tmp_path: Path) -> 
     )  # type: ignore[method-assign]
     catch_up(clock, 10)
     m.should_execute_step("w", "s")
-    assert m._periodic.wait_synced(30)
+    assert m.run_background("sync")
     m.close()
     assert threads == ["autoheal-shared-sync"]
 
@@ -73,7 +73,7 @@ def test_failures_of_all_processes_count(tmp_path: Path) -> None:
     assert m.get_mode("mine0") is ExecutionState.RUNNING  # 20 < 50 in this process alone
     catch_up(clock, 10)
     m.should_execute_step("mine0", "s")  # due: wakes the sync thread, answers at once
-    assert m._periodic.wait_synced(30)
+    assert m.run_background("sync")
     allowed, reason = m.should_execute_step("mine0", "s")
     assert not allowed and "global.failure_window: 50" in reason
     assert m.get_mode("mine19") is ExecutionState.PAUSED
@@ -101,7 +101,7 @@ def test_a_pause_in_another_process_is_followed(tmp_path: Path) -> None:
     assert m.should_execute_step("mine", "s")[0]
     catch_up(clock, 11)
     m.should_execute_step("mine", "s")
-    assert m._periodic.wait_synced(30)
+    assert m.run_background("sync")
     assert not m.should_execute_step("mine", "s")[0]
     m.close()
 
@@ -115,7 +115,7 @@ def test_off_by_default(tmp_path: Path) -> None:
     m.on_step_result("mine", "s", POST)
     catch_up(clock, 60)
     m.should_execute_step("mine", "s")
-    assert m._periodic.wait_synced(30)
+    assert m.run_background("sync")
     assert m.should_execute_step("mine", "s")[0]
     m.close()
 
@@ -152,7 +152,7 @@ def test_a_running_manager_follows_autoheal_force(tmp_path: Path) -> None:
         assert proc.returncode == 0, proc.stderr
         catch_up(clock, 10)
         m.should_execute_step("invoice", "s")  # wakes the sync thread
-        assert m._periodic.wait_synced(30)
+        assert m.run_background("sync")
         assert m.get_mode("invoice").value == state
         assert m.get_state_info("invoice").actor == "ann"
     m.close()

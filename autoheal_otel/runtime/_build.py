@@ -108,6 +108,36 @@ class Parts:
         if self.retention is not None:
             self.retention.start()
 
+    def jobs(self) -> list[str]:
+        """Return the background jobs this manager runs on threads of their own."""
+        named = {
+            "follow": self.follower,
+            "checkpoint": self.checkpointer,
+            "compaction": self.compactor,
+            "retention": self.retention,
+        }
+        return [name for name, part in named.items() if part is not None]
+
+    def run_background(self, job: str) -> int:
+        """Do one turn of a background job on this thread (see the manager's method)."""
+        if job not in BACKGROUND_JOBS:
+            raise InvalidInputError("job", job, f"must be one of {', '.join(BACKGROUND_JOBS)}")
+        if job == "follow":
+            return self.follower.poll() if self.follower is not None else 0
+        if job == "checkpoint":
+            return int(self.checkpointer.look()) if self.checkpointer is not None else 0
+        if job == "compaction":
+            if self.compactor is None:
+                return 0
+            report = self.compactor.run_once()
+            return len(report.compacted) if report is not None else 0
+        if job == "retention":
+            if self.retention is None:
+                return 0
+            self.retention.tick()
+            return 1
+        return int(self.periodic.wait_synced(30.0))  # "sync"
+
     def status_report(self, policy_error: PolicyError | None) -> StatusReport:
         """Return every workflow's state and counters, the settings and the parts' health."""
         now, wall = self.clock.monotonic(), self.clock.now()
@@ -187,6 +217,11 @@ def _open_in_turn(
     finally:
         if shared is not None:
             shared.end()
+
+
+#: The jobs :meth:`Parts.run_background` runs: other writers' moves, a due checkpoint,
+#: compaction, retention, and the shared global figures' sync.
+BACKGROUND_JOBS = ("follow", "checkpoint", "compaction", "retention", "sync")
 
 
 def _checkpointer(

@@ -404,6 +404,26 @@ class AutoHealManager:
         ``audit.checkpoint_interval_seconds``, which records one on a thread of its own)."""
         write_checkpoint(self._decide, self._machine.ledger)
 
+    def run_background(self, job: str) -> int:
+        """Do one turn of a background job now, on this thread, and return what it did.
+
+        The manager runs these on threads of its own; a test, or a host that wants one done
+        before it goes on, calls this instead of waiting: ``"follow"`` (apply other writers'
+        moves; returns how many), ``"checkpoint"`` (record one if due; 1 or 0),
+        ``"compaction"`` (compact closed segments; how many), ``"retention"`` (measure the
+        disk, run retention if due; 1) and ``"sync"`` (wait up to 30 s for a due sync of the
+        shared global figures; 1 when done). A job this manager does not run returns 0
+        (:meth:`background_jobs` lists those it runs).
+
+        Raises:
+            InvalidInputError: no job has that name.
+        """
+        return self._parts.run_background(job)
+
+    def background_jobs(self) -> list[str]:
+        """Return the background jobs this manager runs on threads of their own."""
+        return self._parts.jobs()
+
     def flush(self) -> None:
         """Hand every queued event to the sinks and flush them."""
         self._parts.publisher.flush()
