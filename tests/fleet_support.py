@@ -121,3 +121,15 @@ class Host:
         for pipe in (self.proc.stdin, self.proc.stdout):
             if pipe is not None:
                 pipe.close()
+
+
+def fleet_windows(manager: Any) -> dict[str, int]:
+    """Return the fleet's workflow windows as Redis holds them, read as an outside reader."""
+    from autoheal_otel.fleet._store import FleetStore
+
+    store = FleetStore(manager.fleet.policy)
+    try:
+        counts: dict[str, int] = store.window_counts()
+        return counts
+    finally:
+        store.close()

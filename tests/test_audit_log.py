@@ -183,15 +183,17 @@ def test_full_disk_keeps_the_decision_and_retries(tmp_path: Path, clock: FakeClo
     m = AutoHealManager(data_dir=tmp_path, clock=clock)
     m.on_step_result("w", "s", OK)
     audit = m.audit
-    assert audit is not None and audit._fd is not None
-    saved = os.dup(audit._fd)
+    assert audit is not None
+    fd = audit.fileno()
+    assert fd is not None
+    saved = os.dup(fd)
     full = os.open("/dev/full", os.O_WRONLY)
-    os.dup2(full, audit._fd)
+    os.dup2(full, fd)
     os.close(full)
     m.on_step_result("w", "s", POST)  # must not raise
     assert audit.write_errors == 1 and audit.pending == 1
     assert m.get_status_report().sink_errors == {"JsonlAuditSink": 1}
-    os.dup2(saved, audit._fd)  # space returns
+    os.dup2(saved, fd)  # space returns
     os.close(saved)
     m.on_step_result("w", "s", OK)
     assert audit.pending == 0

@@ -259,24 +259,30 @@ def test_a_clean_result_that_rolls_a_degraded_workflow_back_counts_no_recovery(
 
 def test_what_an_input_did_before_it_raised_is_published(tmp_path: Path) -> None:
     """An input that raises part-way has its events published: the log holds every change."""
+    import threading
+
+    from autoheal_otel import PolicyConfig
+    from autoheal_otel.core._machine import Machine
+    from autoheal_otel.runtime._publisher import Publisher
+    from autoheal_otel.runtime._runner import Scaffold
     from autoheal_otel.semconv import Reason
 
-    sink = InMemorySink()
-    m = AutoHealManager(clock=FakeClock(), sinks=[sink])
-    ledger = m._machine.ledger
-    before = len(sink.events)
+    sink, clock, publisher = InMemorySink(), FakeClock(), Publisher()
+    publisher.add(sink)
+    anchor = (clock.monotonic(), clock.now())
+    ledger = Machine(PolicyConfig(), "w1", anchor).ledger
+    scaffold = Scaffold(clock.monotonic, clock.now, publisher, None, threading.Lock(), anchor)
 
     def feed(_w: object, _s: object, now: float, ts: object, trace: object, events: list) -> None:
         ledger.emit(events, EventKind.SESSION, ts, trace, None, None, None,
                     reason=Reason.SESSION_START.value, message="part-way")  # fmt: skip
         raise RuntimeError("input failed after a change")
 
-    run = m._parts.scaffold.bind(None, "test", feed)
+    run = scaffold.bind(None, "test", feed)
     try:
         run(None, None)
     except RuntimeError:
         pass
     else:
         raise AssertionError("the input's error must reach the caller")
-    assert [e.message for e in sink.events[before:]] == ["part-way"]
-    m.close()
+    assert [e.message for e in sink.events] == ["part-way"]

@@ -16,6 +16,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from autoheal_otel import AutoHealManager, ExecutionState, PolicyConfig
+from autoheal_otel.core._machine import Machine
 from autoheal_otel.fleet import FleetStore
 from autoheal_otel.fleet._catchup import reseed_states
 from autoheal_otel.testing import FakeClock
@@ -70,15 +71,15 @@ def test_fleet_resume_empties_the_released_workflows_window(
 def test_a_local_pause_is_not_reseeded_but_a_fleet_pause_is() -> None:
     """A global pause this host's fallback breakers decided stays local; the fleet's is kept."""
     policy = policy_with(breakers={"global": {"failure_threshold": 3}})
-    m = AutoHealManager(policy, clock=FakeClock())
+    clock = FakeClock()
+    machine = Machine(policy, "h0", (clock.monotonic(), clock.now()))
     for i in range(3):
-        m.on_step_result(f"w{i}", "s", POST)
-    ledger = m._machine.ledger
+        machine.result(f"w{i}", "s", POST, clock.monotonic(), None, (None, None), None)
+    ledger = machine.ledger
     assert ledger.glob.paused and ledger.glob.cause == "global_breaker"
     assert [s["w"] for s in reseed_states(ledger, {})] == []
     ledger.glob.cause = "fleet"
     assert [s["w"] for s in reseed_states(ledger, {})] == [""]
-    m.close()
 
 
 def _fleet_args(url: str, ns: str) -> list[str]:
@@ -387,7 +388,7 @@ def test_forged_workflow_ids_cannot_grow_a_host_without_bound(
             )
         assert wait_until(lambda: host.get_mode("w0") is S.PAUSED)
         assert wait_until(lambda: link_idle(store, ns, host))
-        assert len(host._machine.ledger.workflows) == 3
+        assert len(host.get_status_report().workflows) == 3
         info = host.get_status_report().global_
         assert info.paused and "fleet.max_workflows" in (info.reason or "")
     finally:

@@ -14,7 +14,7 @@ from autoheal_otel import AutoHealManager, Outcome, StepResult
 from autoheal_otel.analytics import AuditAnalytics
 from autoheal_otel.analytics.replay import replay
 
-from .fleet_support import fleet_policy, wait_until
+from .fleet_support import fleet_policy, fleet_windows, wait_until
 from .redis_support import RedisServer
 
 TNF = StepResult(outcome=Outcome.TARGET_NOT_FOUND, confidence=0.9)
@@ -109,13 +109,13 @@ def test_a_redis_restarted_empty_is_reseeded_and_nothing_recorded_is_lost(
             _timed_hooks(m, "erp", TNF, 2)
         _timed_hooks(a, "erp", TNF, 2)
         assert wait_until(lambda: b.get_mode("erp").value == "quarantined", 5.0)
-        before = a.fleet._store.window_counts()["erp"]
+        before = fleet_windows(a)["erp"]
         server.kill()
         worst = _timed_hooks(a, "other", OK, 100)
         assert worst < BUDGET_S, worst
         server.restart()
         assert wait_until(lambda: a.fleet.connected and b.fleet.connected, 10.0)
-        assert wait_until(lambda: a.fleet._store.window_counts().get("erp") == before, 5.0)
+        assert wait_until(lambda: fleet_windows(a).get("erp") == before, 5.0)
         late = AutoHealManager(
             fleet_policy(server.url, "f", "h9", **SECTIONS), data_dir=tmp_path / "h9"
         )

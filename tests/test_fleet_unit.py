@@ -19,7 +19,7 @@ from autoheal_otel.core._machine import Machine
 from autoheal_otel.semconv import Cause, EventKind, Reason
 from autoheal_otel.testing import FakeClock
 
-from .fleet_support import fleet_policy, wait_until
+from .fleet_support import fleet_policy, fleet_windows, wait_until
 
 TNF = StepResult(outcome=Outcome.TARGET_NOT_FOUND, confidence=0.9)
 QUARANTINE = FleetEvent(
@@ -146,7 +146,7 @@ def test_fleet_window_counts_equal_duckdb_over_the_union_of_host_logs(
             assert wait_until(
                 lambda: all(m.fleet.connected and not m.fleet.status()["queued"] for m in managers)
             )
-            counts = managers[0].fleet._store.window_counts()
+            counts = fleet_windows(managers[0])
         finally:
             for m in managers:
                 m.close()

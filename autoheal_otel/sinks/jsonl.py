@@ -327,6 +327,11 @@ class JsonlAuditSink:
         finally:
             self._close_segment()
 
+    def fileno(self) -> int | None:
+        """Return the descriptor of the live segment (None before the first write, or after
+        close), for monitoring and for tests that put a full disk under it."""
+        return self._fd
+
     @property
     def pending(self) -> int:
         """Return how many lines wait for a retry after a failed write."""

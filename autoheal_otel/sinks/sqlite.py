@@ -300,6 +300,13 @@ class SuccessStore:
         self._due = None
 
     @property
+    def connection(self) -> sqlite3.Connection:
+        """The store's SQLite connection, owned by the store: read it (``PRAGMA``s, counts), or
+        limit it in a test (``PRAGMA max_page_count`` is SQLite's own full disk); never close
+        it."""
+        return self._conn
+
+    @property
     def pending(self) -> int:
         """Return how many rows wait to be written (the next batch, or a failed write's)."""
         return len(self._values) // _WIDTH
