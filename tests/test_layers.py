@@ -159,3 +159,54 @@ def test_the_cycle_check_catches_a_planted_cycle() -> None:
     }
     found = cycle(graph)
     assert found is not None and found[0] == found[-1]
+
+
+#: The ledger's changing methods: outside the core, only the machine's inputs may call them.
+LEDGER_CHANGES = frozenset({"emit", "repeat", "move", "operator_move", "pause_all",
+                            "clear_global_pause", "workflow"})  # fmt: skip
+#: Modules outside the core allowed to change a ledger: the lab's lean replay machine (its own
+#: ledger subclass) and the retention record, which formats sizes with the disk's helper.
+LEDGER_WRITERS = {"autoheal_otel.lab.multi", "autoheal_otel.disk._retention"}
+
+
+def ledger_changes(package: Path = PACKAGE) -> list[str]:
+    """Return, outside the core, every call of a ledger's changing method and every assignment
+    to a ledger's attribute, as ``module:line``."""
+    found = []
+    for path in package.rglob("*.py"):
+        module = ".".join(path.relative_to(package.parent).with_suffix("").parts)
+        module = module.removesuffix(".__init__")
+        if part_of(module) == "core" or module in LEDGER_WRITERS:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in LEDGER_CHANGES
+                and "ledger" in ast.unparse(node.func.value)
+            ):
+                found.append(f"{module}:{node.lineno}")
+            elif isinstance(node, ast.Assign | ast.AugAssign):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                if any(
+                    "ledger" in ast.unparse(t.value)
+                    for t in targets
+                    if isinstance(t, ast.Attribute)
+                ):
+                    found.append(f"{module}:{node.lineno}")
+    return sorted(found)
+
+
+def test_outside_the_core_the_machine_changes_only_through_its_inputs() -> None:
+    """Collaborators hand a machine method to the manager's one input path; none of them
+    writes to the ledger, so every change is an input, recorded in order and replayed."""
+    assert ledger_changes() == []
+
+
+def test_the_ledger_check_catches_a_planted_write(tmp_path: Path) -> None:
+    package = tmp_path / "autoheal_otel"
+    (package / "runtime").mkdir(parents=True)
+    (package / "runtime" / "_x.py").write_text(
+        "def f(machine):\n    machine.ledger.versioned = True\n    machine.ledger.emit([], 1)\n"
+    )
+    assert ledger_changes(package) == ["autoheal_otel.runtime._x:2", "autoheal_otel.runtime._x:3"]

@@ -16,7 +16,6 @@ from typing import Any
 from ..base._errors import AutoHealError
 from ..base._events import DecisionEvent
 from ..base._models import ExecutionState, StepResult
-from ..core import _calibration, _checkpoint, _fleet_inputs, _upkeep
 from ..core._ledger import NO_TRACE
 from ..core._machine import Machine
 from ..core._report import effective_settings
@@ -158,14 +157,13 @@ class Replayer:
             self._transition(rec, now, ts, events)
         elif kind == EventKind.FLEET or (kind == EventKind.GLOBAL and rec["cause"] == Cause.FLEET):
             details = details_of(rec["details"])
-            _fleet_inputs.replay_record(m.ledger, rec, details, now, ts, NO_TRACE, events)
+            m.fleet_replay(rec, details, now, ts, NO_TRACE, events)
         elif kind == EventKind.GLOBAL and rec["reason"] == Reason.GLOBAL_RESUMED:
             actor = rec["actor"] or "operator"
-            m.ledger.clear_global_pause(now, ts, NO_TRACE, events, actor, rec["message"] or "")
+            m.lift_global_pause(actor, rec["message"] or "", now, ts, NO_TRACE, events)
         elif kind == EventKind.ACTIVATION and rec["artifact_version"]:
-            m.ledger.versioned = True  # an activation means a store (0.1.0 said only this)
-            _upkeep.activate(
-                m.ledger,
+            m.note_store()  # an activation means a store (0.1.0 said only this)
+            m.activate(
                 wid,
                 rec["artifact_version"],
                 "replayed",
@@ -178,9 +176,7 @@ class Replayer:
         elif kind == EventKind.POLICY_RELOAD and not self.what_if:
             policy = details_of(rec["details"]).get("policy")
             if policy:
-                _upkeep.change_policy(
-                    m.ledger, PolicyConfig.from_dict(policy), "replay", now, ts, NO_TRACE, events
-                )
+                m.change_policy(PolicyConfig.from_dict(policy), "replay", now, ts, NO_TRACE, events)
         elif kind == EventKind.SESSION:
             self._session(rec, now, ts)
         elif kind == EventKind.CALIBRATION:
@@ -216,8 +212,8 @@ class Replayer:
             self.report.before_checkpoint += 1
             return
         try:
-            _checkpoint.restore(
-                self.machine.ledger, details_of(rec["details"]), now, policy=not self.what_if
+            self.machine.restore_checkpoint(
+                details_of(rec["details"]), now, policy=not self.what_if
             )
         except (ValueError, KeyError, TypeError) as exc:
             self.report.mismatch({"seq": rec["seq"], "kind": "checkpoint", "error": str(exc)})
@@ -234,7 +230,7 @@ class Replayer:
         elif rec["reason"] == Reason.CALIBRATION_CONFIGURED:
             # A what-if keeps calibration on but takes its knobs from the policy it was given.
             overrides = {} if self.what_if else dict(details.get("overrides") or {})
-            _calibration.configure(self.machine.ledger, overrides, now, ts, NO_TRACE, events)
+            self.machine.configure_calibration(overrides, now, ts, NO_TRACE, events)
 
     def _gate(self, rec: dict[str, Any], allowed: bool) -> None:
         report = self.report
@@ -260,7 +256,7 @@ class Replayer:
         actor = rec["actor"] or "operator"
         if cause == Cause.FLEET:
             details = details_of(rec["details"])
-            _fleet_inputs.replay_record(m.ledger, rec, details, now, ts, NO_TRACE, events)
+            m.fleet_replay(rec, details, now, ts, NO_TRACE, events)
         elif cause == Cause.OPERATOR:
             target = ExecutionState(rec["state"])
             m.operator(wid, target, message or "replayed", actor, now, ts, NO_TRACE, events)
@@ -295,8 +291,7 @@ class Replayer:
         details = details_of(rec["details"])
         if rec["reason"] == Reason.SESSION_START:
             # A new manager starts with its fleet link down and no probe lease (live too).
-            self.machine.ledger.fleet_scopes = frozenset()
-            self.machine.ledger.probe_permits.clear()
+            self.machine.new_session()
             self.sessions += 1
             if self.sessions > 1 and self._takes_over(rec, ts):
                 # A new manager read the log back and carries on alone: a warm restart.
@@ -307,11 +302,11 @@ class Replayer:
                 as_of = _instant((details.get("restored") or {}).get("as_of")) or ts
                 streaks = self.readback.streaks(as_of, horizon)
                 samples = self.readback.calibration_samples()
-                _upkeep.restart(ledger, now, policy, samples, streaks)
+                self.machine.restart(now, policy, samples, streaks)
             if details.get("versioned"):
-                self.machine.ledger.versioned = True
+                self.machine.note_store()
         elif rec["reason"] == Reason.STORE_ATTACHED:
-            self.machine.ledger.versioned = True
+            self.machine.note_store()
 
     def _takes_over(self, rec: dict[str, Any], ts: datetime) -> bool:
         """Return whether a session start is a restart: no other writer writes after it.

@@ -29,8 +29,8 @@ from ..base._models import ExecutionState
 from ..semconv import Cause, EventKind, Reason, Rule
 from . import _breakers as br
 from ._ledger import Events, Ledger, Trace
-from ._machine import Restore
 from ._transitions import is_legal
+from ._versions import Restore
 
 __all__ = [
     "WORKFLOW_KINDS",

@@ -9,18 +9,17 @@ lock and knows no telemetry. Live hooks, the warm restart and replay drive this 
 through the same inputs, so a replay reproduces operator moves, probes, rollbacks and policy
 reloads by construction.
 
-Inputs. The executor's and the operator's are methods of :class:`Machine`: :meth:`~Machine.gate`,
-:meth:`~Machine.result` (which counts failures and applies the step, workflow and global
-rules), :meth:`~Machine.operator`, :meth:`~Machine.resume_all` and
-:meth:`~Machine.restore_done`. The others are functions over the machine's ledger, each in
-the module of its concern: :mod:`~autoheal_otel.core._upkeep` (``activate``, ``change_policy``,
-``reject_policy``, ``note_session``, ``shared_pause``, ``restore``, ``restart``),
-:mod:`~autoheal_otel.core._fleet_inputs` (the fleet's decisions),
-:mod:`~autoheal_otel.core._calibration` (threshold calibration) and
-:mod:`~autoheal_otel.core._checkpoint` (``record``). The state and the one way to change it
-live in :class:`~autoheal_otel.core._ledger.Ledger`; the rules in
-:mod:`~autoheal_otel.core._breakers` and :mod:`~autoheal_otel.core._probe`; the version
-judgment in :mod:`~autoheal_otel.core._versions`; the transition table in
+Inputs. Every input is a method of :class:`Machine`. The hooks' and the operator's are
+defined here: :meth:`~Machine.gate`, :meth:`~Machine.result` (which counts failures and
+applies the step, workflow and global rules), :meth:`~Machine.operator`,
+:meth:`~Machine.resume_all`, :meth:`~Machine.restore_done` and :meth:`~Machine.take_facts`
+(other processes' decisions). The others come from :class:`~autoheal_otel.core._inputs.Inputs`
+and delegate to the rule module of their concern (upkeep, the fleet, calibration, checkpoints,
+other writers' moves, labels). A collaborator changes the machine only by handing one of these
+methods to the manager's one input path. The state and the one way to change it live in
+:class:`~autoheal_otel.core._ledger.Ledger`; the rules in :mod:`~autoheal_otel.core._breakers`
+and :mod:`~autoheal_otel.core._probe`; the version judgment in
+:mod:`~autoheal_otel.core._versions`; the transition table in
 :mod:`~autoheal_otel.core._transitions`.
 """
 
@@ -36,6 +35,8 @@ from ..policy._config import PolicyConfig
 from ..semconv import Cause, EventKind, Reason, Rule, blocked_reason
 from . import _breakers as br
 from . import _calibration, _probe, _versions
+from ._facts import Fact, apply_facts
+from ._inputs import Inputs
 from ._ledger import Events, Ledger, Trace
 from ._versions import Action, MarkKnownGood, Restore
 from ._windows import SlidingWindow
@@ -50,7 +51,7 @@ PAUSED = ExecutionState.PAUSED
 SUCCESS = Outcome.SUCCESS
 
 
-class Machine:
+class Machine(Inputs):
     """The per-workflow state machine and the global scope (see the module docstring)."""
 
     def __init__(self, policy: PolicyConfig, writer: str, anchor: tuple[float, datetime]) -> None:
@@ -300,6 +301,14 @@ class Machine:
         return _versions.restore_done(
             self.ledger, workflow_id, restored, error, actor, details, now, ts, trace, events
         )
+
+    def take_facts(
+        self, facts: list[Fact], floor: float, now: float, ts: datetime | None, trace: Trace,
+        events: Events,
+    ) -> list[str]:  # fmt: skip
+        """Input: other processes' decisions (shared decisions), fed in their order, unrecorded
+        (:func:`~autoheal_otel.core._facts.apply_facts`); returns warnings for the log."""
+        return apply_facts(self, facts, floor, now, ts, trace, events)
 
     def _count_failure(
         self,

@@ -34,7 +34,6 @@ from typing import Any
 from .. import semconv as sc
 from ..base._events import DecisionEvent
 from ..base._models import ExecutionState
-from ..core import _fleet_inputs
 from ..core._breakers import GlobalRule
 from ..core._fleet_inputs import FleetEvent
 from ..core._machine import Machine, Restore
@@ -201,8 +200,8 @@ class FleetLink:
         details = {"fleet_host": self.host, "namespace": self.policy.namespace}
         if error:
             details["error"] = error
-        feed, ledger, scopes = _fleet_inputs.link, self._machine.ledger, self.policy.scopes
-        self._decide(None, "fleet", None, None, feed, ledger, up, reason, scopes, details)
+        feed, scopes = self._machine.fleet_link, self.policy.scopes
+        self._decide(None, "fleet", None, None, feed, up, reason, scopes, details)
 
     def _lost(self, exc: BaseException) -> None:
         if self._stop.is_set():
@@ -285,7 +284,7 @@ class FleetLink:
             batch: list[Failure] = []
             while queue and len(batch) < size:
                 batch.append(queue.popleft())
-            items = to_items(self._machine.ledger.policy, self.policy.scopes, batch)
+            items = to_items(self._machine.policy, self.policy.scopes, batch)
             self._inflight = len(batch)
             try:
                 self._ship_items(items, remember=True)
@@ -297,7 +296,7 @@ class FleetLink:
                 self._inflight = 0
 
     def _ship_items(self, items: list[Item], *, remember: bool) -> None:
-        rule = GlobalRule.of(self._machine.ledger.policy.breakers.global_)
+        rule = GlobalRule.of(self._machine.policy.breakers.global_)
         known = self._outbox.take_announcements()
         try:
             self._store.ship(
@@ -345,9 +344,8 @@ class FleetLink:
         lease_s = self.policy.probe_lease_seconds
         for wid, timeout in ready:
             if self._store.lease(wid, lease_s + timeout + 1.0):
-                ledger = self._machine.ledger
-                grant = _fleet_inputs.grant_probe
-                self._decide(None, "fleet", wid, None, grant, ledger, wid, lease_s, self.host)
+                grant = self._machine.fleet_grant_probe
+                self._decide(None, "fleet", wid, None, grant, wid, lease_s, self.host)
 
     # -- the reader ------------------------------------------------------------------------
 
@@ -376,19 +374,16 @@ class FleetLink:
         """Record each malformed entry once (kind, id, why), count it, and move on."""
         for entry_id, wid, why in self.rejections.new(rejected):
             _log.warning("autoheal fleet: entry %s skipped: %s", entry_id, why)
-            feed, ledger = _fleet_inputs.reject, self._machine.ledger
-            self._decide(None, "fleet", None, None, feed, ledger, entry_id, wid, why)
+            self._decide(None, "fleet", None, None, self._machine.fleet_reject, entry_id, wid, why)
 
     def _apply(self, event: FleetEvent, *, lag: bool) -> None:
-        feed: Callable[..., Any] = _fleet_inputs.apply
+        feed: Callable[..., Any] = self._machine.fleet_apply
         if event.kind == "rollback":
             if event.host == self.host and event.rule != Rule.OPERATOR.value:
                 return  # this host's own regression: restored already, by the hook
-            feed = _fleet_inputs.rollback
+            feed = self._machine.fleet_rollback
         try:
-            changed = self._decide(
-                None, "fleet", event.workflow_id, None, feed, self._machine.ledger, event
-            )
+            changed = self._decide(None, "fleet", event.workflow_id, None, feed, event)
             if isinstance(changed, Restore) and self._carry_out is not None:
                 self._carry_out(changed)  # this host's own store, off the lock
         except Exception:  # contained: a closed manager or a bad event must not kill the thread

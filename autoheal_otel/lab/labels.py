@@ -22,9 +22,7 @@ from typing import Any
 from ..analytics import AuditAnalytics
 from ..base._errors import InvalidInputError
 from ..base._models import check_text
-from ..core._ledger import Events, Ledger, Trace
 from ..runtime._manager import AutoHealManager
-from ..semconv import EventKind, Reason
 
 __all__ = ["Label", "find_transition", "label_rows", "record_label"]
 
@@ -101,35 +99,6 @@ def find_transition(data_dir: str | Path, ref: str) -> dict[str, Any]:
     return rows[0]
 
 
-def _feed(
-    ledger: Ledger,
-    workflow_id: str,
-    details: Mapping[str, Any],
-    verdict: bool,
-    reason: str,
-    actor: str,
-    now: float,  # noqa: ARG001 - every input is fed (now, ts, trace, events)
-    ts: datetime | None,
-    trace: Trace,
-    events: Events,
-) -> None:
-    if events is None:
-        return
-    ledger.emit(
-        events,
-        EventKind.LABEL,
-        ts,
-        trace,
-        workflow_id,
-        None,
-        None,
-        reason=(Reason.LABEL_TRUE if verdict else Reason.LABEL_FALSE).value,
-        message=reason,
-        actor=actor,
-        details=dict(details),
-    )
-
-
 def record_label(
     manager: AutoHealManager,
     transition: Mapping[str, Any],
@@ -151,6 +120,4 @@ def record_label(
         "transition_seq": int(transition["seq"]),
         "label": verdict,
     }
-    wid = str(transition["workflow_id"])
-    ledger = manager._machine.ledger
-    manager._decide(None, "label", wid, None, _feed, ledger, wid, details, verdict, reason, actor)
+    manager.label_transition(str(transition["workflow_id"]), details, verdict, reason, actor)

@@ -15,7 +15,6 @@ from typing import Any
 
 from ..base._errors import InvalidInputError
 from ..base._models import check_text
-from ..core import _upkeep
 from ..core._machine import Action, Machine, MarkKnownGood, Restore
 from ..semconv import SPAN_ROLLBACK, Reason
 from ..versioning import VersionedStore
@@ -51,14 +50,12 @@ class ArtifactKeeper:
     def attach(self, store: VersionedStore) -> None:
         """Version learned artifacts with ``store``; activate its current set everywhere."""
         self.store = store
-        ledger = self._machine.ledger
         self._decide(
             None,
             "attach_store",
             None,
             None,
-            _upkeep.note_session,
-            ledger,
+            self._machine.note_session,
             Reason.STORE_ATTACHED,
             "versioned store attached",
             {"store": str(store.dir)},
@@ -83,8 +80,7 @@ class ArtifactKeeper:
             "activate",
             workflow_id,
             None,
-            _upkeep.activate,
-            self._machine.ledger,
+            self._machine.activate,
             workflow_id,
             version,
             reason,

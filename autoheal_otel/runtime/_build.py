@@ -8,6 +8,7 @@ checks, background compaction, the fleet link).
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -20,8 +21,9 @@ from ..base._clock import Clock, SystemClock
 from ..base._errors import InvalidInputError, PolicyError
 from ..base._events import EventSink
 from ..base._fs import folder_inside
-from ..core import _upkeep
+from ..core._facts import Fact
 from ..core._machine import Machine
+from ..core._moves import Move
 from ..core._report import StatusReport, build_report
 from ..disk._retention import RetentionKeeper, start_retention
 from ..disk._usage import DiskMeter
@@ -37,11 +39,11 @@ from ._checkpointer import Checkpointer, write_checkpoint
 from ._compactor import AutoCompactor, start_compactor
 from ._data_dir import Telemetry, open_data_dir, resolve_policy, unwritable
 from ._fleet_start import build_fleet
-from ._follow import Follower, Move, apply_moves
+from ._follow import Follower
 from ._polling import Periodic
 from ._publisher import Publisher
 from ._runner import Scaffold
-from ._shared import FACT_MARKERS, Fact, NoFlockError, SharedTurns, apply_facts
+from ._shared import FACT_MARKERS, NoFlockError, SharedTurns
 
 if TYPE_CHECKING:
     from ..fleet import FleetLink
@@ -172,9 +174,8 @@ class Parts:
             self.shared.close()
 
     def _note(self, reason: Reason, message: str, details: Mapping[str, Any]) -> None:
-        ledger = self.machine.ledger
-        feed = _upkeep.note_session
-        self.scaffold.decide(None, "session", None, None, feed, ledger, reason, message, details)
+        feed = self.machine.note_session
+        self.scaffold.decide(None, "session", None, None, feed, reason, message, details)
 
 
 def open_turns(data_dir: Path, audit: AuditPolicy) -> SharedTurns:
@@ -219,9 +220,17 @@ def _open_in_turn(
             shared.end()
 
 
+_log = logging.getLogger("autoheal_otel")
+
 #: The jobs :meth:`Parts.run_background` runs: other writers' moves, a due checkpoint,
 #: compaction, retention, and the shared global figures' sync.
 BACKGROUND_JOBS = ("follow", "checkpoint", "compaction", "retention", "sync")
+
+
+def _log_all(warnings: list[str]) -> None:
+    """Write what an input returned for the process's log (it logs nothing itself)."""
+    for warning in warnings:
+        _log.warning("%s", warning)
 
 
 def _checkpointer(
@@ -230,7 +239,7 @@ def _checkpointer(
     """Return the thread that records a checkpoint every ``audit.checkpoint_interval_seconds``."""
 
     def write() -> None:
-        write_checkpoint(scaffold.decide, machine.ledger)
+        write_checkpoint(scaffold.decide, machine)
 
     return Checkpointer(write, monotonic, lambda: machine.policy.audit.checkpoint_interval_seconds)
 
@@ -270,11 +279,11 @@ def assemble(
     shared: SharedTurns | None = None
 
     def follow(moves: list[Move]) -> None:
-        scaffold.decide(None, "follow", None, None, apply_moves, machine.ledger, moves, rollbacks)
+        _log_all(scaffold.decide(None, "follow", None, None, machine.apply_moves, moves, rollbacks))
 
     def take_over(facts: list[Fact]) -> None:
         floor = scaffold.last[0]  # this machine's last input: facts are fed after it
-        scaffold.decide(None, "catch_up", None, None, apply_facts, machine, facts, floor)
+        _log_all(scaffold.decide(None, "catch_up", None, None, machine.take_facts, facts, floor))
 
     if data_dir is not None and not read_only:
         if config.audit.shared_decisions if shared_decisions is None else shared_decisions:

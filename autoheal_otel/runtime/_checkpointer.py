@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..core import _checkpoint
-from ..core._ledger import Ledger
+from ..core._machine import Machine
 
 __all__ = ["Checkpointer", "write_checkpoint"]
 
@@ -26,9 +26,9 @@ _log = logging.getLogger("autoheal_otel")
 LOOK_SECONDS = 5.0
 
 
-def write_checkpoint(decide: Callable[..., Any], ledger: Ledger) -> None:
+def write_checkpoint(decide: Callable[..., Any], machine: Machine) -> None:
     """Record a checkpoint through the manager's one input path (``decide``); log one too large."""
-    skipped = decide(None, "checkpoint", None, None, _checkpoint.record, ledger)
+    skipped = decide(None, "checkpoint", None, None, machine.record_checkpoint)
     if skipped is not None:
         _log.warning("autoheal skipped a checkpoint of %d bytes (at most %d)", skipped,
                      _checkpoint.MAX_CHECKPOINT_BYTES)  # fmt: skip

@@ -22,7 +22,6 @@ from .._version import __version__
 from ..base._clock import Clock
 from ..base._errors import InvalidInputError
 from ..base._models import ExecutionState, ExecutionStateInfo
-from ..core import _upkeep
 from ..core._ledger import NO_TRACE, Ledger, Trace
 from ..core._machine import Machine
 from ..policy._config import PolicyConfig
@@ -105,7 +104,7 @@ def open_data_dir(
             state = load_restored_state(data_dir, machine.policy, wall)
             # As of when it read the log: replay counts what a restart reads back from there.
             restored = {
-                **_upkeep.restore(machine.ledger, state, now, wall),
+                **machine.restore(state, now, wall),
                 "as_of": wall.isoformat(),
             }
         if read_only:

@@ -347,8 +347,7 @@ class AutoHealManager:
             PolicyError: an override is unknown or out of its bounds (the field is named).
         """
         checked = _calibration.check_overrides(self._machine.policy, overrides)
-        ledger = self._machine.ledger
-        self._decide(None, "calibration", None, None, _calibration.configure, ledger, checked)
+        self._decide(None, "calibration", None, None, self._machine.configure_calibration, checked)
 
     def get_calibration(self) -> dict[str, Calibration]:
         """Return each matching method's calibration with its evidence."""
@@ -402,7 +401,20 @@ class AutoHealManager:
     def checkpoint(self) -> None:
         """Record a checkpoint now: everything the machine needs to continue (see
         ``audit.checkpoint_interval_seconds``, which records one on a thread of its own)."""
-        write_checkpoint(self._decide, self._machine.ledger)
+        write_checkpoint(self._decide, self._machine)
+
+    def label_transition(
+        self, workflow_id: str, details: Mapping[str, Any], verdict: bool, reason: str, actor: str
+    ) -> None:
+        """Record an operator's label of a recorded stop (``autoheal label``; the lab reads it).
+
+        ``details`` names the transition (its writer and seq). No gate or rule reads a label.
+        """
+        check_text(reason=reason, actor=actor)
+        feed = self._machine.label
+        self._decide(
+            None, "label", workflow_id, None, feed, workflow_id, details, verdict, reason, actor
+        )
 
     def run_background(self, job: str) -> int:
         """Do one turn of a background job now, on this thread, and return what it did.

@@ -21,7 +21,6 @@ from typing import Any
 
 from ..base._errors import PolicyError
 from ..base._models import ExecutionState
-from ..core import _upkeep
 from ..core._machine import Machine
 from ..policy._config import PolicyConfig
 from ._policy_watch import PolicyWatcher
@@ -93,8 +92,7 @@ class Periodic:
                     "policy",
                     None,
                     None,
-                    _upkeep.reject_policy,
-                    self._machine.ledger,
+                    self._machine.reject_policy,
                     str(error),
                     error.field,
                     error.source,
@@ -104,9 +102,7 @@ class Periodic:
     def apply_policy(self, policy: PolicyConfig, now: float, source: str) -> None:
         """Put ``policy`` in force (recorded) and follow its polling intervals."""
         self.last_error = None
-        self._decide(
-            None, "policy", None, None, _upkeep.change_policy, self._machine.ledger, policy, source
-        )
+        self._decide(None, "policy", None, None, self._machine.change_policy, policy, source)
         if self.watcher is not None:
             if policy.hot_reload.enabled:
                 self.watcher.interval = policy.hot_reload.check_interval_seconds
@@ -141,9 +137,7 @@ class Periodic:
         state = db.query("global_state", as_of=wall)
         self._record_operation("query", self._monotonic() - started)
         paused = bool(state) and state[0]["state"] == ExecutionState.PAUSED.value
-        self._decide(
-            None, "sync", None, None, _upkeep.shared_pause, self._machine.ledger, count, paused
-        )
+        self._decide(None, "sync", None, None, self._machine.shared_pause, count, paused)
 
     def _request_sync(self, wall: Callable[[], datetime]) -> None:
         """Wake the sync thread (started on first use); never waits for the query."""

@@ -32,20 +32,16 @@ import fcntl
 import logging
 import os
 import threading
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from ..base._errors import InvalidInputError, ManagerClosedError
 from ..base._models import ExecutionState, StepResult, check_id, printable
-from ..core._ledger import NO_TRACE
-from ..core._machine import Machine
-from ..core._transitions import is_legal
+from ..core._facts import Fact
 from ..semconv import Cause, EventKind
 from ._tail import stamp
 
-__all__ = ["FACT_MARKERS", "Fact", "NoFlockError", "SharedTurns", "apply_facts", "parse_fact"]
+__all__ = ["FACT_MARKERS", "NoFlockError", "SharedTurns", "parse_fact"]
 
 _log = logging.getLogger("autoheal_otel")
 
@@ -60,22 +56,6 @@ _NOT_TAKEN = {Cause.OPERATOR.value, Cause.FLEET.value}
 
 class NoFlockError(OSError):
     """The data directory's file system has no working ``flock`` (shared decisions need it)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Fact:
-    """One decision another process recorded: a gate, a step result, or a transition."""
-
-    ts: datetime
-    writer: str
-    seq: int
-    kind: str
-    workflow_id: str
-    step_id: str | None
-    result: StepResult | None = None
-    state: ExecutionState | None = None
-    cause: str = ""
-    message: str = ""
 
 
 def parse_fact(writer: str, record: dict[str, Any]) -> Fact | None:
@@ -111,67 +91,6 @@ def parse_fact(writer: str, record: dict[str, Any]) -> Fact | None:
     except (ValueError, TypeError, InvalidInputError):  # no machine could take it: skipped
         return None
     return None
-
-
-def apply_facts(
-    machine: Machine,
-    facts: list[Fact],
-    floor: float,
-    now: float,
-    ts: datetime | None,
-    trace: Any,
-    events: Any,
-) -> None:
-    """Input: other processes' decisions, fed to this machine in their order, unrecorded.
-
-    Each fact is fed at its own time on this process's clock (``now`` less its age), never
-    before ``floor`` (this machine's last input: its windows take times in order) or the
-    previous fact, nor after ``now``. ``trace`` and ``events`` (this turn's) are not used:
-    what a fact makes this machine decide was recorded by the fact's writer. A fact this
-    machine cannot take is skipped and logged; the others are still fed.
-    """
-    del trace, events
-    for fact in sorted(facts, key=lambda f: (f.ts, f.writer, f.seq)):
-        age = (ts - fact.ts).total_seconds() if ts is not None else 0.0
-        at = min(now, max(floor, now - max(0.0, age)))
-        floor = at
-        try:
-            _apply_fact(machine, fact, at)
-        except Exception:  # another writer's record must never stop this machine's turn
-            _log.warning(
-                "autoheal skipped %s's record seq %s", fact.writer, fact.seq, exc_info=True
-            )
-
-
-def _apply_fact(machine: Machine, fact: Fact, at: float) -> None:
-    """Feed one fact (see :func:`apply_facts`)."""
-    if fact.kind == "gate":
-        assert fact.step_id is not None
-        machine.gate(fact.workflow_id, fact.step_id, at, fact.ts, NO_TRACE, None)
-        return
-    if fact.kind == "result":
-        assert fact.step_id is not None and fact.result is not None
-        machine.result(fact.workflow_id, fact.step_id, fact.result, at, fact.ts, NO_TRACE, None)
-        return
-    ledger = machine.ledger
-    wf = ledger.workflow(fact.workflow_id, at, fact.ts, NO_TRACE, None)
-    target = fact.state
-    assert target is not None
-    if wf.state is target:
-        return  # this machine decided the same by itself
-    cause = Cause(fact.cause)
-    if not is_legal(wf.state, target, cause):
-        _log.warning(
-            "autoheal cannot take over %s's transition of %r from %s to %s (%s)",
-            fact.writer,
-            fact.workflow_id,
-            wf.state.value,
-            target.value,
-            cause.value,
-        )
-        return
-    message = fact.message or f"taken over from {fact.writer}"
-    ledger.move(wf, target, cause, at, fact.ts, NO_TRACE, None, "taken_over", message)
 
 
 class SharedTurns:

@@ -1,0 +1,122 @@
+"""Other processes' decisions on the same data directory, fed to this machine (shared decisions).
+
+Under ``audit.shared_decisions`` every process's turn first feeds its machine what the others
+recorded since its last turn (:mod:`~autoheal_otel.runtime._shared` reads them): their gates
+and results as if they were its own, unrecorded (their writer recorded them), and their
+automatic transitions taken over when this machine did not reach the same state by itself.
+Pure: the machine is fed values; what the process's log should say is returned.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from ..base._models import ExecutionState, StepResult
+from ..semconv import Cause
+from ._ledger import NO_TRACE, Events, Ledger, Trace
+from ._transitions import is_legal
+
+__all__ = ["Fact", "Fed", "apply_facts"]
+
+
+class Fed(Protocol):
+    """What the catch-up feeds: the machine's two hook inputs and its ledger."""
+
+    ledger: Ledger
+
+    def gate(
+        self,
+        workflow_id: str,
+        step_id: str,
+        now: float,
+        ts: datetime | None,
+        trace: Trace,
+        events: Events,
+    ) -> tuple[bool, str]: ...
+
+    def result(
+        self,
+        workflow_id: str,
+        step_id: str,
+        result: StepResult,
+        now: float,
+        ts: datetime | None,
+        trace: Trace,
+        events: Events,
+    ) -> Any: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Fact:
+    """One decision another process recorded: a gate, a step result, or a transition."""
+
+    ts: datetime
+    writer: str
+    seq: int
+    kind: str
+    workflow_id: str
+    step_id: str | None
+    result: StepResult | None = None
+    state: ExecutionState | None = None
+    cause: str = ""
+    message: str = ""
+
+
+def apply_facts(
+    machine: Fed,
+    facts: list[Fact],
+    floor: float,
+    now: float,
+    ts: datetime | None,
+    trace: Any,
+    events: Any,
+) -> list[str]:
+    """Input: other processes' decisions, fed to this machine in their order, unrecorded.
+
+    Each fact is fed at its own time on this process's clock (``now`` less its age), never
+    before ``floor`` (this machine's last input: its windows take times in order) or the
+    previous fact, nor after ``now``. ``trace`` and ``events`` (this turn's) are not used:
+    what a fact makes this machine decide was recorded by the fact's writer. A fact this
+    machine cannot take is skipped, and said in the returned warnings (for the process's log);
+    the others are still fed.
+    """
+    del trace, events
+    warnings: list[str] = []
+    for fact in sorted(facts, key=lambda f: (f.ts, f.writer, f.seq)):
+        age = (ts - fact.ts).total_seconds() if ts is not None else 0.0
+        at = min(now, max(floor, now - max(0.0, age)))
+        floor = at
+        try:
+            _apply_fact(machine, fact, at, warnings)
+        except Exception as exc:  # another writer's record must never stop this machine's turn
+            warnings.append(f"autoheal skipped {fact.writer}'s record seq {fact.seq}: {exc!r}")
+    return warnings
+
+
+def _apply_fact(machine: Fed, fact: Fact, at: float, warnings: list[str]) -> None:
+    """Feed one fact (see :func:`apply_facts`)."""
+    if fact.kind == "gate":
+        assert fact.step_id is not None
+        machine.gate(fact.workflow_id, fact.step_id, at, fact.ts, NO_TRACE, None)
+        return
+    if fact.kind == "result":
+        assert fact.step_id is not None and fact.result is not None
+        machine.result(fact.workflow_id, fact.step_id, fact.result, at, fact.ts, NO_TRACE, None)
+        return
+    ledger = machine.ledger
+    wf = ledger.workflow(fact.workflow_id, at, fact.ts, NO_TRACE, None)
+    target = fact.state
+    assert target is not None
+    if wf.state is target:
+        return  # this machine decided the same by itself
+    cause = Cause(fact.cause)
+    if not is_legal(wf.state, target, cause):
+        warnings.append(
+            f"autoheal cannot take over {fact.writer}'s transition of {fact.workflow_id!r} "
+            f"from {wf.state.value} to {target.value} ({cause.value})"
+        )
+        return
+    message = fact.message or f"taken over from {fact.writer}"
+    ledger.move(wf, target, cause, at, fact.ts, NO_TRACE, None, "taken_over", message)

@@ -1,0 +1,246 @@
+"""The machine's inputs from outside the hooks, as methods: each one delegates to its rule module.
+
+:class:`~autoheal_otel.core._machine.Machine` takes these from :class:`Inputs`, so a
+collaborator changes the machine's state only by handing one of its methods to the manager's
+one input path (``decide(..., machine.activate, version, ...)``), never by passing the ledger
+around. The rules stay functions over the ledger, each in the module of its concern:
+:mod:`~autoheal_otel.core._upkeep` (activation, policy, sessions, the shared pause, restart),
+:mod:`~autoheal_otel.core._fleet_inputs` (the fleet's decisions),
+:mod:`~autoheal_otel.core._calibration` and :mod:`~autoheal_otel.core._checkpoint`. Like every
+input they take ``now``, ``ts``, ``trace`` and ``events`` last (see the machine's module).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from ..base._fleet_event import FleetEvent
+from ..policy._config import PolicyConfig
+from ..semconv import Reason
+from . import _calibration, _checkpoint, _fleet_inputs, _labels, _moves, _upkeep
+from ._ledger import Events, Ledger, Trace
+from ._versions import Restore
+
+__all__ = ["Inputs"]
+
+
+class Inputs:
+    """The machine's inputs from outside the hooks (see the module)."""
+
+    ledger: Ledger
+
+    def activate(
+        self,
+        workflow_id: str | None,
+        version: str,
+        reason: str,
+        actor: str,
+        now: float,
+        ts: datetime | None,
+        trace: Trace,
+        events: Events,
+    ) -> None:
+        """Input: an artifact version became active for one workflow (or, None, for all). (:func:`~autoheal_otel.core._upkeep.activate`)."""
+        return _upkeep.activate(
+            self.ledger, workflow_id, version, reason, actor, now, ts, trace, events
+        )
+
+    def change_policy(
+        self,
+        policy: PolicyConfig,
+        source: str,
+        now: float,
+        ts: datetime | None,
+        trace: Trace,
+        events: Events,
+    ) -> None:
+        """Input: a new policy is in force (recorded with the policy itself). (:func:`~autoheal_otel.core._upkeep.change_policy`)."""
+        return _upkeep.change_policy(self.ledger, policy, source, now, ts, trace, events)
+
+    def reject_policy(
+        self,
+        message: str,
+        field: str,
+        source: str,
+        now: float,
+        ts: datetime | None,
+        trace: Trace,
+        events: Events,
+    ) -> None:
+        """Input: a policy edit was invalid; the one in force stays (recorded). (:func:`~autoheal_otel.core._upkeep.reject_policy`)."""
+        return _upkeep.reject_policy(self.ledger, message, field, source, now, ts, trace, events)
+
+    def note_session(
+        self,
+        reason: Reason,
+        message: str,
+        details: Mapping[str, Any],
+        now: float,
+        ts: datetime | None,
+        trace: Trace,
+        events: Events,
+    ) -> None:
+        """Input: a manager started or stopped, or a store was attached (recorded). (:func:`~autoheal_otel.core._upkeep.note_session`)."""
+        return _upkeep.note_session(self.ledger, reason, message, details, now, ts, trace, events)
+
+    def shared_pause(
+        self,
+        count: int,
+        paused_elsewhere: bool,
+        now: float,
+        ts: datetime | None,
+        trace: Trace,
+        events: Events,
+    ) -> None:
+        """Input: the global figures of every writer sharing the data directory. (:func:`~autoheal_otel.core._upkeep.shared_pause`)."""
+        return _upkeep.shared_pause(self.ledger, count, paused_elsewhere, now, ts, trace, events)
+
+    def restore(self, restored: Any, now: float, wall: datetime) -> dict[str, int]:
+        """Input: the state a new manager reads back from the log (the warm restart). (:func:`~autoheal_otel.core._upkeep.restore`)."""
+        return _upkeep.restore(self.ledger, restored, now, wall)
+
+    def restart(
+        self,
+        now: float,
+        policy: PolicyConfig | None,
+        calibration_samples: Iterable[tuple[str, float, bool]],
+        streaks: Mapping[tuple[str, str], tuple[int, int]],
+    ) -> None:
+        """Input: the process restarted here (replay): what a warm restart does not carry. (:func:`~autoheal_otel.core._upkeep.restart`)."""
+        return _upkeep.restart(self.ledger, now, policy, calibration_samples, streaks)
+
+    def fleet_link(
+        self,
+        up: bool,
+        reason: Reason,
+        scopes: Iterable[str],
+        details: dict[str, Any],
+        now: float,
+        ts: datetime | None,
+        trace: Trace,
+        events: Events,
+    ) -> None:
+        """Input: the fleet link came up (the fleet decides ``scopes``) or went down (local). (:func:`~autoheal_otel.core._fleet_inputs.link`)."""
+        return _fleet_inputs.link(self.ledger, up, reason, scopes, details, now, ts, trace, events)
+
+    def fleet_grant_probe(
+        self,
+        workflow_id: str,
+        lease_seconds: float,
+        host: str,
+        now: float,
+        ts: datetime | None,
+        trace: Trace,
+        events: Events,
+    ) -> None:
+        """Input: this host won the fleet's probe lease of a quarantined workflow. (:func:`~autoheal_otel.core._fleet_inputs.grant_probe`)."""
+        return _fleet_inputs.grant_probe(
+            self.ledger, workflow_id, lease_seconds, host, now, ts, trace, events
+        )
+
+    def fleet_apply(
+        self, event: FleetEvent, now: float, ts: datetime | None, trace: Trace, events: Events
+    ) -> bool:
+        """Input: a fleet decision. Returns True when it changed something here. (:func:`~autoheal_otel.core._fleet_inputs.apply`)."""
+        return _fleet_inputs.apply(self.ledger, event, now, ts, trace, events)
+
+    def fleet_rollback(
+        self, event: FleetEvent, now: float, ts: datetime | None, trace: Trace, events: Events
+    ) -> Restore | None:
+        """Input: the fleet rolled a workflow back. Returns the restore to carry out here, if any. (:func:`~autoheal_otel.core._fleet_inputs.rollback`)."""
+        return _fleet_inputs.rollback(self.ledger, event, now, ts, trace, events)
+
+    def fleet_reject(
+        self,
+        entry_id: str,
+        workflow_id: str,
+        why: str,
+        now: float,
+        ts: datetime | None,
+        trace: Trace,
+        events: Events,
+    ) -> None:
+        """Input: a fleet entry this host read is malformed; it is skipped (recorded once). (:func:`~autoheal_otel.core._fleet_inputs.reject`)."""
+        return _fleet_inputs.reject(self.ledger, entry_id, workflow_id, why, now, ts, trace, events)
+
+    def fleet_replay(
+        self,
+        rec: dict[str, Any],
+        details: dict[str, Any],
+        now: float,
+        ts: datetime | None,
+        trace: Trace,
+        events: Events,
+    ) -> None:
+        """Input (replay): feed back a record a fleet input wrote, as the same input. (:func:`~autoheal_otel.core._fleet_inputs.replay_record`)."""
+        return _fleet_inputs.replay_record(self.ledger, rec, details, now, ts, trace, events)
+
+    def configure_calibration(
+        self,
+        overrides: Mapping[str, Any],
+        now: float,
+        ts: datetime | None,
+        trace: Trace,
+        events: Events,
+    ) -> None:
+        """Input: turn calibration on, with ``overrides`` of the policy's section (recorded). (:func:`~autoheal_otel.core._calibration.configure`)."""
+        return _calibration.configure(self.ledger, overrides, now, ts, trace, events)
+
+    def record_checkpoint(
+        self, now: float, ts: datetime | None, trace: Trace, events: Events
+    ) -> int | None:
+        """Input: record a checkpoint of the machine as of now (nothing when nothing is recorded). (:func:`~autoheal_otel.core._checkpoint.record`)."""
+        return _checkpoint.record(self.ledger, now, ts, trace, events)
+
+    def restore_checkpoint(self, data: dict[str, Any], now: float, *, policy: bool = True) -> None:
+        """Put a checkpoint into ``ledger`` (fresh, or to be replaced) as of ``now``. (:func:`~autoheal_otel.core._checkpoint.restore`)."""
+        return _checkpoint.restore(self.ledger, data, now, policy=policy)
+
+    def apply_moves(
+        self,
+        moves: list[_moves.Move],
+        rollbacks: set[tuple[str, str]],
+        now: float,
+        ts: datetime | None,
+        trace: Trace,
+        events: Events,
+    ) -> list[str]:
+        """Input: moves other writers recorded, applied and acknowledged
+        (:func:`~autoheal_otel.core._moves.apply_moves`); returns warnings for the log."""
+        return _moves.apply_moves(self.ledger, moves, rollbacks, now, ts, trace, events)
+
+    def label(
+        self,
+        workflow_id: str,
+        details: Mapping[str, Any],
+        verdict: bool,
+        reason: str,
+        actor: str,
+        now: float,
+        ts: datetime | None,
+        trace: Trace,
+        events: Events,
+    ) -> None:
+        """Input: an operator's label of a recorded stop (:func:`~autoheal_otel.core._labels.record`)."""
+        _labels.record(
+            self.ledger, workflow_id, details, verdict, reason, actor, now, ts, trace, events
+        )
+
+    def lift_global_pause(
+        self, actor: str, reason: str, now: float, ts: datetime | None, trace: Trace, events: Events
+    ) -> None:
+        """Input: the global pause was lifted by itself (a recorded resume replayed; the
+        workflows it released come as their own records)."""
+        self.ledger.clear_global_pause(now, ts, trace, events, actor, reason)
+
+    def note_store(self) -> None:
+        """Input: a versioned store is attached (replay learns it from the log)."""
+        self.ledger.versioned = True
+
+    def new_session(self) -> None:
+        """Input: a new manager starts here (replay): its fleet link is down and it holds no
+        probe lease, as a live manager at its start."""
+        self.ledger.fleet_scopes = frozenset()
+        self.ledger.probe_permits.clear()
