@@ -34,6 +34,15 @@ results = st.builds(
     validated=st.booleans(),
 )
 
+#: Results whose scores also sit exactly on the floors the shortcut test sets.
+boundary_results = st.builds(
+    StepResult,
+    outcome=st.sampled_from(Outcome),
+    confidence=st.none() | st.sampled_from([0.0, 0.3, 0.7, 0.72, 0.75, 0.8, 0.9, 0.99]),
+    second_best=st.none() | st.sampled_from([0.1, 0.65, 0.7, 0.86, 0.95]),
+    validated=st.booleans(),
+)
+
 actions = st.one_of(
     st.tuples(st.just("gate"), st.sampled_from(WORKFLOWS), st.sampled_from(STEPS)),
     st.tuples(st.just("result"), st.sampled_from(WORKFLOWS), st.sampled_from(STEPS), results),
@@ -164,7 +173,7 @@ def test_quarantine_iff_threshold_reached_inside_window(
 
 
 @given(
-    result=results,
+    result=boundary_results,
     degrade_first=st.booleans(),
     strict_running=st.booleans(),
     floor=st.sampled_from([0.0, 0.7, 0.75]),
@@ -172,8 +181,10 @@ def test_quarantine_iff_threshold_reached_inside_window(
 def test_hot_path_shortcut_agrees_with_classify(
     result: StepResult, degrade_first: bool, strict_running: bool, floor: float
 ) -> None:
-    """The manager's inline clean-success test decides exactly like classify() would."""
-    from autoheal_otel.core._breakers import classify
+    """What the manager records for a result is what the policy says, read independently:
+    the failing outcome, then an ambiguous match (strict ambiguity in the state), then a low
+    one."""
+    from autoheal_otel.base._models import OUTCOME_TRIGGER, Trigger
 
     policy = policy_with(
         confidence={"low_confidence_floor": floor}, running={"strict_ambiguity": strict_running}
@@ -185,6 +196,14 @@ def test_hot_path_shortcut_agrees_with_classify(
     state = manager.get_mode("w")
     manager.on_step_result("w", "s", result)
     event = sink.of_kind(EventKind.RESULT)[-1]
-    expected = classify(result, state, policy.for_workflow("w"))
-    assert (event.trigger is None) is expected.clean
-    assert event.signals == expected.signals
+    wp = policy.for_workflow("w")
+    strict = (wp.degraded if state is S.DEGRADED else wp.running).strict_ambiguity
+    conf, second = result.confidence, result.second_best
+    expected = [OUTCOME_TRIGGER[result.outcome]] if result.outcome in OUTCOME_TRIGGER else []
+    margin = wp.confidence.ambiguity_margin
+    if strict and conf is not None and second is not None and conf - second < margin:
+        expected.append(Trigger.AMBIGUOUS_MATCH)
+    if conf is not None and conf < wp.confidence.low_confidence_floor:
+        expected.append(Trigger.LOW_CONFIDENCE)
+    assert (event.trigger is None) is (not expected)
+    assert list(event.signals) == expected

@@ -54,23 +54,25 @@ class Classification:
 CLEAN = Classification(None, (), True, False)
 
 
-def classify(result: StepResult, state: ExecutionState, policy: WorkflowPolicy) -> Classification:
-    """Classify a result under the workflow's effective policy and current state."""
-    conf = policy.confidence
-    confidence = result.confidence
-    low = confidence is not None and confidence < conf.low_confidence_floor
-    strict = (
-        policy.degraded.strict_ambiguity
-        if state is ExecutionState.DEGRADED
-        else policy.running.strict_ambiguity
-    )
-    ambiguous = False
-    if strict and confidence is not None and result.second_best is not None:
-        ambiguous = confidence - result.second_best < conf.ambiguity_margin
-    failing = OUTCOME_TRIGGER.get(result.outcome)
-    if failing is None and not low and not ambiguous:
+def classify(result: StepResult, wf: WorkflowRuntime) -> Classification:
+    """Classify a result under the workflow's settings in its current state.
+
+    Clean when :meth:`WorkflowRuntime.is_clean` says so; otherwise the signals, in order: the
+    failing outcome's trigger, an ambiguous match (strict ambiguity in this state, the margin
+    to the runner-up too small), a low-confidence match (below the floor).
+    """
+    if wf.is_clean(result):
         return CLEAN
+    confidence = result.confidence
+    low = confidence is not None and confidence < wf.floor
+    ambiguous = (
+        wf.strict
+        and confidence is not None
+        and result.second_best is not None
+        and confidence - result.second_best < wf.margin
+    )
     signals: list[Trigger] = []
+    failing = OUTCOME_TRIGGER.get(result.outcome)
     if failing is not None:
         signals.append(failing)
     if ambiguous:
@@ -186,11 +188,30 @@ class WorkflowRuntime:
         self.strict = False
         self.refresh()
 
+    def is_clean(self, result: StepResult) -> bool:
+        """Return True for a clean result in the workflow's state: the one definition.
+
+        A success whose match, if one ran, reaches the low-confidence floor and, where
+        ambiguity is strict in this state, leads its runner-up by the margin.
+        """
+        conf = result.confidence
+        return result.outcome is Outcome.SUCCESS and (
+            conf is None
+            or (
+                conf >= self.floor
+                and (
+                    not self.strict
+                    or result.second_best is None
+                    or conf - result.second_best >= self.margin
+                )
+            )
+        )
+
     def refresh(self) -> None:
-        """Recompute the classification settings cached for the hot path.
+        """Recompute the classification settings for the workflow's state and policy.
 
         Call after every change of ``state`` or ``policy``: ``floor``, ``strict`` and
-        ``margin`` let the manager recognise a clean success without calling :func:`classify`.
+        ``margin`` are what :meth:`is_clean` and :func:`classify` compare with.
         """
         conf = self.policy.confidence
         self.floor = conf.low_confidence_floor

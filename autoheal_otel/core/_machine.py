@@ -147,21 +147,7 @@ class Machine(Inputs):
         wf.executions += 1
         state = wf.state
         conf = result.confidence
-        # Inline test for the common case (a clean success); classify() decides the rest.
-        if result.outcome is SUCCESS and (
-            conf is None
-            or (
-                conf >= wf.floor
-                and (
-                    not wf.strict
-                    or result.second_best is None
-                    or conf - result.second_best >= wf.margin
-                )
-            )
-        ):
-            c = br.CLEAN
-        else:
-            c = br.classify(result, state, wf.policy)
+        c = br.CLEAN if wf.is_clean(result) else br.classify(result, wf)
         if events is not None:
             if c.clean and state is RUNNING:
                 # The common decision: a repetition of this step's clean result.
