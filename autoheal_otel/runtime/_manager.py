@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
 from ..base._clock import Clock
-from ..base._errors import InvalidInputError, LearningFrozenError, PolicyError
+from ..base._errors import InvalidInputError, LearningFrozenError
 from ..base._events import EventSink
 from ..base._models import (
     EffectiveSettings,
@@ -28,12 +27,11 @@ from ..core._calibrator import Calibration
 from ..core._report import StatusReport, effective_settings
 from ..policy._config import PolicyConfig
 from ..semconv import SPAN_FORCE, SPAN_GATE, SPAN_RESULT
-from ..sinks.jsonl import JsonlAuditSink
-from ..sinks.sqlite import SuccessStore
 from ..versioning import VersionedStore
 from ._build import assemble
 from ._checkpointer import write_checkpoint
 from ._data_dir import coerce_state, state_info
+from ._parts_view import PartsView
 from ._step import StepGuard, guard_decorator
 
 if TYPE_CHECKING:
@@ -41,14 +39,13 @@ if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
     from opentelemetry.trace import TracerProvider
 
-    from ..fleet import FleetLink
 
 __all__ = ["AutoHealManager"]
 
 RUNNING = ExecutionState.RUNNING
 
 
-class AutoHealManager:
+class AutoHealManager(PartsView):
     """Decide, per step, whether a workflow continues, continues carefully, or stops.
 
     Args:
@@ -278,61 +275,6 @@ class AutoHealManager:
 
     # -- read-only views -------------------------------------------------------------------
 
-    @property
-    def policy(self) -> PolicyConfig:
-        """Return the policy in force."""
-        return self._machine.policy
-
-    @property
-    def clock(self) -> Clock:
-        """Return the injected clock."""
-        return self._parts.clock
-
-    @property
-    def writer(self) -> str:
-        """Return this process's writer id in the audit log."""
-        return self._parts.writer
-
-    @property
-    def data_dir(self) -> Path | None:
-        """Return the data directory (None: memory only)."""
-        return self._parts.data_dir
-
-    @property
-    def read_only(self) -> bool:
-        """Return True when the manager writes nothing (``read_only=True``)."""
-        return self._parts.read_only
-
-    @property
-    def store(self) -> VersionedStore | None:
-        """Return the attached versioned store, if any."""
-        return self._artifacts.store
-
-    @property
-    def audit(self) -> JsonlAuditSink | None:
-        """Return the JSONL audit sink (None without a writable data directory)."""
-        return self._parts.audit
-
-    @property
-    def success_store(self) -> SuccessStore | None:
-        """Return the SQLite success store (None without a writable data directory)."""
-        return self._parts.success_store
-
-    @property
-    def last_policy_error(self) -> PolicyError | None:
-        """Return why the last policy edit was rejected (None after a good one)."""
-        return self._periodic.last_error
-
-    @property
-    def fleet(self) -> FleetLink | None:
-        """Return the fleet link (None with the fleet off): status, fleet-wide moves."""
-        return self._parts.fleet
-
-    @property
-    def meter(self) -> Any:
-        """Return the OpenTelemetry meter integrations record with (None without one)."""
-        return self._parts.telemetry.meter
-
     def set_threshold_provider(self, provider: Callable[[], dict[str, float]] | None) -> None:
         """Take per-method thresholds from ``provider`` instead of the recorded calibration."""
         self._threshold_provider = provider
@@ -415,26 +357,6 @@ class AutoHealManager:
         self._decide(
             None, "label", workflow_id, None, feed, workflow_id, details, verdict, reason, actor
         )
-
-    def run_background(self, job: str) -> int:
-        """Do one turn of a background job now, on this thread, and return what it did.
-
-        The manager runs these on threads of its own; a test, or a host that wants one done
-        before it goes on, calls this instead of waiting: ``"follow"`` (apply other writers'
-        moves; returns how many), ``"checkpoint"`` (record one if due; 1 or 0),
-        ``"compaction"`` (compact closed segments; how many), ``"retention"`` (measure the
-        disk, run retention if due; 1) and ``"sync"`` (wait up to 30 s for a due sync of the
-        shared global figures; 1 when done). A job this manager does not run returns 0
-        (:meth:`background_jobs` lists those it runs).
-
-        Raises:
-            InvalidInputError: no job has that name.
-        """
-        return self._parts.run_background(job)
-
-    def background_jobs(self) -> list[str]:
-        """Return the background jobs this manager runs on threads of their own."""
-        return self._parts.jobs()
 
     def flush(self) -> None:
         """Hand every queued event to the sinks and flush them."""
