@@ -335,10 +335,10 @@ def assemble(
     # failures and follows the fleet's decisions on threads of its own.
     fleet = None
     if config.fleet.enabled and not read_only:
-        link_parts = (machine, decide, lock, monotonic)
         fleet = build_fleet(
-            config.fleet, link_parts, telemetry.meter, publisher, artifacts.carry_out
-        )
+            config.fleet, publisher, machine=machine, decide=decide, lock=lock,
+            monotonic=monotonic, meter=telemetry.meter, carry_out=artifacts.carry_out,
+        )  # fmt: skip
     disk, retention = start_retention(data_dir, machine, decide, read_only, clock, telemetry.meter)
     return Parts(
         clock,

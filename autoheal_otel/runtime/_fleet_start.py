@@ -24,12 +24,16 @@ __all__ = ["build_fleet"]
 
 def build_fleet(
     policy: FleetPolicy,
-    parts: tuple[Machine, Callable[..., Any], threading.Lock, Callable[[], float]],
-    meter: Any,
     publisher: Publisher,
+    *,
+    machine: Machine,
+    decide: Callable[..., Any],
+    lock: threading.Lock,
+    monotonic: Callable[[], float],
+    meter: Any,
     carry_out: Callable[[Any], None] | None = None,
 ) -> FleetLink:
-    """Build the link and register it as a sink; :meth:`FleetLink.start` starts its threads.
+    """Build the link and register it with ``publisher`` as a sink; :meth:`FleetLink.start` starts its threads.
 
     The manager starts them after its session start is recorded: a replay resets the link at
     each session start, so the link's first record (``fleet.connected``) must come after it.
@@ -46,7 +50,6 @@ def build_fleet(
         raise InvalidInputError(
             "fleet.enabled", True, "needs the fleet extra: pip install 'autoheal-otel[fleet]'"
         ) from exc
-    machine, decide, lock, monotonic = parts
     link = FleetLink(machine, decide, lock, monotonic, policy, meter, carry_out)
     publisher.add(link)
     return link
