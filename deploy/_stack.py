@@ -26,8 +26,7 @@ import yaml
 
 from autoheal_otel import PolicyConfig
 from autoheal_otel.analytics._columns import AUDIT_COLUMNS
-from tests.redis_support import DeployedRedis, _free_port
-from tests.tls_support import Certs
+from deploy.aids import Certs, DeployedRedis, _free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent

@@ -44,8 +44,7 @@ from _stack import (
     write_policy,
 )
 
-from tests.redis_support import DeployedRedis
-from tests.tls_support import make_certs
+from deploy.aids import DeployedRedis, MissingTool, make_certs
 
 PAUSE_ALERT = "AutohealGlobalPause"
 HOSTS = ("robot-1", "robot-2", "robot-3")
@@ -280,6 +279,9 @@ def main() -> int:
     except CheckFailed as exc:
         log.say(f"FAILED: {exc} (work folder kept: {root})")
         return 1
+    except MissingTool as exc:
+        log.say(f"cannot run: {exc}")
+        return 2
     except BaseException:
         print(f"work folder kept: {root}", file=sys.stderr)
         raise
