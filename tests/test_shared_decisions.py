@@ -9,7 +9,7 @@ they wrote replays to the same decisions.
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -343,3 +343,25 @@ def test_the_follower_looks_without_the_lock_until_a_file_grew(tmp_path: Path) -
     assert tail.grew()
     tail.read()
     assert not tail.grew()
+
+
+def test_a_look_on_demand_under_shared_decisions_takes_one_turn(tmp_path: Path) -> None:
+    """Regression: run_background("follow") read other writers' decisions outside a turn, and
+    the catch-up their feeding started read again under the same lock: it hung for good."""
+    import threading
+
+    clock = FakeClock(start=datetime.now(UTC))
+    a = AutoHealManager(data_dir=tmp_path, clock=clock, shared_decisions=True)
+    b = AutoHealManager(data_dir=tmp_path, clock=clock, shared_decisions=True)
+    b.should_execute_step("w", "s")
+    b.on_step_result("w", "s", StepResult(outcome=Outcome.ERROR))
+    done: list[int] = []
+    look = threading.Thread(target=lambda: done.append(a.run_background("follow")), daemon=True)
+    look.start()
+    look.join(30)
+    # (a hung look holds the directory's lock: closing either manager would hang too)
+    assert not look.is_alive(), "the look on demand hung"
+    assert done == [0]  # a gate and a result are decisions to take, not moves
+    assert a.get_status_report().workflows["w"].failures == 1  # b's failure, taken in
+    a.close()
+    b.close()

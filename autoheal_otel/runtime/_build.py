@@ -125,7 +125,7 @@ class Parts:
         if job not in BACKGROUND_JOBS:
             raise InvalidInputError("job", job, f"must be one of {', '.join(BACKGROUND_JOBS)}")
         if job == "follow":
-            return self.follower.poll() if self.follower is not None else 0
+            return self.follower.look_now() if self.follower is not None else 0
         if job == "checkpoint":
             return int(self.checkpointer.look()) if self.checkpointer is not None else 0
         if job == "compaction":

@@ -6,7 +6,7 @@ every running manager on the same data directory applies it. :class:`Follower` r
 of its own (never a hook's) that reads, every ``audit.follow_interval_seconds`` of real time,
 the lines other writers appended since its last look (:class:`~autoheal_otel.runtime._tail.SegmentTail`: appended
 bytes only, no query), turns the moves among them into :class:`Move` values and feeds them to
-the machine through the manager's one input path (:func:`apply_moves`), which records one
+the machine through the manager's one input path (:func:`~autoheal_otel.core._moves.apply_moves`), which records one
 ``ack`` per move: this writer applied it (or already was there, or could not take that edge).
 
 Invariants: a move is applied once per process (each line is read once; the segments that
@@ -161,21 +161,27 @@ class Follower:
         feed_facts(run)
         return 0
 
-    def _look(self) -> None:
-        """One look of the thread: under shared decisions, inside a turn (others may not take
-        theirs meanwhile) when some file grew; it reads whatever the counter says (a CLI
-        takes no turns)."""
+    def look_now(self) -> int:
+        """Look now, on the caller's thread, as the thread does; return the moves found.
+
+        Under shared decisions the look is one turn (others may not take theirs meanwhile),
+        so what it feeds does not start a catch-up of its own (which would read again).
+        """
         if self._shared is None:
-            self.poll()
-            return
-        if not self.tail.grew():
-            return  # nothing new anywhere: the hooks' turns are not held up by a lock taken
+            return self.poll()
         turns = self._shared[2]
         turns.begin()
         try:
-            self.poll()
+            return self.poll()
         finally:
             turns.end()
+
+    def _look(self) -> None:
+        """One look of the thread: under shared decisions only when some file grew (it reads
+        whatever the counter says: a CLI takes no turns)."""
+        if self._shared is not None and not self.tail.grew():
+            return  # nothing new anywhere: the hooks' turns are not held up by a lock taken
+        self.look_now()
 
     def _run(self) -> None:
         # allowed: the follower's own thread waits between looks; no hook ever waits here.
