@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from ..base._models import ExecutionState, StepResult
 from ..semconv import Cause
-from ._ledger import NO_TRACE, Events, Ledger, Trace
+from ._ledger import NO_TRACE, Events, Ledger, Notes, Trace
 from ._transitions import is_legal
 
 __all__ = ["Fact", "Fed", "apply_facts"]
@@ -68,34 +68,33 @@ def apply_facts(
     machine: Fed,
     facts: list[Fact],
     floor: float,
+    notes: Notes,
     now: float,
     ts: datetime | None,
     trace: Any,
     events: Any,
-) -> list[str]:
+) -> None:
     """Input: other processes' decisions, fed to this machine in their order, unrecorded.
 
     Each fact is fed at its own time on this process's clock (``now`` less its age), never
     before ``floor`` (this machine's last input: its windows take times in order) or the
     previous fact, nor after ``now``. ``trace`` and ``events`` (this turn's) are not used:
     what a fact makes this machine decide was recorded by the fact's writer. A fact this
-    machine cannot take is skipped, and said in the returned warnings (for the process's log);
-    the others are still fed.
+    machine cannot take is skipped, and said in ``notes`` (for the process's log, with the
+    exception when one was raised); the others are still fed.
     """
     del trace, events
-    warnings: list[str] = []
     for fact in sorted(facts, key=lambda f: (f.ts, f.writer, f.seq)):
         age = (ts - fact.ts).total_seconds() if ts is not None else 0.0
         at = min(now, max(floor, now - max(0.0, age)))
         floor = at
         try:
-            _apply_fact(machine, fact, at, warnings)
+            _apply_fact(machine, fact, at, notes)
         except Exception as exc:  # another writer's record must never stop this machine's turn
-            warnings.append(f"autoheal skipped {fact.writer}'s record seq {fact.seq}: {exc!r}")
-    return warnings
+            notes.append((f"autoheal skipped {fact.writer}'s record seq {fact.seq}", exc))
 
 
-def _apply_fact(machine: Fed, fact: Fact, at: float, warnings: list[str]) -> None:
+def _apply_fact(machine: Fed, fact: Fact, at: float, notes: Notes) -> None:
     """Feed one fact (see :func:`apply_facts`)."""
     if fact.kind == "gate":
         assert fact.step_id is not None
@@ -113,10 +112,11 @@ def _apply_fact(machine: Fed, fact: Fact, at: float, warnings: list[str]) -> Non
         return  # this machine decided the same by itself
     cause = Cause(fact.cause)
     if not is_legal(wf.state, target, cause):
-        warnings.append(
+        notes.append((
             f"autoheal cannot take over {fact.writer}'s transition of {fact.workflow_id!r} "
-            f"from {wf.state.value} to {target.value} ({cause.value})"
-        )
+            f"from {wf.state.value} to {target.value} ({cause.value})",
+            None,
+        ))  # fmt: skip
         return
     message = fact.message or f"taken over from {fact.writer}"
     ledger.move(wf, target, cause, at, fact.ts, NO_TRACE, None, "taken_over", message)

@@ -20,7 +20,7 @@ from ..base._fleet_event import FleetEvent
 from ..policy._config import PolicyConfig
 from ..semconv import Reason
 from . import _calibration, _checkpoint, _fleet_inputs, _labels, _moves, _upkeep
-from ._ledger import Events, Ledger, Trace
+from ._ledger import Events, Ledger, Notes, Trace
 from ._versions import Restore
 
 __all__ = ["Inputs"]
@@ -202,14 +202,15 @@ class Inputs:
         self,
         moves: list[_moves.Move],
         rollbacks: set[tuple[str, str]],
+        notes: Notes,
         now: float,
         ts: datetime | None,
         trace: Trace,
         events: Events,
-    ) -> list[str]:
+    ) -> None:
         """Input: moves other writers recorded, applied and acknowledged
-        (:func:`~autoheal_otel.core._moves.apply_moves`); returns warnings for the log."""
-        return _moves.apply_moves(self.ledger, moves, rollbacks, now, ts, trace, events)
+        (:func:`~autoheal_otel.core._moves.apply_moves`); what to log goes to ``notes``."""
+        _moves.apply_moves(self.ledger, moves, rollbacks, notes, now, ts, trace, events)
 
     def label(
         self,

@@ -23,7 +23,7 @@ from . import _breakers as br
 from ._calibrator import Calibrator
 from ._transitions import Reset, edge
 
-__all__ = ["NO_TRACE", "Events", "Ledger", "Trace"]
+__all__ = ["NO_TRACE", "Events", "Ledger", "Notes", "Trace"]
 
 RUNNING = ExecutionState.RUNNING
 DEGRADED = ExecutionState.DEGRADED
@@ -35,6 +35,10 @@ Events = list[DecisionEvent] | None
 #: The (trace_id, span_id) of the span an input belongs to, in hex.
 Trace = tuple[str | None, str | None]
 NO_TRACE: Trace = (None, None)
+#: What an input says for the process's log: (message, the exception that caused it, if any).
+#: The caller owns the list and logs it even when the input raised part-way (the core does no
+#: I/O, logging included).
+Notes = list[tuple[str, BaseException | None]]
 
 
 class Ledger:

@@ -37,7 +37,7 @@ from . import _breakers as br
 from . import _calibration, _probe, _versions
 from ._facts import Fact, apply_facts
 from ._inputs import Inputs
-from ._ledger import Events, Ledger, Trace
+from ._ledger import Events, Ledger, Notes, Trace
 from ._versions import Action, MarkKnownGood, Restore
 from ._windows import SlidingWindow
 
@@ -289,12 +289,12 @@ class Machine(Inputs):
         )
 
     def take_facts(
-        self, facts: list[Fact], floor: float, now: float, ts: datetime | None, trace: Trace,
-        events: Events,
-    ) -> list[str]:  # fmt: skip
+        self, facts: list[Fact], floor: float, notes: Notes, now: float, ts: datetime | None,
+        trace: Trace, events: Events,
+    ) -> None:  # fmt: skip
         """Input: other processes' decisions (shared decisions), fed in their order, unrecorded
-        (:func:`~autoheal_otel.core._facts.apply_facts`); returns warnings for the log."""
-        return apply_facts(self, facts, floor, now, ts, trace, events)
+        (:func:`~autoheal_otel.core._facts.apply_facts`); what to log goes to ``notes``."""
+        apply_facts(self, facts, floor, notes, now, ts, trace, events)
 
     def _count_failure(
         self,

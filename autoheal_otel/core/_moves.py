@@ -17,7 +17,7 @@ from datetime import datetime
 from ..base._models import ExecutionState
 from ..semconv import Cause, EventKind, Reason, Rule
 from . import _upkeep
-from ._ledger import NO_TRACE, Events, Ledger, Trace
+from ._ledger import NO_TRACE, Events, Ledger, Notes, Trace
 from ._transitions import is_legal
 
 __all__ = ["Move", "apply_moves"]
@@ -46,11 +46,12 @@ def apply_moves(
     ledger: Ledger,
     moves: list[Move],
     rollbacks: set[tuple[str, str]],
+    notes: Notes,
     now: float,
     ts: datetime | None,
     trace: Trace,
     events: Events,
-) -> list[str]:
+) -> None:
     """Input: moves other writers recorded; apply each and record an ack for it.
 
     The transition itself is not recorded again (its writer's record is the audit entry,
@@ -58,13 +59,12 @@ def apply_moves(
     ``move.already`` (nothing to do) or ``move.refused`` (no such edge from this process's
     state). ``rollbacks`` holds the (writer, workflow) pairs whose operator rollback this
     process followed: only their restore results are followed (the writer did the restore).
-    Returns what the process's log should say (moves refused for want of an edge).
+    What the process's log should say (a move refused for want of an edge) goes to ``notes``.
     """
-    warnings: list[str] = []
     for move in moves:
         wf = ledger.workflow(move.workflow_id, now, ts, trace, events) if move.workflow_id else None
         previous = wf.state if wf is not None else None
-        outcome = _apply(ledger, move, rollbacks, now, warnings)
+        outcome = _apply(ledger, move, rollbacks, now, notes)
         if outcome is None:
             continue
         if events is not None:
@@ -91,11 +91,10 @@ def apply_moves(
                     "lag_s": round((ledger.wall(now, ts) - move.ts).total_seconds(), 6),
                 },
             )
-    return warnings
 
 
 def _apply(
-    ledger: Ledger, move: Move, rollbacks: set[tuple[str, str]], now: float, warnings: list[str]
+    ledger: Ledger, move: Move, rollbacks: set[tuple[str, str]], now: float, notes: Notes
 ) -> Reason | None:
     """Apply one move unrecorded; return the ack's reason (None: not this process's to ack)."""
     ts = move.ts
@@ -131,9 +130,12 @@ def _apply(
     if wf.state is target:
         return Reason.MOVE_ALREADY
     if not is_legal(wf.state, target, Cause.OPERATOR):
-        warnings.append(
-            f"autoheal cannot apply {move.writer}'s move of {move.workflow_id!r} from "
-            f"{wf.state.value} to {target.value}: not an operator edge"
+        notes.append(
+            (
+                f"autoheal cannot apply {move.writer}'s move of {move.workflow_id!r} from "
+                f"{wf.state.value} to {target.value}: not an operator edge",
+                None,
+            )
         )
         return Reason.MOVE_REFUSED
     ledger.operator_move(wf, target, move.reason, move.actor, now, ts, NO_TRACE, None)

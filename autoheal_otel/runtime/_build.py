@@ -22,6 +22,7 @@ from ..base._errors import InvalidInputError, PolicyError
 from ..base._events import EventSink
 from ..base._fs import folder_inside
 from ..core._facts import Fact
+from ..core._ledger import Notes
 from ..core._machine import Machine
 from ..core._moves import Move
 from ..core._report import StatusReport, build_report
@@ -227,10 +228,10 @@ _log = logging.getLogger("autoheal_otel")
 BACKGROUND_JOBS = ("follow", "checkpoint", "compaction", "retention", "sync")
 
 
-def _log_all(warnings: list[str]) -> None:
-    """Write what an input returned for the process's log (it logs nothing itself)."""
-    for warning in warnings:
-        _log.warning("%s", warning)
+def _log_all(notes: Notes) -> None:
+    """Write what an input noted for the process's log (the core logs nothing itself)."""
+    for message, exc in notes:
+        _log.warning("%s", message, exc_info=exc)
 
 
 def _checkpointer(
@@ -279,11 +280,21 @@ def assemble(
     shared: SharedTurns | None = None
 
     def follow(moves: list[Move]) -> None:
-        _log_all(scaffold.decide(None, "follow", None, None, machine.apply_moves, moves, rollbacks))
+        notes: Notes = []
+        try:
+            scaffold.decide(
+                None, "follow", None, None, machine.apply_moves, moves, rollbacks, notes
+            )
+        finally:
+            _log_all(notes)  # (an input that raised part-way still said what it did)
 
     def take_over(facts: list[Fact]) -> None:
         floor = scaffold.last[0]  # this machine's last input: facts are fed after it
-        _log_all(scaffold.decide(None, "catch_up", None, None, machine.take_facts, facts, floor))
+        notes: Notes = []
+        try:
+            scaffold.decide(None, "catch_up", None, None, machine.take_facts, facts, floor, notes)
+        finally:
+            _log_all(notes)
 
     if data_dir is not None and not read_only:
         if config.audit.shared_decisions if shared_decisions is None else shared_decisions:
