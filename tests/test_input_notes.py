@@ -62,3 +62,25 @@ def test_the_runtime_logs_each_note_with_its_exception(caplog: pytest.LogCapture
     assert [r.getMessage() for r in caplog.records] == ["first", "second"]
     assert caplog.records[0].exc_info is None
     assert caplog.records[1].exc_info is not None and caplog.records[1].exc_info[0] is ValueError
+
+
+@pytest.mark.parametrize(
+    ("args", "field"),
+    [
+        (("bad\x07id", {}, True, "why", "ann"), "workflow_id"),
+        (("w" * 300, {}, True, "why", "ann"), "workflow_id"),
+        (("wf", {}, "yes", "why", "ann"), "verdict"),
+        (("wf", {"seq": object()}, True, "why", "ann"), "details"),
+        (("wf", {1: "x"}, True, "why", "ann"), "details"),
+        (("wf", {}, True, "", "ann"), "reason"),
+    ],
+)
+def test_a_label_with_an_unusable_argument_is_refused_naming_it(
+    args: tuple[object, ...], field: str
+) -> None:
+    from autoheal_otel import AutoHealManager
+
+    with AutoHealManager() as manager:
+        with pytest.raises(InvalidInputError) as caught:
+            manager.label_transition(*args)  # type: ignore[arg-type]
+        assert caught.value.field == field

@@ -21,7 +21,6 @@ from typing import Any
 
 from ..analytics import AuditAnalytics
 from ..base._errors import InvalidInputError
-from ..base._models import check_text
 from ..runtime._manager import AutoHealManager
 
 __all__ = ["Label", "find_transition", "label_rows", "record_label"]
@@ -114,7 +113,6 @@ def record_label(
     Raises:
         InvalidInputError: ``reason`` or ``actor`` is not usable operator text.
     """
-    check_text(reason=reason, actor=actor)
     details = {
         "transition_writer": str(transition["writer"]),
         "transition_seq": int(transition["seq"]),

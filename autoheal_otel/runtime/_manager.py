@@ -7,6 +7,7 @@ machine's follow-up action. Composition only: the parts do the work.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Self
@@ -351,8 +352,20 @@ class AutoHealManager(PartsView):
         """Record an operator's label of a recorded stop (``autoheal label``; the lab reads it).
 
         ``details`` names the transition (its writer and seq). No gate or rule reads a label.
+
+        Raises:
+            InvalidInputError: an argument is unusable (the field and value are named).
         """
+        check_id("workflow_id", workflow_id)
         check_text(reason=reason, actor=actor)
+        if not isinstance(verdict, bool):
+            raise InvalidInputError("verdict", verdict, "must be true or false")
+        if not isinstance(details, Mapping) or not all(isinstance(k, str) for k in details):
+            raise InvalidInputError("details", details, "must be a mapping with text keys")
+        try:
+            json.dumps(dict(details))
+        except (TypeError, ValueError) as exc:
+            raise InvalidInputError("details", details, f"must be JSON-ready ({exc})") from exc
         feed = self._machine.label
         self._decide(
             None, "label", workflow_id, None, feed, workflow_id, details, verdict, reason, actor
