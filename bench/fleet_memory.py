@@ -70,7 +70,7 @@ def measure(failures: int, window_s: float, port: int) -> tuple[int, int]:
         fleet = FleetPolicy(url=f"redis://127.0.0.1:{port}/0", timeout_seconds=5.0)
         store = FleetStore(fleet)
         info = redis.Redis(port=port)
-        store.ship([], 0, int(window_s * 1000), 2)  # the scripts loaded, the namespace started
+        store.ship([], 0, window_s, 2)  # the scripts loaded, the namespace started
         used0, aof0 = int(info.info("memory")["used_memory"]), _aof_bytes(folder)
         queue = [
             (f"robot-{i % HOSTS:02d}/robot-{i % HOSTS:02d}.{4000 + i % HOSTS}.a1b2c3/{i}",

@@ -24,7 +24,7 @@ def test_the_rule_fires_at_its_threshold_and_when_forced() -> None:
     assert forced is not None and forced.count == 3
     assert rule.quarantine_firing(1) is None
     assert rule.quarantine_firing(2) is not None
-    assert rule.redis_args() == (3, 60_000)
+    assert rule.redis_args() == (3, 60.0)
 
 
 @settings(

@@ -141,11 +141,11 @@ def workflow_rule(wf: WorkflowRuntime, now: float) -> RuleFiring | None:
     return None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class GlobalRule:
     """The global rule, once: the only place its thresholds are compared.
 
-    The machine asks it on every counted failure and new quarantine, the shared-directory
+    The machine asks it on every result that is not clean, the shared-directory
     upkeep asks it with every writer's count, and the fleet's Redis script takes its numbers
     from :meth:`redis_args` (a test holds the script's verdict equal to this one).
     """
@@ -191,10 +191,10 @@ class GlobalRule:
             self.quarantined_threshold,
         )
 
-    def redis_args(self) -> tuple[int, int]:
-        """Return the failure threshold and the window in milliseconds, as the fleet's script
-        takes them (it compares ``count >= threshold`` as :meth:`window_firing` does)."""
-        return self.failure_threshold, int(self.window_seconds * 1000)
+    def redis_args(self) -> tuple[int, float]:
+        """Return the failure threshold and the window in seconds, as the fleet's store takes
+        them (its script compares ``count >= threshold`` as :meth:`window_firing` does)."""
+        return self.failure_threshold, self.window_seconds
 
 
 def global_rule(

@@ -223,7 +223,7 @@ class FleetLink:
         store.ping()
         self._epoch = store.epoch(secrets.token_hex(8))
         # A heartbeat first: an ACL refusing the scripts fails here, not connect/disconnect pairs.
-        store.ship([], 0, 0, self.policy.min_hosts, (), self._epoch)
+        store.ship([], 0, 0.0, self.policy.min_hosts, (), self._epoch)
         last_id = store.last_event_id()
         snapshot, rejected = store.snapshot()
         self._reject(rejected)

@@ -173,14 +173,14 @@ class FleetStore:
         self,
         items: Sequence[Item],
         global_threshold: int,
-        global_window_ms: int,
+        global_window_s: float,
         min_hosts: int,
         known: Sequence[str] = (),
         epoch: str = "",
     ) -> tuple[int, int, list[str]]:
         """Add failures to the fleet windows; return (added, added globally, new event ids).
 
-        ``global_threshold`` and ``global_window_ms``: the global rule's numbers
+        ``global_threshold`` and ``global_window_s``: the global rule's numbers
         (:meth:`~autoheal_otel.core._breakers.GlobalRule.redis_args`), which the script
         compares as the machine does.
 
@@ -197,7 +197,7 @@ class FleetStore:
         added, gadded, ids = self._run(
             "SHIP",
             global_threshold,
-            global_window_ms,
+            int(global_window_s * 1000),
             min_hosts,
             json.dumps(payload),
             json.dumps(list(known)),
