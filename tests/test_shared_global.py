@@ -115,7 +115,7 @@ def test_off_by_default(tmp_path: Path) -> None:
     m.on_step_result("mine", "s", POST)
     catch_up(clock, 60)
     m.should_execute_step("mine", "s")
-    assert m.run_background("sync")
+    assert "sync" not in m.background_jobs() and m.run_background("sync") == 0
     assert m.should_execute_step("mine", "s")[0]
     m.close()
 

@@ -216,12 +216,15 @@ class RetentionKeeper:
             self.last_details = details
         return details
 
-    def tick(self) -> None:
-        """Measure now, and run retention when it is due (one turn of the thread)."""
-        if self._monotonic() >= self._next_sweep:
+    def tick(self) -> bool:
+        """Measure now, and run retention when it is due (one turn of the thread); return True
+        when a retention run was due."""
+        due = self._monotonic() >= self._next_sweep
+        if due:
             self._next_sweep = self._monotonic() + self._policy().check_interval_seconds
             self.run_once()
         self.disk.measure_now()
+        return due
 
     def _loop(self) -> None:
         while not self._stop.is_set():

@@ -118,6 +118,7 @@ class Parts:
             "checkpoint": self.checkpointer,
             "compaction": self.compactor,
             "retention": self.retention,
+            "sync": self.periodic if self.periodic.syncs else None,
         }
         return [name for name, part in named.items() if part is not None]
 
@@ -135,11 +136,10 @@ class Parts:
             report = self.compactor.run_once()
             return len(report.compacted) if report is not None else 0
         if job == "retention":
-            if self.retention is None:
-                return 0
-            self.retention.tick()
-            return 1
-        return int(self.periodic.wait_synced(30.0))  # "sync"
+            return int(self.retention.tick()) if self.retention is not None else 0
+        if not self.periodic.syncs:  # "sync"
+            return 0
+        return int(self.periodic.wait_synced(30.0))
 
     def status_report(self, policy_error: PolicyError | None) -> StatusReport:
         """Return every workflow's state and counters, the settings and the parts' health."""

@@ -96,11 +96,12 @@ class PartsView:
 
         The manager runs these on threads of its own; a test, or a host that wants one done
         before it goes on, calls this instead of waiting: ``"follow"`` (apply other writers'
-        moves; returns how many), ``"checkpoint"`` (record one if due; 1 or 0),
-        ``"compaction"`` (compact closed segments; how many), ``"retention"`` (measure the
-        disk, run retention if due; 1) and ``"sync"`` (wait up to 30 s for a due sync of the
-        shared global figures; 1 when done). A job this manager does not run returns 0
-        (:meth:`background_jobs` lists those it runs).
+        moves now; returns how many), ``"checkpoint"`` (record one if due; 1 or 0),
+        ``"compaction"`` (compact closed segments now; how many), ``"retention"`` (measure the
+        disk, and run retention if due; 1 when it was due). ``"sync"`` is the exception: the
+        shared global figures are read on their own thread when a hook finds a sync due, and
+        this waits up to 30 s for a pending one to finish (1 when none is pending). A job this
+        manager does not run returns 0 (:meth:`background_jobs` lists those it runs).
 
         Raises:
             InvalidInputError: no job has that name.

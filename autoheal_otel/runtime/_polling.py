@@ -71,6 +71,14 @@ class Periodic:
         else:
             self.sync_at = math.inf
 
+    @property
+    def syncs(self) -> bool:
+        """Whether this manager syncs the global figures of every writer on its directory."""
+        return (
+            self._data_dir is not None
+            and self._machine.policy.breakers.global_.shared_across_processes
+        )
+
     def _next_due(self) -> float:
         return min(self.watcher.next_check if self.watcher else math.inf, self.sync_at)
 
