@@ -173,12 +173,12 @@ def test_quarantine_iff_threshold_reached_inside_window(
 
 
 @given(
-    result=boundary_results,
+    result=results | boundary_results,
     degrade_first=st.booleans(),
     strict_running=st.booleans(),
     floor=st.sampled_from([0.0, 0.7, 0.75]),
 )
-def test_hot_path_shortcut_agrees_with_classify(
+def test_a_recorded_result_has_the_signals_the_policy_gives(
     result: StepResult, degrade_first: bool, strict_running: bool, floor: float
 ) -> None:
     """What the manager records for a result is what the policy says, read independently:

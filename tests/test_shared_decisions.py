@@ -313,12 +313,12 @@ def test_a_manager_that_fails_to_start_leaves_no_lock_file_open(
     import os
 
     from autoheal_otel import InvalidInputError
-    from autoheal_otel.runtime import _build as _wiring
+    from autoheal_otel.runtime import _build
 
     def failing(*args: object) -> None:
         raise InvalidInputError("data_dir", str(tmp_path), "must be readable")
 
-    monkeypatch.setattr(_wiring, "open_data_dir", failing)
+    monkeypatch.setattr(_build, "open_data_dir", failing)
     with pytest.raises(InvalidInputError):
         AutoHealManager(data_dir=tmp_path, shared_decisions=True)
     fds = os.listdir("/proc/self/fd")

@@ -7,7 +7,8 @@ around. The rules stay functions over the ledger, each in the module of its conc
 :mod:`~autoheal_otel.core._upkeep` (activation, policy, sessions, the shared pause, restart),
 :mod:`~autoheal_otel.core._fleet_inputs` (the fleet's decisions),
 :mod:`~autoheal_otel.core._calibration` and :mod:`~autoheal_otel.core._checkpoint`. Like every
-input they take ``now``, ``ts``, ``trace`` and ``events`` last (see the machine's module).
+input that may record something they take ``now``, ``ts``, ``trace`` and ``events`` last (see
+the machine's module); the restores and restarts take what they restore, and the clock.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ from datetime import datetime
 from typing import Any
 
 from ..base._events import DecisionEvent, Template
-from ..base._models import ExecutionState, Outcome, StepResult, Trigger, check_id
+from ..base._models import ExecutionState, StepResult, Trigger, check_id
 from ..policy._config import PolicyConfig
 from ..semconv import Cause, EventKind, Reason, Rule, blocked_reason
 from . import _breakers as br
@@ -48,7 +48,6 @@ DEGRADED = ExecutionState.DEGRADED
 QUARANTINED = ExecutionState.QUARANTINED
 ROLLBACK = ExecutionState.ROLLBACK
 PAUSED = ExecutionState.PAUSED
-SUCCESS = Outcome.SUCCESS
 
 
 class Machine(Inputs):

@@ -1,6 +1,7 @@
 """The host of the machine: the manager facade and what runs around the pure core.
 
-- :mod:`._manager`: :class:`~autoheal_otel.AutoHealManager`, the facade users call;
+- :mod:`._manager`: :class:`~autoheal_otel.AutoHealManager`, the facade users call (its
+  read-only parts and background jobs on demand: :mod:`._parts_view`);
 - :mod:`._build`: builds a manager's parts in order from its arguments;
 - :mod:`._runner`: the one input path (span, clocks, lock, closed check, publishing);
 - :mod:`._data_dir`: a data directory's sinks and warm restart, and the telemetry;

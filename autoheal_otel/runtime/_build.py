@@ -52,6 +52,13 @@ if TYPE_CHECKING:
 __all__ = ["Parts", "assemble"]
 
 
+_log = logging.getLogger("autoheal_otel")
+
+#: The jobs :meth:`Parts.run_background` runs: other writers' moves, a due checkpoint,
+#: compaction, retention, and the shared global figures' sync.
+BACKGROUND_JOBS = ("follow", "checkpoint", "compaction", "retention", "sync")
+
+
 @dataclass(slots=True)
 class Parts:
     """What a manager is made of (see :func:`assemble`)."""
@@ -219,13 +226,6 @@ def _open_in_turn(
     finally:
         if shared is not None:
             shared.end()
-
-
-_log = logging.getLogger("autoheal_otel")
-
-#: The jobs :meth:`Parts.run_background` runs: other writers' moves, a due checkpoint,
-#: compaction, retention, and the shared global figures' sync.
-BACKGROUND_JOBS = ("follow", "checkpoint", "compaction", "retention", "sync")
 
 
 def _log_all(notes: Notes) -> None:
