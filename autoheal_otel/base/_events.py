@@ -3,7 +3,8 @@
 Invariants:
 - a :class:`DecisionEvent` is built under the manager's lock, never changed afterwards, and
   published after the lock is released;
-- every sink receives every event once, in ``seq`` order (see :mod:`~autoheal_otel.runtime._publisher`).
+- every sink receives every event once, in ``seq`` order (see
+  :mod:`~autoheal_otel.runtime._publisher`).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Scope rules: what a step result means, and which breaker it trips.
 
 Pure functions over the in-memory state of steps, workflows and the global scope
-(:mod:`~autoheal_otel.core._scopes`, whose classes this module names too); no I/O, no time
+(:mod:`~._scopes`, whose classes this module names too); no I/O, no time
 reading (``now`` is passed in). Invariants:
 
 - a result is a *failure* at a scope iff its primary trigger is in that scope's

@@ -4,7 +4,7 @@ Every result with a match feeds its method's window (``Calibrator.offer``, from
 :meth:`Machine.result`); while calibration is on, :func:`evaluate` records the threshold (kind
 ``calibration``) when it moves or first appears. :func:`configure` turns calibration on
 with overrides, :func:`retune` follows a policy change, :func:`restore` reads the windows back
-at a warm restart. The data and the threshold rule are in :mod:`~autoheal_otel.core._calibrator`.
+at a warm restart. The data and the threshold rule are in :mod:`~._calibrator`.
 
 Pure like the ledger: no clock reads, no I/O, no locks, no telemetry. Inputs take the
 machine's trailing ``(now, ts, trace, events)``.

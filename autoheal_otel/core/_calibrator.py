@@ -17,7 +17,7 @@ Invariants:
   packaged ``precision`` query computes in SQL, so a live run, a warm restart (which reads the
   samples back with that SQL) and a replay agree.
 
-The machine's inputs that feed it are in :mod:`~autoheal_otel.core._calibration`.
+The machine's inputs that feed it are in :mod:`~._calibration`.
 """
 
 from __future__ import annotations

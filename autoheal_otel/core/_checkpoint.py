@@ -1,6 +1,6 @@
 """Checkpoints: everything the machine needs to continue, as one JSON value, and back.
 
-:func:`capture` turns a :class:`~autoheal_otel.core._ledger.Ledger` into a JSON-ready dict as of one instant;
+:func:`capture` turns a :class:`~._ledger.Ledger` into a JSON-ready dict as of one instant;
 :func:`restore` puts such a dict into a fresh ledger. Per workflow: state, since, why, the
 step and workflow windows' entries, the streaks and counters, the artifact versions with
 their counts, the probe's bookkeeping (not the status page's bounded history of the last

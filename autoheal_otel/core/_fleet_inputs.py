@@ -1,6 +1,6 @@
 """The machine's inputs from the fleet: the link's state, fleet decisions, the probe lease.
 
-Functions over a :class:`~autoheal_otel.core._ledger.Ledger`, pure like it (no clock, no I/O, no lock), with the
+Functions over a :class:`~._ledger.Ledger`, pure like it (no clock, no I/O, no lock), with the
 uniform trailing ``(now, ts, trace, events)``. The fleet link (:mod:`autoheal_otel.fleet`)
 feeds them live through the manager's one input path; replay feeds them from the records they
 wrote, so ``autoheal replay`` reproduces every decision of a fleet host. Invariants:
@@ -12,7 +12,7 @@ wrote, so ``autoheal replay`` reproduces every decision of a fleet host. Invaria
 - with the link down (``ledger.fleet_scopes`` empty) the host's own breakers decide, with the
   same thresholds;
 - a fleet ROLLBACK moves the workflow here only when this host has a versioned store, and
-  returns the :class:`~autoheal_otel.core._machine.Restore` the caller carries out (this host's own known-good
+  returns the :class:`~._machine.Restore` the caller carries out (this host's own known-good
   set, off the lock); a host without a store records ``fleet.rollback_unavailable`` and stays.
 """
 

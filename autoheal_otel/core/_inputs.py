@@ -1,12 +1,12 @@
 """The machine's inputs from outside the hooks, as methods: each one delegates to its rule module.
 
-:class:`~autoheal_otel.core._machine.Machine` takes these from :class:`Inputs`, so a
+:class:`~._machine.Machine` takes these from :class:`Inputs`, so a
 collaborator changes the machine's state only by handing one of its methods to the manager's
 one input path (``decide(..., machine.activate, version, ...)``), never by passing the ledger
 around. The rules stay functions over the ledger, each in the module of its concern:
-:mod:`~autoheal_otel.core._upkeep` (activation, policy, sessions, the shared pause, restart),
-:mod:`~autoheal_otel.core._fleet_inputs` (the fleet's decisions),
-:mod:`~autoheal_otel.core._calibration` and :mod:`~autoheal_otel.core._checkpoint`. Like every
+:mod:`~._upkeep` (activation, policy, sessions, the shared pause, restart),
+:mod:`~._fleet_inputs` (the fleet's decisions),
+:mod:`~._calibration` and :mod:`~._checkpoint`. Like every
 input that may record something they take ``now``, ``ts``, ``trace`` and ``events`` last (see
 the machine's module); the restores and restarts take what they restore, and the clock.
 """
@@ -43,7 +43,8 @@ class Inputs:
         trace: Trace,
         events: Events,
     ) -> None:
-        """Input: an artifact version became active for one workflow (or, None, for all). (:func:`~autoheal_otel.core._upkeep.activate`)."""
+        """Input: an artifact version became active for one workflow (or, None, for all).
+        (:func:`~._upkeep.activate`)."""
         return _upkeep.activate(
             self.ledger, workflow_id, version, reason, actor, now, ts, trace, events
         )
@@ -57,7 +58,8 @@ class Inputs:
         trace: Trace,
         events: Events,
     ) -> None:
-        """Input: a new policy is in force (recorded with the policy itself). (:func:`~autoheal_otel.core._upkeep.change_policy`)."""
+        """Input: a new policy is in force (recorded with the policy itself).
+        (:func:`~._upkeep.change_policy`)."""
         return _upkeep.change_policy(self.ledger, policy, source, now, ts, trace, events)
 
     def reject_policy(
@@ -70,7 +72,8 @@ class Inputs:
         trace: Trace,
         events: Events,
     ) -> None:
-        """Input: a policy edit was invalid; the one in force stays (recorded). (:func:`~autoheal_otel.core._upkeep.reject_policy`)."""
+        """Input: a policy edit was invalid; the one in force stays (recorded).
+        (:func:`~._upkeep.reject_policy`)."""
         return _upkeep.reject_policy(self.ledger, message, field, source, now, ts, trace, events)
 
     def note_session(
@@ -83,7 +86,8 @@ class Inputs:
         trace: Trace,
         events: Events,
     ) -> None:
-        """Input: a manager started or stopped, or a store was attached (recorded). (:func:`~autoheal_otel.core._upkeep.note_session`)."""
+        """Input: a manager started or stopped, or a store was attached (recorded).
+        (:func:`~._upkeep.note_session`)."""
         return _upkeep.note_session(self.ledger, reason, message, details, now, ts, trace, events)
 
     def shared_pause(
@@ -95,11 +99,13 @@ class Inputs:
         trace: Trace,
         events: Events,
     ) -> None:
-        """Input: the global figures of every writer sharing the data directory. (:func:`~autoheal_otel.core._upkeep.shared_pause`)."""
+        """Input: the global figures of every writer sharing the data directory.
+        (:func:`~._upkeep.shared_pause`)."""
         return _upkeep.shared_pause(self.ledger, count, paused_elsewhere, now, ts, trace, events)
 
     def restore(self, restored: Any, now: float, wall: datetime) -> dict[str, int]:
-        """Input: the state a new manager reads back from the log (the warm restart). (:func:`~autoheal_otel.core._upkeep.restore`)."""
+        """Input: the state a new manager reads back from the log (the warm restart).
+        (:func:`~._upkeep.restore`)."""
         return _upkeep.restore(self.ledger, restored, now, wall)
 
     def restart(
@@ -109,7 +115,8 @@ class Inputs:
         calibration_samples: Iterable[tuple[str, float, bool]],
         streaks: Mapping[tuple[str, str], tuple[int, int]],
     ) -> None:
-        """Input: the process restarted here (replay): what a warm restart does not carry. (:func:`~autoheal_otel.core._upkeep.restart`)."""
+        """Input: the process restarted here (replay): what a warm restart does not carry.
+        (:func:`~._upkeep.restart`)."""
         return _upkeep.restart(self.ledger, now, policy, calibration_samples, streaks)
 
     def fleet_link(
@@ -123,7 +130,8 @@ class Inputs:
         trace: Trace,
         events: Events,
     ) -> None:
-        """Input: the fleet link came up (the fleet decides ``scopes``) or went down (local). (:func:`~autoheal_otel.core._fleet_inputs.link`)."""
+        """Input: the fleet link came up (the fleet decides ``scopes``) or went down (local).
+        (:func:`~._fleet_inputs.link`)."""
         return _fleet_inputs.link(self.ledger, up, reason, scopes, details, now, ts, trace, events)
 
     def fleet_grant_probe(
@@ -136,7 +144,8 @@ class Inputs:
         trace: Trace,
         events: Events,
     ) -> None:
-        """Input: this host won the fleet's probe lease of a quarantined workflow. (:func:`~autoheal_otel.core._fleet_inputs.grant_probe`)."""
+        """Input: this host won the fleet's probe lease of a quarantined workflow.
+        (:func:`~._fleet_inputs.grant_probe`)."""
         return _fleet_inputs.grant_probe(
             self.ledger, workflow_id, lease_seconds, host, now, ts, trace, events
         )
@@ -144,13 +153,15 @@ class Inputs:
     def fleet_apply(
         self, event: FleetEvent, now: float, ts: datetime | None, trace: Trace, events: Events
     ) -> bool:
-        """Input: a fleet decision. Returns True when it changed something here. (:func:`~autoheal_otel.core._fleet_inputs.apply`)."""
+        """Input: a fleet decision. Returns True when it changed something here.
+        (:func:`~._fleet_inputs.apply`)."""
         return _fleet_inputs.apply(self.ledger, event, now, ts, trace, events)
 
     def fleet_rollback(
         self, event: FleetEvent, now: float, ts: datetime | None, trace: Trace, events: Events
     ) -> Restore | None:
-        """Input: the fleet rolled a workflow back. Returns the restore to carry out here, if any. (:func:`~autoheal_otel.core._fleet_inputs.rollback`)."""
+        """Input: the fleet rolled a workflow back. Returns the restore to carry out here, if
+        any. (:func:`~._fleet_inputs.rollback`)."""
         return _fleet_inputs.rollback(self.ledger, event, now, ts, trace, events)
 
     def fleet_reject(
@@ -163,7 +174,8 @@ class Inputs:
         trace: Trace,
         events: Events,
     ) -> None:
-        """Input: a fleet entry this host read is malformed; it is skipped (recorded once). (:func:`~autoheal_otel.core._fleet_inputs.reject`)."""
+        """Input: a fleet entry this host read is malformed; it is skipped (recorded once).
+        (:func:`~._fleet_inputs.reject`)."""
         return _fleet_inputs.reject(self.ledger, entry_id, workflow_id, why, now, ts, trace, events)
 
     def fleet_replay(
@@ -175,7 +187,8 @@ class Inputs:
         trace: Trace,
         events: Events,
     ) -> None:
-        """Input (replay): feed back a record a fleet input wrote, as the same input. (:func:`~autoheal_otel.core._fleet_inputs.replay_record`)."""
+        """Input (replay): feed back a record a fleet input wrote, as the same input.
+        (:func:`~._fleet_inputs.replay_record`)."""
         return _fleet_inputs.replay_record(self.ledger, rec, details, now, ts, trace, events)
 
     def configure_calibration(
@@ -186,17 +199,20 @@ class Inputs:
         trace: Trace,
         events: Events,
     ) -> None:
-        """Input: turn calibration on, with ``overrides`` of the policy's section (recorded). (:func:`~autoheal_otel.core._calibration.configure`)."""
+        """Input: turn calibration on, with ``overrides`` of the policy's section (recorded).
+        (:func:`~._calibration.configure`)."""
         return _calibration.configure(self.ledger, overrides, now, ts, trace, events)
 
     def record_checkpoint(
         self, now: float, ts: datetime | None, trace: Trace, events: Events
     ) -> int | None:
-        """Input: record a checkpoint of the machine as of now (nothing when nothing is recorded). (:func:`~autoheal_otel.core._checkpoint.record`)."""
+        """Input: record a checkpoint of the machine as of now (nothing when nothing is
+        recorded). (:func:`~._checkpoint.record`)."""
         return _checkpoint.record(self.ledger, now, ts, trace, events)
 
     def restore_checkpoint(self, data: dict[str, Any], now: float, *, policy: bool = True) -> None:
-        """Put a checkpoint into ``ledger`` (fresh, or to be replaced) as of ``now``. (:func:`~autoheal_otel.core._checkpoint.restore`)."""
+        """Put a checkpoint into ``ledger`` (fresh, or to be replaced) as of ``now``.
+        (:func:`~._checkpoint.restore`)."""
         return _checkpoint.restore(self.ledger, data, now, policy=policy)
 
     def apply_moves(
@@ -210,7 +226,7 @@ class Inputs:
         events: Events,
     ) -> None:
         """Input: moves other writers recorded, applied and acknowledged
-        (:func:`~autoheal_otel.core._moves.apply_moves`); what to log goes to ``notes``."""
+        (:func:`~._moves.apply_moves`); what to log goes to ``notes``."""
         _moves.apply_moves(self.ledger, moves, rollbacks, notes, now, ts, trace, events)
 
     def label(
@@ -225,7 +241,7 @@ class Inputs:
         trace: Trace,
         events: Events,
     ) -> None:
-        """Input: an operator's label of a recorded stop (:func:`~autoheal_otel.core._labels.record`)."""
+        """Input: an operator's label of a recorded stop (:func:`~._labels.record`)."""
         _labels.record(
             self.ledger, workflow_id, details, verdict, reason, actor, now, ts, trace, events
         )

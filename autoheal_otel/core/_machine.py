@@ -13,14 +13,14 @@ Inputs. Every input is a method of :class:`Machine`. The hooks' and the operator
 defined here: :meth:`~Machine.gate`, :meth:`~Machine.result` (which counts failures and
 applies the step, workflow and global rules), :meth:`~Machine.operator`,
 :meth:`~Machine.resume_all`, :meth:`~Machine.restore_done` and :meth:`~Machine.take_facts`
-(other processes' decisions). The others come from :class:`~autoheal_otel.core._inputs.Inputs`
+(other processes' decisions). The others come from :class:`~._inputs.Inputs`
 and delegate to the rule module of their concern (upkeep, the fleet, calibration, checkpoints,
 other writers' moves, labels). A collaborator changes the machine only by handing one of these
 methods to the manager's one input path. The state and the one way to change it live in
-:class:`~autoheal_otel.core._ledger.Ledger`; the rules in :mod:`~autoheal_otel.core._breakers`
-and :mod:`~autoheal_otel.core._probe`; the version judgment in
-:mod:`~autoheal_otel.core._versions`; the transition table in
-:mod:`~autoheal_otel.core._transitions`.
+:class:`~._ledger.Ledger`; the rules in :mod:`~._breakers`
+and :mod:`~._probe`; the version judgment in
+:mod:`~._versions`; the transition table in
+:mod:`~._transitions`.
 """
 
 from __future__ import annotations
@@ -292,7 +292,7 @@ class Machine(Inputs):
         trace: Trace, events: Events,
     ) -> None:  # fmt: skip
         """Input: other processes' decisions (shared decisions), fed in their order, unrecorded
-        (:func:`~autoheal_otel.core._facts.apply_facts`); what to log goes to ``notes``."""
+        (:func:`~._facts.apply_facts`); what to log goes to ``notes``."""
         apply_facts(self, facts, floor, notes, now, ts, trace, events)
 
     def _count_failure(

@@ -1,13 +1,13 @@
 """The rules that leave or watch a state: the half-open probe and recovery.
 
-Functions over a :class:`~autoheal_otel.core._ledger.Ledger` and one workflow's runtime; like the ledger they
+Functions over a :class:`~._ledger.Ledger` and one workflow's runtime; like the ledger they
 read no clock and do no I/O. Invariants:
 
 - a quarantine admits at most one probe step at a time (with the fleet link up, only on the
   host holding the fleet's probe lease); a probe that sends no result before
   its deadline counts as failed, and every failure backs the cool-down off (capped);
 - a DEGRADED workflow returns to RUNNING only after ``recovery_successes`` consecutive
-  results that :func:`~autoheal_otel.core._breakers.counts_toward_recovery` accepts; any other result resets
+  results that :func:`~._breakers.counts_toward_recovery` accepts; any other result resets
   the streak;
 """
 

@@ -1,6 +1,6 @@
 """The in-memory state of the breakers' scopes: each step, each workflow, the global scope.
 
-Plain objects the ledger owns and the rules read (:mod:`~autoheal_otel.core._breakers`): a
+Plain objects the ledger owns and the rules read (:mod:`~._breakers`): a
 step's streaks and window, a workflow's state, windows, counters, probe bookkeeping and the
 settings cached for its state (:meth:`WorkflowRuntime.refresh`), which
 :meth:`WorkflowRuntime.is_clean` compares with; the global window and pause latch.

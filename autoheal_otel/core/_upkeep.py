@@ -1,6 +1,6 @@
 """The machine's inputs from outside the hooks: activations, policy, sessions, restarts.
 
-Functions over a :class:`~autoheal_otel.core._ledger.Ledger`, pure like it: an artifact version became
+Functions over a :class:`~._ledger.Ledger`, pure like it: an artifact version became
 active, a policy changed or was rejected, a manager started or stopped (or a store was
 attached), another writer recorded a global pause in a shared directory, the
 log was read back at a warm restart, or (in replay) a process restarted.

@@ -2,7 +2,7 @@
 
 Every result is counted against the version set it ran on; once a set has
 ``rollback.min_executions`` results and an older set to compare with, the regression rule
-(:mod:`~autoheal_otel.core._regression`) judges it: a measured drop moves the workflow into
+(:mod:`~._regression`) judges it: a measured drop moves the workflow into
 ROLLBACK and asks for a :class:`Restore`; a pass may mark the set
 known-good. When the restore is done the workflow leaves ROLLBACK (:func:`restore_done`).
 Functions over the ledger; no clock, no I/O.

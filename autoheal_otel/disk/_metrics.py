@@ -1,10 +1,10 @@
 """The disk gauges: the data directory's bytes by part, the budget, free space and its floor.
 
 Pull-based observable gauges (nothing is measured per decision): each scrape reads the last
-measurement (:class:`~autoheal_otel.disk._usage.DiskMeter`, or a status report's ``disk``); before the first
+measurement (:class:`~._usage.DiskMeter`, or a status report's ``disk``); before the first
 one, the gauges report nothing rather than zeros that would look like an empty directory.
 Names are :mod:`.semconv`'s; the ``autoheal.disk.part`` label takes the values of
-:data:`~autoheal_otel.disk._usage.PARTS` only, so the label set stays bounded.
+:data:`~._usage.PARTS` only, so the label set stays bounded.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ A writing manager with a data directory starts a :class:`RetentionKeeper`. Its t
 a hook's, measures the directory every ``measure_interval`` seconds (the figure the status
 report, ``/health`` and the ``autoheal.disk.*`` gauges hand out) and, every
 ``retention.check_interval_seconds`` with ``retention.enabled``, deletes the failure cases and
-mini reports past their keep-days (:mod:`~autoheal_otel.disk._sweep`). Invariants:
+mini reports past their keep-days (:mod:`~._sweep`). Invariants:
 
 - a run that deleted something is one audit record (kind ``retention``, reason
   ``retention.deleted``) through the manager's single input path (``decide``): what was

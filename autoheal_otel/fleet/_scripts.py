@@ -11,9 +11,10 @@ window. Layout under the namespace ``ns``:
 - ``ns:events`` — the STREAM every decision is appended to (trimmed to about ``maxlen``);
 - ``ns:epoch`` — a token set by the first host that connects to an empty namespace: a host
   whose epoch is gone (``FLUSHALL``, a restart without persistence) reconnects and re-seeds;
-- ``ns:hosts`` — HASH host -> last time it shipped (ms); ``ns:known`` — SET of the workflow
-  ids hosts run (an operator's move of any other id is refused without ``create``); ``ns:probe:<id>`` — the probe lease;
-  ``ns:rb:<id>`` — set while a regression rollback of the workflow was just published.
+- ``ns:hosts`` — HASH host -> last time it shipped (ms); ``ns:known`` — SET of the workflow ids
+  hosts run (an operator's move of any other id is refused without ``create``);
+  ``ns:probe:<id>`` — the probe lease; ``ns:rb:<id>`` — set while a regression rollback of the
+  workflow was just published.
 
 Invariants: a member is added with ``ZADD NX``, so a retried or timed-out batch that already
 landed counts nothing twice; a decision is taken only when the state allows it (a workflow

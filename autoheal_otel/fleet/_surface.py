@@ -18,9 +18,10 @@ __all__ = ["annotate", "describe", "instruments"]
 def describe(exc: BaseException, policy: FleetPolicy) -> str:
     """Return one line saying why Redis failed a call, and what to check when it refused us.
 
-    A refused login or command is not an outage: it will not heal by waiting, so the line
-    names the setting to fix. The words before `` (`` name the kind of failure (one log line
-    per kind: the details of a TLS failure vary from one attempt to the next). The password never appears (redis-py does not echo it).
+    A refused login or command is not an outage: it will not heal by waiting, so the line names
+    the setting to fix. The words before `` (`` name the kind of failure (one log line per
+    kind: the details of a TLS failure vary from one attempt to the next). The password never
+    appears (redis-py does not echo it).
     """
     user = policy.username or "default"
     text = " ".join(str(exc).split())[:200]

@@ -5,11 +5,12 @@ field, like every other section); the section is global, not overridable per wor
 because the data directory is shared by every workflow.
 
 What each field does today: ``failure_cases_keep_days`` and ``reports_keep_days`` delete whole
-files past their age (:mod:`~autoheal_otel.disk._retention`); ``max_bytes`` and ``keep_free_bytes`` are measured
-against (:mod:`~autoheal_otel.disk._usage`) in ``autoheal status``, ``/status``, ``/health`` and the
-``autoheal.disk.*`` metrics; ``keep_days`` is reported against the audit log's oldest kept
-record. The audit log itself is deleted only behind a checkpoint from which restart and
-replay continue; until then its history is measured and reported, never deleted.
+files past their age (:mod:`~autoheal_otel.disk._retention`); ``max_bytes`` and
+``keep_free_bytes`` are measured against (:mod:`~autoheal_otel.disk._usage`) in ``autoheal
+status``, ``/status``, ``/health`` and the ``autoheal.disk.*`` metrics; ``keep_days`` is
+reported against the audit log's oldest kept record. The audit log itself is deleted only
+behind a checkpoint from which restart and replay continue; until then its history is measured
+and reported, never deleted.
 """
 
 from __future__ import annotations

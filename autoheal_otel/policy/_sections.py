@@ -2,7 +2,7 @@
 
 Every field has the design's default, a strict type (a JSON ``true`` or ``"3"`` for a count is
 an error) and an upper bound the clock, DuckDB and the log can carry (``MAX_SECONDS``,
-``MAX_COUNT``). :class:`~autoheal_otel.policy._config.PolicyConfig` composes them and merges per-workflow
+``MAX_COUNT``). :class:`~._config.PolicyConfig` composes them and merges per-workflow
 overrides into a :class:`WorkflowPolicy`.
 """
 

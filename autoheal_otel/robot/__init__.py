@@ -2,7 +2,9 @@
 
 ::
 
-    robot --listener autoheal_otel.robot.AutoHealListener:policy=config/auto_heal_policy.json:data_dir=data tasks.robot
+    robot --listener
+    autoheal_otel.robot.AutoHealListener:policy=config/auto_heal_policy.json:data_dir=data
+    tasks.robot
 
 Needs the ``robot`` extra (``pip install 'autoheal-otel[robot]'``, Robot Framework >= 7.1.1).
 """

@@ -2,7 +2,8 @@
 
 ::
 
-    robot --listener autoheal_otel.robot.AutoHealListener:policy=policy.json:data_dir=data tasks.robot
+    robot --listener autoheal_otel.robot.AutoHealListener:policy=policy.json:data_dir=data
+    tasks.robot
 
 - A workflow is a task (its full name), its suite, or the value of a ``wf-<name>`` tag.
 - A step is a keyword called from the task body, through FOR/WHILE/IF/TRY/GROUP blocks; never

@@ -1,10 +1,11 @@
 """Learned artifacts around the machine: the versioned store, snapshots and restores.
 
 The :class:`ArtifactKeeper` owns the :class:`~.versioning.VersionedStore` and does the I/O the
-machine asks for as actions: a :class:`~autoheal_otel.core._machine.Restore` (roll the store back, then report
-the outcome to the machine) and a :class:`~autoheal_otel.core._machine.MarkKnownGood`. It never holds the
-manager's lock while it touches the disk; every decision it causes goes through the
-manager's one input path (``decide``).
+machine asks for as actions: a :class:`~autoheal_otel.core._machine.Restore` (roll the store
+back, then report the outcome to the machine) and a
+:class:`~autoheal_otel.core._machine.MarkKnownGood`. It never holds the manager's lock while it
+touches the disk; every decision it causes goes through the manager's one input path
+(``decide``).
 """
 
 from __future__ import annotations

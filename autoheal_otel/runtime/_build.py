@@ -1,6 +1,6 @@
 """How a manager's parts are built and connected, in order, from its constructor's arguments.
 
-The facade (:class:`~autoheal_otel.runtime._manager.AutoHealManager`) owns what :func:`assemble` returns: the
+The facade (:class:`~._manager.AutoHealManager`) owns what :func:`assemble` returns: the
 machine rebuilt from the data directory, the sinks behind one publisher, the telemetry, the
 scaffold every input goes through, and the collaborators that feed it (artifacts, periodic
 checks, background compaction, the fleet link).

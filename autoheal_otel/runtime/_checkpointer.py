@@ -1,9 +1,9 @@
 """The thread that records a checkpoint every ``audit.checkpoint_interval_seconds``.
 
-A checkpoint (:mod:`~autoheal_otel.core._checkpoint`) is built under the machine's lock like any input, through
-the manager's one input path, but never on a hook's thread: this thread wakes every few
-seconds of real time, reads the manager's clock (a test's fake clock advances it), and
-records one when it is due.
+A checkpoint (:mod:`~autoheal_otel.core._checkpoint`) is built under the machine's lock like
+any input, through the manager's one input path, but never on a hook's thread: this thread
+wakes every few seconds of real time, reads the manager's clock (a test's fake clock advances
+it), and records one when it is due.
 
 Invariant: at most one checkpoint per interval of the manager's clock.
 """

@@ -3,7 +3,7 @@
 A command that records a move (``autoheal force``, ``resume``, ``versions rollback``) writes
 it under a writer id of its own. Every manager running on the data directory applies it
 within ``audit.follow_interval_seconds`` and records an ``ack`` naming that writer and the
-move's ``seq`` (:mod:`~autoheal_otel.runtime._follow`). :class:`DeliveryWatch` is started before the command writes
+move's ``seq`` (:mod:`~._follow`). :class:`DeliveryWatch` is started before the command writes
 and, afterwards, waits a bounded time until every process that was running has acknowledged
 every move, then says who applied it, who did not, and whether anyone was running at all.
 
@@ -33,11 +33,12 @@ _LOOK = 0.02
 class Delivery:
     """Who applied a command's moves.
 
-    ``running``: the processes that were running on the directory when the moves were
-    recorded; ``applied``: per process that acknowledged every move, the last ack's reason
+    ``running``: the processes that were running on the directory when the moves were recorded;
+    ``applied``: per process that acknowledged every move, the last ack's reason
     (``move.applied``, ``move.already``, ``move.refused``) and how long after the command's
-    record it came (``after_s``, from the ack); ``missing``: running processes that did not acknowledge within the wait;
-    ``stopped``: running processes that ended before they acknowledged.
+    record it came (``after_s``, from the ack); ``missing``: running processes that did not
+    acknowledge within the wait; ``stopped``: running processes that ended before they
+    acknowledged.
     """
 
     moves: list[int] = field(default_factory=list)

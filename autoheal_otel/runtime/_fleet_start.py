@@ -33,7 +33,8 @@ def build_fleet(
     meter: Any,
     carry_out: Callable[[Any], None] | None = None,
 ) -> FleetLink:
-    """Build the link and register it with ``publisher`` as a sink; :meth:`FleetLink.start` starts its threads.
+    """Build the link and register it with ``publisher`` as a sink; :meth:`FleetLink.start`
+    starts its threads.
 
     The manager starts them after its session start is recorded: a replay resets the link at
     each session start, so the link's first record (``fleet.connected``) must come after it.

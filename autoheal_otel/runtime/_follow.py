@@ -2,12 +2,13 @@
 
 An operator's move is a command, not only a record: ``autoheal force``, ``autoheal resume``,
 ``autoheal versions rollback`` or another process write it to their own audit segment, and
-every running manager on the same data directory applies it. :class:`Follower` runs a thread
-of its own (never a hook's) that reads, every ``audit.follow_interval_seconds`` of real time,
-the lines other writers appended since its last look (:class:`~autoheal_otel.runtime._tail.SegmentTail`: appended
-bytes only, no query), turns the moves among them into :class:`Move` values and feeds them to
-the machine through the manager's one input path (:func:`~autoheal_otel.core._moves.apply_moves`), which records one
-``ack`` per move: this writer applied it (or already was there, or could not take that edge).
+every running manager on the same data directory applies it. :class:`Follower` runs a thread of
+its own (never a hook's) that reads, every ``audit.follow_interval_seconds`` of real time, the
+lines other writers appended since its last look (:class:`~._tail.SegmentTail`: appended bytes
+only, no query), turns the moves among them into :class:`Move` values and feeds them to the
+machine through the manager's one input path (:func:`~autoheal_otel.core._moves.apply_moves`),
+which records one ``ack`` per move: this writer applied it (or already was there, or could not
+take that edge).
 
 Invariants: a move is applied once per process (each line is read once; the segments that
 existed when the manager started were read back by the warm restart instead); the move's own

@@ -1,7 +1,7 @@
-"""The executor-facing facade: the public API over the parts :func:`~autoheal_otel.runtime._build.assemble` builds.
+"""The executor-facing facade: the public API over the parts :func:`~._build.assemble` builds.
 
 It checks the caller's arguments, names the machine input, feeds it through the one scaffold
-(:mod:`~autoheal_otel.runtime._runner`: clock, span, lock, publishing) and carries out the
+(:mod:`~._runner`: clock, span, lock, publishing) and carries out the
 machine's follow-up action. Composition only: the parts do the work.
 """
 

@@ -1,6 +1,6 @@
 """What a manager is made of, read-only, and its background jobs on demand.
 
-:class:`PartsView` gives :class:`~autoheal_otel.runtime._manager.AutoHealManager` its
+:class:`PartsView` gives :class:`~._manager.AutoHealManager` its
 read-only properties (the policy in force, the clock, the writer id, the data directory, the
 sinks, the store, the fleet link, the meter) and :meth:`~PartsView.run_background`, the
 documented seam through which a test or a host runs one turn of a background job now.

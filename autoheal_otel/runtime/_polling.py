@@ -124,7 +124,7 @@ class Periodic:
 
         Counts every process's failures in the global window and follows a global pause
         another process recorded. (Operator moves do not wait for this: every manager follows
-        them within a second, whatever the policy; see :mod:`~autoheal_otel.runtime._follow`.)
+        them within a second, whatever the policy; see :mod:`~._follow`.)
         """
         from ..analytics import AuditAnalytics
 

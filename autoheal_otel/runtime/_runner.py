@@ -1,8 +1,9 @@
 """The one way an input reaches the machine: clock, span, lock, closed check, publishing.
 
-The runner :meth:`Scaffold.bind` builds feeds every input of :class:`~autoheal_otel.core._machine.Machine`: the
-executor's two hooks, bound once by the manager, and through :meth:`Scaffold.decide` the others
-(operator moves, activations, policy reloads, other writers' and the fleet's moves). Per input:
+The runner :meth:`Scaffold.bind` builds feeds every input of
+:class:`~autoheal_otel.core._machine.Machine`: the executor's two hooks, bound once by the
+manager, and through :meth:`Scaffold.decide` the others (operator moves, activations, policy
+reloads, other writers' and the fleet's moves). Per input:
 
 1. start the hook's span (when tracing), then read the two clocks back to back;
 2. the executor's two hooks (the inputs with a ``step_id``) first run the periodic checks
@@ -80,7 +81,7 @@ class Scaffold:
         self._catch_up: Callable[[], Any] = _no_catch_up
 
     def share(self, turns: SharedTurns, catch_up: Callable[[], Any]) -> None:
-        """Make every input a turn of the data directory's shared decisions (:mod:`~autoheal_otel.runtime._shared`):
+        """Make every input a turn of the data directory's shared decisions (:mod:`~._shared`):
         ``catch_up()`` first feeds what other processes decided since this one's last turn."""
         self._turns = turns
         self._catch_up = catch_up

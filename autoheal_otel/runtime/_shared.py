@@ -11,7 +11,7 @@ Framework listener turns it on) every input of a manager is one *turn*:
    turn are fed to this machine as if they were its own (the events they produce are not
    recorded again: their writer recorded them), their automatic transitions are taken over
    when this machine did not reach the same state by itself, and their operator moves are
-   followed and acknowledged as always (:mod:`~autoheal_otel.runtime._follow`);
+   followed and acknowledged as always (:mod:`~._follow`);
 3. decide, write this turn's records to the log, and release.
 
 So every process decides from every decision made before it, and the log, read in
@@ -50,7 +50,7 @@ LOCK_NAME = ".decide.lock"
 #: decoded by the catch-up).
 FACT_MARKERS = (b'"kind":"gate"', b'"kind":"result"', b'"kind":"transition"')
 #: Transitions the catch-up never takes over: moves (followed and acknowledged by
-#: :mod:`~autoheal_otel.runtime._follow`) and the fleet's decisions (each host follows the fleet itself).
+#: :mod:`~._follow`) and the fleet's decisions (each host follows the fleet itself).
 _NOT_TAKEN = {Cause.OPERATOR.value, Cause.FLEET.value}
 
 

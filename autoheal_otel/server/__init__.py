@@ -1,4 +1,5 @@
-"""The operator's read-only endpoint: ``/health``, ``/status`` and ``/metrics`` (``autoheal serve``).
+"""The operator's read-only endpoint: ``/health``, ``/status`` and ``/metrics`` (``autoheal
+serve``).
 
 ``AutoHealServer(manager).start()`` serves a manager embedded in an executor;
 ``AutoHealServer(LiveView(data_dir).start())`` serves a data directory from a process of your

@@ -2,7 +2,7 @@
 
 Embed it next to a running manager (``AutoHealServer(manager).start()``) or run
 ``autoheal serve``. It binds 127.0.0.1 unless told otherwise; control stays in the CLI. Given
-a :class:`~autoheal_otel.server._web_config.WebConfig` (``--web-config``), it speaks TLS (the handshake runs in
+a :class:`~._web_config.WebConfig` (``--web-config``), it speaks TLS (the handshake runs in
 the event loop, never blocking it) and/or asks every request for a basic-auth login (401
 otherwise; a login not seen before is checked by a worker, since bcrypt is slow on purpose).
 
@@ -33,7 +33,7 @@ It holds load without a thread per client. Invariants:
   in total, so clients that never read cannot tie up the pool;
 - ``/health`` is answered by the loop itself, at once, whatever the pool is doing;
 - the answers, the ``Host`` check (loopback binds answer loopback names only) and the headers
-  (``Cache-Control: no-store``, ``X-Content-Type-Options: nosniff``) are :mod:`~autoheal_otel.server._http`'s;
+  (``Cache-Control: no-store``, ``X-Content-Type-Options: nosniff``) are :mod:`~._http`'s;
 - a client that went away before its answer costs a debug log line, never a traceback or an
   error response written to a dead socket.
 """
@@ -134,7 +134,7 @@ class AutoHealServer:
         web: WebConfig | None = None,
     ) -> None:
         self.manager = manager
-        #: TLS and basic auth (:mod:`~autoheal_otel.server._web_config`); None: plain HTTP, no login.
+        #: TLS and basic auth (:mod:`~._web_config`); None: plain HTTP, no login.
         self.web = web or WebConfig()
         self.registry = registry
         self.idle_timeout = idle_timeout

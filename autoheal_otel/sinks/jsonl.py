@@ -168,8 +168,8 @@ class JsonlAuditSink:
     def emit_many(self, events: Sequence[DecisionEvent]) -> None:
         """Append the records of one decision's events with one ``write``.
 
-        A lone allowed gate is held (opt-in ``audit.allowed_gates_with_result``) and written with the
-        next decision's lines, its step's result: one write per step.
+        A lone allowed gate is held (opt-in ``audit.allowed_gates_with_result``) and written
+        with the next decision's lines, its step's result: one write per step.
         """
         encode = self._encoder.encode
         first = events[0]
