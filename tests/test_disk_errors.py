@@ -27,14 +27,16 @@ def test_full_success_store_keeps_and_retries_its_rows(tmp_path: Path, clock: Fa
     m = AutoHealManager(data_dir=tmp_path, clock=clock)
     store = m.success_store
     assert store is not None
-    pages = store.connection.execute("PRAGMA page_count").fetchone()[0]
-    store.connection.execute(f"PRAGMA max_page_count = {pages}")  # SQLite's own "disk is full"
+    with store.lock:
+        pages = store.connection.execute("PRAGMA page_count").fetchone()[0]
+        store.connection.execute(f"PRAGMA max_page_count = {pages}")  # SQLite's own full disk
     for i in range(300):
         m.on_step_result("w", f"step-{i:03d}-" + "x" * 200, OK)  # must not raise
         clock.advance(0.01)  # a batch is due after 1 s of event time
     assert store.write_errors > 0 and store.pending == 300 and store.dropped == 0
     assert m.get_status_report().sink_errors.get("SuccessStore", 0) > 0
-    store.connection.execute("PRAGMA max_page_count = 1073741823")  # space returns
+    with store.lock:
+        store.connection.execute("PRAGMA max_page_count = 1073741823")  # space returns
     m.close()
     assert len(rows(tmp_path)) == 300
 

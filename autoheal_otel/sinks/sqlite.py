@@ -301,10 +301,16 @@ class SuccessStore:
 
     @property
     def connection(self) -> sqlite3.Connection:
-        """The store's SQLite connection, owned by the store: read it (``PRAGMA``s, counts), or
-        limit it in a test (``PRAGMA max_page_count`` is SQLite's own full disk); never close
-        it."""
+        """The store's SQLite connection, owned by the store: never close it. It is shared
+        with the thread that writes batches, so hold :attr:`lock` while you use it (read a
+        ``PRAGMA`` or a count, or limit it in a test: ``PRAGMA max_page_count`` is SQLite's own
+        full disk)."""
         return self._conn
+
+    @property
+    def lock(self) -> threading.Lock:
+        """The lock every use of :attr:`connection` takes (the store's writes take it too)."""
+        return self._lock
 
     @property
     def pending(self) -> int:
