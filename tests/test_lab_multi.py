@@ -158,6 +158,11 @@ def _what_if(data_dir: Path, policy: PolicyConfig) -> tuple[dict[str, Any], list
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(OP, min_size=1, max_size=120))
 @example([("step", "a", "s1", 1, 5.0)] * 12 + [("label", True), ("restart", 1), ("fleet", "c")])
+# A clean success between target-not-found results resets the step's streak (on the way that
+# calls no machine too).
+@example([("step", "a", "s1", i, 5.0) for i in (1, 1, 0, 1, 1)])
+# A restart reads the streak back (from what every candidate shares): the third one degrades.
+@example([("step", "a", "s1", 1, 5.0)] * 2 + [("restart", 0), ("step", "a", "s1", 1, 5.0)])
 def test_multi_policy_replay_equals_what_if_per_candidate(ops: list[tuple[Any, ...]]) -> None:
     """On random logs (restarts, operator moves, calibration, fleet records, artifact
     versions, operator labels), every candidate's report and automatic transitions equal its what-if's."""
