@@ -177,9 +177,11 @@ def _decode_columns(
     intern = names_of.setdefault
     append = log.rows.append
     epoch, delta = _EPOCH, timedelta
+    last_us, ts, now = None, epoch, 0.0
     for code, writer, seq, wid, step, us, allowed, key in db.iter_rows(query, params * 2):
-        ts = epoch + delta(microseconds=us)
-        now = (us - first_us) / 1_000_000  # what (ts - first).total_seconds() gives
+        if us != last_us:  # a gate and its result often share their instant: one datetime
+            last_us, ts = us, epoch + delta(microseconds=us)
+            now = (us - first_us) / 1_000_000  # what (ts - first).total_seconds() gives
         writer = intern(writer, writer)
         if code == OTHER:
             rec = next(others, None)
