@@ -61,6 +61,8 @@ class Periodic:
         self._idle.set()
         self._closing = False
         self._thread: threading.Thread | None = None
+        #: Called with each policy put in force (the shadow keeper), after it is recorded.
+        self.on_policy: Callable[[PolicyConfig], None] | None = None
         self._schedule(now)
         #: When the next check is due (the hooks compare against it, nothing more).
         self.due = self._next_due()
@@ -107,6 +109,8 @@ class Periodic:
         self._decide(
             None, "policy", None, None, _upkeep.change_policy, self._machine.ledger, policy, source
         )
+        if self.on_policy is not None:
+            self.on_policy(policy)
         if self.watcher is not None:
             if policy.hot_reload.enabled:
                 self.watcher.interval = policy.hot_reload.check_interval_seconds

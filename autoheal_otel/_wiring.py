@@ -286,6 +286,7 @@ def assemble(
     artifacts = ArtifactKeeper(machine, decide, monotonic, record, evidence)
     periodic = Periodic(machine, decide, watcher, data_dir, (now, wall), record, monotonic)
     scaffold.periodic = periodic
+    periodic.on_policy = _shadows(config, publisher, data_dir if not read_only else None, writer)
     compactor = start_compactor(data_dir, config.audit, read_only)
     # The fleet link (off by default; only then is redis imported) ships this host's
     # failures and follows the fleet's decisions on threads of its own.
@@ -319,6 +320,29 @@ def assemble(
         disk,
         retention,
     )
+
+
+def _shadows(
+    config: PolicyConfig, publisher: Publisher, data_dir: Path | None, writer: str
+) -> Callable[[PolicyConfig], None] | None:
+    """Return what keeps the policy's shadow running, started now when it names one (the
+    lab is imported only then); None without a writable data directory."""
+    if data_dir is None:
+        return None
+    keeper: Any = None
+
+    def on_policy(policy: PolicyConfig, strict: bool = False) -> None:
+        nonlocal keeper
+        if keeper is None:
+            if policy.shadow is None:
+                return
+            from .lab.shadow_keeper import ShadowKeeper
+
+            keeper = ShadowKeeper(publisher, data_dir, writer)
+        keeper.apply(policy, strict=strict)
+
+    on_policy(config, strict=True)
+    return on_policy
 
 
 def _recorder(otel: OTelSink | None) -> Callable[[str, float], None]:

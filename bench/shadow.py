@@ -2,10 +2,11 @@
 
 Each run drives ``--steps`` gate + result pairs (40 workflows, a rare failure) through a
 manager with a durable audit log on a fake clock, once without and once with a
-:class:`~autoheal_otel.lab.shadow.ShadowSink`, alternating which goes first; the figure is the
-wall time of the hooks alone (the shadow's queue is drained after the clock stops, and that
-catch-up is printed apart). Prints the median and range over ``--runs`` of the per-pair time
-and the ratio with/without, in the same run.
+:class:`~autoheal_otel.lab.shadow.ShadowSink` (its shadow process follows the audit log),
+alternating which goes first; the figure is the wall time of the hooks alone (how long the
+shadow process still needed after the last hook to judge everything is printed apart, as
+is how many gates it judged). Prints the median and range over ``--runs`` of the per-pair
+time and the ratio with/without, in the same run.
 
 Run: ``.venv/bin/python bench/shadow.py [--steps 20000] [--runs 5]``.
 """
@@ -27,8 +28,8 @@ from autoheal_otel.testing import FakeClock
 SHADOW = PolicyConfig.from_dict({"breakers": {"workflow": {"failure_threshold": 3}}})
 
 
-def drive(data_dir: Path, steps: int, shadow: bool) -> tuple[float, float]:
-    """Return (seconds in the hooks, seconds the shadow needed after them)."""
+def drive(data_dir: Path, steps: int, shadow: bool) -> tuple[float, float, int]:
+    """Return (seconds in the hooks, seconds the shadow needed after them, gates judged)."""
     rng = random.Random(1)
     clock = FakeClock()
     outcomes = ["success"] * 400 + ["target_not_found", "postcondition_failed"]
@@ -46,9 +47,10 @@ def drive(data_dir: Path, steps: int, shadow: bool) -> tuple[float, float]:
         hooks = time.perf_counter() - started
         started = time.perf_counter()
         if sink is not None:
-            sink.flush()
+            m.flush()
+            sink.sync()
         catch_up = time.perf_counter() - started
-    return hooks, catch_up
+    return hooks, catch_up, sink.judged if sink is not None else 0
 
 
 def main() -> None:
@@ -70,7 +72,8 @@ def main() -> None:
         ratios.append(b / a)
         catch_ups.append(got[True][1])
         print(f"run {run + 1}: without {a:.1f} us/pair, with shadow {b:.1f} us/pair"
-              f" ({b / a:.2f}x), shadow catch-up after the hooks {got[True][1]:.2f} s")  # fmt: skip
+              f" ({b / a:.2f}x), shadow catch-up after the hooks {got[True][1]:.2f} s,"
+              f" {got[True][2]} gates judged")  # fmt: skip
 
     def spread(v: list[float], unit: str) -> str:
         return f"median {statistics.median(v):.2f}{unit} (range {min(v):.2f}-{max(v):.2f})"

@@ -1,18 +1,24 @@
-"""Shadow policies: what another policy would decide on the live inputs, off the hook's thread.
+"""Shadow policies: what another policy would decide on the live inputs, in a process of its own.
 
-:class:`ShadowSink` is an event sink (``manager.add_sink(ShadowSink(policy, data_dir))``). On
-the hook's thread it only appends the published batch to a bounded queue (past
-:data:`MAX_PENDING` events it drops and counts, never blocks); a worker thread feeds the
-gates, results and operator moves to a machine of its own, under the shadow policy, and
-writes one ``shadow`` record per gate it judged (and per transition the shadow made) to
-``<data_dir>/shadow/shadow-<writer>.jsonl``. Nothing flows back: no gate reads the shadow's
-decisions, so the live answers are the same with or without it.
+:class:`ShadowSink` is an event sink (``manager.add_sink(ShadowSink(policy, data_dir))``, or a
+``shadow`` section in the policy file, :mod:`.shadow_policy`). It starts a shadow process
+(:mod:`.shadow_process`) that reads the records the live writer appends to its audit
+segments, decides them again under the shadow policy on a machine of its own (:mod:`.shadow_judge`)
+and writes one ``shadow`` record per gate it judged (and per transition the shadow made) to
+``<data_dir>/shadow/<name>-<writer>.jsonl``. The hooks pay nothing for it: the sink's only
+work on a hook's thread is, once, to name the writer to follow; the shadow's reading and
+deciding happen in another process, under another interpreter lock. Nothing flows back: no
+gate reads the shadow's decisions, so the live answers are the same with or without it.
 
-A gate the live log did not record (allowed gates may be left out) is implied by the result
-that follows it: the shadow judges that gate too. :func:`shadow_report` compares live and
-shadow on the same steps and scores both against the labels (:mod:`.objective`).
+A shadow process that ends unexpectedly is logged once (a warning naming its exit code) and
+shown by :meth:`ShadowSink.status`; the hooks never wait for it and never see its failure.
+:meth:`ShadowSink.close` (which ``manager.close()`` calls, after the audit log is closed)
+lets it judge everything written, then stops it; :meth:`ShadowSink.sync` waits until it has
+judged everything written so far. :func:`shadow_report` compares live and shadow on the same
+steps and scores both against the labels (:mod:`.objective`).
 
-Invariant: the shadow machine sees the live inputs in ``seq`` order, once each.
+Invariant: the shadow sees the live writer's records in ``seq`` order, once each, from the
+moment it was attached.
 """
 
 from __future__ import annotations
@@ -20,193 +26,198 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import re
+import os
+import subprocess
+import sys
 import threading
-from collections import deque
+import time
 from collections.abc import Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .._errors import AutoHealError
-from .._events import DecisionEvent
-from .._ledger import NO_TRACE
-from .._machine import Machine
-from .._models import ExecutionState, StepResult
-from .._policy import PolicyConfig
-from ..semconv import Cause, EventKind
+import autoheal_otel
 
-__all__ = ["MAX_PENDING", "ShadowSink"]
+from .._events import DecisionEvent
+from .._policy import PolicyConfig
+from .._tail import SegmentTail
+from ..sinks.jsonl import AUDIT_DIR
+
+__all__ = ["ShadowSink"]
 
 _log = logging.getLogger("autoheal_otel")
-MAX_PENDING = 100_000
-#: How often an idle worker looks at the queue, and the batch that wakes it sooner.
-POLL_SECONDS = 0.05
-BATCH = 1024
-_WANTED = frozenset({EventKind.GATE, EventKind.RESULT, EventKind.TRANSITION})
+
+#: How long :meth:`ShadowSink.close` lets the shadow finish before it is killed.
+CLOSE_SECONDS = 30.0
 
 
 class ShadowSink:
-    """Decide every live input again under ``policy`` on a worker thread (module docstring)."""
+    """Decide every live input again under ``policy`` in a shadow process (module docstring)."""
 
-    def __init__(self, policy: PolicyConfig, data_dir: str | Path, name: str = "shadow") -> None:
+    def __init__(
+        self,
+        policy: PolicyConfig,
+        data_dir: str | Path,
+        name: str = "shadow",
+        *,
+        writer: str | None = None,
+    ) -> None:
         self.policy = policy
-        self.folder = Path(data_dir) / "shadow"
+        self.data_dir = Path(data_dir)
+        self.folder = self.data_dir / "shadow"
         self.name = name
-        self.dropped = 0
+        #: Gates the shadow judged and records it skipped, as of its last answer.
         self.judged = 0
-        self._pending: deque[DecisionEvent] = deque()
-        self._wake = threading.Condition()
-        self._idle = True
-        self._closed = False
-        self._machine: Machine | None = None
-        self._anchor: datetime | None = None
-        self._gated: set[tuple[str, str]] = set()
-        self._file: Any = None
-        self._writer = "writer"
-        self._thread = threading.Thread(target=self._work, name="autoheal-shadow", daemon=True)
-        self._thread.start()
+        self.skipped = 0
+        #: The shadow process's exit code once it ended (None while it runs).
+        self.exit_code: int | None = None
+        self._writer = writer
+        self._closing = False
+        self._stopped = threading.Event()
+        self._synced = 0
+        self._token = 0
+        self._answered = threading.Condition()
+        # Where every segment is now: the shadow reads only what is appended from here on.
+        tail = SegmentTail(self.data_dir / AUDIT_DIR)
+        tail.skip_existing()
+        package_root = str(Path(autoheal_otel.__file__).resolve().parent.parent)
+        path = os.environ.get("PYTHONPATH")
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (package_root, path) if p)}
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "autoheal_otel.lab.shadow_process"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        setup = {
+            "data_dir": str(self.data_dir),
+            "name": name,
+            "policy": policy.to_dict(),
+            "positions": tail.positions(),
+            "writer": writer,
+        }
+        self._send(setup)
+        self._listener = threading.Thread(target=self._listen, name="autoheal-shadow", daemon=True)
+        self._listener.start()
 
-    # -- the hook's side: O(1), never blocks on the worker ---------------------------------
+    @property
+    def pid(self) -> int:
+        """The shadow process's id."""
+        return self._process.pid
+
+    # -- the hook's side: nothing but, once, the writer to follow --------------------------
 
     def emit(self, event: DecisionEvent) -> None:
-        """Queue one event."""
-        self.emit_many([event])
+        """Name the writer to follow at the first event; nothing else."""
+        if self._writer is None:
+            self._follow(event.writer)
 
     def emit_many(self, events: Sequence[DecisionEvent]) -> None:
-        """Queue a drain's events for the worker (dropped and counted past the bound)."""
-        if len(self._pending) >= MAX_PENDING:
-            self.dropped += len(events)
-            return
-        self._pending.extend(events)
-        # No lock and no wake-up per hook: the worker looks every POLL_SECONDS, or at once
-        # when a batch has gathered.
-        if self._idle and len(self._pending) >= BATCH:
-            with self._wake:
-                self._wake.notify()
+        """Name the writer to follow at the first events; nothing else."""
+        if self._writer is None and events:
+            self._follow(events[0].writer)
 
-    # -- the worker ------------------------------------------------------------------------
-
-    def _work(self) -> None:
-        pending = self._pending
-        while True:
-            with self._wake:
-                while not pending and not self._closed:
-                    self._idle = True
-                    self._wake.notify_all()
-                    self._wake.wait(POLL_SECONDS)
-                if not pending and self._closed:
-                    self._wake.notify_all()  # _idle stays True: flush() never waits on it
-                    return
-                self._idle = False
-            lines: list[str] = []
-            while pending:
-                event = pending.popleft()
-                if event.kind in _WANTED:
-                    try:
-                        self._judge(event, lines)
-                    except Exception:  # contained: a shadow must never stop its worker
-                        _log.exception("autoheal shadow could not judge event %s", event.seq)
-            if lines:
-                self._write(lines)
-
-    def _write(self, lines: list[str]) -> None:
-        if self._file is None:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            safe = re.sub(r"[^A-Za-z0-9._-]", "_", f"{self.name}-{self._writer}")[:200]
-            self._file = (self.folder / f"{safe}.jsonl").open("a", encoding="utf-8")
-        self._file.write("".join(lines))
-
-    def _judge(self, event: DecisionEvent, lines: list[str]) -> None:
-        ts = event.ts
-        if ts is None or event.workflow_id is None:
-            return
-        if self._machine is None:
-            self._anchor = ts
-            self._writer = event.writer or "writer"
-            self._machine = Machine(self.policy, f"shadow:{self._writer}", (0.0, ts))
-        m, now = self._machine, (ts - (self._anchor or ts)).total_seconds()
-        wid, step = event.workflow_id, event.step_id
-        events: list[DecisionEvent] = []
-        if event.kind is EventKind.TRANSITION:
-            if event.cause == Cause.OPERATOR and event.state is not None:
-                # The shadow may be there already, or have no such edge: then nothing moves.
-                with contextlib.suppress(AutoHealError):
-                    actor = event.actor or "operator"
-                    m.operator(wid, event.state, event.message, actor, now, ts, NO_TRACE, events)
-        elif step is not None and event.kind is EventKind.GATE:
-            self._gate(event, event.allowed is not False, m, now, ts, lines, events)
-            self._gated.add((wid, step))
-        elif step is not None and event.outcome is not None:
-            if (wid, step) not in self._gated:  # the allowed gate the log left out
-                self._gate(event, True, m, now, ts, lines, events)
-            self._gated.discard((wid, step))
-            result = StepResult(
-                outcome=event.outcome,
-                confidence=event.confidence,
-                second_best=event.second_best,
-                validated=bool(event.validated),
-                duration_s=event.duration_s,
-                details=event.details,
-            )
-            m.result(wid, step, result, now, ts, NO_TRACE, events)
-        for e in events:
-            if e.kind is EventKind.TRANSITION and e.cause != Cause.OPERATOR:
-                more = {"previous": e.previous_state, "cause": e.cause, "rule": e.reason}
-                lines.append(_line(event, "transition", e.state, **more))
-
-    def _gate(
-        self,
-        event: DecisionEvent,
-        live: bool,
-        m: Machine,
-        now: float,
-        ts: datetime,
-        lines: list[str],
-        events: list[DecisionEvent],
-    ) -> None:
-        wid, step = event.workflow_id, event.step_id
-        assert wid is not None and step is not None
-        allowed = m.gate(wid, step, now, ts, NO_TRACE, events)[0]
-        self.judged += 1
-        state = m.ledger.workflows[wid].state
-        lines.append(_line(event, "gate", state, live_allowed=live, shadow_allowed=allowed))
+    def _follow(self, writer: str | None) -> None:
+        if writer:
+            self._writer = writer
+            self._send({"op": "writer", "writer": writer})
 
     def flush(self) -> None:
-        """Wait until the worker has judged every queued event, then flush the shadow log."""
-        with self._wake:
-            while (self._pending or not self._idle) and self._thread.is_alive():
-                self._wake.notify_all()
-                self._wake.wait(timeout=POLL_SECONDS)
-        if self._file is not None:
-            self._file.flush()
+        """Nothing to flush here: the shadow reads the audit log on its own (see :meth:`sync`)."""
+
+    # -- the shadow process ----------------------------------------------------------------
+
+    def _send(self, message: dict[str, Any]) -> bool:
+        """Send one message; False when the shadow process is gone (never raised)."""
+        stream = self._process.stdin
+        if stream is None or stream.closed:
+            return False
+        try:
+            stream.write(json.dumps(message) + "\n")
+            stream.flush()
+        except (OSError, ValueError):  # the process ended: _listen reports it
+            return False
+        return True
+
+    def _listen(self) -> None:
+        """Take the shadow's answers until it ends; report an end nobody asked for."""
+        stream = self._process.stdout
+        assert stream is not None
+        for line in stream:
+            try:
+                answer = json.loads(line)
+            except ValueError:
+                continue
+            with self._answered:
+                self.judged = int(answer.get("judged", self.judged))
+                self.skipped = int(answer.get("skipped", self.skipped))
+                if isinstance(answer.get("synced"), int):
+                    self._synced = max(self._synced, answer["synced"])
+                self._answered.notify_all()
+        code = self._process.wait()
+        with self._answered:
+            self.exit_code = code
+            self._answered.notify_all()
+        if code != 0 or not self._closing:
+            _log.warning(
+                "autoheal shadow %r stopped (exit code %s): its decisions are no longer"
+                " recorded; the live decisions are not affected",
+                self.name,
+                code,
+            )
+
+    def sync(self, timeout: float = 60.0) -> bool:
+        """Wait until the shadow has judged every record written so far (flush the manager
+        first); return False when it could not (it ended, or ``timeout`` passed)."""
+        with self._answered:
+            self._token += 1
+            token = self._token
+        if not self._send({"op": "sync", "token": token}):
+            return False
+        deadline = time.monotonic() + timeout
+        with self._answered:
+            while self._synced < token and self.exit_code is None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._answered.wait(left)
+            return self._synced >= token
+
+    def status(self) -> dict[str, Any]:
+        """Return whether the shadow runs, its exit code, and what it judged and skipped."""
+        return {
+            "name": self.name,
+            "alive": self.exit_code is None and self._process.poll() is None,
+            "exit_code": self.exit_code,
+            "judged": self.judged,
+            "skipped": self.skipped,
+            "writer": self._writer,
+        }
 
     def close(self) -> None:
-        """Judge what is queued, stop the worker and close the shadow log (once)."""
-        if self._closed:
+        """Let the shadow judge everything written, then stop it (killed past
+        :data:`CLOSE_SECONDS`). Once: a second call waits for the first to finish."""
+        with self._answered:
+            first, self._closing = not self._closing, True
+        if not first:
+            self._stopped.wait(CLOSE_SECONDS * 2)
             return
-        self.flush()
-        with self._wake:
-            self._closed = True
-            self._wake.notify_all()
-        self._thread.join(timeout=10.0)
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        try:
+            self._stop()
+        finally:
+            self._stopped.set()
 
-
-def _line(event: DecisionEvent, what: str, state: ExecutionState | None, **more: Any) -> str:
-    record = {
-        "kind": "shadow",
-        "what": what,
-        "ts": event.ts.isoformat() if event.ts else None,
-        "seq": event.seq,
-        "writer": event.writer,
-        "workflow_id": event.workflow_id,
-        "step_id": event.step_id,
-        "live_state": event.state.value if event.state else None,
-        "state": state.value if state else None,
-    }
-    for key, value in more.items():
-        record[key] = value.value if isinstance(value, ExecutionState) else value
-    return json.dumps(record, separators=(",", ":")) + "\n"
+    def _stop(self) -> None:
+        self._send({"op": "close"})
+        if self._process.stdin is not None:
+            with contextlib.suppress(OSError):
+                self._process.stdin.close()
+        try:
+            self._process.wait(timeout=CLOSE_SECONDS)
+        except subprocess.TimeoutExpired:
+            _log.warning("autoheal shadow %r did not stop in time: killed", self.name)
+            self._process.kill()
+            self._process.wait()
+        self._listener.join(timeout=CLOSE_SECONDS)
+        if self._process.stdout is not None:
+            self._process.stdout.close()
