@@ -8,7 +8,8 @@ follow), ``{"op": "sync", "token": n}`` (judge everything written so far, then a
 ``{"op": "close"}`` (judge everything written, close the shadow log, exit). Out:
 ``{"synced": n, "judged": j, "skipped": s}`` and, last, ``{"closed": true, ...}``.
 
-Every :data:`POLL_SECONDS` it reads the lines the writer appended (:class:`~.._tail.SegmentTail`,
+It runs at the lowest CPU priority (:data:`NICENESS`): on a busy machine the robot's process
+gets the CPU first. Every :data:`POLL_SECONDS` it reads the lines the writer appended (:class:`~.._tail.SegmentTail`,
 appended bytes only) and judges them (:class:`~.shadow_judge.Judge`). The end of its input
 (the parent closed it, or died) is a close.
 
@@ -18,8 +19,10 @@ its reach (it reads the segments, never writes them).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import queue
 import sys
 import threading
@@ -37,6 +40,8 @@ _log = logging.getLogger("autoheal_otel")
 
 #: How often the process looks for appended lines when no message wakes it.
 POLL_SECONDS = 0.2
+#: How much lower than the live process's the shadow process's CPU priority is.
+NICENESS = 19
 
 
 def _messages(stream: IO[str], inbox: queue.Queue[dict[str, Any] | None]) -> None:
@@ -98,6 +103,8 @@ def serve(stdin: IO[str], stdout: IO[str]) -> int:
 def main() -> int:
     """Entry point of ``python -m autoheal_otel.lab.shadow_process``."""
     logging.basicConfig(level=logging.WARNING, format="autoheal shadow: %(message)s")
+    with contextlib.suppress(OSError):  # the robot first: the shadow takes the CPU it leaves
+        os.nice(NICENESS)
     return serve(sys.stdin, sys.stdout)
 
 
