@@ -187,3 +187,28 @@ def test_a_decoded_log_is_shared_by_every_candidate(tmp_path: Path) -> None:
     two = multi_replay(tmp_path, CANDIDATES, workers=2)
     assert [c.report.to_dict() for c in one] == [c.report.to_dict() for c in two]
     assert any(c.transitions for c in one)
+
+
+def test_a_log_whose_head_was_deleted_replays_from_its_checkpoint(tmp_path: Path) -> None:
+    """With its first records deleted, every candidate starts at the first checkpoint, as
+    its what-if does."""
+    clock = FakeClock()
+    with AutoHealManager(policy=RECORDED[1], data_dir=tmp_path, clock=clock) as manager:
+        for i in range(40):
+            clock.advance(5.0)
+            if i == 20:
+                manager.checkpoint()
+            wid = "a" if i % 2 else "b"
+            if manager.should_execute_step(wid, "s1")[0]:
+                manager.on_step_result(wid, "s1", RESULTS[i % 3])
+    (segment,) = sorted((tmp_path / "audit").glob("*.jsonl"))
+    lines = segment.read_text(encoding="utf-8").splitlines(keepends=True)
+    cut = next(i for i, line in enumerate(lines) if '"kind":"checkpoint"' in line)
+    segment.write_text("".join(lines[cut - 3 :]), encoding="utf-8")  # the head deleted
+    got = multi_replay(tmp_path, CANDIDATES, workers=2)
+    assert decode(tmp_path).headless
+    for policy, candidate in zip(CANDIDATES, got, strict=True):
+        want, transitions = _what_if(tmp_path, policy)
+        assert want["from_checkpoint"] is not None and want["before_checkpoint"] == 3
+        assert candidate.report.to_dict() == want
+        assert candidate.transitions == transitions

@@ -25,7 +25,7 @@ from .._models import StepResult
 from ..analytics import AuditAnalytics
 from ..analytics._replayer import details_of, result_of
 from ..analytics._view import sources
-from ..analytics.replay import COLUMNS, REPLAY_MEMORY, count_lines
+from ..analytics.replay import COLUMNS, REPLAY_MEMORY, _headless, count_lines
 from ..semconv import EventKind
 
 __all__ = ["ASSUMED", "GATE", "OTHER", "RESULT", "DecodedLog", "decode"]
@@ -52,6 +52,8 @@ class DecodedLog:
     last: dict[Any, tuple[datetime, int]] = field(default_factory=dict)
     #: (writer, seq) of every move a running process acknowledged.
     acked: set[tuple[str, int]] = field(default_factory=set)
+    #: The log's first records were deleted: a replay starts at its first checkpoint.
+    headless: bool = False
 
 
 def _result(rec: dict[str, Any], cache: dict[tuple[Any, ...], Any]) -> Any:
@@ -146,6 +148,7 @@ def decode(data_dir: str | Path) -> DecodedLog:
             details = details_of(row["details"])
             if isinstance(details.get("move_writer"), str) and type(details.get("move_seq")) is int:
                 log.acked.add((details["move_writer"], details["move_seq"]))
+        log.headless = _headless(db)
         results = _results(db)
         if results is None:
             _decode_each(db, log)

@@ -2,13 +2,18 @@
 
 Each candidate gets its own :class:`~autoheal_otel._machine.Machine` and the replay feed of
 :mod:`autoheal_otel.analytics.replay`. Gates and results (nearly every record) take a lean
-way: the machine is called without an event list (the way a warm restart drives it, building
-no event for a decision nobody reads), the transitions it makes are noted by its ledger, and
-the gate answers are counted from what the machine returns. A result that may move a
-calibrated threshold takes the full way, as does every other record (operator moves,
-restarts, fleet records, calibration, policy and artifact records): the same code the
-what-if runs. Candidates are split across processes (forked after the log is decoded, so
-the rows are read once and shared).
+way. A known step's gate, and a clean success of a known step that is neither a recovery,
+nor a probe, nor counted against an artifact version, are answered without the machine,
+doing exactly what the machine does for them without events (a gate: the answer of the
+workflow's state; a result: count it, reset the step's streaks, keep its decided match). Any
+other gate or result calls the machine without an event list (the way a warm restart drives
+it, building no event for a decision nobody reads); the transitions it makes are noted by
+its ledger. A result that may move a calibrated threshold takes the full way, as does every
+other record (operator moves, restarts, fleet records, calibration, policy and artifact
+records): the same code the what-if runs. What every candidate shares (what each restart
+reads back, the writers met) comes from :func:`~.prepass.prepass`, computed once. The
+candidates are shared by processes forked after that (the rows are read, not copied), each
+taking the next candidate left.
 
 Invariant: for every candidate, the report (and the list of automatic transitions) equals
 ``replay(data_dir, policy=candidate)``'s; a property test holds them equal on random logs.
@@ -35,7 +40,7 @@ from .._policy import PolicyConfig
 from ..analytics._replay_report import ReplayReport
 from ..analytics._replayer import INPUT_CAUSES, Replayer, calibration_change
 from ..semconv import Cause, EventKind, Reason
-from .decoded import GATE, OTHER, RESULT, DecodedLog, Row, decode
+from .decoded import ASSUMED, GATE, OTHER, RESULT, DecodedLog, Row, decode
 from .prepass import Prepass, SharedReadback, prepass
 
 __all__ = ["Candidate", "multi_replay"]
@@ -101,6 +106,8 @@ def _one(log: DecodedLog, policy: PolicyConfig, shared: Prepass) -> Candidate:
     report = ReplayReport(what_if=True, skipped_lines=log.skipped_lines)
     if log.records == 0 or log.first is None:
         return Candidate(report)
+    if log.headless:
+        return _from_checkpoint(log, policy, report)
     machine = _LeanMachine(policy, "replay", (0.0, log.first))
     ledger = machine.ledger
     assert isinstance(ledger, _NotingLedger)
@@ -182,6 +189,33 @@ def _one(log: DecodedLog, policy: PolicyConfig, shared: Prepass) -> Candidate:
     report.replayed_blocked_gates += refused
     report.records = log.records
     feed.spans, feed.shared = shared.spans, shared.shared
+    feed.finish()
+    return Candidate(report, feed.replayed)
+
+
+def _from_checkpoint(log: DecodedLog, policy: PolicyConfig, report: ReplayReport) -> Candidate:
+    """Replay a log whose head was deleted: every record through the what-if's own feed,
+    which starts at the first checkpoint (rare: no lean way, no shared read-back)."""
+    assert log.first is not None
+    machine = Machine(policy, "replay", (0.0, log.first))
+    report.policy_version = machine.policy.version
+    feed = Replayer(machine, report, log.first, log.last)
+    feed.acked = set(log.acked)
+    feed.headless = True
+    for row in log.rows:
+        code, writer, seq, _wid, _step, ts, _now, payload = row
+        if code == OTHER:
+            feed.feed(payload)
+        elif isinstance(payload, AutoHealError):  # a result with invalid fields, as fed
+            feed.writers.add(writer)
+            if feed.headless:
+                report.before_checkpoint += 1
+            else:
+                feed._note_writer({"kind": "result", "writer": writer}, ts)
+                report.mismatch({"seq": seq, "kind": "result", "error": str(payload)})
+        elif code != ASSUMED:
+            feed.feed(_as_record(row))
+    report.records = log.records
     feed.finish()
     return Candidate(report, feed.replayed)
 
@@ -269,7 +303,7 @@ def _assume(
 def _as_record(row: Row) -> dict[str, Any]:
     """Rebuild the record a gate or result row came from (for the feed's full way)."""
     code, writer, seq, wid, step, ts, _now, payload = row
-    assert code == RESULT or not isinstance(payload, AutoHealError)
+    assert not isinstance(payload, AutoHealError)
     rec: dict[str, Any] = {
         "kind": "gate" if code == GATE else "result",
         "writer": writer,
