@@ -121,69 +121,69 @@ def _one(log: DecodedLog, policy: PolicyConfig, shared: Prepass) -> Candidate:
     allowed = True
     # Gates answered without the machine: how many, recorded as blocked, refused now.
     gates = recorded_blocked = refused = 0
-    for row in log.rows:
-        code, _writer, _seq, wid, step, _ts, _now, payload = row
-        if code == GATE:
-            wf = get(wid)
+    rows = log.rows
+    for code, wid, step, recorded, payload, index in shared.program:
+        if OTHER <= code <= ASSUMED:
+            _aside(feed, rows[index], allowed, shared)
+            continue
+        wf = get(wid)
+        if code != RESULT:  # a gate, alone or with its result (PAIR)
             # A known step's gate, answered as Machine.gate answers it without events (no
             # state changes but a quarantine's probe, which takes the machine's way).
-            if wf is not None and step in wf.steps:
-                state = wf.state
-                if state is RUNNING or state is DEGRADED:
-                    allowed = True
-                elif state is not QUARANTINED or not wf.policy.quarantine.probe_enabled:
-                    allowed = False
-                    refused += 1
-                else:
-                    allowed = _decide(feed, row, allowed)
-                    continue
+            state = wf.state if wf is not None and step in wf.steps else None
+            if state is RUNNING or state is DEGRADED:
+                allowed = True
                 gates += 1
-                if payload is False:
-                    recorded_blocked += 1
+                recorded_blocked += recorded is False
+            elif state is None or (state is QUARANTINED and _probes(wf)):
+                allowed = _decide(feed, rows[index], allowed)
+                wf = get(wid)
+            else:
+                allowed = False
+                gates += 1
+                refused += 1
+                recorded_blocked += recorded is False
+            if code == GATE:
                 continue
-        elif code == RESULT:
-            wf = get(wid)
+            index += 1
+        if (
+            wf is not None
+            and wf.artifact_version is None
+            and type(payload) is tuple
+            and wf.state is not DEGRADED
+            and (wf.state is not QUARANTINED or wf.probe_step != step)
+        ):
+            made = payload[0]
+            conf = made.confidence
+            # A clean success of a known step, neither a recovery (DEGRADED) nor a probe,
+            # nor counted against an artifact version: all Machine.result does without
+            # events is count it, reset the step's streaks and (calibration off) keep its
+            # decided match. The same test for clean as Machine.result's.
             if (
-                wf is not None
-                and wf.artifact_version is None
-                and type(payload) is tuple
-                and wf.state is not DEGRADED
-                and (wf.state is not QUARANTINED or wf.probe_step != step)
-            ):
-                made = payload[0]
-                conf = made.confidence
-                # A clean success of a known step, neither a recovery (DEGRADED) nor a probe,
-                # nor counted against an artifact version: all Machine.result does without
-                # events is count it, reset the step's streaks and (calibration off) keep its
-                # decided match. The same test for clean as Machine.result's.
-                if (
-                    made.outcome is SUCCESS
-                    and (
-                        conf is None
-                        or (
-                            conf >= wf.floor
-                            and (
-                                not wf.strict
-                                or made.second_best is None
-                                or conf - made.second_best >= wf.margin
-                            )
+                made.outcome is SUCCESS
+                and (
+                    conf is None
+                    or (
+                        conf >= wf.floor
+                        and (
+                            not wf.strict
+                            or made.second_best is None
+                            or conf - made.second_best >= wf.margin
                         )
                     )
-                    and (conf is None or not calibration.enabled)
-                ):
-                    runtime = wf.steps.get(step)
-                    if runtime is not None:
-                        wf.executions += 1
-                        runtime.consecutive_target_not_found = 0
-                        runtime.consecutive_low_confidence = 0
-                        sample = payload[2]
-                        if sample is not None:
-                            calibration.samples[sample[0]].append(sample[1])
-                        continue
-        else:
-            _aside(feed, row, allowed, shared)
-            continue
-        allowed = _decide(feed, row, allowed)
+                )
+                and (conf is None or not calibration.enabled)
+            ):
+                runtime = wf.steps.get(step)
+                if runtime is not None:
+                    wf.executions += 1
+                    runtime.consecutive_target_not_found = 0
+                    runtime.consecutive_low_confidence = 0
+                    sample = payload[2]
+                    if sample is not None:
+                        calibration.samples[sample[0]].append(sample[1])
+                    continue
+        _decide(feed, rows[index], allowed)
     report.gates += gates
     report.recorded_blocked_gates += recorded_blocked
     report.replayed_blocked_gates += refused
@@ -191,6 +191,11 @@ def _one(log: DecodedLog, policy: PolicyConfig, shared: Prepass) -> Candidate:
     feed.spans, feed.shared = shared.spans, shared.shared
     feed.finish()
     return Candidate(report, feed.replayed)
+
+
+def _probes(wf: br.WorkflowRuntime | None) -> bool:
+    """Return whether a quarantined workflow admits probes (its gate may admit one)."""
+    return wf is not None and wf.policy.quarantine.probe_enabled
 
 
 def _from_checkpoint(log: DecodedLog, policy: PolicyConfig, report: ReplayReport) -> Candidate:

@@ -5,6 +5,7 @@ Part of what a replay keeps does not depend on the policy replayed, only on the 
 - what each warm restart reads back (:class:`~..analytics._readback.Readback`: the decided
   matches and the step streaks as of the restart), noted from every result and transition
   record in the order the replay feed takes them (acknowledged moves at their ack);
+- the rows as the candidates' loop takes them (a gate and its result as one step);
 - which writers were met before each session or ack record (what tells a restart from
   another writer's start), and each writer's decision span and whether its sessions shared
   decisions (what the report names as unshared writers).
@@ -31,7 +32,7 @@ from ..analytics._readback import Readback
 from ..analytics._replay_report import ReplayReport
 from ..analytics._replayer import Replayer
 from ..semconv import EventKind
-from .decoded import ASSUMED, OTHER, RESULT, DecodedLog
+from .decoded import ASSUMED, GATE, OTHER, RESULT, DecodedLog, Row
 
 __all__ = ["Prepass", "SharedReadback", "prepass"]
 
@@ -87,6 +88,38 @@ class SharedReadback(Readback):
         return self._now.calibration_samples()
 
 
+#: A program step: a gate and, right after it, its step's result (the two rows in one).
+PAIR = 4
+
+#: One program step: (code, workflow_id, step_id, the gate's recorded answer, the result's
+#: payload, the index of its (first) row in the decoded rows).
+Step = tuple[int, Any, Any, Any, Any, int]
+
+
+def program(rows: list[Row]) -> list[Step]:
+    """Return the rows as the candidates' loop takes them: a gate followed by the result of
+    the same workflow and step as one :data:`PAIR` step (what a step of the robot is), every
+    other row as a step of its own (taken in the same order: the loop does the pair's two
+    rows one after the other)."""
+    out: list[Step] = []
+    append = out.append
+    index, n = 0, len(rows)
+    while index < n:
+        code, _w, _s, wid, step, _ts, _now, payload = rows[index]
+        if code == GATE and index + 1 < n:
+            after = rows[index + 1]
+            if after[0] == RESULT and after[3] == wid and after[4] == step:
+                append((PAIR, wid, step, payload, after[7], index))
+                index += 2
+                continue
+        if code == GATE:
+            append((GATE, wid, step, payload, None, index))
+        else:
+            append((code, wid, step, None, payload, index))
+        index += 1
+    return out
+
+
 @dataclass
 class Prepass:
     """What every candidate's replay of one log shares (see the module docstring)."""
@@ -96,6 +129,8 @@ class Prepass:
     writers: dict[int, frozenset[Any]] = field(default_factory=dict)
     spans: dict[str, list[datetime]] = field(default_factory=dict)
     shared: dict[str, bool] = field(default_factory=dict)
+    #: The rows as the candidates' loop takes them (see :func:`program`).
+    program: list[Step] = field(default_factory=list)
 
 
 def prepass(log: DecodedLog) -> Prepass:
@@ -134,5 +169,6 @@ def prepass(log: DecodedLog) -> Prepass:
         if code == RESULT and type(payload) is tuple:
             recording.result(wid, step, payload[0], payload[1], ts)
     out.readbacks = recording.taken
+    out.program = program(log.rows)
     out.spans, out.shared = feed.spans, feed.shared
     return out
