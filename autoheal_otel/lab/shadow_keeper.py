@@ -50,6 +50,8 @@ class ShadowKeeper:
         Raises:
             PolicyError: with ``strict`` (at start), the shadow policy is not usable; at a
                 reload it is logged and the running shadow kept.
+            OSError: with ``strict``, the shadow process could not start; at a reload it is
+                logged and no shadow runs (nothing reaches the hook that applied it).
         """
         section = policy.shadow
         shadow: PolicyConfig | None = None
@@ -71,12 +73,18 @@ class ShadowKeeper:
                 self._publisher.remove(old)
                 threading.Thread(target=old.close, name="autoheal-shadow-stop", daemon=True).start()
                 _log.info("autoheal shadow %r stopped", old.name)
+            self._key = key
             if section is not None and shadow is not None:
-                sink = ShadowSink(shadow, self._data_dir, section.name, writer=self._writer)
+                try:
+                    sink = ShadowSink(shadow, self._data_dir, section.name, writer=self._writer)
+                except (OSError, ValueError) as exc:  # no process could start: no shadow
+                    if strict:
+                        raise
+                    _log.warning("autoheal shadow %r could not start: %s", section.name, exc)
+                    return
                 self._publisher.add(sink)
                 self.sink = sink
                 _log.info("autoheal shadow %r started (policy %s)", section.name, shadow.version)
-            self._key = key
 
     def status(self) -> dict[str, Any] | None:
         """Return the running shadow's status (None: no shadow)."""
