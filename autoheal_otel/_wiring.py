@@ -286,7 +286,8 @@ def assemble(
     artifacts = ArtifactKeeper(machine, decide, monotonic, record, evidence)
     periodic = Periodic(machine, decide, watcher, data_dir, (now, wall), record, monotonic)
     scaffold.periodic = periodic
-    periodic.on_policy = _shadows(config, publisher, data_dir if not read_only else None, writer)
+    writable = data_dir if not read_only else None
+    periodic.on_policy = _shadows(config, publisher, writable, writer, machine.ledger)
     compactor = start_compactor(data_dir, config.audit, read_only)
     # The fleet link (off by default; only then is redis imported) ships this host's
     # failures and follows the fleet's decisions on threads of its own.
@@ -323,7 +324,7 @@ def assemble(
 
 
 def _shadows(
-    config: PolicyConfig, publisher: Publisher, data_dir: Path | None, writer: str
+    config: PolicyConfig, publisher: Publisher, data_dir: Path | None, writer: str, ledger: Any
 ) -> Callable[[PolicyConfig], None] | None:
     """Return what keeps the policy's shadow running, started now when it names one (the
     lab is imported only then); None without a writable data directory."""
@@ -338,7 +339,7 @@ def _shadows(
                 return
             from .lab.shadow_keeper import ShadowKeeper
 
-            keeper = ShadowKeeper(publisher, data_dir, writer)
+            keeper = ShadowKeeper(publisher, data_dir, writer, lambda: int(ledger.seq))
         keeper.apply(policy, strict=strict)
 
     on_policy(config, strict=True)

@@ -194,8 +194,9 @@ class ShadowSink:
             "writer": self._writer,
         }
 
-    def close(self) -> None:
-        """Let the shadow judge everything written, then stop it (killed past
+    def close(self, until_seq: int | None = None) -> None:
+        """Let the shadow judge everything written (with ``until_seq``: the records up to
+        that ``seq``, the moment it was replaced), then stop it (killed past
         :data:`CLOSE_SECONDS`). Once: a second call waits for the first to finish."""
         with self._answered:
             first, self._closing = not self._closing, True
@@ -203,12 +204,12 @@ class ShadowSink:
             self._stopped.wait(CLOSE_SECONDS * 2)
             return
         try:
-            self._stop()
+            self._stop(until_seq)
         finally:
             self._stopped.set()
 
-    def _stop(self) -> None:
-        self._send({"op": "close"})
+    def _stop(self, until_seq: int | None) -> None:
+        self._send({"op": "close", "until": until_seq})
         if self._process.stdin is not None:
             with contextlib.suppress(OSError):
                 self._process.stdin.close()

@@ -55,9 +55,14 @@ class Judge:
         self._lines: list[str] = []
         self._file: Any = None
         self._writer = "writer"
+        #: The last ``seq`` this shadow judges (None: every record).
+        self.until: int | None = None
 
     def feed(self, rec: dict[str, Any]) -> None:
         """Judge one record (contained: a bad record is counted, never raised)."""
+        until, seq = self.until, rec.get("seq")
+        if until is not None and type(seq) is int and seq > until:
+            return
         try:
             self._judge(rec)
         except (AutoHealError, ValueError, TypeError, KeyError):

@@ -5,8 +5,8 @@ A manager on a writable data directory whose policy has a ``shadow`` section
 policy change (hot reload, or ``manager.reload_policy``) it compares the shadow named with
 the one running (by name and shadow policy version): a new one is started as a sink
 (:class:`~.shadow.ShadowSink`, its own process), one no longer named is removed from the sinks
-and stopped on a thread of its own (it judges what was written, then ends; the hook that
-applied the reload never waits for it), a changed one is both. The change itself is recorded
+and stopped on a thread of its own (it judges what was written up to the reload, then ends;
+the hook that applied the reload never waits for it), a changed one is both. The change itself is recorded
 by the policy reload, whose record holds the whole policy, ``shadow`` section included.
 
 Invariant: at most one shadow runs per manager, the one the policy in force names; no gate
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +34,12 @@ _log = logging.getLogger("autoheal_otel")
 class ShadowKeeper:
     """Run the shadow the policy in force names (see the module docstring)."""
 
-    def __init__(self, publisher: Publisher, data_dir: Path, writer: str) -> None:
+    def __init__(
+        self, publisher: Publisher, data_dir: Path, writer: str, seq: Callable[[], int]
+    ) -> None:
         self._publisher = publisher
+        #: The live machine's last ``seq``: where a replaced shadow stops judging.
+        self._seq = seq
         self._data_dir = data_dir
         self._writer = writer
         self._lock = threading.Lock()
@@ -71,7 +76,11 @@ class ShadowKeeper:
             old, self.sink = self.sink, None
             if old is not None:
                 self._publisher.remove(old)
-                threading.Thread(target=old.close, name="autoheal-shadow-stop", daemon=True).start()
+                until = {"until_seq": self._seq()}
+                stop = threading.Thread(
+                    target=old.close, kwargs=until, name="autoheal-shadow-stop", daemon=True
+                )
+                stop.start()
                 _log.info("autoheal shadow %r stopped", old.name)
             self._key = key
             if section is not None and shadow is not None:

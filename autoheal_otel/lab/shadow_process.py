@@ -5,7 +5,8 @@ talks to it over its standard streams, one JSON object a line. In: first the set
 (``data_dir``, ``name``, ``policy``, ``positions``: where each segment was when the shadow was
 attached, ``writer`` when known), then ``{"op": "writer", "writer": w}`` (the writer to
 follow), ``{"op": "sync", "token": n}`` (judge everything written so far, then answer) and
-``{"op": "close"}`` (judge everything written, close the shadow log, exit). Out:
+``{"op": "close", "until": seq}`` (judge everything written, up to ``seq`` when given,
+close the shadow log, exit). Out:
 ``{"synced": n, "judged": j, "skipped": s}`` and, last, ``{"closed": true, ...}``.
 
 It runs at the lowest CPU priority (:data:`NICENESS`): on a busy machine the robot's process
@@ -88,6 +89,8 @@ def serve(stdin: IO[str], stdout: IO[str]) -> int:
         except queue.Empty:
             message = {}
         if message is None or message.get("op") == "close":
+            if message is not None and type(message.get("until")) is int:
+                judge.until = message["until"]  # replaced then: nothing after it is its own
             _catch_up(tail, judge, writer)
             judge.close()
             _say(stdout, judge, tail, closed=True)
