@@ -146,7 +146,7 @@ class PolicyConfig(_Section):
         self._resolved = {wid: _merge_override(base, wid, ov) for wid, ov in self.workflows.items()}
         if self.shadow is not None:
             try:
-                self._shadow = inline_shadow(self.shadow)
+                self._shadow = inline_shadow(self.shadow, PolicyConfig)
             except _FieldError as exc:
                 raise _FieldError(f"shadow.{exc.field}", exc.value, _rule_of(exc)) from exc
         canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
@@ -174,7 +174,7 @@ class PolicyConfig(_Section):
             PolicyError: the shadow policy cannot be read or is invalid (``shadow.policy``).
         """
         if self.shadow is not None and self._shadow is None:
-            self._shadow = load_shadow(self.shadow, Path(folder))
+            self._shadow = load_shadow(self.shadow, Path(folder), PolicyConfig.from_json)
 
     def for_workflow(self, workflow_id: str) -> WorkflowPolicy:
         """Return the effective sections for one workflow (overrides merged in)."""

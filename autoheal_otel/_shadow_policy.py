@@ -15,8 +15,10 @@ reloaded (a bad reload keeps the last good policy, shadow included).
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, TypeVar
 
 from pydantic import Field, field_validator
 
@@ -24,10 +26,10 @@ from ._errors import PolicyError
 from ._fs import read_regular_file
 from ._policy_sections import _FieldError, _Section
 
-if TYPE_CHECKING:
-    from ._policy import PolicyConfig
+__all__ = ["ShadowPolicy", "inline_shadow", "load_shadow"]
 
-__all__ = ["ShadowPolicy", "load_shadow"]
+#: The policy type (the policy module passes its own: this module never imports it back).
+P = TypeVar("P")
 
 #: The longest shadow policy path accepted.
 MAX_PATH = 4096
@@ -59,36 +61,32 @@ class ShadowPolicy(_Section):
         return value
 
 
-def inline_shadow(section: ShadowPolicy) -> PolicyConfig | None:
-    """Return the inline shadow policy of ``section`` validated (None: it names a file).
+def inline_shadow(section: ShadowPolicy, build: Callable[..., P]) -> P | None:
+    """Return the inline shadow policy of ``section`` validated by ``build`` (the policy
+    class), or None when it names a file.
 
     Raises:
         _FieldError: a field of the inline policy is invalid (``policy.<field>``).
     """
-    from ._policy import PolicyConfig
-
     if isinstance(section.policy, str):
         return None
     try:
-        return PolicyConfig(**section.policy)
+        return build(**section.policy)
     except PolicyError as exc:
         field = ".".join(p for p in ("policy", exc.field) if p)
         raise _FieldError(field, exc.value, _rule(exc)) from exc
 
 
-def load_shadow(section: ShadowPolicy, folder: Path) -> PolicyConfig:
-    """Return the shadow policy ``section`` names, a file read relative to ``folder``.
+def load_shadow(section: ShadowPolicy, folder: Path, parse: Callable[..., P]) -> P:
+    """Return the shadow policy ``section`` names: inline (validated), or a file read
+    relative to ``folder`` and parsed by ``parse`` (the policy class's ``from_json``).
 
     Raises:
         PolicyError: the file cannot be read, is invalid, or names a shadow of its own
             (``field`` is ``shadow.policy`` or the field inside it).
     """
-    from ._policy import PolicyConfig
-
-    inline = inline_shadow(section)
-    if inline is not None:
-        return inline
-    assert isinstance(section.policy, str)
+    if not isinstance(section.policy, str):
+        return parse(json.dumps(section.policy))
     path = folder / section.policy
     try:
         try:
@@ -96,12 +94,12 @@ def load_shadow(section: ShadowPolicy, folder: Path) -> PolicyConfig:
         except OSError as exc:
             raise PolicyError(f"cannot read policy: {exc.strerror}", source=str(path)) from exc
         # Read as it is: a shadow's own shadow is refused below, never followed.
-        shadow = PolicyConfig.from_json(text, source=str(path))
+        shadow = parse(text, source=str(path))
     except PolicyError as exc:
         field = ".".join(p for p in ("shadow.policy", exc.field) if p)
         message = f"shadow.policy names {section.policy!r}, which is not usable: {exc}"
         raise PolicyError(message, field=field, value=section.policy) from exc
-    if shadow.shadow is not None:
+    if getattr(shadow, "shadow", None) is not None:
         raise PolicyError(
             f"shadow.policy names {section.policy!r}, which names a shadow of its own;"
             " a shadow policy cannot have one",

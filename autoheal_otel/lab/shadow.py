@@ -35,8 +35,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import autoheal_otel
-
 from .._events import DecisionEvent
 from .._policy import PolicyConfig
 from .._tail import SegmentTail
@@ -79,7 +77,7 @@ class ShadowSink:
         # Where every segment is now: the shadow reads only what is appended from here on.
         tail = SegmentTail(self.data_dir / AUDIT_DIR)
         tail.skip_existing()
-        package_root = str(Path(autoheal_otel.__file__).resolve().parent.parent)
+        package_root = str(Path(__file__).resolve().parents[2])  # where autoheal_otel is
         path = os.environ.get("PYTHONPATH")
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (package_root, path) if p)}
         self._process = subprocess.Popen(
