@@ -110,7 +110,10 @@ class Periodic:
             None, "policy", None, None, _upkeep.change_policy, self._machine.ledger, policy, source
         )
         if self.on_policy is not None:
-            self.on_policy(policy)
+            try:
+                self.on_policy(policy)
+            except Exception:  # contained: the shadow never reaches the hook that polled
+                _log.exception("autoheal shadow could not follow the policy change")
         if self.watcher is not None:
             if policy.hot_reload.enabled:
                 self.watcher.interval = policy.hot_reload.check_interval_seconds
