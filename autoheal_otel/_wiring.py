@@ -327,12 +327,14 @@ def _shadows(
     config: PolicyConfig, publisher: Publisher, data_dir: Path | None, writer: str, ledger: Any
 ) -> Callable[[PolicyConfig], None] | None:
     """Return what keeps the policy's shadow running, started now when it names one (the
-    lab is imported only then); None without a writable data directory."""
+    lab is imported only then); None without a writable data directory. The shadow file was
+    read with the policy (a bad one failed the start); a shadow process that cannot start
+    is logged, and the manager runs without it."""
     if data_dir is None:
         return None
     keeper: Any = None
 
-    def on_policy(policy: PolicyConfig, strict: bool = False) -> None:
+    def on_policy(policy: PolicyConfig) -> None:
         nonlocal keeper
         if keeper is None:
             if policy.shadow is None:
@@ -340,9 +342,9 @@ def _shadows(
             from .lab.shadow_keeper import ShadowKeeper
 
             keeper = ShadowKeeper(publisher, data_dir, writer, lambda: int(ledger.seq))
-        keeper.apply(policy, strict=strict)
+        keeper.apply(policy)
 
-    on_policy(config, strict=True)
+    on_policy(config)
     return on_policy
 
 
