@@ -8,7 +8,8 @@ and windows) on ``--workers`` processes. Prints each run's wall time and peak RS
 multi-policy figure is the sum of the parent's peak and its worker's), then the median and
 range of each, the ratio of the multi-policy time to ``--candidates`` what-ifs, and the CPU
 time per candidate (after the one decode) against one what-if's CPU time (the machine is
-shared: CPU time is the steadier figure).
+shared: CPU time is the steadier figure), and what the run would take on ``--workers``
+cores of its own, from those CPU times.
 
 Run: ``.venv/bin/python bench/lab.py [--steps 500000] [--candidates 100] [--runs 3]``.
 """
@@ -101,6 +102,7 @@ def main() -> None:
         policy = tmp / "policy.json"
         policy.write_text("{}")
         anchors, anchor_cpus, multis, decodes, rss, per = [], [], [], [], [], []
+        decode_cpus: list[float] = []
         for run in range(args.runs):
             anchor, anchor_cpu, anchor_rss = _what_if(data, policy)
             figures = _multi(data, args.candidates, args.workers)
@@ -110,6 +112,7 @@ def main() -> None:
             decodes.append(figures["decode"])
             rss.append(figures["rss"])
             per.append(figures["cpu_per_candidate"])
+            decode_cpus.append(figures["decode_cpu"])
             print(
                 f"run {run + 1}: what-if {anchor:.1f} s ({anchor_cpu:.1f} s CPU,"
                 f" {anchor_rss:.0f} MB peak so far); {args.candidates} candidates over"
@@ -127,6 +130,12 @@ def main() -> None:
         print(f"multi-policy peak MB (parent + worker): {_spread(rss)}")
         print(f"multi / ({args.candidates} x what-if): {_spread([r * 100 for r in ratios])} %")
         print(f"CPU per candidate / what-if CPU: {_spread([r * 100 for r in cpu_ratios])} %")
+        # What the same work takes when the cores are the benchmark's alone: the decode on
+        # one core, the candidates (prepass included) on --workers.
+        alone = [
+            d + p * args.candidates / args.workers for d, p in zip(decode_cpus, per, strict=True)
+        ]
+        print(f"on {args.workers} cores of its own (from the CPU times) s: {_spread(alone)}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
