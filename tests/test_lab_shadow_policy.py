@@ -167,3 +167,23 @@ def test_a_policy_built_in_code_names_its_shadow_file_from_the_working_directory
     with pytest.raises(PolicyError) as caught:
         AutoHealManager(policy=missing, data_dir=tmp_path / "other", clock=FakeClock())
     assert caught.value.field == "shadow.policy"
+
+
+def test_a_reload_with_a_bad_shadow_keeps_the_last_good_policy_and_shadow(tmp_path: Path) -> None:
+    """An edit naming a shadow file that is not there is rejected like any bad edit: the
+    policy and the shadow in force stay, and the rejection names shadow.policy."""
+    data, main = tmp_path / "data", tmp_path / "policy.json"
+    _write(tmp_path / "candidate.json", SHADOW)
+    _write(main, {"shadow": {"policy": "candidate.json"}})
+    clock = FakeClock()
+    with AutoHealManager(policy=main, data_dir=data, clock=clock) as manager:
+        running, version = _running(manager), manager.policy.version
+        _write(main, {"shadow": {"policy": "gone.json"}})
+        clock.advance(10.0)
+        _steps(manager, clock, 1, OK)
+        error = manager.last_policy_error
+        assert error is not None and error.field == "shadow.policy" and error.value == "gone.json"
+        assert manager.policy.version == version and _running(manager) is running
+    with AuditAnalytics(data) as db:
+        rows = db.sql("SELECT details FROM audit WHERE kind = 'policy_rejected'")
+    assert [json.loads(r["details"])["field"] for r in rows] == ["shadow.policy"]
