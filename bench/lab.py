@@ -6,7 +6,10 @@ workflows on a fake clock, a rare failure now and then), then, as separate proce
 one multi-policy replay of ``--candidates`` policies (a grid of workflow failure thresholds
 and windows) on ``--workers`` processes. Prints each run's wall time and peak RSS (the
 multi-policy figure is the sum of the parent's peak and its worker's), then the median and
-range of each and the ratio of the multi-policy time to ``--candidates`` what-ifs.
+range of each, the ratio of the multi-policy time to ``--candidates`` what-ifs, and the CPU
+time per candidate (after the one decode) against one what-if's CPU time (the machine is
+shared: CPU time is the steadier figure), and what the run would take on ``--workers``
+cores of its own, from those CPU times.
 
 Run: ``.venv/bin/python bench/lab.py [--steps 500000] [--candidates 100] [--runs 3]``.
 """
@@ -35,20 +38,27 @@ n, workers = int(sys.argv[2]), int(sys.argv[3])
 grid = [(t, w) for w in (300, 600, 900, 1200, 1800) for t in range(5, 200)][:n]
 policies = [PolicyConfig.from_dict(
     {"breakers": {"workflow": {"failure_threshold": t, "window_seconds": w}}}) for t, w in grid]
-started = time.perf_counter()
+def cpu():
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+started, cpu0 = time.perf_counter(), cpu()
 log = decode(sys.argv[1])
-decoded = time.perf_counter() - started
+decoded, cpu1 = time.perf_counter() - started, cpu()
 out = multi_replay(log, policies, workers=workers)
 wall = time.perf_counter() - started
 own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 print(json.dumps({"wall": wall, "decode": decoded, "rss": own + child, "candidates": len(out),
-                  "records": log.records}))
+                  "records": log.records, "decode_cpu": cpu1 - cpu0,
+                  "cpu_per_candidate": (cpu() - cpu1) / len(out)}))
 """
 
 
-def _what_if(data: Path, policy: Path) -> tuple[float, float]:
+def _what_if(data: Path, policy: Path) -> tuple[float, float, float]:
+    """Return one what-if's wall time, its CPU time, and the children's peak RSS so far."""
     exe = shutil.which("autoheal", path=str(Path(sys.executable).parent)) or "autoheal"
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     subprocess.run(
         [exe, "what-if", "--data-dir", str(data), "--policy", str(policy)],
@@ -56,7 +66,9 @@ def _what_if(data: Path, policy: Path) -> tuple[float, float]:
         check=False,
     )
     wall = time.perf_counter() - started
-    return wall, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return wall, cpu, after.ru_maxrss / 1024
 
 
 def _multi(data: Path, candidates: int, workers: int) -> dict[str, float]:
@@ -89,26 +101,41 @@ def main() -> None:
             write_log(data, args.steps)
         policy = tmp / "policy.json"
         policy.write_text("{}")
-        anchors, multis, decodes, rss = [], [], [], []
+        anchors, anchor_cpus, multis, decodes, rss, per = [], [], [], [], [], []
+        decode_cpus: list[float] = []
         for run in range(args.runs):
-            anchor, anchor_rss = _what_if(data, policy)
+            anchor, anchor_cpu, anchor_rss = _what_if(data, policy)
             figures = _multi(data, args.candidates, args.workers)
             anchors.append(anchor)
+            anchor_cpus.append(anchor_cpu)
             multis.append(figures["wall"])
             decodes.append(figures["decode"])
             rss.append(figures["rss"])
+            per.append(figures["cpu_per_candidate"])
+            decode_cpus.append(figures["decode_cpu"])
             print(
-                f"run {run + 1}: what-if {anchor:.1f} s ({anchor_rss:.0f} MB peak so far);"
-                f" {args.candidates} candidates over {int(figures['records']):,} records on"
-                f" {args.workers} processes {figures['wall']:.1f} s (decode"
-                f" {figures['decode']:.1f} s), {figures['rss']:.0f} MB",
+                f"run {run + 1}: what-if {anchor:.1f} s ({anchor_cpu:.1f} s CPU,"
+                f" {anchor_rss:.0f} MB peak so far); {args.candidates} candidates over"
+                f" {int(figures['records']):,} records on {args.workers} processes"
+                f" {figures['wall']:.1f} s (decode {figures['decode']:.1f} s,"
+                f" {figures['decode_cpu']:.1f} s CPU; then {figures['cpu_per_candidate']:.2f} s"
+                f" CPU per candidate), {figures['rss']:.0f} MB",
                 flush=True,
             )
         ratios = [m / (a * args.candidates) for m, a in zip(multis, anchors, strict=True)]
-        print(f"what-if (anchor) s: {_spread(anchors)}")
+        cpu_ratios = [p / a for p, a in zip(per, anchor_cpus, strict=True)]
+        print(f"what-if (anchor) s: {_spread(anchors)}; CPU s: {_spread(anchor_cpus)}")
         print(f"multi-policy s: {_spread(multis)}; decode s: {_spread(decodes)}")
+        print(f"CPU s per candidate (after decoding): {_spread(per)}")
         print(f"multi-policy peak MB (parent + worker): {_spread(rss)}")
         print(f"multi / ({args.candidates} x what-if): {_spread([r * 100 for r in ratios])} %")
+        print(f"CPU per candidate / what-if CPU: {_spread([r * 100 for r in cpu_ratios])} %")
+        # What the same work takes when the cores are the benchmark's alone: the decode on
+        # one core, the candidates (prepass included) on --workers.
+        alone = [
+            d + p * args.candidates / args.workers for d, p in zip(decode_cpus, per, strict=True)
+        ]
+        print(f"on {args.workers} cores of its own (from the CPU times) s: {_spread(alone)}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -158,6 +158,11 @@ def _what_if(data_dir: Path, policy: PolicyConfig) -> tuple[dict[str, Any], list
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(OP, min_size=1, max_size=120))
 @example([("step", "a", "s1", 1, 5.0)] * 12 + [("label", True), ("restart", 1), ("fleet", "c")])
+# A clean success between target-not-found results resets the step's streak (on the way that
+# calls no machine too).
+@example([("step", "a", "s1", i, 5.0) for i in (1, 1, 0, 1, 1)])
+# A restart reads the streak back (from what every candidate shares): the third one degrades.
+@example([("step", "a", "s1", 1, 5.0)] * 2 + [("restart", 0), ("step", "a", "s1", 1, 5.0)])
 def test_multi_policy_replay_equals_what_if_per_candidate(ops: list[tuple[Any, ...]]) -> None:
     """On random logs (restarts, operator moves, calibration, fleet records, artifact
     versions, operator labels), every candidate's report and automatic transitions equal its what-if's."""
@@ -182,3 +187,28 @@ def test_a_decoded_log_is_shared_by_every_candidate(tmp_path: Path) -> None:
     two = multi_replay(tmp_path, CANDIDATES, workers=2)
     assert [c.report.to_dict() for c in one] == [c.report.to_dict() for c in two]
     assert any(c.transitions for c in one)
+
+
+def test_a_log_whose_head_was_deleted_replays_from_its_checkpoint(tmp_path: Path) -> None:
+    """With its first records deleted, every candidate starts at the first checkpoint, as
+    its what-if does."""
+    clock = FakeClock()
+    with AutoHealManager(policy=RECORDED[1], data_dir=tmp_path, clock=clock) as manager:
+        for i in range(40):
+            clock.advance(5.0)
+            if i == 20:
+                manager.checkpoint()
+            wid = "a" if i % 2 else "b"
+            if manager.should_execute_step(wid, "s1")[0]:
+                manager.on_step_result(wid, "s1", RESULTS[i % 3])
+    (segment,) = sorted((tmp_path / "audit").glob("*.jsonl"))
+    lines = segment.read_text(encoding="utf-8").splitlines(keepends=True)
+    cut = next(i for i, line in enumerate(lines) if '"kind":"checkpoint"' in line)
+    segment.write_text("".join(lines[cut - 3 :]), encoding="utf-8")  # the head deleted
+    got = multi_replay(tmp_path, CANDIDATES, workers=2)
+    assert decode(tmp_path).headless
+    for policy, candidate in zip(CANDIDATES, got, strict=True):
+        want, transitions = _what_if(tmp_path, policy)
+        assert want["from_checkpoint"] is not None and want["before_checkpoint"] == 3
+        assert candidate.report.to_dict() == want
+        assert candidate.transitions == transitions

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
 import random
-import threading
+import signal
 from pathlib import Path
+
+import pytest
 
 from autoheal_otel import AutoHealManager, ExecutionState, PolicyConfig
 from autoheal_otel.analytics import AuditAnalytics
-from autoheal_otel.lab.shadow import ShadowSink
+from autoheal_otel.lab.shadow import Judge, ShadowSink
 from autoheal_otel.testing import FakeClock
 
 from .cli_support import run
@@ -46,7 +50,8 @@ def _drive(data_dir: Path, shadow: ShadowSink | None) -> list[tuple[str, str, bo
                     if m.get_mode(w) is not ExecutionState.RUNNING:
                         m.force_transition(w, ExecutionState.RUNNING, reason="check", actor="ops")
         if shadow is not None:
-            shadow.flush()
+            m.flush()
+            assert shadow.sync()
     return answers
 
 
@@ -75,23 +80,78 @@ def test_a_shadow_that_would_quarantine_everything_never_changes_a_gate(tmp_path
     assert blocked_shadow > blocked_live
     assert any(r["live_allowed"] and not r["shadow_allowed"] for r in gates)
     assert any(r["what"] == "transition" and r["state"] == "quarantined" for r in lines)
-    assert sink.dropped == 0
+    assert sink.skipped == 0
 
 
-def test_the_shadow_judges_on_its_own_thread(tmp_path: Path) -> None:
-    """emit_many only queues: the machine runs on the sink's worker thread."""
-    seen: set[int] = set()
+def test_the_shadow_judges_in_its_own_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing of the shadow's machine runs in the hooks' process: a judge that would fail
+    here changes nothing, and the shadow log is still written by the shadow process."""
+
+    def fail(*_args: object) -> None:
+        raise AssertionError("the shadow judged in the hooks' process")
+
+    monkeypatch.setattr(Judge, "feed", fail)
     sink = ShadowSink(STOP_EVERYTHING, tmp_path)
-    judge = sink._judge
-
-    def spy(*args: object) -> None:
-        seen.add(threading.get_ident())
-        judge(*args)  # type: ignore[arg-type]
-
-    sink._judge = spy  # type: ignore[method-assign,assignment]
+    assert sink.pid != os.getpid()
     _drive(tmp_path, sink)
     sink.close()
-    assert seen and threading.get_ident() not in seen
+    assert sink.judged == 600
+    assert list((tmp_path / "shadow").glob("shadow-*.jsonl"))
+
+
+def test_manager_close_stops_the_shadow_process(tmp_path: Path) -> None:
+    """manager.close() lets the shadow judge everything written, then stops its process."""
+    sink = ShadowSink(STOP_EVERYTHING, tmp_path)
+    clock = FakeClock()
+    with AutoHealManager(data_dir=tmp_path, clock=clock) as m:
+        m.add_sink(sink)
+        for _ in range(20):
+            clock.advance(1.0)
+            if m.should_execute_step("a", "s1")[0]:
+                m.on_step_result("a", "s1", TNF)
+    # No sync: close alone judges every gate the log holds.
+    assert sink.status()["alive"] is False and sink.exit_code == 0
+    assert sink.judged == 20
+    lines = (tmp_path / "shadow").glob("*.jsonl")
+    assert sum(len(p.read_text().splitlines()) for p in lines) >= 20
+
+
+def test_a_crashed_shadow_never_blocks_or_fails_a_hook(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A shadow process killed mid-run: the hooks go on with the same answers, close()
+    returns, and the end is logged and shown by status()."""
+    without = _drive(tmp_path / "plain", None)
+    sink = ShadowSink(STOP_EVERYTHING, tmp_path / "shadowed")
+    rng = random.Random(3)
+    clock = FakeClock()
+    answers = []
+    with caplog.at_level(logging.WARNING, logger="autoheal_otel"):
+        with AutoHealManager(data_dir=tmp_path / "shadowed", clock=clock) as m:
+            m.add_sink(sink)
+            for i in range(600):
+                if i == 100:
+                    os.kill(sink.pid, signal.SIGKILL)
+                clock.advance(rng.choice([1.0, 10.0, 60.0]))
+                wid, step = rng.choice(["a", "b"]), rng.choice(["s1", "s2", "s3"])
+                allowed = m.should_execute_step(wid, step)[0]
+                answers.append((wid, step, allowed))
+                if allowed:
+                    m.on_step_result(wid, step, rng.choice([OK, OK, OK, OK, TNF, POST]))
+                if i == 300:
+                    for w in ("a", "b"):
+                        if m.get_mode(w) is not ExecutionState.RUNNING:
+                            m.force_transition(
+                                w, ExecutionState.RUNNING, reason="check", actor="ops"
+                            )
+            assert sink.sync(timeout=5.0) is False
+        sink.close()
+    assert answers == without
+    status = sink.status()
+    assert status["alive"] is False and status["exit_code"] == -signal.SIGKILL
+    assert any("shadow 'shadow' stopped" in r.getMessage() for r in caplog.records)
 
 
 def test_shadow_report_compares_live_and_shadow(tmp_path: Path) -> None:

@@ -317,6 +317,22 @@ class AuditAnalytics:
         finally:
             cursor.close()
 
+    def iter_rows(
+        self, text: str, params: Sequence[Any] = (), batch: int = 10_000
+    ) -> Iterator[tuple[Any, ...]]:
+        """Run SQL (``?`` parameters) over the whole log and yield plain tuples, ``batch`` at
+        a time: :meth:`iter_sql` without a dict per row (the multi-policy decoder)."""
+        with self._lock:
+            self._derive(text)
+            self._scope_views(None)
+            cursor = self._con.cursor()
+            result = cursor.execute(text, list(params)) if params else cursor.execute(text)
+        try:
+            while rows := result.fetchmany(batch):
+                yield from rows
+        finally:
+            cursor.close()
+
     def rows(self, name: str, **params: Any) -> list[tuple[Any, ...]]:
         """Run a packaged query by name and return plain tuples (for large results)."""
         text = load_query(name)

@@ -82,6 +82,20 @@ class Readback:
         if (cause, state) in _STEP_RESETS:
             self._streaks.pop(workflow_id, None)
 
+    def copy(self) -> Readback:
+        """Return a copy that later records do not change (what one restart reads back)."""
+        out = Readback()
+        for method, window in self._decided.items():
+            out._decided[method] = deque(window, maxlen=window.maxlen)
+        out._streaks = {
+            wid: {
+                step: (deque(tnf, maxlen=MAX_STREAK), deque(low, maxlen=MAX_STREAK))
+                for step, (tnf, low) in steps.items()
+            }
+            for wid, steps in self._streaks.items()
+        }
+        return out
+
     def calibration_samples(self) -> Iterator[tuple[str, float, bool]]:
         """Return every method's decided matches so far, oldest first (each window keeps its
         last ``window``)."""

@@ -52,6 +52,7 @@ from ._sections import (
     _FieldError,
     _Section,
 )
+from ._shadow import ShadowPolicy, inline_shadow, load_shadow
 
 __all__ = [
     "AuditPolicy",
@@ -64,6 +65,7 @@ __all__ = [
     "QuarantinePolicy",
     "RollbackPolicy",
     "RunningPolicy",
+    "ShadowPolicy",
     "StepBreakerPolicy",
     "VersioningPolicy",
     "WatchdogPolicy",
@@ -111,10 +113,16 @@ class PolicyConfig(_Section):
     workflows: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="Per-workflow overrides, merged over the global policy."
     )
+    shadow: ShadowPolicy | None = Field(
+        None,
+        description="A shadow policy decided on the live inputs in a process of its own;"
+        " no gate obeys it (absent: none).",
+    )
 
     _resolved: dict[str, WorkflowPolicy] = PrivateAttr(default_factory=dict)
     _base: WorkflowPolicy | None = PrivateAttr(default=None)
     _version: str = PrivateAttr(default="")
+    _shadow: PolicyConfig | None = PrivateAttr(default=None)
 
     def __init__(self, /, **data: Any) -> None:
         # PolicyError is not a ValueError, so pydantic lets it through unwrapped.
@@ -136,6 +144,11 @@ class PolicyConfig(_Section):
         )
         self._base = base
         self._resolved = {wid: _merge_override(base, wid, ov) for wid, ov in self.workflows.items()}
+        if self.shadow is not None:
+            try:
+                self._shadow = inline_shadow(self.shadow, PolicyConfig)
+            except _FieldError as exc:
+                raise _FieldError(f"shadow.{exc.field}", exc.value, _rule_of(exc)) from exc
         canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
         self._version = hashlib.sha256(canonical.encode()).hexdigest()[:12]
         return self
@@ -146,6 +159,22 @@ class PolicyConfig(_Section):
     def version(self) -> str:
         """Return a short hash of the canonical policy: equal policies, equal versions."""
         return self._version
+
+    @property
+    def shadow_policy(self) -> PolicyConfig | None:
+        """Return the shadow policy ``shadow`` names, once read (None: none, or a file not
+        read yet: see :meth:`resolve_shadow`)."""
+        return self._shadow
+
+    def resolve_shadow(self, folder: str | os.PathLike[str]) -> None:
+        """Read the shadow policy file ``shadow.policy`` names, relative to ``folder`` (the
+        policy file's; :meth:`load` does it). Nothing when no file is named.
+
+        Raises:
+            PolicyError: the shadow policy cannot be read or is invalid (``shadow.policy``).
+        """
+        if self.shadow is not None and self._shadow is None:
+            self._shadow = load_shadow(self.shadow, Path(folder), PolicyConfig.from_json)
 
     def for_workflow(self, workflow_id: str) -> WorkflowPolicy:
         """Return the effective sections for one workflow (overrides merged in)."""
@@ -174,7 +203,13 @@ class PolicyConfig(_Section):
             raise PolicyError(
                 f"cannot read policy: {exc.strerror}", field="", source=str(source)
             ) from exc
-        return cls.from_json(text, source=str(source))
+        config = cls.from_json(text, source=str(source))
+        try:
+            config.resolve_shadow(source.parent)
+        except PolicyError as exc:
+            exc.source = str(source)
+            raise
+        return config
 
     @classmethod
     def from_json(cls, text: str | bytes, *, source: str = "policy") -> PolicyConfig:
@@ -211,7 +246,9 @@ class PolicyConfig(_Section):
 
     def to_dict(self) -> dict[str, Any]:
         """Return the complete policy as JSON-ready data (aliases as in the file)."""
-        return self.model_dump(mode="json", by_alias=True, exclude={"schema_ref"})
+        # No shadow, no section: a policy without one keeps the version it always had.
+        leave_out = {"schema_ref"} if self.shadow is not None else {"schema_ref", "shadow"}
+        return self.model_dump(mode="json", by_alias=True, exclude=leave_out)
 
     def to_record(self) -> dict[str, Any]:
         """Return :meth:`to_dict` with secrets redacted: what the audit log records.

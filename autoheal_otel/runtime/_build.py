@@ -341,6 +341,8 @@ def assemble(
     artifacts = ArtifactKeeper(machine, decide, monotonic, record, evidence)
     periodic = Periodic(machine, decide, watcher, data_dir, (now, wall), record, monotonic)
     scaffold.periodic = periodic
+    writable = data_dir if not read_only else None
+    periodic.on_policy = _shadows(config, publisher, writable, writer, machine.ledger)
     compactor = start_compactor(data_dir, config.audit, read_only)
     # The fleet link (off by default; only then is redis imported) ships this host's
     # failures and follows the fleet's decisions on threads of its own.
@@ -374,6 +376,31 @@ def assemble(
         disk,
         retention,
     )
+
+
+def _shadows(
+    config: PolicyConfig, publisher: Publisher, data_dir: Path | None, writer: str, ledger: Any
+) -> Callable[[PolicyConfig], None] | None:
+    """Return what keeps the policy's shadow running, started now when it names one (the
+    lab is imported only then); None without a writable data directory. The shadow file was
+    read with the policy (a bad one failed the start); a shadow process that cannot start
+    is logged, and the manager runs without it."""
+    if data_dir is None:
+        return None
+    keeper: Any = None
+
+    def on_policy(policy: PolicyConfig) -> None:
+        nonlocal keeper
+        if keeper is None:
+            if policy.shadow is None:
+                return
+            from .shadow import ShadowKeeper
+
+            keeper = ShadowKeeper(publisher, data_dir, writer, lambda: int(ledger.seq))
+        keeper.apply(policy)
+
+    on_policy(config)
+    return on_policy
 
 
 def _recorder(otel: OTelSink | None) -> Callable[[str, float], None]:

@@ -69,6 +69,8 @@ def resolve_policy(
     if policy is None:
         return PolicyConfig(), None
     if isinstance(policy, PolicyConfig):
+        # Built in code: a shadow file it names is relative to the working directory.
+        policy.resolve_shadow(Path.cwd())
         return policy, None
     if isinstance(policy, str | os.PathLike):
         path = Path(policy)

@@ -103,7 +103,9 @@ class PolicyWatcher:
             self._digest = digest
             try:
                 policy = PolicyConfig.from_json(text, source=str(self.path))
+                policy.resolve_shadow(self.path.parent)
             except PolicyError as exc:
+                exc.source = str(self.path)
                 return PolicyChange(None, exc)
             except Exception as exc:  # contained: an unreadable edit keeps the last good policy
                 error = PolicyError(

@@ -60,6 +60,8 @@ class Periodic:
         self._idle.set()
         self._closing = False
         self._thread: threading.Thread | None = None
+        #: Called with each policy put in force (the shadow keeper), after it is recorded.
+        self.on_policy: Callable[[PolicyConfig], None] | None = None
         self._schedule(now)
         #: When the next check is due (the hooks compare against it, nothing more).
         self.due = self._next_due()
@@ -111,6 +113,11 @@ class Periodic:
         """Put ``policy`` in force (recorded) and follow its polling intervals."""
         self.last_error = None
         self._decide(None, "policy", None, None, self._machine.change_policy, policy, source)
+        if self.on_policy is not None:
+            try:
+                self.on_policy(policy)
+            except Exception:  # contained: the shadow never reaches the hook that polled
+                _log.exception("autoheal shadow could not follow the policy change")
         if self.watcher is not None:
             if policy.hot_reload.enabled:
                 self.watcher.interval = policy.hot_reload.check_interval_seconds

@@ -76,6 +76,14 @@ class SegmentTail:
         for name, _writer, size in self._segments():
             self._offsets[name] = size
 
+    def positions(self) -> dict[str, int]:
+        """Return, per segment, the offset read up to (to carry a tail to another process)."""
+        return dict(self._offsets)
+
+    def resume(self, positions: dict[str, int]) -> None:
+        """Continue from offsets :meth:`positions` returned."""
+        self._offsets = {str(k): int(v) for k, v in positions.items()}
+
     def grew(self) -> bool:
         """Return True when a segment holds bytes not read yet (a listing, nothing decoded)."""
         return any(size != self._offsets.get(name, 0) for name, _w, size in self._segments())
