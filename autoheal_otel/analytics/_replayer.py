@@ -215,11 +215,12 @@ class Replayer:
         if rec["kind"] != EventKind.CHECKPOINT:
             self.report.before_checkpoint += 1
             return
+        data = details_of(rec["details"])
         try:
-            _checkpoint.restore(
-                self.machine.ledger, details_of(rec["details"]), now, policy=not self.what_if
-            )
-        except (ValueError, KeyError, TypeError) as exc:
+            _checkpoint.restore(self.machine.ledger, data, now, policy=not self.what_if)
+            # What a later restart reads back of calibration starts from the checkpoint's.
+            self.readback.seed(data["calibration"]["samples"])
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             self.report.mismatch({"seq": rec["seq"], "kind": "checkpoint", "error": str(exc)})
             return
         self.headless = False

@@ -326,7 +326,10 @@ def _write_output(
     rows, lo, hi = con.execute(
         f"SELECT count(*), min(ts), max(ts) FROM {table} WHERE kind IN ('gate', 'result')"
     ).fetchall()[0]
-    total = int(con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
+    total, first, last = con.execute(f"SELECT count(*), min(ts), max(ts) FROM {table}").fetchall()[
+        0
+    ]
+    total = int(total)
     entry = {
         "id": out_id,
         **names,
@@ -335,6 +338,8 @@ def _write_output(
         "max_ts": hi.isoformat() if hi else None,
         "rows": int(rows),
         "total_rows": total,
+        "first_ts": first.isoformat() if first else None,
+        "last_ts": last.isoformat() if last else None,
         "replaces": list(replaces),
     }
     fsync_path(folder)
@@ -353,6 +358,8 @@ def _write_output(
         replaces=replaces,
         rollup=names["rollup"],
         hourly=names["hourly"],
+        first_ts=first,
+        last_ts=last,
     )
 
 
