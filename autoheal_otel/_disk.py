@@ -130,6 +130,9 @@ class DiskUsage:
                 f"disk: {human_bytes(self.free_bytes)} free on the device, under the floor of"
                 f" {human_bytes(self.keep_free_bytes)} (retention.keep_free_bytes)"
             )
+        blocked = self.extra.get("retention_blocked")
+        if blocked:
+            out.append(f"disk: retention cannot meet the budget: {blocked}")
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -299,11 +302,15 @@ class DiskMeter:
         self._last: tuple[float, DiskUsage] | None = None
         #: Walks made (a cached answer makes none).
         self.walks = 0
+        #: Why audit retention cannot meet the budget (set by its last run; None: it can).
+        self.blocked: str | None = None
 
     def measure_now(self) -> DiskUsage:
         """Walk the directory now and keep the figure."""
         with self._lock:
             usage = measure(self.data_dir, self._policy(), self._wall())
+            if self.blocked:
+                usage.extra["retention_blocked"] = self.blocked
             self._last = (self._monotonic(), usage)
             self.walks += 1
             return usage
@@ -366,7 +373,8 @@ def disk_line(disk: dict[str, Any]) -> str:
     if disk.get("audit_past_keep_days"):
         line += (
             f"\n  the audit log reaches back to {disk['audit_oldest']}, past keep_days"
-            f" ({disk['audit_keep_days']}): it is kept whole until checkpoints allow deleting it"
+            f" ({disk['audit_keep_days']}): retention deletes it behind the newest checkpoint"
+            " before the cut (raw segments once compacted)"
         )
     for problem in disk.get("problems") or []:
         line += f"\n  {problem}"

@@ -33,6 +33,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._audit_keeper import AuditKeeper
+from ._audit_retention import record_audit
 from ._clock import Clock
 from ._disk import DiskMeter, human_bytes
 from ._disk_metrics import register_disk_gauges
@@ -145,6 +147,7 @@ class RetentionKeeper:
         monotonic: Callable[[], float],
         record: Callable[[dict[str, Any]], None],
         measure_interval: float = 30.0,
+        audit: AuditKeeper | None = None,
     ) -> None:
         self.disk = disk
         self.data_dir: Path = disk.data_dir
@@ -157,6 +160,8 @@ class RetentionKeeper:
         self.runs = 0
         self.errors = 0
         self.last_details: dict[str, Any] | None = None
+        #: The audit log's part of a run (None: failure cases and reports only).
+        self.audit = audit
         self._next_sweep = monotonic() + FIRST_SWEEP_DELAY
         self._run_lock = threading.Lock()
         self._stop = threading.Event()
@@ -211,6 +216,9 @@ class RetentionKeeper:
                 details = summarize(units, policy, now, False)
                 self._record(details)
                 clear_journal(self.data_dir)
+        if self.audit is not None:
+            audited = self.audit.run(step, self._stop.is_set)
+            details = audited or details
         if details is not None:
             self.runs += 1
             self.last_details = details
@@ -269,4 +277,8 @@ def start_retention(
     def record(details: dict[str, Any]) -> None:
         decide(None, "retention", None, None, record_retention, ledger, details)
 
-    return disk, RetentionKeeper(disk, policy, clock.now, clock.monotonic, record)
+    def record_log(details: dict[str, Any]) -> None:
+        decide(None, "retention", None, None, record_audit, ledger, details)
+
+    audit = AuditKeeper(disk, lambda: machine.policy, clock.now, record_log)
+    return disk, RetentionKeeper(disk, policy, clock.now, clock.monotonic, record, audit=audit)

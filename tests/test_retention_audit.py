@@ -1,0 +1,176 @@
+"""Audit-log retention: whole compacted files, oldest first, behind a kept checkpoint; the
+budget and the free-space floor; what live decisions read is never deleted; pins."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from autoheal_otel import AutoHealManager, Outcome, PolicyConfig, StepResult
+from autoheal_otel._audit_retention import JOURNAL
+from autoheal_otel._pins import add_pin, load_pins
+from autoheal_otel.analytics._view import read_manifest
+from autoheal_otel.analytics.compaction import compact
+from autoheal_otel.analytics.replay import replay
+from autoheal_otel.analytics.resume import resume_state
+from autoheal_otel.semconv import EventKind, Reason
+from autoheal_otel.testing import FakeClock
+
+START = datetime(2026, 3, 1, tzinfo=UTC)
+DAY = 86_400.0
+FOLDER = Path("audit") / "compacted"
+
+
+def policy(**retention: Any) -> PolicyConfig:
+    return PolicyConfig.from_dict(
+        {
+            "breakers": {"workflow": {"failure_threshold": 4, "window_seconds": 600}},
+            "audit": {"checkpoint_interval_seconds": 7 * DAY, "compact_interval_seconds": 0},
+            "retention": {"keep_days": 3, "max_bytes": 2**40, "keep_free_bytes": 0, **retention},
+        }
+    )
+
+
+def build(data: Path, clock: FakeClock, days: int, config: PolicyConfig) -> None:
+    """``days`` days of decisions (an incident on day 2), a checkpoint every 6 hours, each
+    day's segment compacted once it closed."""
+    with AutoHealManager(config, data, clock=clock) as manager:
+        for day in range(days):
+            for quarter in range(4):
+                manager.checkpoint()
+                for i in range(12):
+                    wid = f"wf{i % 3}"
+                    bad = day == 2 and quarter == 1 and wid == "wf1"
+                    if manager.should_execute_step(wid, f"s{i % 2}")[0]:
+                        outcome = Outcome.POSTCONDITION_FAILED if bad else Outcome.SUCCESS
+                        manager.on_step_result(wid, f"s{i % 2}", StepResult(outcome=outcome))
+                    clock.advance(60)
+                if day == 2 and quarter == 2:
+                    manager.force_transition("wf1", "running", reason="fixed")
+                clock.advance(DAY / 4 - 12 * 60)
+            compact(data)  # the day before rotated away: compacted
+    compact(data)
+
+
+def records(data: Path, reason: str) -> list[dict[str, Any]]:
+    out = []
+    for seg in sorted((data / "audit").glob("*.jsonl")):
+        for line in seg.read_text().splitlines():
+            rec = json.loads(line)
+            if rec["kind"] == EventKind.RETENTION and rec["reason"] == reason:
+                out.append(rec)
+    return out
+
+
+def keeper_run(data: Path, clock: FakeClock, config: PolicyConfig) -> AutoHealManager:
+    """Open a manager and run its audit retention once (what its thread does)."""
+    manager = AutoHealManager(config, data, clock=clock)
+    retention = manager._parts.retention
+    assert retention is not None and retention.audit is not None
+    retention.audit.run()
+    return manager
+
+
+def test_keep_days_deletes_whole_files_behind_a_kept_checkpoint(tmp_path: Path) -> None:
+    clock = FakeClock(START)
+    build(tmp_path, clock, 8, policy())
+    before = read_manifest(tmp_path / FOLDER)
+    as_of = clock.now()
+    state_before = resume_state(tmp_path, policy(), as_of)
+    with keeper_run(tmp_path, clock, policy()) as manager:
+        cut = manager._parts.retention.audit.last_cut  # type: ignore[union-attr]
+        assert cut is not None and cut.keep_days_cut is not None and cut.retire
+    after = read_manifest(tmp_path / FOLDER)
+    gone = {o.id for o in before} - {o.id for o in after}
+    assert gone == {o.id for o in cut.retire}
+    # Whole outputs, every file of them, only those wholly before the kept checkpoint.
+    for out in cut.retire:
+        assert out.last_ts is not None and out.last_ts < cut.keep_days_cut
+        for name in (out.results, out.events, out.rollup, out.hourly):
+            assert name is not None and not (tmp_path / FOLDER / name).exists()
+    assert all((o.last_ts or o.max_ts) >= cut.keep_days_cut for o in after)  # type: ignore[operator]
+    limit = (as_of - timedelta(days=3)).replace(tzinfo=None)
+    assert cut.keep_days_cut <= limit
+    (rec,) = records(tmp_path, Reason.RETENTION_DELETED)
+    assert rec["details"]["bytes_freed"] > 0 and rec["actor"] == "autoheal"
+    assert {d["why"] for d in rec["details"]["deleted"]} == {"keep_days"}
+    assert sorted(d["id"] for d in rec["details"]["deleted"]) == sorted(gone)
+    assert not (tmp_path / JOURNAL).exists()
+    # What is kept replays from its first checkpoint: every decision of the last keep_days.
+    report = replay(tmp_path)
+    assert report.matches, report.mismatches
+    assert report.from_checkpoint is not None
+    assert datetime.fromisoformat(report.from_checkpoint).replace(tzinfo=None) <= limit
+    # A restart after the deletion rebuilds the same state as before it.
+    state_after = resume_state(tmp_path, policy(), as_of)
+    assert state_before is not None and state_after is not None
+    assert state_after.state == state_before.state
+
+
+def test_the_budget_deletes_up_to_what_live_decisions_read_and_no_further(
+    tmp_path: Path,
+) -> None:
+    """A free-space floor no deletion can meet: everything behind the newest checkpoint
+    before the protected horizon goes, that checkpoint and the rest stay, /health says why,
+    and it is recorded."""
+    clock = FakeClock(START)
+    build(tmp_path, clock, 5, policy(keep_days=30))
+    tight = policy(keep_days=30, keep_free_bytes=2**49)  # more than the device holds
+    with keeper_run(tmp_path, clock, tight) as manager:
+        retention = manager._parts.retention
+        assert retention is not None and retention.audit is not None
+        cut = retention.audit.last_cut
+        assert cut is not None and cut.blocked is not None and cut.budget_cut is not None
+        assert cut.keep_days_cut is None  # nothing is 30 days old: the budget alone deleted
+        assert {cut.why[o.id] for o in cut.retire} == {"keep_free_bytes"}
+        usage = retention.disk.measure_now()
+        report = manager.get_status_report()
+        assert report.global_.health == "degraded"
+        assert "retention cannot meet the budget" in report.global_.reason
+        assert usage.to_dict()["within_budget"] is False
+    kept = read_manifest(tmp_path / FOLDER)
+    assert kept and all((o.last_ts or o.max_ts) >= cut.budget_cut for o in kept)  # type: ignore[operator]
+    assert cut.protected_from is not None and cut.budget_cut <= cut.protected_from
+    (blocked,) = records(tmp_path, Reason.RETENTION_BLOCKED)
+    assert "more must be freed" in blocked["message"]
+    assert records(tmp_path, Reason.RETENTION_DELETED)
+    # The state live decisions read is whole: a restart still starts from a checkpoint.
+    again = resume_state(tmp_path, tight, clock.now())
+    assert again is not None
+    assert replay(tmp_path).matches
+
+
+def test_a_pin_keeps_its_range_and_everything_newer(tmp_path: Path) -> None:
+    clock = FakeClock(START)
+    build(tmp_path, clock, 8, policy())
+    incident = START + timedelta(days=1, hours=12)
+    with AutoHealManager(policy(), tmp_path, clock=clock) as manager:
+        pin = add_pin(manager, incident, incident + timedelta(hours=1), "INC-7", "alice")
+    assert [p.id for p in load_pins(tmp_path)] == [pin.id]
+    before = read_manifest(tmp_path / FOLDER)
+    with keeper_run(tmp_path, clock, policy()) as manager:
+        cut = manager._parts.retention.audit.last_cut  # type: ignore[union-attr]
+        assert cut is not None
+    kept = read_manifest(tmp_path / FOLDER)
+    naive = incident.replace(tzinfo=None)
+    holding = [o for o in before if (o.first_ts or o.min_ts) <= naive <= (o.last_ts or o.max_ts)]  # type: ignore[operator]
+    assert holding and all(o in kept for o in holding)
+    assert all((o.last_ts or o.max_ts) < naive for o in cut.retire)  # type: ignore[operator]
+    (rec,) = records(tmp_path, Reason.RETENTION_PINNED)
+    assert rec["actor"] == "alice" and rec["details"]["pin"]["id"] == pin.id
+    assert replay(tmp_path).matches
+
+
+def test_an_unreadable_pins_file_deletes_nothing(tmp_path: Path) -> None:
+    clock = FakeClock(START)
+    build(tmp_path, clock, 6, policy())
+    (tmp_path / "pins.json").write_text("{not json")
+    before = read_manifest(tmp_path / FOLDER)
+    with keeper_run(tmp_path, clock, policy()) as manager:
+        report = manager.get_status_report()
+        assert report.global_.health == "degraded" and "pins.json" in report.global_.reason
+    assert read_manifest(tmp_path / FOLDER) == before
+    (rec,) = records(tmp_path, Reason.RETENTION_BLOCKED)
+    assert "pins.json" in rec["message"]
