@@ -174,3 +174,39 @@ def test_an_unreadable_pins_file_deletes_nothing(tmp_path: Path) -> None:
     assert read_manifest(tmp_path / FOLDER) == before
     (rec,) = records(tmp_path, Reason.RETENTION_BLOCKED)
     assert "pins.json" in rec["message"]
+
+
+def test_the_pin_command_adds_lists_removes_and_refuses_in_one_line(
+    tmp_path: Path, capsys: Any
+) -> None:
+    from autoheal_otel.cli import main
+
+    with AutoHealManager(policy(), tmp_path) as manager:
+        manager.should_execute_step("wf", "s")
+    base = ["--data-dir", str(tmp_path)]
+    assert main(["pin", "add", *base, "--from", "2026-03-01T14:00", "--to", "2026-03-01T16:00",
+                 "--reason", "INC-7", "--actor", "alice"]) == 0  # fmt: skip
+    assert "pinned p-" in capsys.readouterr().out
+    assert main(["pin", "list", *base, "--json"]) == 0
+    (listed,) = json.loads(capsys.readouterr().out)
+    assert listed["start"] == "2026-03-01T14:00:00+00:00" and listed["actor"] == "alice"
+    for bad in (
+        ["pin", "add", *base, "--from", "yesterday", "--to", "2026-03-01", "--reason", "x"],
+        ["pin", "add", *base, "--from", "2026-03-02", "--to", "2026-03-01", "--reason", "x"],
+        ["pin", "add", *base, "--from", "2026-03-01", "--to", "2026-03-02"],
+        ["pin", "remove", *base, "--reason", "x"],
+        ["pin", "remove", "p-nope", *base, "--reason", "x"],
+    ):
+        try:
+            code = main(bad)
+        except SystemExit as exc:  # argparse's own refusals
+            code = int(exc.code or 0)
+        captured = capsys.readouterr()
+        assert code == 2, bad
+        assert len(captured.err.strip().splitlines()) == 1 and "Traceback" not in captured.err
+    assert main(["pin", "remove", listed["id"], *base, "--reason", "closed"]) == 0
+    assert load_pins(tmp_path) == []
+    reasons = [r["reason"] for r in records(tmp_path, Reason.RETENTION_PINNED)] + [
+        r["reason"] for r in records(tmp_path, Reason.RETENTION_UNPINNED)
+    ]
+    assert reasons == [Reason.RETENTION_PINNED, Reason.RETENTION_UNPINNED]
