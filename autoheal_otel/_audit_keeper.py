@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from ._audit_retention import AuditCut, clear, details_of, plan_audit, resume, retire
@@ -51,6 +51,8 @@ class AuditKeeper:
         #: The last plan made (tests and the benchmark read it).
         self.last_cut: AuditCut | None = None
         self._blocked_recorded: str | None = None
+        #: Success-store rows deleted (all runs).
+        self.pruned_rows = 0
 
     def run(
         self, step: Callable[[], None] | None = None, stopping: Callable[[], bool] = bool
@@ -88,12 +90,35 @@ class AuditKeeper:
             self._record(details)
             clear(self.data_dir)
             recorded = details
+        self._prune_successes(policy, now, stopping)
         if cut.blocked:
             self._blocked(cut.blocked, policy, cut)
         elif self.disk.blocked is not None:
             self.disk.blocked = self._blocked_recorded = None
             self.disk.measure_now()
         return recorded
+
+    def _prune_successes(
+        self, policy: PolicyConfig, now: datetime, stopping: Callable[[], bool]
+    ) -> None:
+        """Delete the success store's rows past keep_days; record how many went."""
+        from .sinks._prune import prune_successes
+
+        before = now - timedelta(days=policy.retention.keep_days)
+        rows = prune_successes(self.data_dir, before, stopping)
+        if rows:
+            self._record(
+                {
+                    "area": "success_store",
+                    "rows_deleted": rows,
+                    "cut_off": before.isoformat(),
+                    "keep_days": policy.retention.keep_days,
+                    "bytes_freed": 0,  # the pages are reused by new rows
+                    "deleted": [],
+                    "resumed": False,
+                }
+            )
+            self.pruned_rows += rows
 
     def _blocked(self, why: str, policy: PolicyConfig, cut: AuditCut | None = None) -> None:
         """Degrade /health with ``why``; record it once (again only when it changes)."""

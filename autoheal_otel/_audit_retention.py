@@ -334,7 +334,13 @@ def record_audit(
     """Input: audit retention deleted files, or cannot meet the budget (recorded only)."""
     if events is None:
         return
-    if details.get("deleted"):
+    if details.get("area") == "success_store":
+        reason = Reason.RETENTION_DELETED.value
+        message = (
+            f"retention deleted {details['rows_deleted']} success-store rows older than"
+            f" {details['cut_off']} (keep_days {details['keep_days']}; their pages are reused)"
+        )
+    elif details.get("deleted"):
         reason = Reason.RETENTION_DELETED.value
         whys = sorted({d["why"] for d in details["deleted"]})
         message = (

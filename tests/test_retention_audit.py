@@ -210,3 +210,39 @@ def test_the_pin_command_adds_lists_removes_and_refuses_in_one_line(
         r["reason"] for r in records(tmp_path, Reason.RETENTION_UNPINNED)
     ]
     assert reasons == [Reason.RETENTION_PINNED, Reason.RETENTION_UNPINNED]
+
+
+def test_the_success_store_keeps_keep_days_and_stops_growing(tmp_path: Path) -> None:
+    """Rows past keep_days go in batches, after they are folded into the rollup: the target
+    memory's figures do not change, and the file's pages are reused (it stops growing)."""
+    import sqlite3
+
+    from autoheal_otel.sinks._prune import prune_successes
+
+    clock = FakeClock(START)
+    config = policy(keep_days=2)
+    pages = []
+    with AutoHealManager(config, tmp_path, clock=clock) as manager:
+        store = manager._parts.success_store
+        assert store is not None
+        for day in range(8):
+            for i in range(1500):
+                ok = StepResult(outcome=Outcome.SUCCESS, validated=True, confidence=0.9,
+                                details={"pad": "x" * 200})  # fmt: skip
+                if manager.should_execute_step(f"wf{i % 5}", "s")[0]:
+                    manager.on_step_result(f"wf{i % 5}", "s", ok)
+                clock.advance(50)
+            clock.advance(DAY - 1500 * 50)
+            store.flush()
+            rates = {w: store.learning_success_rate(w) for w in ("wf0", "wf3")}
+            gone = prune_successes(tmp_path, clock.now() - timedelta(days=2))
+            assert (gone > 0) == (day >= 2)
+            assert {w: store.learning_success_rate(w) for w in rates} == rates
+            with sqlite3.connect(tmp_path / "target_memory.sqlite") as conn:
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                pages.append(conn.execute("PRAGMA page_count").fetchone()[0])
+                oldest = conn.execute("SELECT min(ts) FROM successes").fetchone()[0]
+            assert datetime.fromisoformat(oldest) >= clock.now() - timedelta(days=2, hours=1)
+    # Once keep_days is reached, as many rows go as come: the file stops growing.
+    assert pages[-1] <= pages[3] * 1.05, pages
+    assert pages[3] > pages[0]
