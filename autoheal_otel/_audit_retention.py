@@ -32,6 +32,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -58,6 +59,8 @@ __all__ = [
     "retire",
 ]
 
+#: The names of an output's files (what compaction writes): nothing else is ever deleted.
+_OUTPUT_FILE = re.compile(r"c-[0-9]{8}T[0-9]{6}-[0-9a-f]{6}(\.events|\.rollup|\.hourly)?\.parquet")
 #: The plan of a run under way (in the data directory).
 JOURNAL = ".audit-retention-journal.json"
 _LOCK = "compaction.lock"
@@ -277,8 +280,8 @@ def retire(
 def _unlink(folder: Path, details: dict[str, Any], step: Callable[[], None] | None) -> None:
     for item in details["deleted"]:
         for name in item["files"]:
-            if "/" in name or name.startswith("."):
-                continue  # never a path, never a writer's temporary file
+            if not isinstance(name, str) or not _OUTPUT_FILE.fullmatch(name):
+                continue  # only an output's own files: never a path, the manifest, a lock
             with contextlib.suppress(FileNotFoundError):
                 (folder / name).unlink()
             if step is not None:
