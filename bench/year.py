@@ -37,7 +37,7 @@ import sys
 import tempfile
 import textwrap
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -189,6 +189,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", type=Path, help="also write every figure here")
+    parser.add_argument("--progress", action="store_true", help="print every day's disk use")
     args = parser.parse_args()
     samples = sorted(int(s) for s in args.samples.split(",") if int(s) <= args.days)
     root = Path(tempfile.mkdtemp(prefix="autoheal-year-"))
@@ -206,6 +207,8 @@ def main() -> None:
             host.upkeep()
             total, parts = host.used()
             figures["days"].append({"day": number, "bytes": total, "parts": parts})
+            if args.progress:
+                print(f"day {number}: {total / 2**20:.1f} MiB {parts}", flush=True)
             if number in samples:
                 host.pause()  # the probes see the directory as a stopped robot left it
                 at = host.clock.now()
@@ -246,7 +249,9 @@ def _summary(figures: dict[str, Any], args: argparse.Namespace, base: list[dict[
         print(f"disk mean of days 31-60 {early / 2**20:.1f} MiB, of the last 30 days"
               f" {late / 2**20:.1f} MiB: ratio {late / early:.2f}")  # fmt: skip
     last = days[-1]["parts"]
-    print("parts at the end: " + ", ".join(f"{k} {v / 2**20:.1f} MiB" for k, v in last.items() if v))
+    print(
+        "parts at the end: " + ", ".join(f"{k} {v / 2**20:.1f} MiB" for k, v in last.items() if v)
+    )
     print(f"empty directory restart {_median([b['seconds'] for b in base])} s,"
           f" RSS {_median([b['rss_mb'] for b in base])} MB")  # fmt: skip
     for key in [k for k in figures if k.startswith("day") and k != "days"]:
@@ -258,4 +263,4 @@ def _summary(figures: dict[str, Any], args: argparse.Namespace, base: list[dict[
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

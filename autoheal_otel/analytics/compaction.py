@@ -379,7 +379,7 @@ def _within_span(outputs: list[CompactedOutput]) -> list[list[CompactedOutput]]:
     """Group outputs, oldest first, into runs that together span at most MERGE_SPAN."""
     groups: list[list[CompactedOutput]] = []
     start: datetime | None = None
-    for out in sorted(outputs, key=lambda o: (o.first_ts or o.min_ts or datetime.min)):
+    for out in sorted(outputs, key=lambda o: o.first_ts or o.min_ts or datetime.min):
         first = out.first_ts or out.min_ts or datetime.min
         last = out.last_ts or out.max_ts or first
         if groups and start is not None and last - start <= MERGE_SPAN:

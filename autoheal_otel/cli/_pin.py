@@ -73,7 +73,7 @@ def run_pin(args: argparse.Namespace) -> int:
             if args.pin_command == "add":
                 pin = add_pin(manager, args.start, args.end, args.reason, args.actor)
             else:
-                pin = remove_pin(manager, args.id, args.reason, args.actor)
+                pin = remove_pin(manager, str(args.id), args.reason, args.actor)
     except InvalidInputError as exc:
         raise Usage(str(exc)) from exc
     verb = "pinned" if args.pin_command == "add" else "unpinned"
