@@ -232,6 +232,11 @@ def main() -> None:
         _summary(figures, args, base)
         if args.json is not None:
             args.json.write_text(json.dumps(figures, indent=1, default=str))
+        replays = [figures[k]["replay"] for k in figures if k.startswith("day") and k != "days"]
+        over = max(d["bytes"] for d in figures["days"]) > args.max_bytes
+        if over or not all(r["matches"] for r in replays):
+            print("FAILED: disk over the budget, or a replay did not match", file=sys.stderr)
+            sys.exit(1)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
