@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from autoheal_otel import AutoHealManager, Outcome, PolicyConfig, StepResult
 from autoheal_otel._audit_retention import JOURNAL
 from autoheal_otel._pins import add_pin, load_pins
@@ -33,11 +35,18 @@ def policy(**retention: Any) -> PolicyConfig:
     )
 
 
-def build(data: Path, clock: FakeClock, days: int, config: PolicyConfig) -> None:
+def build(
+    data: Path, clock: FakeClock, days: int, config: PolicyConfig, restarts: bool = False
+) -> None:
     """``days`` days of decisions (an incident on day 2), a checkpoint every 6 hours, each
-    day's segment compacted once it closed."""
-    with AutoHealManager(config, data, clock=clock) as manager:
+    day's segment compacted once it closed; with ``restarts``, a new process every day (each
+    compacted output then begins with a warm restart's session start)."""
+    manager = AutoHealManager(config, data, clock=clock)
+    try:
         for day in range(days):
+            if restarts and day:
+                manager.close()
+                manager = AutoHealManager(config, data, clock=clock)
             for quarter in range(4):
                 manager.checkpoint()
                 for i in range(12):
@@ -51,6 +60,8 @@ def build(data: Path, clock: FakeClock, days: int, config: PolicyConfig) -> None
                     manager.force_transition("wf1", "running", reason="fixed")
                 clock.advance(DAY / 4 - 12 * 60)
             compact(data)  # the day before rotated away: compacted
+    finally:
+        manager.close()
     compact(data)
 
 
@@ -73,9 +84,15 @@ def keeper_run(data: Path, clock: FakeClock, config: PolicyConfig) -> AutoHealMa
     return manager
 
 
-def test_keep_days_deletes_whole_files_behind_a_kept_checkpoint(tmp_path: Path) -> None:
+@pytest.mark.parametrize("restarts", [False, True])
+def test_keep_days_deletes_whole_files_behind_a_kept_checkpoint(
+    tmp_path: Path, restarts: bool
+) -> None:
+    """Outputs wholly before the newest checkpoint at or before now - keep_days go; the rest
+    replays from its first checkpoint (with a restart every day: the kept log's first record
+    is a restart's session start, skipped with the records before that checkpoint)."""
     clock = FakeClock(START)
-    build(tmp_path, clock, 8, policy())
+    build(tmp_path, clock, 8, policy(), restarts)
     before = read_manifest(tmp_path / FOLDER)
     as_of = clock.now()
     state_before = resume_state(tmp_path, policy(), as_of)

@@ -225,6 +225,9 @@ class Replayer:
             return
         self.headless = False
         self.report.from_checkpoint = ts.isoformat()
+        # A process was running when it was recorded: the next session start that takes
+        # over is a restart.
+        self.sessions = max(self.sessions, 1)
 
     def _calibration(
         self, rec: dict[str, Any], now: float, ts: datetime, events: list[Any]

@@ -71,17 +71,28 @@ def _recorded_policy(db: AuditAnalytics) -> PolicyConfig:
 def _headless(db: AuditAnalytics) -> bool:
     """Return whether the log's first records were deleted (replay then needs a checkpoint).
 
-    A checkpoint before any session start means the session's start was deleted; a log with
-    no session start at all whose writers' numbering does not begin at 1 lost its head too.
+    A whole log begins with the session start of a manager that found nothing to restore; a
+    log whose first record is anything else (a warm restart's session start, a decision)
+    lost its head once it holds a checkpoint. Without a checkpoint, a log with no session
+    start whose writers' numbering does not begin at 1 lost its head too.
     """
     row = db.sql(
         "SELECT min(ts) FILTER (WHERE kind = 'checkpoint') AS checkpoint,"
         " min(ts) FILTER (WHERE kind = 'session' AND reason = 'session.start') AS session,"
         " min(seq) AS seq FROM audit"
     )[0]
-    if row["session"] is None:
-        return row["checkpoint"] is not None or (row["seq"] or 1) > 1
-    return row["checkpoint"] is not None and row["checkpoint"] < row["session"]
+    if row["checkpoint"] is None:
+        return row["session"] is None and (row["seq"] or 1) > 1
+    first = db.sql(
+        "SELECT kind, reason, details FROM audit WHERE ts = (SELECT min(ts) FROM audit)"
+        " ORDER BY seq LIMIT 1"
+    )[0]
+    fresh = (
+        first["kind"] == "session"
+        and first["reason"] == "session.start"
+        and not details_of(first["details"]).get("restored")
+    )
+    return not fresh
 
 
 def replay(
