@@ -90,7 +90,9 @@ def policy_dict(max_bytes: int) -> dict[str, Any]:
 def probe(data: Path, policy: dict[str, Any], at: datetime, what: str) -> dict[str, Any]:
     """Run a restart or a replay in a fresh process; return its figures."""
     args = [sys.executable, "-c", PROBE, str(data), json.dumps(policy), at.isoformat(), what]
-    out = subprocess.run(args, capture_output=True, text=True, check=True, timeout=3600)
+    out = subprocess.run(args, capture_output=True, text=True, check=False, timeout=3600)
+    if out.returncode != 0:
+        raise RuntimeError(f"the {what} probe failed: {out.stderr.strip()[-2000:]}")
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
 

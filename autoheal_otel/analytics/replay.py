@@ -24,7 +24,7 @@ microsecond resolution.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC
+from datetime import UTC, datetime
 from pathlib import Path
 
 from .._machine import Machine
@@ -44,6 +44,16 @@ COLUMNS = (
     " outcome, confidence, second_best, validated, duration_s, cause, actor, artifact_version,"
     " details, signals, writer"
 )
+
+
+def columns_from(checkpoint: datetime | None) -> str:
+    """Return :data:`COLUMNS` with every checkpoint's details but the one at ``checkpoint``
+    (naive UTC; None: none) left out: replay starts from one checkpoint at most, and a host's
+    hourly checkpoints (hundreds of KB each) would otherwise fill the sort of every slice."""
+    keep = "false" if checkpoint is None else f"ts = TIMESTAMP '{checkpoint.isoformat(sep=' ')}'"
+    return COLUMNS.replace(
+        " details,", f" CASE WHEN kind <> 'checkpoint' OR {keep} THEN details END AS details,"
+    )
 
 
 def count_lines(paths: list[Path]) -> int:
@@ -130,6 +140,9 @@ def replay(
         }
         replayer = Replayer(machine, report, first, last)
         replayer.headless = _headless(db)
+        start = None
+        if replayer.headless:
+            start = db.sql("SELECT min(ts) AS ts FROM audit WHERE kind = 'checkpoint'")[0]["ts"]
         for row in db.sql("SELECT details FROM audit WHERE kind = 'ack'"):
             details = details_of(row["details"])
             if isinstance(details.get("move_writer"), str) and type(details.get("move_seq")) is int:
@@ -137,7 +150,7 @@ def replay(
         if progress is not None:
             progress(0, total)
         # One sort of the whole log does not fit DuckDB's memory limit: slices of time.
-        for index, rec in enumerate(ordered(db, COLUMNS), start=1):
+        for index, rec in enumerate(ordered(db, columns_from(start)), start=1):
             replayer.feed(rec)
             if progress is not None and index % 10_000 == 0:
                 progress(index, total)

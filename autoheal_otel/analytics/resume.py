@@ -33,7 +33,7 @@ from . import AuditAnalytics, ts_param
 from ._ordered import ordered
 from ._replay_report import ReplayReport
 from ._replayer import Replayer, details_of
-from .replay import COLUMNS, _recorded_policy
+from .replay import _recorded_policy, columns_from
 from .restore import RESTORE_MEMORY, UNREAD
 
 __all__ = ["Resumed", "newest_checkpoint", "resume_state"]
@@ -128,7 +128,7 @@ def _from(
             replayer.acked.add((details["move_writer"], details["move_seq"]))
     records = 0
     newest = first
-    for rec in ordered(db, COLUMNS, since=start):
+    for rec in ordered(db, columns_from(start if recorded is None else None), since=start):
         replayer.feed(rec)
         records += 1
         newest = max(newest, rec["ts"].replace(tzinfo=UTC))
