@@ -4,7 +4,9 @@ A writing manager with a data directory starts a :class:`RetentionKeeper`. Its t
 a hook's, measures the directory every ``measure_interval`` seconds (the figure the status
 report, ``/health`` and the ``autoheal.disk.*`` gauges hand out) and, every
 ``retention.check_interval_seconds`` with ``retention.enabled``, deletes the failure cases and
-mini reports past their keep-days (:mod:`._sweep`). Invariants:
+mini reports past their keep-days (:mod:`._sweep`), then the audit log's compacted files and
+the success store's rows (:mod:`._audit_keeper`: keep_days, the budget, the free-space floor,
+pins). Invariants:
 
 - a run that deleted something is one audit record (kind ``retention``, reason
   ``retention.deleted``) through the manager's single input path (``decide``): what was
