@@ -9,13 +9,15 @@ reason changes); a ``pins.json`` that cannot be read blocks every deletion of th
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 from ._audit_retention import AuditCut, clear, details_of, plan_audit, resume, retire
-from ._disk import DiskMeter
+from ._disk import BLOCKED_FILE, DiskMeter
+from ._fs import write_atomic
 from ._pins import PinsError, load_pins
 from ._policy import PolicyConfig
 
@@ -93,8 +95,9 @@ class AuditKeeper:
         self._prune_successes(policy, now, stopping)
         if cut.blocked:
             self._blocked(cut.blocked, policy, cut)
-        elif self.disk.blocked is not None:
+        elif self.disk.blocked is not None or (self.data_dir / BLOCKED_FILE).exists():
             self.disk.blocked = self._blocked_recorded = None
+            (self.data_dir / BLOCKED_FILE).unlink(missing_ok=True)
             self.disk.measure_now()
         return recorded
 
@@ -123,6 +126,9 @@ class AuditKeeper:
     def _blocked(self, why: str, policy: PolicyConfig, cut: AuditCut | None = None) -> None:
         """Degrade /health with ``why``; record it once (again only when it changes)."""
         self.disk.blocked = why
+        # Every reader of the directory says it too (a read-only `autoheal serve`, `status`).
+        record = {"reason": why, "at": self._wall().isoformat()}
+        write_atomic(self.data_dir / BLOCKED_FILE, json.dumps(record).encode())
         self.disk.measure_now()  # /health says it from now on
         if why != self._blocked_recorded:
             details = details_of(cut or AuditCut(), policy, f"r-{secrets.token_hex(4)}")

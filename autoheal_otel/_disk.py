@@ -20,6 +20,7 @@ report, ``/health`` and a metric scrape never walk the tree each. Invariants:
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import stat
@@ -152,6 +153,25 @@ class DiskUsage:
             "measured_at": self.measured_at.isoformat(),
             **self.extra,
         }
+
+
+#: Why retention cannot meet the budget, left by the writing process's retention thread for
+#: every reader of the directory (``autoheal status``, ``serve``); removed once it can.
+BLOCKED_FILE = ".retention-blocked.json"
+
+
+def read_blocked(data_dir: Path) -> str | None:
+    """Return why retention last could not meet the budget (None: it could)."""
+    from ._fs import read_regular_file
+
+    path = Path(data_dir) / BLOCKED_FILE
+    if not path.exists():
+        return None
+    try:
+        reason = json.loads(read_regular_file(path, 64 * 1024)).get("reason")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return str(reason)[:2000] if reason else None
 
 
 def human_bytes(n: float) -> str:
@@ -309,8 +329,9 @@ class DiskMeter:
         """Walk the directory now and keep the figure."""
         with self._lock:
             usage = measure(self.data_dir, self._policy(), self._wall())
-            if self.blocked:
-                usage.extra["retention_blocked"] = self.blocked
+            blocked = self.blocked or read_blocked(self.data_dir)
+            if blocked:
+                usage.extra["retention_blocked"] = blocked
             self._last = (self._monotonic(), usage)
             self.walks += 1
             return usage

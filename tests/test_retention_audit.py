@@ -147,6 +147,10 @@ def test_the_budget_deletes_up_to_what_live_decisions_read_and_no_further(
         assert report.global_.health == "degraded"
         assert "retention cannot meet the budget" in report.global_.reason
         assert usage.to_dict()["within_budget"] is False
+    # A read-only reader of the directory (autoheal status, serve) says it too.
+    with AutoHealManager(tight, tmp_path, clock=clock, read_only=True) as reader:
+        health = reader.get_status_report().global_
+        assert health.health == "degraded" and "retention cannot meet" in health.reason
     kept = read_manifest(tmp_path / FOLDER)
     assert kept and all((o.last_ts or o.max_ts) >= cut.budget_cut for o in kept)  # type: ignore[operator]
     assert cut.protected_from is not None and cut.budget_cut <= cut.protected_from
@@ -157,6 +161,13 @@ def test_the_budget_deletes_up_to_what_live_decisions_read_and_no_further(
     again = resume_state(tmp_path, tight, clock.now())
     assert again is not None
     assert replay(tmp_path).matches
+    # The floor lowered: the next run meets the budget, and /health is ok again everywhere.
+    with keeper_run(tmp_path, clock, policy(keep_days=30)) as manager:
+        status = manager.get_status_report().global_
+        assert status.health == "ok", status.reason
+    clock.advance(31)  # readers share a measurement for 30 s
+    with AutoHealManager(policy(), tmp_path, clock=clock, read_only=True) as reader:
+        assert reader.get_status_report().global_.health == "ok"
 
 
 def test_a_pin_keeps_its_range_and_everything_newer(tmp_path: Path) -> None:
