@@ -270,6 +270,8 @@ def test_the_success_store_keeps_keep_days_and_stops_growing(tmp_path: Path) -> 
                 conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
                 pages.append(conn.execute("PRAGMA page_count").fetchone()[0])
                 oldest = conn.execute("SELECT min(ts) FROM successes").fetchone()[0]
+                rollup = conn.execute("SELECT count(*) FROM success_rollup").fetchone()[0]
+            assert rollup <= 5  # one row per workflow and version, however many folds
             assert datetime.fromisoformat(oldest) >= clock.now() - timedelta(days=2, hours=1)
     # Once keep_days is reached, as many rows go as come: the file stops growing.
     assert pages[-1] <= pages[3] * 1.05, pages
