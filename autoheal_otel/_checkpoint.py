@@ -111,9 +111,7 @@ def _workflow(wf: br.WorkflowRuntime, now: float) -> dict[str, Any]:
         "rule": _rule(wf.rule),
         "window": _window(wf.window, now),
         "steps": {
-            sid: entry
-            for sid, s in wf.steps.items()
-            if (entry := _step(s, now)) is not None
+            sid: entry for sid, s in wf.steps.items() if (entry := _step(s, now)) is not None
         },
         "recovery_streak": wf.recovery_streak,
         "executions": wf.executions,
