@@ -37,7 +37,7 @@ import sys
 import tempfile
 import textwrap
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -119,13 +119,12 @@ class Host:
     def day(self, number: int) -> None:
         """One day: steps spread over 24 hours, a checkpoint on the hour, the incidents."""
         per_hour = max(1, self.per_day // 24)
-        gap = 3600.0 / per_hour
         incident_hour = self.rng.randrange(2, 20)
+        day_start = START + timedelta(days=number - 1)
         for hour in range(24):
             self.manager.checkpoint()
-            spent = 0.0
-            if hour == incident_hour:
-                spent = self._incident(number)
+            spent = self._incident(number) if hour == incident_hour else 0.0
+            gap = max(0.01, (3600.0 - spent) / per_hour)  # the incident's minutes come out
             for _ in range(per_hour):
                 i = self.index
                 self.index += 1
@@ -133,7 +132,10 @@ class Host:
                 step = f"step{(i // WORKFLOWS) % STEPS_PER:02d}"
                 self.step(wf, step, TNF if self.rng.random() < 0.01 else OK)
                 self.clock.advance(gap)
-            self.clock.advance(max(0.0, 3600.0 - per_hour * gap - spent))
+            # Every hour ends on the hour, every day at midnight: each sample is taken at the
+            # same time of day whatever the age of the host.
+            end = day_start + timedelta(hours=hour + 1)
+            self.clock.advance(max(0.0, (end - self.clock.now()).total_seconds()))
 
     def _incident(self, number: int) -> float:
         """The day's incident (if any); return the seconds it took on the clock."""
