@@ -96,6 +96,10 @@ class Reason(StrEnum):
     # The fleet rolled a workflow back, and this host has no versioned store to restore.
     FLEET_ROLLBACK_UNAVAILABLE = "fleet.rollback_unavailable"
     RETENTION_DELETED = "retention.deleted"  # files past their keep-days were deleted
+    # The audit log's budget cannot be met without deleting what a live decision reads.
+    RETENTION_BLOCKED = "retention.blocked"
+    RETENTION_PINNED = "retention.pinned"  # an operator pinned a range of time (kept)
+    RETENTION_UNPINNED = "retention.unpinned"  # an operator removed a pin
     LABEL_TRUE = "label.true"  # an operator: the stop (or operator stop) was right
     LABEL_FALSE = "label.false"  # an operator: the stop should not have happened
 

@@ -23,6 +23,7 @@ SMALL = {
     "disk.py": ["--steps", "300", "--runs", "1", "--repeat", "1"],
     "lab.py": ["--steps", "300", "--candidates", "3", "--runs", "1"],
     "shadow.py": ["--steps", "300", "--runs", "1"],
+    "year.py": ["--days", "3", "--per-day", "240", "--samples", "2,3", "--repeat", "1"],
 }
 
 

@@ -199,8 +199,8 @@ def test_the_cycle_check_catches_a_planted_cycle() -> None:
 LEDGER_CHANGES = frozenset({"emit", "repeat", "move", "operator_move", "pause_all",
                             "clear_global_pause", "workflow"})  # fmt: skip
 #: Modules outside the core allowed to change a ledger: the lab's lean replay machine (its own
-#: ledger subclass) and the retention record, which formats sizes with the disk's helper.
-LEDGER_WRITERS = {"autoheal_otel.lab.multi", "autoheal_otel.disk._retention"}
+#: ledger subclass).
+LEDGER_WRITERS = {"autoheal_otel.lab.multi"}
 
 
 #: Methods that change a container in place (a ledger's dict, set or deque).

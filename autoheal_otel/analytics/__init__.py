@@ -179,6 +179,7 @@ class AuditAnalytics:
         memory_limit: str | None = None,
         gates_after: datetime | None = None,
         omit: Collection[str] = (),
+        after: datetime | None = None,
     ) -> None:
         """Open the views over ``data_dir`` (one directory, several, or a glob).
 
@@ -188,6 +189,8 @@ class AuditAnalytics:
         views: for a reader whose queries read gates only after it (a warm restart), about
         half the rows of a raw log it need not hold. ``omit`` names columns of the live
         JSONL not held (they read as null): for a reader whose queries never read them.
+        ``after`` (naive UTC) leaves out the compacted outputs wholly older than it and the
+        live records before it: a reader that starts at a checkpoint reads no further back.
         """
         import duckdb  # imported lazily: only the analytics need it
 
@@ -212,6 +215,7 @@ class AuditAnalytics:
         self._con.execute("SET parquet_metadata_cache = true")
         self._scope: tuple[str, ...] | None = None
         self._gates_after = gates_after
+        self._after = after
         self._omit = frozenset(omit)
         self.refresh()
 
@@ -224,7 +228,10 @@ class AuditAnalytics:
         import duckdb
 
         for attempt in range(_REFRESH_ATTEMPTS):
-            src = _merged([sources(d) for d in self.data_dirs] or [sources(self.data_dir)])
+            after = self._after
+            src = _merged(
+                [sources(d, after) for d in self.data_dirs] or [sources(self.data_dir, after)]
+            )
             try:
                 self._load(src)
                 return
@@ -239,6 +246,8 @@ class AuditAnalytics:
                 select = read_json_sql(src.jsonl)
                 if self._gates_after is not None:
                     select += f" AND (kind <> 'gate' OR ts > '{ts_param(self._gates_after)}')"
+                if self._after is not None:
+                    select += f" AND ts >= '{ts_param(self._after)}'"
                 if self._omit:
                     kept = ", ".join(f'"{c}"' for c in AUDIT_COLUMNS if c not in self._omit)
                     select = f"SELECT {kept} FROM ({select})"

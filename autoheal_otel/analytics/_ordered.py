@@ -69,10 +69,14 @@ def _ranges(db: AuditAnalytics, lo: int, hi: int, count: int) -> Iterator[tuple[
         yield start, hi
 
 
-def ordered(db: AuditAnalytics, columns: str) -> Iterator[dict[str, Any]]:
-    """Yield every record of ``db``'s ``audit`` view in (ts, seq, writer) order, slice by slice."""
+def ordered(
+    db: AuditAnalytics, columns: str, since: datetime | None = None
+) -> Iterator[dict[str, Any]]:
+    """Yield every record of ``db``'s ``audit`` view in (ts, seq, writer) order, slice by slice
+    (with ``since``, naive UTC: the records at or after it)."""
+    where = "" if since is None else f" WHERE ts >= TIMESTAMP '{since.isoformat(sep=' ')}'"
     span = db.sql(
-        "SELECT epoch_us(min(ts)) AS lo, epoch_us(max(ts)) AS hi, count(*) AS n FROM audit"
+        "SELECT epoch_us(min(ts)) AS lo, epoch_us(max(ts)) AS hi, count(*) AS n FROM audit" + where
     )[0]
     if not span["n"]:
         return

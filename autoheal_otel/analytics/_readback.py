@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from typing import Any
 
 from ..base._models import StepResult, Trigger
 from ..core._calibrator import DEFAULT_METHOD, Windows, decided, method_of
@@ -48,6 +49,13 @@ class Readback:
         self._decided = Windows(MAX_WINDOW)
         # Per workflow, per step: the times of the results of its two current streaks.
         self._streaks: dict[str, dict[str, Streak]] = {}
+
+    def seed(self, samples: dict[str, list[list[Any]]]) -> None:
+        """Start the decided matches from a checkpoint's calibration windows (``method ->
+        [[confidence, correct], ...]``, oldest first): what came before it is not read."""
+        self._decided = Windows(MAX_WINDOW)
+        for method, kept in samples.items():
+            self._decided[method].extend((float(c), bool(ok)) for c, ok in kept)
 
     def result(
         self,

@@ -211,15 +211,19 @@ class Replayer:
         if rec["kind"] != EventKind.CHECKPOINT:
             self.report.before_checkpoint += 1
             return
+        data = details_of(rec["details"])
         try:
-            self.machine.restore_checkpoint(
-                details_of(rec["details"]), now, policy=not self.what_if
-            )
-        except (ValueError, KeyError, TypeError) as exc:
+            self.machine.restore_checkpoint(data, now, policy=not self.what_if)
+            # What a later restart reads back of calibration starts from the checkpoint's.
+            self.readback.seed(data["calibration"]["samples"])
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             self.report.mismatch({"seq": rec["seq"], "kind": "checkpoint", "error": str(exc)})
             return
         self.headless = False
         self.report.from_checkpoint = ts.isoformat()
+        # A process was running when it was recorded: the next session start that takes
+        # over is a restart.
+        self.sessions = max(self.sessions, 1)
 
     def _calibration(
         self, rec: dict[str, Any], now: float, ts: datetime, events: list[Any]

@@ -88,6 +88,9 @@ class CompactedOutput:
     replaces: tuple[str, ...] = ()
     rollup: str | None = None
     hourly: str | None = None
+    #: The oldest and newest record of any kind (None: an entry written before they were kept).
+    first_ts: datetime | None = None
+    last_ts: datetime | None = None
 
 
 #: Executions and successes per workflow and artifact version, with the (ts, seq) key of the
@@ -132,7 +135,8 @@ def _bare_names(out: CompactedOutput) -> bool:
 
 
 def read_manifest(folder: Path) -> list[CompactedOutput]:
-    """Return the live compaction outputs: recorded, not replaced by a later merge.
+    """Return the live compaction outputs: recorded, not replaced by a later merge nor retired
+    by retention (a line ``{"retires": [ids], ...}``, written before their files are deleted).
 
     The manifest is the completion record: a Parquet file it does not name (a crash before
     its line was written) is an orphan that no reader uses.
@@ -145,6 +149,11 @@ def read_manifest(folder: Path) -> list[CompactedOutput]:
     for line in text.splitlines():
         try:
             e = json.loads(line)
+            if isinstance(e, dict) and isinstance(e.get("retires"), list):
+                # Retention's commit: these outputs are deleted (their files may linger).
+                for old in e["retires"]:
+                    outputs.pop(str(old), None)
+                continue
             out = CompactedOutput(
                 id=e["id"],
                 results=e["results"],
@@ -156,6 +165,8 @@ def read_manifest(folder: Path) -> list[CompactedOutput]:
                 replaces=tuple(e.get("replaces", ())),
                 rollup=e.get("rollup"),
                 hourly=e.get("hourly"),
+                first_ts=datetime.fromisoformat(e["first_ts"]) if e.get("first_ts") else None,
+                last_ts=datetime.fromisoformat(e["last_ts"]) if e.get("last_ts") else None,
             )
         except (ValueError, KeyError, TypeError):
             continue  # a torn last line: that output is not complete, so it does not count
@@ -193,16 +204,19 @@ class Sources:
         return out
 
 
-def sources(data_dir: Path) -> Sources:
+def sources(data_dir: Path, after: datetime | None = None) -> Sources:
     """List the live segments and the compacted files of a data directory.
 
     A JSONL segment named by a live manifest entry is read from that entry's Parquet files
     only, so a crash between compaction's manifest line and its deletes never doubles a record.
+    With ``after`` (naive UTC), the compacted outputs whose newest record of any kind is older
+    are left out (an output whose manifest line does not say is kept).
     """
     audit = Path(data_dir) / AUDIT_DIR
     folder = audit / COMPACTED_DIR
-    outputs = read_manifest(folder)
-    done = {s for out in outputs for s in out.segments}
+    every = read_manifest(folder)
+    done = {s for out in every for s in out.segments}
+    outputs = [o for o in every if after is None or o.last_ts is None or o.last_ts >= after]
     results = [folder / o.results for o in outputs if (folder / o.results).exists()]
     events = [folder / o.events for o in outputs if (folder / o.events).exists()]
     ranges = {o.results: (o.min_ts, o.max_ts) for o in outputs}

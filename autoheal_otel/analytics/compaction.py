@@ -38,7 +38,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -77,9 +77,12 @@ BATCH_LINES = 2_500_000
 #: Rows per Parquet row group: a 10-minute window reads one or two groups at a few hundred
 #: decisions per second, and the footer a fresh connection must parse stays small.
 ROW_GROUP_ROWS = 65_536
-#: Outputs with fewer result rows than this are merged once there are MERGE_AT of them.
+#: Outputs with fewer result rows than this are merged once there are MERGE_AT of them
+#: within MERGE_SPAN of time: a merged output never spans more, so retention, which deletes
+#: whole outputs, can still cut a quiet host's log by the day.
 SMALL_OUTPUT_ROWS = 2_000_000
 MERGE_AT = 4
+MERGE_SPAN = timedelta(days=1)
 
 
 @dataclass
@@ -326,7 +329,10 @@ def _write_output(
     rows, lo, hi = con.execute(
         f"SELECT count(*), min(ts), max(ts) FROM {table} WHERE kind IN ('gate', 'result')"
     ).fetchall()[0]
-    total = int(con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
+    total, first, last = con.execute(f"SELECT count(*), min(ts), max(ts) FROM {table}").fetchall()[
+        0
+    ]
+    total = int(total)
     entry = {
         "id": out_id,
         **names,
@@ -335,6 +341,8 @@ def _write_output(
         "max_ts": hi.isoformat() if hi else None,
         "rows": int(rows),
         "total_rows": total,
+        "first_ts": first.isoformat() if first else None,
+        "last_ts": last.isoformat() if last else None,
         "replaces": list(replaces),
     }
     fsync_path(folder)
@@ -353,16 +361,33 @@ def _write_output(
         replaces=replaces,
         rollup=names["rollup"],
         hourly=names["hourly"],
+        first_ts=first,
+        last_ts=last,
     )
 
 
 def _merge_small(con: Any, folder: Path, report: CompactionReport) -> None:
     """Merge the small outputs into one when there are enough of them."""
     small = [o for o in read_manifest(folder) if o.rows < SMALL_OUTPUT_ROWS]
-    if len(small) < MERGE_AT:
-        return
-    _rewrite(con, folder, small)
-    report.merged = [o.id for o in small]
+    for group in _within_span(small):
+        if len(group) >= MERGE_AT:
+            _rewrite(con, folder, group)
+            report.merged += [o.id for o in group]
+
+
+def _within_span(outputs: list[CompactedOutput]) -> list[list[CompactedOutput]]:
+    """Group outputs, oldest first, into runs that together span at most MERGE_SPAN."""
+    groups: list[list[CompactedOutput]] = []
+    start: datetime | None = None
+    for out in sorted(outputs, key=lambda o: o.first_ts or o.min_ts or datetime.min):
+        first = out.first_ts or out.min_ts or datetime.min
+        last = out.last_ts or out.max_ts or first
+        if groups and start is not None and last - start <= MERGE_SPAN:
+            groups[-1].append(out)
+        else:
+            groups.append([out])
+            start = first
+    return groups
 
 
 def _repair_rollups(con: Any, folder: Path, report: CompactionReport) -> None:

@@ -24,7 +24,7 @@ microsecond resolution.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC
+from datetime import UTC, datetime
 from pathlib import Path
 
 from ..core._machine import Machine
@@ -44,6 +44,16 @@ COLUMNS = (
     " outcome, confidence, second_best, validated, duration_s, cause, actor, artifact_version,"
     " details, signals, writer"
 )
+
+
+def columns_from(checkpoint: datetime | None) -> str:
+    """Return :data:`COLUMNS` with every checkpoint's details but the one at ``checkpoint``
+    (naive UTC; None: none) left out: replay starts from one checkpoint at most, and a host's
+    hourly checkpoints (hundreds of KB each) would otherwise fill the sort of every slice."""
+    keep = "false" if checkpoint is None else f"ts = TIMESTAMP '{checkpoint.isoformat(sep=' ')}'"
+    return COLUMNS.replace(
+        " details,", f" CASE WHEN kind <> 'checkpoint' OR {keep} THEN details END AS details,"
+    )
 
 
 def count_lines(paths: list[Path]) -> int:
@@ -71,17 +81,28 @@ def _recorded_policy(db: AuditAnalytics) -> PolicyConfig:
 def _headless(db: AuditAnalytics) -> bool:
     """Return whether the log's first records were deleted (replay then needs a checkpoint).
 
-    A checkpoint before any session start means the session's start was deleted; a log with
-    no session start at all whose writers' numbering does not begin at 1 lost its head too.
+    A whole log begins with the session start of a manager that found nothing to restore; a
+    log whose first record is anything else (a warm restart's session start, a decision)
+    lost its head once it holds a checkpoint. Without a checkpoint, a log with no session
+    start whose writers' numbering does not begin at 1 lost its head too.
     """
     row = db.sql(
         "SELECT min(ts) FILTER (WHERE kind = 'checkpoint') AS checkpoint,"
         " min(ts) FILTER (WHERE kind = 'session' AND reason = 'session.start') AS session,"
         " min(seq) AS seq FROM audit"
     )[0]
-    if row["session"] is None:
-        return row["checkpoint"] is not None or (row["seq"] or 1) > 1
-    return row["checkpoint"] is not None and row["checkpoint"] < row["session"]
+    if row["checkpoint"] is None:
+        return row["session"] is None and (row["seq"] or 1) > 1
+    first = db.sql(
+        "SELECT kind, reason, details FROM audit WHERE ts = (SELECT min(ts) FROM audit)"
+        " ORDER BY seq LIMIT 1"
+    )[0]
+    fresh = (
+        first["kind"] == "session"
+        and first["reason"] == "session.start"
+        and not details_of(first["details"]).get("restored")
+    )
+    return not fresh
 
 
 def replay(
@@ -119,6 +140,9 @@ def replay(
         }
         replayer = Replayer(machine, report, first, last)
         replayer.headless = _headless(db)
+        start = None
+        if replayer.headless:
+            start = db.sql("SELECT min(ts) AS ts FROM audit WHERE kind = 'checkpoint'")[0]["ts"]
         for row in db.sql("SELECT details FROM audit WHERE kind = 'ack'"):
             details = details_of(row["details"])
             if isinstance(details.get("move_writer"), str) and type(details.get("move_seq")) is int:
@@ -126,7 +150,7 @@ def replay(
         if progress is not None:
             progress(0, total)
         # One sort of the whole log does not fit DuckDB's memory limit: slices of time.
-        for index, rec in enumerate(ordered(db, COLUMNS), start=1):
+        for index, rec in enumerate(ordered(db, columns_from(start)), start=1):
             replayer.feed(rec)
             if progress is not None and index % 10_000 == 0:
                 progress(index, total)

@@ -46,6 +46,7 @@ def _handlers() -> dict[str, Callable[[argparse.Namespace], int]]:
     from ._fleet import run_fleet
     from ._lab import run_label, run_shadow, run_tune
     from ._operator import run_force, run_resume, run_versions
+    from ._pin import run_pin
     from ._query import run_query
     from ._reporting import run_report
 
@@ -66,6 +67,7 @@ def _handlers() -> dict[str, Callable[[argparse.Namespace], int]]:
         "label": run_label,
         "tune": run_tune,
         "shadow": run_shadow,
+        "pin": run_pin,
     }
 
 

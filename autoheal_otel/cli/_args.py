@@ -19,6 +19,7 @@ from ..base._errors import InvalidInputError
 from ..base._models import check_text
 from ._common import EXIT_USAGE
 from ._lab_args import add_lab_commands
+from ._pin import add_pin_command
 
 __all__ = ["DEFAULT_DATA_DIR", "build_parser"]
 
@@ -218,6 +219,7 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     fleet.add_argument("--state", choices=["running", "degraded"], default="running")
     _fleet_options(fleet)
     add_lab_commands(command, _text)
+    add_pin_command(command, _text)
     policy = sub.add_parser("policy", help="validate a policy file or print its JSON Schema")
     psub = policy.add_subparsers(dest="policy_command", required=True)
     validate = psub.add_parser("validate", help="check a policy file")

@@ -7,7 +7,7 @@ calibration, checkpoints, a restart, other writers' moves and decisions, labels)
 events. The rules behind it are functions over values: :mod:`._breakers`, :mod:`._windows`,
 :mod:`._probe`, :mod:`._versions`, :mod:`._transitions` (the edge table),
 :mod:`._calibration` / :mod:`._calibrator`, :mod:`._regression`, :mod:`._fleet_inputs`,
-:mod:`._upkeep`, :mod:`._moves`, :mod:`._facts`, :mod:`._labels`, :mod:`._warm`,
+:mod:`._upkeep`, :mod:`._moves`, :mod:`._facts`, :mod:`._records`, :mod:`._warm`,
 :mod:`._checkpoint` and :mod:`._report`.
 
 Invariant, held by ``tests/test_layers.py``: nothing here reads a clock, touches a file or a

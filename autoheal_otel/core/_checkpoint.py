@@ -4,7 +4,8 @@
 :func:`restore` puts such a dict into a fresh ledger. Per workflow: state, since, why, the
 step and workflow windows' entries, the streaks and counters, the artifact versions with
 their counts, the probe's bookkeeping (not the status page's bounded history of the last
-transitions and errors, which no decision reads); the global scope (window,
+transitions and errors, which no decision reads, nor the steps with no counter and no window
+entry: a step met again starts so); the global scope (window,
 quarantined set, pause latch); the calibration windows and overrides; whether a store is
 attached; the fleet scopes this host leaves to the fleet and its probe leases; the policy in
 force.
@@ -83,6 +84,17 @@ def _state(value: str | None) -> ExecutionState | None:
     return None if value is None else ExecutionState(value)
 
 
+def _step(step: br.StepRuntime, now: float) -> list[Any] | None:
+    """Return a step's counters and window entries; None for a step with none (a step met
+    again starts so): most of a large host's steps, left out to keep a checkpoint small
+    enough for every reader to parse (DuckDB holds a parsed record several times its size)."""
+    entries = _window(step.window, now)
+    tnf, low = step.consecutive_target_not_found, step.consecutive_low_confidence
+    if not tnf and not low and not entries:
+        return None
+    return [tnf, low, entries]
+
+
 def _workflow(wf: br.WorkflowRuntime, now: float) -> dict[str, Any]:
     return {
         "state": wf.state.value,
@@ -97,12 +109,7 @@ def _workflow(wf: br.WorkflowRuntime, now: float) -> dict[str, Any]:
         "rule": _rule(wf.rule),
         "window": _window(wf.window, now),
         "steps": {
-            sid: [
-                s.consecutive_target_not_found,
-                s.consecutive_low_confidence,
-                _window(s.window, now),
-            ]
-            for sid, s in wf.steps.items()
+            sid: entry for sid, s in wf.steps.items() if (entry := _step(s, now)) is not None
         },
         "recovery_streak": wf.recovery_streak,
         "executions": wf.executions,

@@ -20,7 +20,7 @@ from typing import Any
 from ..base._fleet_event import FleetEvent
 from ..policy._config import PolicyConfig
 from ..semconv import Reason
-from . import _calibration, _checkpoint, _fleet_inputs, _labels, _moves, _upkeep
+from . import _calibration, _checkpoint, _fleet_inputs, _moves, _records, _upkeep
 from ._ledger import Events, Ledger, Notes, Trace
 from ._versions import Restore
 
@@ -241,8 +241,8 @@ class Inputs:
         trace: Trace,
         events: Events,
     ) -> None:
-        """Input: an operator's label of a recorded stop (:func:`~._labels.record`)."""
-        _labels.record(
+        """Input: an operator's label of a recorded stop (:func:`~._records.label`)."""
+        _records.label(
             self.ledger, workflow_id, details, verdict, reason, actor, now, ts, trace, events
         )
 
@@ -262,3 +262,34 @@ class Inputs:
         probe lease, as a live manager at its start."""
         self.ledger.fleet_scopes = frozenset()
         self.ledger.probe_permits.clear()
+
+    def record_pin(
+        self,
+        reason: str,
+        pin: dict[str, Any],
+        now: float,
+        ts: datetime | None,
+        trace: Trace,
+        events: Events,
+    ) -> None:
+        """Input: an operator pinned a range or removed a pin (:func:`~._records.pin`)."""
+        _records.pin(self.ledger, reason, pin, now, ts, trace, events)
+
+    def record_retention(
+        self, details: dict[str, Any], now: float, ts: datetime | None, trace: Trace, events: Events
+    ) -> None:
+        """Input: a retention run deleted files past their keep-days
+        (:func:`~._records.retention`)."""
+        _records.retention(self.ledger, details, now, ts, trace, events)
+
+    def record_audit_retention(
+        self, details: dict[str, Any], now: float, ts: datetime | None, trace: Trace, events: Events
+    ) -> None:
+        """Input: audit retention deleted files or rows, or cannot meet the budget
+        (:func:`~._records.audit_retention`)."""
+        _records.audit_retention(self.ledger, details, now, ts, trace, events)
+
+    def resume(self, resumed: Any, now: float) -> dict[str, Any]:
+        """Input: the state rebuilt from a checkpoint and the records after it (the warm
+        restart without the whole log; :func:`~._upkeep.resume`)."""
+        return _upkeep.resume(self.ledger, resumed, now)

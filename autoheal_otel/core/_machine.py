@@ -226,8 +226,13 @@ class Machine(Inputs):
         """Input: an operator moves a workflow (no-op when it is already there).
 
         Releasing a workflow paused by the global breaker also clears the global pause.
-        Returns :class:`Restore` for a move into ROLLBACK.
+        Returns :class:`Restore` for a move into ROLLBACK. A workflow never seen, moved to
+        where it would start, is not created: nothing is recorded of it, so nothing of it may
+        be remembered either (a restart from the log would not know it).
         """
+        if workflow_id not in self._workflows and target is RUNNING and not self.ledger.glob.paused:
+            check_id("workflow_id", workflow_id)
+            return None
         wf = self.ledger.workflow(workflow_id, now, ts, trace, events)
         if wf.state is target:
             return None

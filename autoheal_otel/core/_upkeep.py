@@ -16,7 +16,7 @@ from ..base._models import ExecutionState
 from ..policy._config import PolicyConfig
 from ..semconv import EventKind, Reason
 from . import _breakers as br
-from . import _calibration
+from . import _calibration, _checkpoint
 from ._ledger import Events, Ledger, Trace
 from ._warm import apply_restored
 
@@ -192,6 +192,27 @@ def restore(ledger: Ledger, restored: Any, now: float, wall: datetime) -> dict[s
     )
     ledger.seq = max(ledger.seq, restored.max_seq)
     return figures
+
+
+def resume(ledger: Ledger, resumed: Any, now: float) -> dict[str, Any]:
+    """Input: the state a new manager rebuilt from a checkpoint and the records after it
+    (``analytics.resume.Resumed``): the warm restart without the whole log.
+
+    The state is put in under this manager's policy, then what a restart does not carry is
+    dropped as :func:`restart` says (the fleet link and probe leases start down as well).
+    """
+    _checkpoint.restore(ledger, resumed.state, now, policy=False)
+    ledger.fleet_scopes = frozenset()
+    ledger.probe_permits.clear()
+    restart(ledger, now, None, resumed.calibration_samples, resumed.streaks)
+    ledger.seq = max(ledger.seq, resumed.max_seq)
+    return {
+        "workflows": len(ledger.workflows),
+        "from_checkpoint": resumed.checkpoint_ts.isoformat(),
+        "tail_records": resumed.tail_records,
+        "calibration_samples": sum(len(w) for w in ledger.calibration.samples.values()),
+        "max_seq": resumed.max_seq,
+    }
 
 
 def restart(

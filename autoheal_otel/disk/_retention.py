@@ -4,7 +4,9 @@ A writing manager with a data directory starts a :class:`RetentionKeeper`. Its t
 a hook's, measures the directory every ``measure_interval`` seconds (the figure the status
 report, ``/health`` and the ``autoheal.disk.*`` gauges hand out) and, every
 ``retention.check_interval_seconds`` with ``retention.enabled``, deletes the failure cases and
-mini reports past their keep-days (:mod:`~._sweep`). Invariants:
+mini reports past their keep-days (:mod:`._sweep`), then the audit log's compacted files and
+the success store's rows (:mod:`._audit_keeper`: keep_days, the budget, the free-space floor,
+pins). Invariants:
 
 - a run that deleted something is one audit record (kind ``retention``, reason
   ``retention.deleted``) through the manager's single input path (``decide``): what was
@@ -34,17 +36,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..base._clock import Clock
-from ..core._ledger import Events, Ledger, Trace
 from ..policy._retention import RetentionPolicy
-from ..semconv import EventKind, Reason
+from ._audit_keeper import AuditKeeper
 from ._metrics import register_disk_gauges
 from ._sweep import Unit, clear_journal, delete_units, plan, resume
-from ._usage import DiskMeter, human_bytes
+from ._usage import DiskMeter
 
 if TYPE_CHECKING:
     from ..core._machine import Machine
 
-__all__ = ["RetentionKeeper", "record_retention", "start_retention", "summarize"]
+__all__ = ["RetentionKeeper", "start_retention", "summarize"]
 
 _log = logging.getLogger("autoheal_otel")
 
@@ -92,37 +93,6 @@ def summarize(
     }
 
 
-def record_retention(
-    ledger: Ledger,
-    details: dict[str, Any],
-    _now: float,
-    ts: datetime | None,
-    trace: Trace,
-    events: Events,
-) -> None:
-    """Input: a retention run deleted files (recorded; the machine's state is unchanged)."""
-    if events is None:
-        return
-    what = ", ".join(f"{a['units']} {name}" for name, a in details["areas"].items()) or "nothing"
-    ledger.emit(
-        events,
-        EventKind.RETENTION,
-        ts,
-        trace,
-        None,
-        None,
-        None,
-        reason=Reason.RETENTION_DELETED.value,
-        message=(
-            f"retention deleted {what} past their keep-days"
-            f" ({human_bytes(details['bytes_freed'])} freed)"
-            + (", finishing an interrupted run" if details["resumed"] else "")
-        ),
-        actor="autoheal",
-        details=details,
-    )
-
-
 class RetentionKeeper:
     """Measure ``disk`` and delete what is past its keep-days, off the hooks.
 
@@ -145,6 +115,7 @@ class RetentionKeeper:
         monotonic: Callable[[], float],
         record: Callable[[dict[str, Any]], None],
         measure_interval: float = 30.0,
+        audit: AuditKeeper | None = None,
     ) -> None:
         self.disk = disk
         self.data_dir: Path = disk.data_dir
@@ -157,6 +128,8 @@ class RetentionKeeper:
         self.runs = 0
         self.errors = 0
         self.last_details: dict[str, Any] | None = None
+        #: The audit log's part of a run (None: failure cases and reports only).
+        self.audit = audit
         self._next_sweep = monotonic() + FIRST_SWEEP_DELAY
         self._run_lock = threading.Lock()
         self._stop = threading.Event()
@@ -211,6 +184,9 @@ class RetentionKeeper:
                 details = summarize(units, policy, now, False)
                 self._record(details)
                 clear_journal(self.data_dir)
+        if self.audit is not None:
+            audited = self.audit.run(step, self._stop.is_set)
+            details = audited or details
         if details is not None:
             self.runs += 1
             self.last_details = details
@@ -267,9 +243,12 @@ def start_retention(
         register_disk_gauges(meter, disk.usage)
     if read_only:
         return disk, None
-    ledger = machine.ledger
 
     def record(details: dict[str, Any]) -> None:
-        decide(None, "retention", None, None, record_retention, ledger, details)
+        decide(None, "retention", None, None, machine.record_retention, details)
 
-    return disk, RetentionKeeper(disk, policy, clock.now, clock.monotonic, record)
+    def record_log(details: dict[str, Any]) -> None:
+        decide(None, "retention", None, None, machine.record_audit_retention, details)
+
+    audit = AuditKeeper(disk, lambda: machine.policy, clock.now, record_log)
+    return disk, RetentionKeeper(disk, policy, clock.now, clock.monotonic, record, audit=audit)

@@ -20,6 +20,7 @@ report, ``/health`` and a metric scrape never walk the tree each. Invariants:
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import stat
@@ -30,6 +31,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..base._units import human_bytes
 from ..policy._retention import RetentionPolicy
 
 if TYPE_CHECKING:
@@ -130,6 +132,9 @@ class DiskUsage:
                 f"disk: {human_bytes(self.free_bytes)} free on the device, under the floor of"
                 f" {human_bytes(self.keep_free_bytes)} (retention.keep_free_bytes)"
             )
+        blocked = self.extra.get("retention_blocked")
+        if blocked:
+            out.append(f"disk: retention cannot meet the budget: {blocked}")
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -151,13 +156,23 @@ class DiskUsage:
         }
 
 
-def human_bytes(n: float) -> str:
-    """Return ``n`` bytes as a short figure in binary units (``1.5 GiB``)."""
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    raise AssertionError("unreachable")  # pragma: no cover
+#: Why retention cannot meet the budget, left by the writing process's retention thread for
+#: every reader of the directory (``autoheal status``, ``serve``); removed once it can.
+BLOCKED_FILE = ".retention-blocked.json"
+
+
+def read_blocked(data_dir: Path) -> str | None:
+    """Return why retention last could not meet the budget (None: it could)."""
+    from ..base._fs import read_regular_file
+
+    path = Path(data_dir) / BLOCKED_FILE
+    if not path.exists():
+        return None
+    try:
+        reason = json.loads(read_regular_file(path, 64 * 1024)).get("reason")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return str(reason)[:2000] if reason else None
 
 
 def _child_part(part: str | None, name: str, is_dir: bool) -> str:
@@ -299,11 +314,16 @@ class DiskMeter:
         self._last: tuple[float, DiskUsage] | None = None
         #: Walks made (a cached answer makes none).
         self.walks = 0
+        #: Why audit retention cannot meet the budget (set by its last run; None: it can).
+        self.blocked: str | None = None
 
     def measure_now(self) -> DiskUsage:
         """Walk the directory now and keep the figure."""
         with self._lock:
             usage = measure(self.data_dir, self._policy(), self._wall())
+            blocked = self.blocked or read_blocked(self.data_dir)
+            if blocked:
+                usage.extra["retention_blocked"] = blocked
             self._last = (self._monotonic(), usage)
             self.walks += 1
             return usage
@@ -366,7 +386,8 @@ def disk_line(disk: dict[str, Any]) -> str:
     if disk.get("audit_past_keep_days"):
         line += (
             f"\n  the audit log reaches back to {disk['audit_oldest']}, past keep_days"
-            f" ({disk['audit_keep_days']}): it is kept whole until checkpoints allow deleting it"
+            f" ({disk['audit_keep_days']}): retention deletes it behind the newest checkpoint"
+            " before the cut (raw segments once compacted)"
         )
     for problem in disk.get("problems") or []:
         line += f"\n  {problem}"

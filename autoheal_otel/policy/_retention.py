@@ -5,12 +5,11 @@ field, like every other section); the section is global, not overridable per wor
 because the data directory is shared by every workflow.
 
 What each field does today: ``failure_cases_keep_days`` and ``reports_keep_days`` delete whole
-files past their age (:mod:`~autoheal_otel.disk._retention`); ``max_bytes`` and
-``keep_free_bytes`` are measured against (:mod:`~autoheal_otel.disk._usage`) in ``autoheal
-status``, ``/status``, ``/health`` and the ``autoheal.disk.*`` metrics; ``keep_days`` is
-reported against the audit log's oldest kept record. The audit log itself is deleted only
-behind a checkpoint from which restart and replay continue; until then its history is measured
-and reported, never deleted.
+files past their age (:mod:`~autoheal_otel.disk._retention`); ``max_bytes`` and ``keep_free_bytes`` are measured
+against (:mod:`~autoheal_otel.disk._usage`) in ``autoheal status``, ``/status``, ``/health`` and the
+``autoheal.disk.*`` metrics, and the audit log's compacted files are deleted, oldest first,
+behind a kept checkpoint, past ``keep_days`` and while the budget or the floor is not met
+(:mod:`~autoheal_otel.disk._audit_retention`: never what a live decision reads, nor a pinned range).
 """
 
 from __future__ import annotations
@@ -37,10 +36,11 @@ Bytes = Annotated[int, Strict()]
 class RetentionPolicy(_Section):
     """How long the data directory keeps things, and the disk it may use.
 
-    On out of the box: failure cases and mini reports older than their keep-days are deleted
-    by whole files, oldest first, on a background thread (never a hook's), each run recorded
-    in the audit log. The disk budget and the free-space floor are watched: use past
-    ``max_bytes`` or free space under ``keep_free_bytes`` makes ``/health`` degraded.
+    On out of the box: failure cases, mini reports and the audit log's compacted files past
+    their keep-days are deleted by whole files, oldest first, on a background thread (never a
+    hook's), each run recorded in the audit log; the disk budget and the free-space floor
+    delete more of the audit log, never what a live decision reads; when they still cannot
+    be met, ``/health`` is degraded.
     """
 
     enabled: Annotated[bool, Strict()] = Field(
@@ -52,9 +52,9 @@ class RetentionPolicy(_Section):
         90,
         ge=1,
         le=MAX_DAYS,
-        description="Days of decisions the audit log keeps. Reported against the oldest kept"
-        " record today; the log's history is deleted only behind a checkpoint from which"
-        " restart and replay continue.",
+        description="Days of decisions the audit log keeps: its compacted files wholly before"
+        " the newest checkpoint at or before now - keep_days are deleted (restart and replay"
+        " start from that checkpoint).",
     )
     max_bytes: Bytes = Field(
         10 * _GB,
@@ -62,15 +62,17 @@ class RetentionPolicy(_Section):
         le=MAX_BYTES,
         description="Disk budget of the whole data directory in bytes (audit log raw and"
         " compacted, success store, failure cases, reports, artifact versions, everything"
-        " else). Use past it makes /health degraded and fires the disk alert; once"
-        " checkpoints exist, the audit log's oldest compacted files go first to meet it.",
+        " else). Past it, the audit log's oldest compacted files are deleted up to the newest"
+        " checkpoint before what live decisions read; if that is not enough, /health is"
+        " degraded (saying why) and the disk alert fires.",
     )
     keep_free_bytes: Bytes = Field(
         1 * _GB,
         ge=0,
         le=MAX_BYTES,
-        description="Floor of free space on the data directory's device in bytes; less free"
-        " space makes /health degraded and fires the disk alert (0: no floor).",
+        description="Floor of free space on the data directory's device in bytes; under it,"
+        " the audit log's oldest compacted files are deleted as for max_bytes, else /health"
+        " is degraded and the disk alert fires (0: no floor).",
     )
     failure_cases_keep_days: Days = Field(
         30,

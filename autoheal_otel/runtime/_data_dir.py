@@ -100,15 +100,19 @@ def open_data_dir(
         restored: dict[str, Any] = {}
         if any(not p.name.startswith(".") for p in (data_dir / "audit").glob("**/*.*")):
             from ..analytics.restore import load_restored_state
+            from ..analytics.resume import resume_state
 
             now = clock.monotonic()
             wall = clock.now()
-            state = load_restored_state(data_dir, machine.policy, wall)
+            # From the newest checkpoint the restart can start at; else the whole log.
+            resumed = resume_state(data_dir, machine.policy, wall)
+            if resumed is not None:
+                figures = machine.resume(resumed, now)
+            else:
+                state = load_restored_state(data_dir, machine.policy, wall)
+                figures = machine.restore(state, now, wall)
             # As of when it read the log: replay counts what a restart reads back from there.
-            restored = {
-                **machine.restore(state, now, wall),
-                "as_of": wall.isoformat(),
-            }
+            restored = {**figures, "as_of": wall.isoformat()}
         if read_only:
             return restored, None, None
         audit = JsonlAuditSink(data_dir, machine.policy.audit, writer)

@@ -7,7 +7,6 @@ machine's follow-up action. Composition only: the parts do the work.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Self
@@ -32,6 +31,7 @@ from ..versioning import VersionedStore
 from ._build import assemble
 from ._checkpointer import write_checkpoint
 from ._data_dir import coerce_state, state_info
+from ._operator_records import OperatorRecords
 from ._parts_view import PartsView
 from ._step import StepGuard, guard_decorator
 
@@ -46,7 +46,7 @@ __all__ = ["AutoHealManager"]
 RUNNING = ExecutionState.RUNNING
 
 
-class AutoHealManager(PartsView):
+class AutoHealManager(PartsView, OperatorRecords):
     """Decide, per step, whether a workflow continues, continues carefully, or stops.
 
     Args:
@@ -345,31 +345,6 @@ class AutoHealManager(PartsView):
         """Record a checkpoint now: everything the machine needs to continue (see
         ``audit.checkpoint_interval_seconds``, which records one on a thread of its own)."""
         write_checkpoint(self._decide, self._machine)
-
-    def label_transition(
-        self, workflow_id: str, details: Mapping[str, Any], verdict: bool, reason: str, actor: str
-    ) -> None:
-        """Record an operator's label of a recorded stop (``autoheal label``; the lab reads it).
-
-        ``details`` names the transition (its writer and seq). No gate or rule reads a label.
-
-        Raises:
-            InvalidInputError: an argument is unusable (the field and value are named).
-        """
-        check_id("workflow_id", workflow_id)
-        check_text(reason=reason, actor=actor)
-        if not isinstance(verdict, bool):
-            raise InvalidInputError("verdict", verdict, "must be true or false")
-        if not isinstance(details, Mapping) or not all(isinstance(k, str) for k in details):
-            raise InvalidInputError("details", details, "must be a mapping with text keys")
-        try:
-            json.dumps(dict(details))
-        except (TypeError, ValueError) as exc:
-            raise InvalidInputError("details", details, f"must be JSON-ready ({exc})") from exc
-        feed = self._machine.label
-        self._decide(
-            None, "label", workflow_id, None, feed, workflow_id, details, verdict, reason, actor
-        )
 
     def flush(self) -> None:
         """Hand every queued event to the sinks and flush them."""
