@@ -207,3 +207,35 @@ def test_a_recorded_result_has_the_signals_the_policy_gives(
         expected.append(Trigger.LOW_CONFIDENCE)
     assert (event.trigger is None) is (not expected)
     assert list(event.signals) == expected
+
+
+@given(
+    result=results | boundary_results,
+    degraded=st.booleans(),
+    strict_running=st.booleans(),
+    floor=st.sampled_from([0.0, 0.7, 0.75]),
+)
+def test_the_hot_paths_clean_test_is_is_clean(
+    result: StepResult, degraded: bool, strict_running: bool, floor: float
+) -> None:
+    """The clean test inlined on the hook's path (a method call there costs a tenth of a
+    step) decides as WorkflowRuntime.is_clean, the definition classify() uses."""
+    from datetime import UTC, datetime
+
+    from autoheal_otel.core._breakers import classify
+    from autoheal_otel.core._scopes import WorkflowRuntime
+
+    policy = policy_with(
+        confidence={"low_confidence_floor": floor}, running={"strict_ambiguity": strict_running}
+    )
+    wf = WorkflowRuntime("w", policy.for_workflow("w"), 0.0, datetime.now(UTC))
+    if degraded:
+        wf.state = S.DEGRADED
+        wf.refresh()
+    sink = InMemorySink()
+    manager = AutoHealManager(policy=policy, clock=FakeClock(), sinks=[sink])
+    if degraded:
+        manager.force_transition("w", S.DEGRADED, reason="property test")
+    manager.on_step_result("w", "s", result)
+    recorded_clean = sink.of_kind(EventKind.RESULT)[-1].trigger is None
+    assert recorded_clean is wf.is_clean(result) is classify(result, wf).clean

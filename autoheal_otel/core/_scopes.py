@@ -19,6 +19,9 @@ from ._windows import SlidingWindow
 
 __all__ = ["GlobalRuntime", "StepRuntime", "WorkflowRuntime"]
 
+#: A module constant: reading an enum member off its class costs more than the test itself.
+SUCCESS = Outcome.SUCCESS
+
 
 class StepRuntime:
     """Counters of one step."""
@@ -119,7 +122,7 @@ class WorkflowRuntime:
         ambiguity is strict in this state, leads its runner-up by the margin.
         """
         conf = result.confidence
-        return result.outcome is Outcome.SUCCESS and (
+        return result.outcome is SUCCESS and (
             conf is None
             or (
                 conf >= self.floor
