@@ -14,7 +14,7 @@ from autoheal_otel import AutoHealManager, ExecutionState, Outcome, PolicyConfig
 from autoheal_otel.analytics import AuditAnalytics
 from autoheal_otel.analytics.replay import replay
 from autoheal_otel.core._checkpoint import capture, restore
-from autoheal_otel.core._ledger import NO_TRACE
+from autoheal_otel.core._ledger import NO_TRACE, At
 from autoheal_otel.core._machine import Machine
 from autoheal_otel.testing import FakeClock
 
@@ -68,13 +68,13 @@ def _feed(
             machine.result(wid, step, result, now, ts, NO_TRACE, events)
     elif item[0] == "operator":
         _, wid, target = item
-        machine.ledger.workflow(wid, now, ts, NO_TRACE, events)
+        machine.ledger.workflow(wid, At(now, ts, NO_TRACE, events))
         try:
-            machine.operator(wid, target, "test", "tester", now, ts, NO_TRACE, events)
+            machine.operator(wid, target, "test", "tester", At(now, ts, NO_TRACE, events))
         except Exception as exc:  # an illegal edge: both machines must refuse it alike
             events.append(type(exc).__name__)
     else:
-        machine.resume_all(ExecutionState.RUNNING, "test", "tester", now, ts, NO_TRACE, events)
+        machine.resume_all(ExecutionState.RUNNING, "test", "tester", At(now, ts, NO_TRACE, events))
     return [
         e if isinstance(e, str) else
         (e.kind, e.workflow_id, e.step_id, e.state, e.allowed, e.reason, e.cause,

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from autoheal_otel import AutoHealManager, ExecutionState, Outcome, PolicyConfig, StepResult
 from autoheal_otel.analytics import AuditAnalytics
 from autoheal_otel.core._fleet_inputs import FleetEvent, apply, grant_probe, link
+from autoheal_otel.core._ledger import NO_TRACE, At
 from autoheal_otel.core._machine import Machine
 from autoheal_otel.semconv import Cause, EventKind, Reason
 from autoheal_otel.testing import FakeClock
@@ -44,8 +45,8 @@ def test_a_fleet_quarantine_is_one_transition_with_cause_fleet_host_and_event_id
     """Applying a fleet quarantine records one transition naming the fleet event and its host; applying it again changes nothing."""
     m = _machine()
     events: list[Any] = []
-    assert apply(m.ledger, QUARANTINE, 1.0, None, (None, None), events)
-    assert not apply(m.ledger, QUARANTINE, 2.0, None, (None, None), events)
+    assert apply(m.ledger, QUARANTINE, At(1.0, None, NO_TRACE, events))
+    assert not apply(m.ledger, QUARANTINE, At(2.0, None, NO_TRACE, events))
     transitions = [e for e in events if e.kind is EventKind.TRANSITION]
     assert len(transitions) == 1
     t = transitions[0]
@@ -62,15 +63,12 @@ def test_with_the_link_up_the_local_workflow_window_does_not_decide() -> None:
         Reason.FLEET_CONNECTED,
         ["workflow", "global"],
         {},
-        0.0,
-        None,
-        (None, None),
-        None,
+        At(0.0, None, NO_TRACE, None),
     )
     for i in range(12):
         m.result("crm", "s", TNF, float(i), None, (None, None), None)
     assert m.ledger.workflows["crm"].state is not ExecutionState.QUARANTINED
-    link(m.ledger, False, Reason.FLEET_DISCONNECTED, (), {}, 13.0, None, (None, None), None)
+    link(m.ledger, False, Reason.FLEET_DISCONNECTED, (), {}, At(13.0, None, NO_TRACE, None))
     m.result("crm", "s", TNF, 14.0, None, (None, None), None)
     assert m.ledger.workflows["crm"].state is ExecutionState.QUARANTINED
 
@@ -82,12 +80,12 @@ def test_only_the_probe_lease_holder_admits_a_probe_while_the_fleet_decides() ->
     ledger.set_policy(
         PolicyConfig.from_dict({"quarantine": {"probe_enabled": True, "probe_cooldown_seconds": 1}})
     )
-    link(ledger, True, Reason.FLEET_CONNECTED, ["workflow"], {}, 0.0, None, (None, None), None)
-    apply(ledger, QUARANTINE, 0.0, None, (None, None), None)
+    link(ledger, True, Reason.FLEET_CONNECTED, ["workflow"], {}, At(0.0, None, NO_TRACE, None))
+    apply(ledger, QUARANTINE, At(0.0, None, NO_TRACE, None))
     ledger.workflows["invoice"].retune(ledger.policy.for_workflow("invoice"))
     ledger.workflows["invoice"].probe_ready_at = 1.0
     assert m.gate("invoice", "s", 5.0, None, (None, None), None)[0] is False
-    grant_probe(ledger, "invoice", 30.0, "h0", 5.0, None, (None, None), None)
+    grant_probe(ledger, "invoice", 30.0, "h0", At(5.0, None, NO_TRACE, None))
     assert m.gate("invoice", "s", 6.0, None, (None, None), None)[0] is True
     assert m.gate("invoice", "t", 6.5, None, (None, None), None)[0] is False
 

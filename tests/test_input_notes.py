@@ -9,7 +9,7 @@ import pytest
 
 from autoheal_otel import ExecutionState, InvalidInputError, Outcome, PolicyConfig, StepResult
 from autoheal_otel.core._facts import Fact
-from autoheal_otel.core._ledger import NO_TRACE, Notes
+from autoheal_otel.core._ledger import NO_TRACE, At, Notes
 from autoheal_otel.core._machine import Machine
 from autoheal_otel.core._moves import Move
 
@@ -20,7 +20,7 @@ S = ExecutionState
 def _in_rollback() -> Machine:
     machine = Machine(PolicyConfig(), "w1", (0.0, T0))
     machine.note_store()
-    machine.operator("wf", S.ROLLBACK, "check", "ops", 1.0, T0, NO_TRACE, [])
+    machine.operator("wf", S.ROLLBACK, "check", "ops", At(1.0, T0, NO_TRACE, []))
     return machine
 
 
@@ -34,7 +34,7 @@ def test_a_refused_move_is_noted_and_kept_when_a_later_move_raises() -> None:
     events: list = []
     moves = [_move("wf", "running", 1), _move("x" * 300, "paused", 2)]  # a bad id: raises
     with pytest.raises(InvalidInputError):
-        machine.apply_moves(moves, set(), notes, 2.0, T0, NO_TRACE, events)
+        machine.apply_moves(moves, set(), notes, At(2.0, T0, NO_TRACE, events))
     assert [m for m, _ in notes] == [
         "autoheal cannot apply w2's move of 'wf' from rollback to running: not an operator edge"
     ]
@@ -47,7 +47,7 @@ def test_a_fact_that_fails_is_noted_with_its_exception_and_the_others_are_fed() 
     bad = Fact(T0, "w2", 1, "result", "wf", "s", None)  # a result without its result
     good = Fact(T0 + timedelta(seconds=1), "w2", 2, "result", "wf", "s",
                 StepResult(outcome=Outcome.ERROR))  # fmt: skip
-    machine.take_facts([bad, good], 0.0, notes, 5.0, T0 + timedelta(seconds=5), NO_TRACE, None)
+    machine.take_facts([bad, good], 0.0, notes, At(5.0, T0 + timedelta(seconds=5), NO_TRACE, None))
     assert len(notes) == 1
     message, exc = notes[0]
     assert message == "autoheal skipped w2's record seq 1" and isinstance(exc, AssertionError)

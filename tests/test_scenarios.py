@@ -18,7 +18,7 @@ from autoheal_otel import (
     Rule,
     StepResult,
 )
-from autoheal_otel.core._ledger import NO_TRACE
+from autoheal_otel.core._ledger import NO_TRACE, At
 from autoheal_otel.core._machine import Machine
 from autoheal_otel.testing import FakeClock, InMemorySink
 
@@ -236,10 +236,7 @@ def test_forced_moves_follow_the_table(manager: AutoHealManager) -> None:
             machine.ledger.workflows["w"],
             S.ROLLBACK,
             Cause.RECOVERY,
-            0.0,
-            None,
-            NO_TRACE,
-            None,
+            At(0.0, None, NO_TRACE, None),
             "x",
             "x",
         )

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from autoheal_otel import Outcome, PolicyConfig, StepResult
 from autoheal_otel.base._events import DecisionEvent
+from autoheal_otel.core._ledger import At
 from autoheal_otel.core._machine import Machine
 from autoheal_otel.core._upkeep import activate, change_policy
 
@@ -65,9 +66,11 @@ def _run(script: list[tuple[Any, ...]], reuse: bool) -> list[DecisionEvent]:
         elif kind == "result":
             machine.result(args[0], args[1], RESULTS[args[2]], now, ts, trace, events)
         elif kind == "policy":
-            change_policy(machine.ledger, POLICIES[args[0]], "api", now, ts, trace, events)
+            change_policy(machine.ledger, POLICIES[args[0]], "api", At(now, ts, trace, events))
         else:
-            activate(machine.ledger, args[0], args[1], "new set", "test", now, ts, trace, events)
+            activate(
+                machine.ledger, args[0], args[1], "new set", "test", At(now, ts, trace, events)
+            )
         if not reuse:
             _forget_templates(machine)
     return events

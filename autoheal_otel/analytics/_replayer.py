@@ -16,7 +16,7 @@ from typing import Any
 from ..base._errors import AutoHealError
 from ..base._events import DecisionEvent
 from ..base._models import ExecutionState, StepResult
-from ..core._ledger import NO_TRACE
+from ..core._ledger import NO_TRACE, At
 from ..core._machine import Machine
 from ..core._report import effective_settings
 from ..policy._config import PolicyConfig
@@ -157,10 +157,10 @@ class Replayer:
             self._transition(rec, now, ts, events)
         elif kind == EventKind.FLEET or (kind == EventKind.GLOBAL and rec["cause"] == Cause.FLEET):
             details = details_of(rec["details"])
-            m.fleet_replay(rec, details, now, ts, NO_TRACE, events)
+            m.fleet_replay(rec, details, At(now, ts, NO_TRACE, events))
         elif kind == EventKind.GLOBAL and rec["reason"] == Reason.GLOBAL_RESUMED:
             actor = rec["actor"] or "operator"
-            m.lift_global_pause(actor, rec["message"] or "", now, ts, NO_TRACE, events)
+            m.lift_global_pause(actor, rec["message"] or "", At(now, ts, NO_TRACE, events))
         elif kind == EventKind.ACTIVATION and rec["artifact_version"]:
             m.note_store()  # an activation means a store (0.1.0 said only this)
             m.activate(
@@ -168,15 +168,14 @@ class Replayer:
                 rec["artifact_version"],
                 "replayed",
                 rec["actor"] or "autoheal",
-                now,
-                ts,
-                NO_TRACE,
-                events,
+                At(now, ts, NO_TRACE, events),
             )
         elif kind == EventKind.POLICY_RELOAD and not self.what_if:
             policy = details_of(rec["details"]).get("policy")
             if policy:
-                m.change_policy(PolicyConfig.from_dict(policy), "replay", now, ts, NO_TRACE, events)
+                m.change_policy(
+                    PolicyConfig.from_dict(policy), "replay", At(now, ts, NO_TRACE, events)
+                )
         elif kind == EventKind.SESSION:
             self._session(rec, now, ts)
         elif kind == EventKind.CALIBRATION:
@@ -234,7 +233,7 @@ class Replayer:
         elif rec["reason"] == Reason.CALIBRATION_CONFIGURED:
             # A what-if keeps calibration on but takes its knobs from the policy it was given.
             overrides = {} if self.what_if else dict(details.get("overrides") or {})
-            self.machine.configure_calibration(overrides, now, ts, NO_TRACE, events)
+            self.machine.configure_calibration(overrides, At(now, ts, NO_TRACE, events))
 
     def _gate(self, rec: dict[str, Any], allowed: bool) -> None:
         report = self.report
@@ -260,10 +259,10 @@ class Replayer:
         actor = rec["actor"] or "operator"
         if cause == Cause.FLEET:
             details = details_of(rec["details"])
-            m.fleet_replay(rec, details, now, ts, NO_TRACE, events)
+            m.fleet_replay(rec, details, At(now, ts, NO_TRACE, events))
         elif cause == Cause.OPERATOR:
             target = ExecutionState(rec["state"])
-            m.operator(wid, target, message or "replayed", actor, now, ts, NO_TRACE, events)
+            m.operator(wid, target, message or "replayed", actor, At(now, ts, NO_TRACE, events))
         elif cause == Cause.RESTORE_OK:
             m.restore_done(
                 wid,
@@ -271,10 +270,7 @@ class Replayer:
                 None,
                 actor,
                 details_of(rec["details"]),
-                now,
-                ts,
-                NO_TRACE,
-                events,
+                At(now, ts, NO_TRACE, events),
             )
         elif cause == Cause.RESTORE_FAILED:
             m.restore_done(
@@ -283,10 +279,7 @@ class Replayer:
                 message.removeprefix("restore failed: "),
                 actor,
                 None,
-                now,
-                ts,
-                NO_TRACE,
-                events,
+                At(now, ts, NO_TRACE, events),
             )
         else:
             self.recorded.append((wid, rec["previous_state"], rec["state"], cause, ts.isoformat()))

@@ -7,7 +7,7 @@ with overrides, :func:`retune` follows a policy change, :func:`restore` reads th
 at a warm restart. The data and the threshold rule are in :mod:`~._calibrator`.
 
 Pure like the ledger: no clock reads, no I/O, no locks, no telemetry. Inputs take the
-machine's trailing ``(now, ts, trace, events)``.
+machine's trailing ``(at)``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..base._errors import PolicyError
 from ..semconv import EventKind, Reason
-from ._ledger import Events, Ledger, Trace
+from ._ledger import At, Ledger
 
 if TYPE_CHECKING:
     from ..policy._config import PolicyConfig
@@ -49,9 +49,7 @@ def check_overrides(policy: PolicyConfig, overrides: Mapping[str, Any]) -> dict[
     return dict(overrides)
 
 
-def evaluate(
-    ledger: Ledger, method: str, now: float, ts: datetime | None, trace: Trace, events: Events
-) -> None:
+def evaluate(ledger: Ledger, method: str, at: At) -> None:
     """Record a method's threshold when it moved or first appeared."""
     cal = ledger.calibration
     new = cal.compute(method)
@@ -59,19 +57,14 @@ def evaluate(
     if new is None or new == old:
         return
     cal.recorded[method] = new
-    cal.since[method] = ledger.wall(now, ts)
-    if events is None:
+    cal.since[method] = ledger.wall(at.now, at.ts)
+    if at.events is None:
         return
     evidence = cal.evidence(method)
     s = cal.settings
-    ledger.emit(
-        events,
+    ledger.record(
+        at,
         EventKind.CALIBRATION,
-        ts,
-        trace,
-        None,
-        None,
-        None,
         reason=Reason.CALIBRATION_CHANGED.value,
         message=(
             f"{method} threshold {'none' if old is None else f'{old:g}'} -> {new:g}"
@@ -92,21 +85,16 @@ def evaluate(
     )
 
 
-def _evaluate_all(
-    ledger: Ledger, now: float, ts: datetime | None, trace: Trace, events: Events
-) -> None:
+def _evaluate_all(ledger: Ledger, at: At) -> None:
     if ledger.calibration.settings.enabled:
         for method in sorted(ledger.calibration.samples):
-            evaluate(ledger, method, now, ts, trace, events)
+            evaluate(ledger, method, at)
 
 
 def configure(
     ledger: Ledger,
     overrides: Mapping[str, Any],
-    now: float,
-    ts: datetime | None,
-    trace: Trace,
-    events: Events,
+    at: At,
 ) -> None:
     """Input: turn calibration on, with ``overrides`` of the policy's section (recorded).
 
@@ -116,27 +104,22 @@ def configure(
     cal = ledger.calibration
     cal.overrides = {**{k: v for k, v in overrides.items() if k in OVERRIDABLE}, "enabled": True}
     cal.retune(ledger.policy.calibration)
-    if events is not None:
+    if at.events is not None:
         shown = {k: v for k, v in cal.overrides.items() if k != "enabled"}
-        ledger.emit(
-            events,
+        ledger.record(
+            at,
             EventKind.CALIBRATION,
-            ts,
-            trace,
-            None,
-            None,
-            None,
             reason=Reason.CALIBRATION_CONFIGURED.value,
             message=f"calibration on ({', '.join(f'{k}={v}' for k, v in shown.items()) or 'policy'})",
             details={"overrides": shown, **cal.settings.model_dump(mode="json")},
         )
-    _evaluate_all(ledger, now, ts, trace, events)
+    _evaluate_all(ledger, at)
 
 
-def retune(ledger: Ledger, now: float, ts: datetime | None, trace: Trace, events: Events) -> None:
+def retune(ledger: Ledger, at: At) -> None:
     """Input (after a policy change): apply the new section and re-evaluate every method."""
     ledger.calibration.retune(ledger.policy.calibration)
-    _evaluate_all(ledger, now, ts, trace, events)
+    _evaluate_all(ledger, at)
 
 
 def restore(

@@ -31,7 +31,7 @@ from ..base._models import ExecutionState
 from ..policy._config import PolicyConfig
 from ..semconv import EventKind, Reason
 from . import _breakers as br
-from ._ledger import Events, Ledger, Trace
+from ._ledger import At, Ledger
 from ._windows import TRIGGERS, SlidingWindow
 
 __all__ = ["CHECKPOINT_VERSION", "MAX_CHECKPOINT_BYTES", "capture", "record", "restore"]
@@ -239,29 +239,22 @@ def _unworkflow(
     return wf
 
 
-def record(
-    ledger: Ledger, now: float, ts: datetime | None, trace: Trace, events: Events
-) -> int | None:
+def record(ledger: Ledger, at: At) -> int | None:
     """Input: record a checkpoint of the machine as of now (nothing when nothing is recorded).
 
     Returns the size of a checkpoint too large to record (the caller logs it), else ``None``.
     """
-    if events is None:
+    if at.events is None:
         return None
-    wall = ledger.wall(now, ts)
-    details = capture(ledger, now, wall)
+    wall = ledger.wall(at.now, at.ts)
+    details = capture(ledger, at.now, wall)
     size = len(json.dumps(details, separators=(",", ":")))
     if size > MAX_CHECKPOINT_BYTES:  # a line every reader can still read, or none
         return size
     count = len(details["workflows"])
-    ledger.emit(
-        events,
+    ledger.record(
+        at,
         EventKind.CHECKPOINT,
-        ts,
-        trace,
-        None,
-        None,
-        None,
         reason=Reason.CHECKPOINT,
         message=f"checkpoint of {count} workflow{'s' if count != 1 else ''}",
         details=details,

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from ..base._models import ExecutionState, StepResult
 from ..semconv import Cause
-from ._ledger import NO_TRACE, Events, Ledger, Notes, Trace
+from ._ledger import NO_TRACE, At, Events, Ledger, Notes, Trace
 from ._transitions import is_legal
 
 __all__ = ["Fact", "Fed", "apply_facts"]
@@ -69,27 +69,24 @@ def apply_facts(
     facts: list[Fact],
     floor: float,
     notes: Notes,
-    now: float,
-    ts: datetime | None,
-    trace: Any,
-    events: Any,
+    at: At,
 ) -> None:
     """Input: other processes' decisions, fed to this machine in their order, unrecorded.
 
     Each fact is fed at its own time on this process's clock (``now`` less its age), never
     before ``floor`` (this machine's last input: its windows take times in order) or the
-    previous fact, nor after ``now``. ``trace`` and ``events`` (this turn's) are not used:
-    what a fact makes this machine decide was recorded by the fact's writer. A fact this
+    previous fact, nor after ``now``. The turn's ``trace`` and ``events`` are not used: what
+    a fact makes this machine decide was recorded by the fact's writer. A fact this
     machine cannot take is skipped, and said in ``notes`` (for the process's log, with the
     exception when one was raised); the others are still fed.
     """
-    del trace, events
+    now, ts = at.now, at.ts
     for fact in sorted(facts, key=lambda f: (f.ts, f.writer, f.seq)):
         age = (ts - fact.ts).total_seconds() if ts is not None else 0.0
-        at = min(now, max(floor, now - max(0.0, age)))
-        floor = at
+        fed_at = min(now, max(floor, now - max(0.0, age)))
+        floor = fed_at
         try:
-            _apply_fact(machine, fact, at, notes)
+            _apply_fact(machine, fact, fed_at, notes)
         except Exception as exc:  # another writer's record must never stop this machine's turn
             notes.append((f"autoheal skipped {fact.writer}'s record seq {fact.seq}", exc))
 
@@ -105,7 +102,8 @@ def _apply_fact(machine: Fed, fact: Fact, at: float, notes: Notes) -> None:
         machine.result(fact.workflow_id, fact.step_id, fact.result, at, fact.ts, NO_TRACE, None)
         return
     ledger = machine.ledger
-    wf = ledger.workflow(fact.workflow_id, at, fact.ts, NO_TRACE, None)
+    unrecorded = At(at, fact.ts, NO_TRACE, None)
+    wf = ledger.workflow(fact.workflow_id, unrecorded)
     target = fact.state
     assert target is not None
     if wf.state is target:
@@ -119,4 +117,4 @@ def _apply_fact(machine: Fed, fact: Fact, at: float, notes: Notes) -> None:
         ))  # fmt: skip
         return
     message = fact.message or f"taken over from {fact.writer}"
-    ledger.move(wf, target, cause, at, fact.ts, NO_TRACE, None, "taken_over", message)
+    ledger.move(wf, target, cause, unrecorded, "taken_over", message)

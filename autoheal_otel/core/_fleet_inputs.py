@@ -1,7 +1,7 @@
 """The machine's inputs from the fleet: the link's state, fleet decisions, the probe lease.
 
 Functions over a :class:`~._ledger.Ledger`, pure like it (no clock, no I/O, no lock), with the
-uniform trailing ``(now, ts, trace, events)``. The fleet link (:mod:`autoheal_otel.fleet`)
+uniform trailing ``(at)``. The fleet link (:mod:`autoheal_otel.fleet`)
 feeds them live through the manager's one input path; replay feeds them from the records they
 wrote, so ``autoheal replay`` reproduces every decision of a fleet host. Invariants:
 
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import replace
-from datetime import datetime
 from typing import Any
 
 from ..base._events import RuleFiring
@@ -28,7 +27,7 @@ from ..base._fleet_event import WORKFLOW_KINDS, FleetEvent
 from ..base._models import ExecutionState
 from ..semconv import Cause, EventKind, Reason, Rule
 from . import _breakers as br
-from ._ledger import Events, Ledger, Trace
+from ._ledger import At, Ledger
 from ._transitions import is_legal
 from ._versions import Restore
 
@@ -57,22 +56,14 @@ def link(
     reason: Reason,
     scopes: Iterable[str],
     details: dict[str, Any],
-    now: float,
-    ts: datetime | None,
-    trace: Trace,
-    events: Events,
+    at: At,
 ) -> None:
     """Input: the fleet link came up (the fleet decides ``scopes``) or went down (local)."""
     ledger.fleet_scopes = frozenset(scopes) if up else frozenset()
-    if events is not None:
-        ledger.emit(
-            events,
+    if at.events is not None:
+        ledger.record(
+            at,
             EventKind.FLEET,
-            ts,
-            trace,
-            None,
-            None,
-            None,
             reason=reason.value,
             message="fleet link up: the fleet decides " + ", ".join(sorted(ledger.fleet_scopes))
             if up
@@ -86,19 +77,14 @@ def grant_probe(
     workflow_id: str,
     lease_seconds: float,
     host: str,
-    now: float,
-    ts: datetime | None,
-    trace: Trace,
-    events: Events,
+    at: At,
 ) -> None:
     """Input: this host won the fleet's probe lease of a quarantined workflow."""
-    ledger.probe_permits[workflow_id] = now + lease_seconds
-    if events is not None:
-        ledger.emit(
-            events,
+    ledger.probe_permits[workflow_id] = at.now + lease_seconds
+    if at.events is not None:
+        ledger.record(
+            at,
             EventKind.FLEET,
-            ts,
-            trace,
             workflow_id,
             None,
             QUARANTINED,
@@ -108,26 +94,22 @@ def grant_probe(
         )
 
 
-def apply(
-    ledger: Ledger, event: FleetEvent, now: float, ts: datetime | None, trace: Trace, events: Events
-) -> bool:
+def apply(ledger: Ledger, event: FleetEvent, at: At) -> bool:
     """Input: a fleet decision. Returns True when it changed something here."""
     wid = event.workflow_id
     cap = ledger.policy.fleet.max_workflows
     if wid is not None and wid not in ledger.workflows and len(ledger.workflows) >= cap:
-        return _over_cap(ledger, event, cap, now, ts, trace, events)
+        return _over_cap(ledger, event, cap, at)
     if event.kind == "pause":
-        return _pause(ledger, event, now, ts, trace, events)
+        return _pause(ledger, event, at)
     if event.kind == "resume":
-        return _resume(ledger, event, now, ts, trace, events)
+        return _resume(ledger, event, at)
     if event.kind == "rollback":
-        return rollback(ledger, event, now, ts, trace, events) is not None
-    return move_one(ledger, event, now, ts, trace, events)
+        return rollback(ledger, event, at) is not None
+    return move_one(ledger, event, at)
 
 
-def rollback(
-    ledger: Ledger, event: FleetEvent, now: float, ts: datetime | None, trace: Trace, events: Events
-) -> Restore | None:
+def rollback(ledger: Ledger, event: FleetEvent, at: At) -> Restore | None:
     """Input: the fleet rolled a workflow back. Returns the restore to carry out here, if any.
 
     A regression found on another host moves a RUNNING or DEGRADED workflow; an operator's
@@ -137,18 +119,16 @@ def rollback(
     wid = event.workflow_id
     if wid is None:
         return None
-    wf = ledger.workflow(wid, now, ts, trace, events)
+    wf = ledger.workflow(wid, at)
     source = wf.state
     operator = event.rule == Rule.OPERATOR.value
     if source is ROLLBACK or (not operator and source not in (RUNNING, DEGRADED)):
         return None
     if not ledger.versioned:
-        if events is not None:
-            ledger.emit(
-                events,
+        if at.events is not None:
+            ledger.record(
+                at,
                 EventKind.FLEET,
-                ts,
-                trace,
                 wid,
                 None,
                 source,
@@ -164,10 +144,7 @@ def rollback(
         wf,
         ROLLBACK,
         Cause.FLEET,
-        now,
-        ts,
-        trace,
-        events,
+        at,
         rule,
         message,
         actor=event.actor,
@@ -176,14 +153,12 @@ def rollback(
     return Restore(wid, message, event.actor or "autoheal")
 
 
-def move_one(
-    ledger: Ledger, event: FleetEvent, now: float, ts: datetime | None, trace: Trace, events: Events
-) -> bool:
+def move_one(ledger: Ledger, event: FleetEvent, at: At) -> bool:
     """Move one workflow to the state the fleet decided (no-op when there, or not legal)."""
     target, wid = event.target, event.workflow_id
     if target is None or wid is None:
         return False
-    wf = ledger.workflow(wid, now, ts, trace, events)
+    wf = ledger.workflow(wid, at)
     source = wf.state
     if source is target or not is_legal(source, target, Cause.FLEET):
         return False
@@ -196,10 +171,7 @@ def move_one(
         wf,
         target,
         Cause.FLEET,
-        now,
-        ts,
-        trace,
-        events,
+        at,
         rule,
         event.describe(),
         actor=event.actor,
@@ -207,9 +179,9 @@ def move_one(
     )
     if target is QUARANTINED:
         gp = ledger.policy.breakers.global_
-        firing = br.global_rule(ledger.glob, gp, now, True, windowed=False)
+        firing = br.global_rule(ledger.glob, gp, at.now, True, windowed=False)
         if firing is not None:
-            ledger.pause_all(firing, now, ts, trace, events)
+            ledger.pause_all(firing, at)
     return True
 
 
@@ -217,10 +189,7 @@ def _over_cap(
     ledger: Ledger,
     event: FleetEvent,
     cap: int,
-    now: float,
-    ts: datetime | None,
-    trace: Trace,
-    events: Events,
+    at: At,
 ) -> bool:
     """Fail closed: fleet events name more workflows than this host may track; pause it."""
     if ledger.glob.paused:
@@ -230,24 +199,17 @@ def _over_cap(
         f"fleet event {event.id} names a new workflow past fleet.max_workflows ({cap}):"
         " paused until an operator checks what writes to the fleet"
     )
-    ledger.pause_all(
-        firing, now, ts, trace, events, cause=Cause.FLEET, message=message, details=event.details()
-    )
+    ledger.pause_all(firing, at, cause=Cause.FLEET, message=message, details=event.details())
     return True
 
 
-def _pause(
-    ledger: Ledger, event: FleetEvent, now: float, ts: datetime | None, trace: Trace, events: Events
-) -> bool:
+def _pause(ledger: Ledger, event: FleetEvent, at: At) -> bool:
     glob = ledger.glob
     if glob.paused:
         return False
     ledger.pause_all(
         event.firing(),
-        now,
-        ts,
-        trace,
-        events,
+        at,
         cause=Cause.FLEET,
         message=event.describe(),
         actor=event.actor,
@@ -256,9 +218,7 @@ def _pause(
     return True
 
 
-def _resume(
-    ledger: Ledger, event: FleetEvent, now: float, ts: datetime | None, trace: Trace, events: Events
-) -> bool:
+def _resume(ledger: Ledger, event: FleetEvent, at: At) -> bool:
     glob = ledger.glob
     target = event.target if event.target in (RUNNING, DEGRADED) else RUNNING
     assert target is not None
@@ -270,20 +230,14 @@ def _resume(
             ledger.workflows[wid],
             target,
             Cause.FLEET,
-            now,
-            ts,
-            trace,
-            events,
+            at,
             Rule.OPERATOR,
             event.describe(),
             actor=event.actor,
             details=event.details(),
         )
     ledger.clear_global_pause(
-        now,
-        ts,
-        trace,
-        events,
+        at,
         event.actor,
         event.describe(),
         cause=Cause.FLEET,
@@ -297,21 +251,13 @@ def reject(
     entry_id: str,
     workflow_id: str,
     why: str,
-    now: float,
-    ts: datetime | None,
-    trace: Trace,
-    events: Events,
+    at: At,
 ) -> None:
     """Input: a fleet entry this host read is malformed; it is skipped (recorded once)."""
-    if events is not None:
-        ledger.emit(
-            events,
+    if at.events is not None:
+        ledger.record(
+            at,
             EventKind.FLEET,
-            ts,
-            trace,
-            None,
-            None,
-            None,
             reason=Reason.FLEET_EVENT_REJECTED.value,
             message=f"fleet entry {entry_id} skipped: {why}",
             details={"fleet_event": entry_id, "fleet_workflow": workflow_id, "why": why},
@@ -322,10 +268,7 @@ def replay_record(
     ledger: Ledger,
     rec: dict[str, Any],
     details: dict[str, Any],
-    now: float,
-    ts: datetime | None,
-    trace: Trace,
-    events: Events,
+    at: At,
 ) -> None:
     """Input (replay): feed back a record a fleet input wrote, as the same input."""
     kind = rec["kind"]
@@ -336,20 +279,20 @@ def replay_record(
         if reason is Reason.FLEET_PROBE_LEASE:
             lease = float(details.get("lease_seconds") or 0.0)
             host = str(details.get("fleet_host", ""))
-            grant_probe(ledger, str(rec["workflow_id"]), lease, host, now, ts, trace, events)
+            grant_probe(ledger, str(rec["workflow_id"]), lease, host, at)
         elif reason is Reason.FLEET_ROLLBACK_UNAVAILABLE:
             event = replace(FleetEvent.from_record(rec, details), target=ROLLBACK)
-            rollback(ledger, event, now, ts, trace, events)
+            rollback(ledger, event, at)
         else:
             up = reason is not Reason.FLEET_DISCONNECTED
             scopes = details.get("scopes") or ()
-            link(ledger, up, reason, scopes, {}, now, ts, trace, events)
+            link(ledger, up, reason, scopes, {}, at)
         return
     event = FleetEvent.from_record(rec, details)
     if kind == EventKind.GLOBAL:
         what = "resume" if rec["reason"] == Reason.GLOBAL_RESUMED else "pause"
-        apply(ledger, replace(event, kind=what, workflow_id=None), now, ts, trace, events)
+        apply(ledger, replace(event, kind=what, workflow_id=None), at)
     elif event.kind in ("pause", "resume"):
-        move_one(ledger, replace(event, kind="operator"), now, ts, trace, events)
+        move_one(ledger, replace(event, kind="operator"), at)
     else:
-        apply(ledger, event, now, ts, trace, events)
+        apply(ledger, event, at)

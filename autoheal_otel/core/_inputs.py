@@ -7,8 +7,9 @@ around. The rules stay functions over the ledger, each in the module of its conc
 :mod:`~._upkeep` (activation, policy, sessions, the shared pause, restart),
 :mod:`~._fleet_inputs` (the fleet's decisions),
 :mod:`~._calibration` and :mod:`~._checkpoint`. Like every
-input that may record something they take ``now``, ``ts``, ``trace`` and ``events`` last (see
-the machine's module); the restores and restarts take what they restore, and the clock.
+input that may record something but the two hooks, they take one :class:`~._ledger.At` last
+(the instant, the span's ids and the event list; see the machine's module); the restores and
+restarts take what they restore, and the clock.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from ..base._fleet_event import FleetEvent
 from ..policy._config import PolicyConfig
 from ..semconv import Reason
 from . import _calibration, _checkpoint, _fleet_inputs, _moves, _records, _upkeep
-from ._ledger import Events, Ledger, Notes, Trace
+from ._ledger import At, Ledger, Notes
 from ._versions import Restore
 
 __all__ = ["Inputs"]
@@ -38,70 +39,53 @@ class Inputs:
         version: str,
         reason: str,
         actor: str,
-        now: float,
-        ts: datetime | None,
-        trace: Trace,
-        events: Events,
+        at: At,
     ) -> None:
         """Input: an artifact version became active for one workflow (or, None, for all).
         (:func:`~._upkeep.activate`)."""
-        return _upkeep.activate(
-            self.ledger, workflow_id, version, reason, actor, now, ts, trace, events
-        )
+        return _upkeep.activate(self.ledger, workflow_id, version, reason, actor, at)
 
     def change_policy(
         self,
         policy: PolicyConfig,
         source: str,
-        now: float,
-        ts: datetime | None,
-        trace: Trace,
-        events: Events,
+        at: At,
     ) -> None:
         """Input: a new policy is in force (recorded with the policy itself).
         (:func:`~._upkeep.change_policy`)."""
-        return _upkeep.change_policy(self.ledger, policy, source, now, ts, trace, events)
+        return _upkeep.change_policy(self.ledger, policy, source, at)
 
     def reject_policy(
         self,
         message: str,
         field: str,
         source: str,
-        now: float,
-        ts: datetime | None,
-        trace: Trace,
-        events: Events,
+        at: At,
     ) -> None:
         """Input: a policy edit was invalid; the one in force stays (recorded).
         (:func:`~._upkeep.reject_policy`)."""
-        return _upkeep.reject_policy(self.ledger, message, field, source, now, ts, trace, events)
+        return _upkeep.reject_policy(self.ledger, message, field, source, at)
 
     def note_session(
         self,
         reason: Reason,
         message: str,
         details: Mapping[str, Any],
-        now: float,
-        ts: datetime | None,
-        trace: Trace,
-        events: Events,
+        at: At,
     ) -> None:
         """Input: a manager started or stopped, or a store was attached (recorded).
         (:func:`~._upkeep.note_session`)."""
-        return _upkeep.note_session(self.ledger, reason, message, details, now, ts, trace, events)
+        return _upkeep.note_session(self.ledger, reason, message, details, at)
 
     def shared_pause(
         self,
         count: int,
         paused_elsewhere: bool,
-        now: float,
-        ts: datetime | None,
-        trace: Trace,
-        events: Events,
+        at: At,
     ) -> None:
         """Input: the global figures of every writer sharing the data directory.
         (:func:`~._upkeep.shared_pause`)."""
-        return _upkeep.shared_pause(self.ledger, count, paused_elsewhere, now, ts, trace, events)
+        return _upkeep.shared_pause(self.ledger, count, paused_elsewhere, at)
 
     def restore(self, restored: Any, now: float, wall: datetime) -> dict[str, int]:
         """Input: the state a new manager reads back from the log (the warm restart).
@@ -125,90 +109,67 @@ class Inputs:
         reason: Reason,
         scopes: Iterable[str],
         details: dict[str, Any],
-        now: float,
-        ts: datetime | None,
-        trace: Trace,
-        events: Events,
+        at: At,
     ) -> None:
         """Input: the fleet link came up (the fleet decides ``scopes``) or went down (local).
         (:func:`~._fleet_inputs.link`)."""
-        return _fleet_inputs.link(self.ledger, up, reason, scopes, details, now, ts, trace, events)
+        return _fleet_inputs.link(self.ledger, up, reason, scopes, details, at)
 
     def fleet_grant_probe(
         self,
         workflow_id: str,
         lease_seconds: float,
         host: str,
-        now: float,
-        ts: datetime | None,
-        trace: Trace,
-        events: Events,
+        at: At,
     ) -> None:
         """Input: this host won the fleet's probe lease of a quarantined workflow.
         (:func:`~._fleet_inputs.grant_probe`)."""
-        return _fleet_inputs.grant_probe(
-            self.ledger, workflow_id, lease_seconds, host, now, ts, trace, events
-        )
+        return _fleet_inputs.grant_probe(self.ledger, workflow_id, lease_seconds, host, at)
 
-    def fleet_apply(
-        self, event: FleetEvent, now: float, ts: datetime | None, trace: Trace, events: Events
-    ) -> bool:
+    def fleet_apply(self, event: FleetEvent, at: At) -> bool:
         """Input: a fleet decision. Returns True when it changed something here.
         (:func:`~._fleet_inputs.apply`)."""
-        return _fleet_inputs.apply(self.ledger, event, now, ts, trace, events)
+        return _fleet_inputs.apply(self.ledger, event, at)
 
-    def fleet_rollback(
-        self, event: FleetEvent, now: float, ts: datetime | None, trace: Trace, events: Events
-    ) -> Restore | None:
+    def fleet_rollback(self, event: FleetEvent, at: At) -> Restore | None:
         """Input: the fleet rolled a workflow back. Returns the restore to carry out here, if
         any. (:func:`~._fleet_inputs.rollback`)."""
-        return _fleet_inputs.rollback(self.ledger, event, now, ts, trace, events)
+        return _fleet_inputs.rollback(self.ledger, event, at)
 
     def fleet_reject(
         self,
         entry_id: str,
         workflow_id: str,
         why: str,
-        now: float,
-        ts: datetime | None,
-        trace: Trace,
-        events: Events,
+        at: At,
     ) -> None:
         """Input: a fleet entry this host read is malformed; it is skipped (recorded once).
         (:func:`~._fleet_inputs.reject`)."""
-        return _fleet_inputs.reject(self.ledger, entry_id, workflow_id, why, now, ts, trace, events)
+        return _fleet_inputs.reject(self.ledger, entry_id, workflow_id, why, at)
 
     def fleet_replay(
         self,
         rec: dict[str, Any],
         details: dict[str, Any],
-        now: float,
-        ts: datetime | None,
-        trace: Trace,
-        events: Events,
+        at: At,
     ) -> None:
         """Input (replay): feed back a record a fleet input wrote, as the same input.
         (:func:`~._fleet_inputs.replay_record`)."""
-        return _fleet_inputs.replay_record(self.ledger, rec, details, now, ts, trace, events)
+        return _fleet_inputs.replay_record(self.ledger, rec, details, at)
 
     def configure_calibration(
         self,
         overrides: Mapping[str, Any],
-        now: float,
-        ts: datetime | None,
-        trace: Trace,
-        events: Events,
+        at: At,
     ) -> None:
         """Input: turn calibration on, with ``overrides`` of the policy's section (recorded).
         (:func:`~._calibration.configure`)."""
-        return _calibration.configure(self.ledger, overrides, now, ts, trace, events)
+        return _calibration.configure(self.ledger, overrides, at)
 
-    def record_checkpoint(
-        self, now: float, ts: datetime | None, trace: Trace, events: Events
-    ) -> int | None:
+    def record_checkpoint(self, at: At) -> int | None:
         """Input: record a checkpoint of the machine as of now (nothing when nothing is
         recorded). (:func:`~._checkpoint.record`)."""
-        return _checkpoint.record(self.ledger, now, ts, trace, events)
+        return _checkpoint.record(self.ledger, at)
 
     def restore_checkpoint(self, data: dict[str, Any], now: float, *, policy: bool = True) -> None:
         """Put a checkpoint into ``ledger`` (fresh, or to be replaced) as of ``now``.
@@ -220,14 +181,11 @@ class Inputs:
         moves: list[_moves.Move],
         rollbacks: set[tuple[str, str]],
         notes: Notes,
-        now: float,
-        ts: datetime | None,
-        trace: Trace,
-        events: Events,
+        at: At,
     ) -> None:
         """Input: moves other writers recorded, applied and acknowledged
         (:func:`~._moves.apply_moves`); what to log goes to ``notes``."""
-        _moves.apply_moves(self.ledger, moves, rollbacks, notes, now, ts, trace, events)
+        _moves.apply_moves(self.ledger, moves, rollbacks, notes, at)
 
     def label(
         self,
@@ -236,22 +194,15 @@ class Inputs:
         verdict: bool,
         reason: str,
         actor: str,
-        now: float,
-        ts: datetime | None,
-        trace: Trace,
-        events: Events,
+        at: At,
     ) -> None:
         """Input: an operator's label of a recorded stop (:func:`~._records.label`)."""
-        _records.label(
-            self.ledger, workflow_id, details, verdict, reason, actor, now, ts, trace, events
-        )
+        _records.label(self.ledger, workflow_id, details, verdict, reason, actor, at)
 
-    def lift_global_pause(
-        self, actor: str, reason: str, now: float, ts: datetime | None, trace: Trace, events: Events
-    ) -> None:
+    def lift_global_pause(self, actor: str, reason: str, at: At) -> None:
         """Input: the global pause was lifted by itself (a recorded resume replayed; the
         workflows it released come as their own records)."""
-        self.ledger.clear_global_pause(now, ts, trace, events, actor, reason)
+        self.ledger.clear_global_pause(at, actor, reason)
 
     def note_store(self) -> None:
         """Input: a versioned store is attached (replay learns it from the log)."""
@@ -267,27 +218,20 @@ class Inputs:
         self,
         reason: str,
         pin: dict[str, Any],
-        now: float,
-        ts: datetime | None,
-        trace: Trace,
-        events: Events,
+        at: At,
     ) -> None:
         """Input: an operator pinned a range or removed a pin (:func:`~._records.pin`)."""
-        _records.pin(self.ledger, reason, pin, now, ts, trace, events)
+        _records.pin(self.ledger, reason, pin, at)
 
-    def record_retention(
-        self, details: dict[str, Any], now: float, ts: datetime | None, trace: Trace, events: Events
-    ) -> None:
+    def record_retention(self, details: dict[str, Any], at: At) -> None:
         """Input: a retention run deleted files past their keep-days
         (:func:`~._records.retention`)."""
-        _records.retention(self.ledger, details, now, ts, trace, events)
+        _records.retention(self.ledger, details, at)
 
-    def record_audit_retention(
-        self, details: dict[str, Any], now: float, ts: datetime | None, trace: Trace, events: Events
-    ) -> None:
+    def record_audit_retention(self, details: dict[str, Any], at: At) -> None:
         """Input: audit retention deleted files or rows, or cannot meet the budget
         (:func:`~._records.audit_retention`)."""
-        _records.audit_retention(self.ledger, details, now, ts, trace, events)
+        _records.audit_retention(self.ledger, details, at)
 
     def resume(self, resumed: Any, now: float) -> dict[str, Any]:
         """Input: the state rebuilt from a checkpoint and the records after it (the warm

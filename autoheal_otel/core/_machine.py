@@ -4,7 +4,11 @@ A :class:`Machine` is driven by values only. Each input carries its own time (``
 monotonic clock, ``ts`` on the wall clock, or None when nothing is recorded) and the trace
 ids of the span it belongs to; it appends the decision events it makes to ``events`` (None:
 record nothing) and returns follow-up actions as values (:class:`Restore`,
-:class:`MarkKnownGood`) for the caller to carry out. It reads no clock, does no I/O, takes no
+:class:`MarkKnownGood`) for the caller to carry out. Every input takes the four as one
+frozen :class:`~._ledger.At`, except the executor's two hooks, :meth:`~Machine.gate` and
+:meth:`~Machine.result`: they take them as four arguments, because building the value costs
+about four times passing them, on every step, and build an ``At`` only when they leave their
+common path (a new workflow, a blocked gate, a failure, a transition). It reads no clock, does no I/O, takes no
 lock and knows no telemetry. Live hooks, the warm restart and replay drive this same machine
 through the same inputs, so a replay reproduces operator moves, probes, rollbacks and policy
 reloads by construction.
@@ -37,7 +41,7 @@ from . import _breakers as br
 from . import _calibration, _probe, _versions
 from ._facts import Fact, apply_facts
 from ._inputs import Inputs
-from ._ledger import Events, Ledger, Notes, Trace
+from ._ledger import At, Events, Ledger, Notes, Trace
 from ._versions import Action, MarkKnownGood, Restore
 from ._windows import SlidingWindow
 
@@ -78,7 +82,7 @@ class Machine(Inputs):
         """Input: the executor asks whether a step may run. Returns (allowed, reason)."""
         wf = self._workflows.get(workflow_id)
         if wf is None:
-            wf = self.ledger.workflow(workflow_id, now, ts, trace, events)
+            wf = self.ledger.workflow(workflow_id, At(now, ts, trace, events))
         step = wf.steps.get(step_id)
         if step is None:
             step = wf.steps[check_id("step_id", step_id)] = br.StepRuntime()
@@ -98,7 +102,7 @@ class Machine(Inputs):
         if state is DEGRADED:
             allowed, reason = True, _probe.degraded_reason(wf)
         else:
-            allowed, reason = _probe.blocked_gate(ledger, wf, step_id, now, ts, trace, events)
+            allowed, reason = _probe.blocked_gate(ledger, wf, step_id, At(now, ts, trace, events))
         if events is not None:
             self._emit_gate(wf, step_id, allowed, reason, ts, trace, events)
         return allowed, reason
@@ -140,7 +144,7 @@ class Machine(Inputs):
         """Input: what happened when a step ran. Returns a follow-up action, if any."""
         wf = self._workflows.get(workflow_id)
         if wf is None:
-            wf = self.ledger.workflow(workflow_id, now, ts, trace, events)
+            wf = self.ledger.workflow(workflow_id, At(now, ts, trace, events))
         step = wf.steps.get(step_id)
         if step is None:
             step = wf.steps[check_id("step_id", step_id)] = br.StepRuntime()
@@ -179,7 +183,7 @@ class Machine(Inputs):
         if conf is not None:  # a match: it feeds its method's calibration window
             method = self.ledger.calibration.offer(result)
             if method is not None:  # calibration is on: the threshold may have moved
-                _calibration.evaluate(self.ledger, method, now, ts, trace, events)
+                _calibration.evaluate(self.ledger, method, At(now, ts, trace, events))
         action: Action = None
         if wf.artifact_version is not None:
             action = _versions.count(self.ledger, wf, result, now, ts, trace, events)
@@ -189,11 +193,11 @@ class Machine(Inputs):
             # The state now: the version's judgment may have just rolled the workflow back.
             state = wf.state
             if state is DEGRADED:
-                _probe.degraded_success(self.ledger, wf, result, now, ts, trace, events)
+                _probe.degraded_success(self.ledger, wf, result, At(now, ts, trace, events))
             elif state is QUARANTINED and wf.probe_step == step_id:
-                _probe.probe_result(self.ledger, wf, result, True, now, ts, trace, events)
+                _probe.probe_result(self.ledger, wf, result, True, At(now, ts, trace, events))
         else:
-            self._count_failure(wf, step, step_id, result, c, now, ts, trace, events)
+            self._count_failure(wf, step, step_id, result, c, At(now, ts, trace, events))
         return action
 
     def _emit_result(
@@ -235,10 +239,7 @@ class Machine(Inputs):
         target: ExecutionState,
         reason: str,
         actor: str,
-        now: float,
-        ts: datetime | None,
-        trace: Trace,
-        events: Events,
+        at: At,
     ) -> Action:
         """Input: an operator moves a workflow (no-op when it is already there).
 
@@ -250,10 +251,10 @@ class Machine(Inputs):
         if workflow_id not in self._workflows and target is RUNNING and not self.ledger.glob.paused:
             check_id("workflow_id", workflow_id)
             return None
-        wf = self.ledger.workflow(workflow_id, now, ts, trace, events)
+        wf = self.ledger.workflow(workflow_id, at)
         if wf.state is target:
             return None
-        self.ledger.operator_move(wf, target, reason, actor, now, ts, trace, events)
+        self.ledger.operator_move(wf, target, reason, actor, at)
         if target is ROLLBACK:
             return Restore(workflow_id, reason, actor)
         return None
@@ -263,27 +264,16 @@ class Machine(Inputs):
         target: ExecutionState,
         reason: str,
         actor: str,
-        now: float,
-        ts: datetime | None,
-        trace: Trace,
-        events: Events,
+        at: At,
     ) -> list[str]:
         """Input: release every PAUSED workflow and clear the global pause; return their ids."""
         released = [wid for wid, wf in sorted(self.ledger.workflows.items()) if wf.state is PAUSED]
         for wid in released:
             self.ledger.move(
-                self.ledger.workflows[wid],
-                target,
-                Cause.OPERATOR,
-                now,
-                ts,
-                trace,
-                events,
-                Rule.OPERATOR,
-                reason,
+                self.ledger.workflows[wid], target, Cause.OPERATOR, at, Rule.OPERATOR, reason,
                 actor=actor,
-            )
-        self.ledger.clear_global_pause(now, ts, trace, events, actor, reason)
+            )  # fmt: skip
+        self.ledger.clear_global_pause(at, actor, reason)
         return released
 
     # -- inputs from outside the hooks -----------------------------------------------------
@@ -295,27 +285,19 @@ class Machine(Inputs):
         error: str | None,
         actor: str,
         details: Mapping[str, Any] | None,
-        now: float,
-        ts: datetime | None,
-        trace: Trace,
-        events: Events,
+        at: At,
     ) -> bool:
         """Input: a restore finished (``restored`` names the set) or failed (``error``).
 
         Leaves ROLLBACK for DEGRADED, or PAUSED when the restore failed; returns False (and
         changes nothing) when the workflow is no longer in ROLLBACK.
         """
-        return _versions.restore_done(
-            self.ledger, workflow_id, restored, error, actor, details, now, ts, trace, events
-        )
+        return _versions.restore_done(self.ledger, workflow_id, restored, error, actor, details, at)
 
-    def take_facts(
-        self, facts: list[Fact], floor: float, notes: Notes, now: float, ts: datetime | None,
-        trace: Trace, events: Events,
-    ) -> None:  # fmt: skip
+    def take_facts(self, facts: list[Fact], floor: float, notes: Notes, at: At) -> None:
         """Input: other processes' decisions (shared decisions), fed in their order, unrecorded
         (:func:`~._facts.apply_facts`); what to log goes to ``notes``."""
-        apply_facts(self, facts, floor, notes, now, ts, trace, events)
+        apply_facts(self, facts, floor, notes, at)
 
     def _count_failure(
         self,
@@ -324,16 +306,14 @@ class Machine(Inputs):
         step_id: str,
         result: StepResult,
         c: br.Classification,
-        now: float,
-        ts: datetime | None,
-        trace: Trace,
-        events: Events,
+        at: At,
     ) -> None:
         """Count a failing or suspicious result and apply the step, workflow and global rules.
 
         A failing result adds one entry per scope whose ``counted_triggers`` hold its trigger.
         """
         ledger = self.ledger
+        now = at.now
         trigger = c.primary
         assert trigger is not None  # only clean results have none
         if Trigger.TARGET_NOT_FOUND in c.signals:
@@ -381,10 +361,7 @@ class Machine(Inputs):
                     wf,
                     QUARANTINED,
                     Cause.WORKFLOW_BREAKER,
-                    now,
-                    ts,
-                    trace,
-                    events,
+                    at,
                     firing,
                     firing.describe(),
                 )
@@ -396,17 +373,14 @@ class Machine(Inputs):
                         wf,
                         DEGRADED,
                         Cause.STEP_BREAKER,
-                        now,
-                        ts,
-                        trace,
-                        events,
+                        at,
                         firing,
                         firing.describe(),
                     )
         elif state is QUARANTINED and wf.probe_step == step_id:
-            _probe.probe_result(ledger, wf, result, False, now, ts, trace, events)
+            _probe.probe_result(ledger, wf, result, False, at)
         firing = br.global_rule(
             glob, gpolicy, now, new_quarantine, windowed="global" not in ledger.fleet_scopes
         )
         if firing is not None:
-            ledger.pause_all(firing, now, ts, trace, events)
+            ledger.pause_all(firing, at)

@@ -17,7 +17,7 @@ from datetime import datetime
 from ..base._models import ExecutionState
 from ..semconv import Cause, EventKind, Reason, Rule
 from . import _upkeep
-from ._ledger import NO_TRACE, Events, Ledger, Notes, Trace
+from ._ledger import NO_TRACE, At, Ledger, Notes
 from ._transitions import is_legal
 
 __all__ = ["Move", "apply_moves"]
@@ -47,10 +47,7 @@ def apply_moves(
     moves: list[Move],
     rollbacks: set[tuple[str, str]],
     notes: Notes,
-    now: float,
-    ts: datetime | None,
-    trace: Trace,
-    events: Events,
+    at: At,
 ) -> None:
     """Input: moves other writers recorded; apply each and record an ack for it.
 
@@ -62,17 +59,15 @@ def apply_moves(
     What the process's log should say (a move refused for want of an edge) goes to ``notes``.
     """
     for move in moves:
-        wf = ledger.workflow(move.workflow_id, now, ts, trace, events) if move.workflow_id else None
+        wf = ledger.workflow(move.workflow_id, at) if move.workflow_id else None
         previous = wf.state if wf is not None else None
-        outcome = _apply(ledger, move, rollbacks, now, notes)
+        outcome = _apply(ledger, move, rollbacks, at.now, notes)
         if outcome is None:
             continue
-        if events is not None:
-            ledger.emit(
-                events,
+        if at.events is not None:
+            ledger.record(
+                at,
                 EventKind.ACK,
-                ts,
-                trace,
                 move.workflow_id,
                 None,
                 wf.state if wf is not None else None,
@@ -88,7 +83,7 @@ def apply_moves(
                     "move_kind": move.kind,
                     "move_target": move.target,
                     "move_cause": move.cause,
-                    "lag_s": round((ledger.wall(now, ts) - move.ts).total_seconds(), 6),
+                    "lag_s": round((ledger.wall(at.now, at.ts) - move.ts).total_seconds(), 6),
                 },
             )
 
@@ -97,16 +92,14 @@ def _apply(
     ledger: Ledger, move: Move, rollbacks: set[tuple[str, str]], now: float, notes: Notes
 ) -> Reason | None:
     """Apply one move unrecorded; return the ack's reason (None: not this process's to ack)."""
-    ts = move.ts
+    unrecorded = At(now, move.ts, NO_TRACE, None)
     if move.kind == "resume":
         if not ledger.glob.paused:
             return Reason.MOVE_ALREADY
-        ledger.clear_global_pause(now, ts, NO_TRACE, None, move.actor, move.reason)
+        ledger.clear_global_pause(unrecorded, move.actor, move.reason)
         return Reason.MOVE_APPLIED
     if move.kind == "activation":
-        _upkeep.activate(
-            ledger, move.workflow_id, move.target, move.reason, move.actor, now, ts, NO_TRACE, None
-        )
+        _upkeep.activate(ledger, move.workflow_id, move.target, move.reason, move.actor, unrecorded)
         return Reason.MOVE_APPLIED
     assert move.workflow_id is not None
     wf = ledger.workflows[move.workflow_id]
@@ -123,7 +116,7 @@ def _apply(
         if not is_legal(wf.state, target, cause):
             return Reason.MOVE_REFUSED
         rule = Rule.ROLLBACK_RESTORE
-        ledger.move(wf, target, cause, now, ts, NO_TRACE, None, rule, move.reason, actor=move.actor)
+        ledger.move(wf, target, cause, unrecorded, rule, move.reason, actor=move.actor)
         return Reason.MOVE_APPLIED
     if target is ExecutionState.ROLLBACK:
         rollbacks.add(key)  # its writer restores the artifacts; this process waits for it
@@ -138,5 +131,5 @@ def _apply(
             )
         )
         return Reason.MOVE_REFUSED
-    ledger.operator_move(wf, target, move.reason, move.actor, now, ts, NO_TRACE, None)
+    ledger.operator_move(wf, target, move.reason, move.actor, unrecorded)
     return Reason.MOVE_APPLIED

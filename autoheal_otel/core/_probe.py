@@ -13,13 +13,11 @@ read no clock and do no I/O. Invariants:
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from ..base._events import RuleFiring
 from ..base._models import ExecutionState, StepResult
 from ..semconv import Cause, EventKind, Reason, Rule
 from . import _breakers as br
-from ._ledger import Events, Ledger, Trace
+from ._ledger import At, Ledger
 
 __all__ = ["blocked_gate", "degraded_reason", "degraded_success", "probe_result"]
 
@@ -42,22 +40,17 @@ def blocked_gate(
     ledger: Ledger,
     wf: br.WorkflowRuntime,
     step_id: str,
-    now: float,
-    ts: datetime | None,
-    trace: Trace,
-    events: Events,
+    at: At,
 ) -> tuple[bool, str]:
     """Answer a gate in a blocked state: refused, except the quarantine's one probe."""
+    now = at.now
     since = wf.since.isoformat(timespec="seconds").replace("+00:00", "Z")
     if wf.state is QUARANTINED and wf.policy.quarantine.probe_enabled:
         if wf.probe_step is not None and wf.probe_deadline is not None and now >= wf.probe_deadline:
             _probe_failed(
                 ledger,
                 wf,
-                now,
-                ts,
-                trace,
-                events,
+                at,
                 Reason.PROBE_EXPIRED,
                 "the probe sent no result in time",
             )
@@ -72,12 +65,10 @@ def blocked_gate(
         ):
             wf.probe_step = step_id
             wf.probe_deadline = now + wf.policy.quarantine.probe_timeout_seconds
-            if events is not None:
-                ledger.emit(
-                    events,
+            if at.events is not None:
+                ledger.record(
+                    at,
                     EventKind.PROBE,
-                    ts,
-                    trace,
                     wf.workflow_id,
                     step_id,
                     wf.state,
@@ -95,10 +86,7 @@ def degraded_success(
     ledger: Ledger,
     wf: br.WorkflowRuntime,
     result: StepResult,
-    now: float,
-    ts: datetime | None,
-    trace: Trace,
-    events: Events,
+    at: At,
 ) -> None:
     """Count a clean result of a DEGRADED workflow toward recovery; recover at the threshold."""
     if not br.counts_toward_recovery(result, wf.policy):
@@ -114,10 +102,7 @@ def degraded_success(
             wf,
             RUNNING,
             Cause.RECOVERY,
-            now,
-            ts,
-            trace,
-            events,
+            at,
             firing,
             f"recovered: {wf.recovery_streak} consecutive validated successes",
         )
@@ -128,10 +113,7 @@ def probe_result(
     wf: br.WorkflowRuntime,
     result: StepResult,
     clean: bool,
-    now: float,
-    ts: datetime | None,
-    trace: Trace,
-    events: Events,
+    at: At,
 ) -> None:
     """Release a quarantine whose probe succeeded; back the cool-down off when it failed."""
     if clean and br.counts_toward_recovery(result, wf.policy):
@@ -141,26 +123,18 @@ def probe_result(
             wf,
             target,
             Cause.PROBE_SUCCESS,
-            now,
-            ts,
-            trace,
-            events,
+            at,
             firing,
             "released: the half-open probe succeeded",
         )
     else:
-        _probe_failed(
-            ledger, wf, now, ts, trace, events, Reason.PROBE_FAILED, "the half-open probe failed"
-        )
+        _probe_failed(ledger, wf, at, Reason.PROBE_FAILED, "the half-open probe failed")
 
 
 def _probe_failed(
     ledger: Ledger,
     wf: br.WorkflowRuntime,
-    now: float,
-    ts: datetime | None,
-    trace: Trace,
-    events: Events,
+    at: At,
     code: Reason,
     message: str,
 ) -> None:
@@ -168,14 +142,12 @@ def _probe_failed(
     wf.probe_cooldown = min(
         wf.probe_cooldown * q.probe_backoff_factor, q.probe_max_cooldown_seconds
     )
-    wf.probe_ready_at = now + wf.probe_cooldown
+    wf.probe_ready_at = at.now + wf.probe_cooldown
     step_id, wf.probe_step, wf.probe_deadline = wf.probe_step, None, None
-    if events is not None:
-        ledger.emit(
-            events,
+    if at.events is not None:
+        ledger.record(
+            at,
             EventKind.PROBE,
-            ts,
-            trace,
             wf.workflow_id,
             step_id,
             wf.state,

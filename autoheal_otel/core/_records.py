@@ -14,12 +14,11 @@ nothing the machine decides reads them (no gate, rule or counter changes):
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 
 from ..base._units import human_bytes
 from ..semconv import EventKind, Reason
-from ._ledger import Events, Ledger, Trace
+from ._ledger import At, Ledger
 
 __all__ = ["audit_retention", "label", "pin", "retention"]
 
@@ -31,19 +30,14 @@ def label(
     verdict: bool,
     reason: str,
     actor: str,
-    now: float,  # noqa: ARG001 - every input is fed (now, ts, trace, events)
-    ts: datetime | None,
-    trace: Trace,
-    events: Events,
+    at: At,
 ) -> None:
     """Input: record a label (``verdict`` True: the stop was right) of one transition."""
-    if events is None:
+    if at.events is None:
         return
-    ledger.emit(
-        events,
+    ledger.record(
+        at,
         EventKind.LABEL,
-        ts,
-        trace,
         workflow_id,
         None,
         None,
@@ -57,23 +51,15 @@ def label(
 def retention(
     ledger: Ledger,
     details: dict[str, Any],
-    _now: float,
-    ts: datetime | None,
-    trace: Trace,
-    events: Events,
+    at: At,
 ) -> None:
     """Input: a retention run deleted files (recorded; the machine's state is unchanged)."""
-    if events is None:
+    if at.events is None:
         return
     what = ", ".join(f"{a['units']} {name}" for name, a in details["areas"].items()) or "nothing"
-    ledger.emit(
-        events,
+    ledger.record(
+        at,
         EventKind.RETENTION,
-        ts,
-        trace,
-        None,
-        None,
-        None,
         reason=Reason.RETENTION_DELETED.value,
         message=(
             f"retention deleted {what} past their keep-days"
@@ -88,13 +74,10 @@ def retention(
 def audit_retention(
     ledger: Ledger,
     details: dict[str, Any],
-    _now: float,
-    ts: datetime | None,
-    trace: Trace,
-    events: Events,
+    at: At,
 ) -> None:
     """Input: audit retention deleted files, or cannot meet the budget (recorded only)."""
-    if events is None:
+    if at.events is None:
         return
     if details.get("area") == "success_store":
         reason = Reason.RETENTION_DELETED.value
@@ -113,14 +96,9 @@ def audit_retention(
     else:
         reason = Reason.RETENTION_BLOCKED.value
         message = f"retention cannot meet the disk budget: {details['blocked']}"
-    ledger.emit(
-        events,
+    ledger.record(
+        at,
         EventKind.RETENTION,
-        ts,
-        trace,
-        None,
-        None,
-        None,
         reason=reason,
         message=message,
         actor="autoheal",
@@ -132,24 +110,16 @@ def pin(
     ledger: Ledger,
     reason: str,
     pin: dict[str, Any],
-    _now: float,
-    ts: datetime | None,
-    trace: Trace,
-    events: Events,
+    at: At,
 ) -> None:
     """Input: an operator pinned a range (``retention.pinned``) or removed a pin
     (``retention.unpinned``); ``pin`` is its record."""
-    if events is None:
+    if at.events is None:
         return
     verb = "pinned" if reason == Reason.RETENTION_PINNED else "unpinned"
-    ledger.emit(
-        events,
+    ledger.record(
+        at,
         EventKind.RETENTION,
-        ts,
-        trace,
-        None,
-        None,
-        None,
         reason=reason,
         message=f"{verb} {pin['start']} .. {pin['end']}: {pin['reason']}",
         actor=pin["actor"],

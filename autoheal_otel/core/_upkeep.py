@@ -17,7 +17,7 @@ from ..policy._config import PolicyConfig
 from ..semconv import EventKind, Reason
 from . import _breakers as br
 from . import _calibration, _checkpoint
-from ._ledger import Events, Ledger, Trace
+from ._ledger import At, Ledger
 from ._warm import apply_restored
 
 __all__ = [
@@ -37,10 +37,7 @@ def activate(
     version: str,
     reason: str,
     actor: str,
-    now: float,
-    ts: datetime | None,
-    trace: Trace,
-    events: Events,
+    at: At,
 ) -> None:
     """Input: an artifact version became active for one workflow (or, None, for all)."""
     if workflow_id is None:
@@ -50,16 +47,14 @@ def activate(
             wf.activate(version)
         state = None
     else:
-        wf = ledger.workflow(workflow_id, now, ts, trace, events)
+        wf = ledger.workflow(workflow_id, at)
         previous = wf.artifact_version
         wf.activate(version)
         state = wf.state
-    if events is not None:
-        ledger.emit(
-            events,
+    if at.events is not None:
+        ledger.record(
+            at,
             EventKind.ACTIVATION,
-            ts,
-            trace,
             workflow_id,
             None,
             state,
@@ -83,23 +78,15 @@ def change_policy(
     ledger: Ledger,
     policy: PolicyConfig,
     source: str,
-    now: float,
-    ts: datetime | None,
-    trace: Trace,
-    events: Events,
+    at: At,
 ) -> None:
     """Input: a new policy is in force (recorded with the policy itself)."""
     old = ledger.policy
     _put_in_force(ledger, policy)
-    if events is not None:
-        ledger.emit(
-            events,
+    if at.events is not None:
+        ledger.record(
+            at,
             EventKind.POLICY_RELOAD,
-            ts,
-            trace,
-            None,
-            None,
-            None,
             reason=Reason.POLICY_RELOADED.value,
             message=f"policy {old.version} -> {policy.version}",
             details={
@@ -108,7 +95,7 @@ def change_policy(
                 "policy": policy.to_record(),
             },
         )
-    _calibration.retune(ledger, now, ts, trace, events)
+    _calibration.retune(ledger, at)
 
 
 def reject_policy(
@@ -116,21 +103,13 @@ def reject_policy(
     message: str,
     field: str,
     source: str,
-    now: float,
-    ts: datetime | None,
-    trace: Trace,
-    events: Events,
+    at: At,
 ) -> None:
     """Input: a policy edit was invalid; the one in force stays (recorded)."""
-    if events is not None:
-        ledger.emit(
-            events,
+    if at.events is not None:
+        ledger.record(
+            at,
             EventKind.POLICY_REJECTED,
-            ts,
-            trace,
-            None,
-            None,
-            None,
             reason=Reason.POLICY_REJECTED.value,
             message=message,
             details={"field": field, "source": source},
@@ -142,23 +121,15 @@ def note_session(
     reason: Reason,
     message: str,
     details: Mapping[str, Any],
-    now: float,
-    ts: datetime | None,
-    trace: Trace,
-    events: Events,
+    at: At,
 ) -> None:
     """Input: a manager started or stopped, or a store was attached (recorded)."""
     if reason is Reason.STORE_ATTACHED:
         ledger.versioned = True
-    if events is not None:
-        ledger.emit(
-            events,
+    if at.events is not None:
+        ledger.record(
+            at,
             EventKind.SESSION,
-            ts,
-            trace,
-            None,
-            None,
-            None,
             reason=reason.value,
             message=message,
             details=dict(details),
@@ -169,10 +140,7 @@ def shared_pause(
     ledger: Ledger,
     count: int,
     paused_elsewhere: bool,
-    now: float,
-    ts: datetime | None,
-    trace: Trace,
-    events: Events,
+    at: At,
 ) -> None:
     """Input: the global figures of every writer sharing the data directory."""
     if ledger.glob.paused:
@@ -181,7 +149,7 @@ def shared_pause(
     firing = rule.window_firing(count, forced=paused_elsewhere)
     if firing is None:
         return
-    ledger.pause_all(firing, now, ts, trace, events)
+    ledger.pause_all(firing, at)
 
 
 def restore(ledger: Ledger, restored: Any, now: float, wall: datetime) -> dict[str, int]:

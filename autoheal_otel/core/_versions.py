@@ -19,7 +19,7 @@ from ..base._events import RuleFiring
 from ..base._models import ExecutionState, Outcome, StepResult
 from ..semconv import Cause, Rule
 from . import _breakers as br
-from ._ledger import Events, Ledger, Trace
+from ._ledger import At, Events, Ledger, Trace
 from ._regression import RegressionVerdict, evaluate
 
 __all__ = ["Action", "MarkKnownGood", "Restore", "count", "judge", "restore_done"]
@@ -60,7 +60,10 @@ def count(
     trace: Trace,
     events: Events,
 ) -> Action:
-    """Count a result against the version set it ran on; judge the set once it has enough."""
+    """Count a result against the version set it ran on; judge the set once it has enough.
+
+    Called on every result of a workflow with an active version: it takes the hook's four
+    context values, and builds the :class:`~._ledger.At` only to judge."""
     version = wf.artifact_version
     assert version is not None  # the caller checks
     counts = wf.version_counts.get(version)
@@ -70,17 +73,14 @@ def count(
     if result.outcome is SUCCESS:
         counts[1] += 1
     if counts[0] >= ledger.policy.rollback.min_executions and len(wf.versions) > 1:
-        return judge(ledger, wf, now, ts, trace, events)
+        return judge(ledger, wf, At(now, ts, trace, events))
     return None
 
 
 def judge(
     ledger: Ledger,
     wf: br.WorkflowRuntime,
-    now: float,
-    ts: datetime | None,
-    trace: Trace,
-    events: Events,
+    at: At,
 ) -> Action:
     """Apply the regression rule to a workflow's active version."""
     policy = ledger.policy.rollback
@@ -100,10 +100,7 @@ def judge(
             wf,
             ROLLBACK,
             Cause.REGRESSION,
-            now,
-            ts,
-            trace,
-            events,
+            at,
             firing,
             verdict.reason,
             details=verdict.to_dict(),
@@ -121,10 +118,7 @@ def restore_done(
     error: str | None,
     actor: str,
     details: Mapping[str, Any] | None,
-    now: float,
-    ts: datetime | None,
-    trace: Trace,
-    events: Events,
+    at: At,
 ) -> bool:
     """Input: a restore finished (``restored`` names the set) or failed (``error``).
 
@@ -139,10 +133,7 @@ def restore_done(
             wf,
             DEGRADED,
             Cause.RESTORE_OK,
-            now,
-            ts,
-            trace,
-            events,
+            at,
             Rule.ROLLBACK_RESTORE,
             f"restored {restored}",
             actor=actor,
@@ -153,10 +144,7 @@ def restore_done(
             wf,
             PAUSED,
             Cause.RESTORE_FAILED,
-            now,
-            ts,
-            trace,
-            events,
+            at,
             Rule.ROLLBACK_RESTORE,
             f"restore failed: {error}",
             actor=actor,

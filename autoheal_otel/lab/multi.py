@@ -36,7 +36,7 @@ from ..base._errors import AutoHealError
 from ..base._events import RuleFiring
 from ..base._models import ExecutionState, Outcome
 from ..core import _breakers as br
-from ..core._ledger import NO_TRACE, Events, Ledger, Trace
+from ..core._ledger import NO_TRACE, At, Ledger
 from ..core._machine import Machine
 from ..policy._config import PolicyConfig
 from ..semconv import Cause, EventKind, Reason
@@ -75,10 +75,7 @@ class _NotingLedger(Ledger):
         wf: br.WorkflowRuntime,
         target: ExecutionState,
         cause: Cause,
-        now: float,
-        ts: datetime | None,
-        trace: Trace,
-        events: Events,
+        at: At,
         rule: RuleFiring | str,
         message: str,
         *,
@@ -86,11 +83,9 @@ class _NotingLedger(Ledger):
         details: Mapping[str, Any] | None = None,
     ) -> None:
         """Move the workflow as the ledger does; note the move when no event records it."""
-        if events is None:
+        if at.events is None:
             self.silent.append((wf.workflow_id, wf.state.value, target.value, cause.value))
-        super().move(
-            wf, target, cause, now, ts, trace, events, rule, message, actor=actor, details=details
-        )
+        super().move(wf, target, cause, at, rule, message, actor=actor, details=details)
 
 
 class _LeanMachine(Machine):

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..base._errors import ManagerClosedError
 from ..base._events import DecisionEvent
-from ..core._ledger import NO_TRACE
+from ..core._ledger import NO_TRACE, At
 from ._data_dir import span_ids
 from ._publisher import Publisher
 
@@ -90,7 +90,8 @@ class Scaffold:
         """Return ``run(workflow_id, step_id[, value])``, which feeds one input per call.
 
         ``run`` calls ``feed(workflow_id, step_id[, value], now, ts, trace, events)`` as one
-        input and returns what it returns. The manager binds the executor's two hooks once, so
+        input (the hooks' form; :meth:`decide` packs the four into an ``At`` for the others)
+        and returns what it returns. The manager binds the executor's two hooks once, so
         a step pays for no argument packing; ``span_name`` None: no span.
         """
         lock = self.lock
@@ -194,13 +195,14 @@ class Scaffold:
         feed: Callable[..., Any],
         *args: Any,
     ) -> Any:
-        """Run ``feed(*args, now, ts, trace, events)`` as one input; return what it returns.
+        """Run ``feed(*args, at)`` as one input (``at``: its :class:`~..core._ledger.At`);
+        return what it returns.
 
         The inputs other than the executor's hooks (operator moves, activations, policy
         reloads, other writers' and the fleet's moves) come this way, through :meth:`bind`.
         """
 
         def fed(_w: Any, _s: Any, now: float, ts: Any, trace: Any, events: Any) -> Any:
-            return feed(*args, now, ts, trace, events)
+            return feed(*args, At(now, ts, trace, events))
 
         return self.bind(span_name, hook, fed)(workflow_id, step_id)

@@ -26,7 +26,7 @@ from typing import Any
 from ...base._errors import AutoHealError
 from ...base._events import DecisionEvent
 from ...base._models import ExecutionState, StepResult
-from ...core._ledger import NO_TRACE
+from ...core._ledger import NO_TRACE, At
 from ...core._machine import Machine
 from ...policy._config import PolicyConfig
 from ...semconv import Cause, EventKind
@@ -86,7 +86,7 @@ class Judge:
                     target = ExecutionState(rec["state"])
                     actor = rec.get("actor") or "operator"
                     message = rec.get("message") or ""
-                    m.operator(wid, target, message, actor, now, ts, NO_TRACE, events)
+                    m.operator(wid, target, message, actor, At(now, ts, NO_TRACE, events))
         elif isinstance(step, str) and kind == EventKind.GATE:
             self._gate(rec, rec.get("allowed") is not False, m, now, ts)
             self._gated.add((wid, step))
