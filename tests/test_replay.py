@@ -239,6 +239,28 @@ def test_another_writers_short_session_is_not_a_restart(tmp_path: Path) -> None:
     assert report.replayed == report.recorded == {"paused": 1, "quarantined": 1}
 
 
+def test_a_move_acknowledged_at_its_own_instant_is_replayed(tmp_path: Path) -> None:
+    """The robot follows an operator's move at the instant it was made: its ack then sorts
+    before the move (a lower seq at the same time). Replay still applies the move, once:
+    before, it waited for an ack already passed and left the move out."""
+    clock = FakeClock()
+    robot = AutoHealManager(data_dir=tmp_path, clock=clock)
+    for _ in range(3):  # the robot's seq runs ahead of the operator's
+        robot.should_execute_step("w", "s")
+        robot.on_step_result("w", "s", OK)
+    with AutoHealManager(data_dir=tmp_path, clock=clock) as operator:
+        operator.force_transition("other", ExecutionState.PAUSED, reason="maintenance")
+    assert robot.run_background("follow") == 1  # the ack, at the move's instant
+    clock.advance(1.0)
+    robot.should_execute_step("other", "s")
+    assert robot.get_mode("other") is ExecutionState.PAUSED
+    robot.close()
+    report = replay(tmp_path)
+    assert report.matches, report.mismatches
+    assert report.replayed == report.recorded == {"paused": 1}
+    assert report.gate_mismatches == 0
+
+
 def test_replay_counts_bad_lines_and_reports_progress_at_once(tmp_path: Path) -> None:
     """A torn line is counted as skipped, and progress is reported before the log is parsed."""
     record(tmp_path, seed=2)

@@ -97,7 +97,8 @@ class Replayer:
         # What a warm restart reads back from the log, whatever the last process held.
         self.readback = Readback()
         # Moves another writer recorded that a running process acknowledged: each takes
-        # effect at its first ack (when the running process applied it), not at its record.
+        # effect at its first ack (when the running process applied it), not at its record,
+        # or at its record when an ack sorts before it.
         self.acked: set[tuple[str, int]] = set()
         self.deferred: dict[tuple[str, int], dict[str, Any]] = {}
         # A log some writer's first records are missing from lost its head (deleted files):
@@ -142,8 +143,10 @@ class Replayer:
             details = details_of(rec["details"])
             key = (str(details.get("move_writer")), int(details.get("move_seq") or 0))
             move = self.deferred.pop(key, None)
+            # An ack at the same instant as its move may sort before it (by seq): the move
+            # then takes effect at its own record, which follows at once.
+            self.acked.discard(key)
             if move is not None:
-                self.acked.discard(key)
                 self._input(move, now, ts, events)
             return
         if kind == EventKind.GATE:
