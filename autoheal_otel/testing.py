@@ -4,6 +4,9 @@
 - :class:`InMemorySink`: keeps every decision event in a list, in order.
 - :func:`crash_at_boundary`: ends the process at the N-th durable step of a snapshot or
   rollback, to prove recovery from a crash at any of them (run it in a child process).
+- :func:`apply_fleet_event`: feeds a manager one fleet decision (a :class:`FleetEvent`) as its
+  fleet link would, without Redis, to test what a fleet record does to a workflow, its log
+  and its replay.
 """
 
 from __future__ import annotations
@@ -11,11 +14,23 @@ from __future__ import annotations
 import os
 import threading
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from .base._events import DecisionEvent
+from .base._fleet_event import FleetEvent
 from .semconv import EventKind
 
-__all__ = ["CRASH_EXIT_CODE", "FakeClock", "InMemorySink", "crash_at_boundary"]
+if TYPE_CHECKING:
+    from .runtime._manager import AutoHealManager
+
+__all__ = [
+    "CRASH_EXIT_CODE",
+    "FakeClock",
+    "FleetEvent",
+    "InMemorySink",
+    "apply_fleet_event",
+    "crash_at_boundary",
+]
 
 #: The exit code of a process ended by :func:`crash_at_boundary`.
 CRASH_EXIT_CODE = 86
@@ -114,3 +129,16 @@ def crash_at_boundary(n: int) -> None:
             os._exit(CRASH_EXIT_CODE)
 
     _components.boundary_hook = hook
+
+
+def apply_fleet_event(manager: AutoHealManager, event: FleetEvent) -> bool:
+    """Feed ``manager`` one fleet decision, as its fleet link does with one it reads from the
+    fleet's stream: one input, recorded in its log like any other. Returns True when it changed
+    something here.
+
+    For tests of what a fleet record does (a quarantine, a pause, a resume, a move) without a
+    fleet. A fleet rollback moves the workflow to ROLLBACK but carries out no restore: follow
+    it with ``force_transition``, or test rollbacks with a real fleet.
+    """
+    machine = manager._machine
+    return bool(manager._decide(None, "fleet", event.workflow_id, None, machine.fleet_apply, event))

@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 from autoheal_otel import AutoHealManager, ExecutionState, Outcome, PolicyConfig, StepResult
 from autoheal_otel.analytics import AuditAnalytics
 from autoheal_otel.analytics.replay import replay
-from autoheal_otel.core._checkpoint import capture, restore
 from autoheal_otel.core._ledger import NO_TRACE, At
 from autoheal_otel.core._machine import Machine
+from autoheal_otel.semconv import Reason
 from autoheal_otel.testing import FakeClock
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -68,7 +68,6 @@ def _feed(
             machine.result(wid, step, result, now, ts, NO_TRACE, events)
     elif item[0] == "operator":
         _, wid, target = item
-        machine.ledger.workflow(wid, At(now, ts, NO_TRACE, events))
         try:
             machine.operator(wid, target, "test", "tester", At(now, ts, NO_TRACE, events))
         except Exception as exc:  # an illegal edge: both machines must refuse it alike
@@ -106,21 +105,21 @@ def test_a_restored_machine_decides_as_the_original(plan, cut, gaps) -> None:  #
     for i, item in enumerate(plan[:cut]):
         now += gaps[i]
         _feed(original, item, now)
-    data = json.loads(json.dumps(capture(original.ledger, now, T0 + timedelta(seconds=now))))
+    data = json.loads(json.dumps(original.checkpoint(now, T0 + timedelta(seconds=now))))
     shift = 1000.0  # the restored machine's clock reads another number at the same instant
     restored = Machine(PolicyConfig(), "w2", (shift, T0))
-    restore(restored.ledger, data, now + shift)
-    assert capture(restored.ledger, now + shift, T0 + timedelta(seconds=now)) == data
+    restored.restore_checkpoint(data, now + shift)
+    assert restored.checkpoint(now + shift, T0 + timedelta(seconds=now)) == data
     for i, item in enumerate(plan[cut:], start=cut):
         now += gaps[i]
         assert _feed(original, item, now) == _feed(restored, item, now + shift, shift)
         wall = T0 + timedelta(seconds=now)
         # Every part of the state, not only what the next decision happened to read.
-        assert capture(original.ledger, now, wall) == capture(restored.ledger, now + shift, wall)
-    assert {w: wf.state for w, wf in original.ledger.workflows.items()} == {
-        w: wf.state for w, wf in restored.ledger.workflows.items()
+        assert original.checkpoint(now, wall) == restored.checkpoint(now + shift, wall)
+    assert {w: wf.state for w, wf in original.view.workflows.items()} == {
+        w: wf.state for w, wf in restored.view.workflows.items()
     }
-    assert original.ledger.glob.paused == restored.ledger.glob.paused
+    assert original.view.glob.paused == restored.view.glob.paused
 
 
 def _steps(manager: Any, clock: Any, plan: list[tuple[str, str, Outcome]]) -> None:
@@ -192,10 +191,11 @@ def test_the_checkpoint_thread_records_one_per_interval(tmp_path: Path) -> None:
 def test_a_checkpoint_keeps_what_the_fleet_left_to_this_host() -> None:
     """The scopes the fleet decides and this host's probe leases come back, on a new clock."""
     original = Machine(POLICY, "w1", (0.0, T0))
-    original.ledger.fleet_scopes = frozenset({"workflow", "global"})
-    original.ledger.probe_permits["invoice"] = 130.0  # a lease until 30 s after the instant
-    data = json.loads(json.dumps(capture(original.ledger, 100.0, T0)))
+    at = At(100.0, None, NO_TRACE, None)
+    original.fleet_link(True, Reason.FLEET_CONNECTED, ["workflow", "global"], {}, at)
+    original.fleet_grant_probe("invoice", 30.0, "h1", at)  # a lease until 30 s after the instant
+    data = json.loads(json.dumps(original.checkpoint(100.0, T0)))
     restored = Machine(PolicyConfig(), "w2", (5000.0, T0))
-    restore(restored.ledger, data, 5100.0)
-    assert restored.ledger.fleet_scopes == {"workflow", "global"}
-    assert restored.ledger.probe_permits == {"invoice": 5130.0}
+    restored.restore_checkpoint(data, 5100.0)
+    assert restored.view.fleet_scopes == {"workflow", "global"}
+    assert restored.view.probe_permits == {"invoice": 5130.0}

@@ -262,7 +262,7 @@ def test_what_an_input_did_before_it_raised_is_published(tmp_path: Path) -> None
     import threading
 
     from autoheal_otel import PolicyConfig
-    from autoheal_otel.core._machine import Machine
+    from autoheal_otel.core._ledger import Ledger
     from autoheal_otel.runtime._publisher import Publisher
     from autoheal_otel.runtime._runner import Scaffold
     from autoheal_otel.semconv import Reason
@@ -270,7 +270,7 @@ def test_what_an_input_did_before_it_raised_is_published(tmp_path: Path) -> None
     sink, clock, publisher = InMemorySink(), FakeClock(), Publisher()
     publisher.add(sink)
     anchor = (clock.monotonic(), clock.now())
-    ledger = Machine(PolicyConfig(), "w1", anchor).ledger
+    ledger = Ledger(PolicyConfig(), "w1", anchor)
     scaffold = Scaffold(clock.monotonic, clock.now, publisher, None, threading.Lock(), anchor)
 
     def feed(_w: object, _s: object, now: float, ts: object, trace: object, events: list) -> None:

@@ -16,6 +16,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from autoheal_otel import AutoHealManager, ExecutionState, PolicyConfig
+from autoheal_otel.base._fleet_event import FleetEvent
+from autoheal_otel.core._ledger import NO_TRACE, At
 from autoheal_otel.core._machine import Machine
 from autoheal_otel.fleet import FleetStore
 from autoheal_otel.fleet._catchup import reseed_states
@@ -75,11 +77,14 @@ def test_a_local_pause_is_not_reseeded_but_a_fleet_pause_is() -> None:
     machine = Machine(policy, "h0", (clock.monotonic(), clock.now()))
     for i in range(3):
         machine.result(f"w{i}", "s", POST, clock.monotonic(), None, (None, None), None)
-    ledger = machine.ledger
-    assert ledger.glob.paused and ledger.glob.cause == "global_breaker"
-    assert [s["w"] for s in reseed_states(ledger, {})] == []
-    ledger.glob.cause = "fleet"
-    assert [s["w"] for s in reseed_states(ledger, {})] == [""]
+    view = machine.view
+    assert view.glob.paused and view.glob.cause == "global_breaker"
+    assert [s["w"] for s in reseed_states(view, {})] == []
+    fleet = Machine(policy, "h0", (clock.monotonic(), clock.now()))
+    pause = FleetEvent("1-0", "pause", "h9", None, ExecutionState.PAUSED, "global.failure_window")
+    assert fleet.fleet_apply(pause, At(clock.monotonic(), None, NO_TRACE, None))
+    assert fleet.view.glob.cause == "fleet"
+    assert [s["w"] for s in reseed_states(fleet.view, {})] == [""]
 
 
 def _fleet_args(url: str, ns: str) -> list[str]:

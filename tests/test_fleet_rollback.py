@@ -14,7 +14,7 @@ import pytest
 from autoheal_otel import ExecutionState, PolicyConfig
 from autoheal_otel.analytics import AuditAnalytics
 from autoheal_otel.analytics.replay import replay
-from autoheal_otel.core._fleet_inputs import FleetEvent, apply, rollback
+from autoheal_otel.core._fleet_inputs import FleetEvent
 from autoheal_otel.core._ledger import At
 from autoheal_otel.core._machine import Machine, Restore
 from autoheal_otel.core._transitions import is_legal
@@ -40,7 +40,8 @@ REGRESSION = FleetEvent(
 def _machine(*, versioned: bool) -> Machine:
     clock = FakeClock()
     m = Machine(PolicyConfig(), "w", (clock.monotonic(), clock.now()))
-    m.ledger.versioned = versioned
+    if versioned:
+        m.note_store()
     return m
 
 
@@ -48,24 +49,24 @@ def test_a_fleet_rollback_moves_a_host_with_a_store_and_asks_for_its_restore() -
     """A fleet rollback is one transition with cause fleet naming the event and host, and returns the Restore this host runs."""
     m = _machine(versioned=True)
     events: list[Any] = []
-    action = rollback(m.ledger, REGRESSION, At(1.0, None, NO, events))
+    action = m.fleet_rollback(REGRESSION, At(1.0, None, NO, events))
     assert isinstance(action, Restore) and action.workflow_id == "invoice"
-    assert m.ledger.workflows["invoice"].state is S.ROLLBACK
+    assert m.view.workflows["invoice"].state is S.ROLLBACK
     (t,) = [e for e in events if e.kind is EventKind.TRANSITION]
     assert t.cause == Cause.FLEET.value and t.previous_state is S.RUNNING
     assert t.details["fleet_event"] == "5-0" and t.details["fleet_host"] == "h9"
-    assert rollback(m.ledger, REGRESSION, At(2.0, None, NO, events)) is None  # in flight: no-op
+    assert m.fleet_rollback(REGRESSION, At(2.0, None, NO, events)) is None  # in flight: no-op
     assert m.restore_done("invoice", "s1", None, "autoheal", None, At(3.0, None, NO, events))
-    assert m.ledger.workflows["invoice"].state is S.DEGRADED
+    assert m.view.workflows["invoice"].state is S.DEGRADED
 
 
 def test_a_host_without_a_store_records_that_it_cannot_roll_back_and_stays() -> None:
     """Without a versioned store the host records fleet.rollback_unavailable and keeps its state."""
     m = _machine(versioned=False)
     events: list[Any] = []
-    assert rollback(m.ledger, REGRESSION, At(1.0, None, NO, events)) is None
-    assert not apply(m.ledger, REGRESSION, At(1.0, None, NO, events))
-    assert m.ledger.workflows["invoice"].state is S.RUNNING
+    assert m.fleet_rollback(REGRESSION, At(1.0, None, NO, events)) is None
+    assert not m.fleet_apply(REGRESSION, At(1.0, None, NO, events))
+    assert m.view.workflows["invoice"].state is S.RUNNING
     reasons = [e.reason for e in events if e.kind is EventKind.FLEET]
     assert reasons == [Reason.FLEET_ROLLBACK_UNAVAILABLE.value] * 2
     assert not [e for e in events if e.kind is EventKind.TRANSITION]
@@ -77,11 +78,11 @@ def test_a_regression_elsewhere_leaves_a_blocked_workflow_blocked_but_an_operato
     """A quarantined workflow ignores another host's regression rollback; an operator's fleet rollback still restores it."""
     m = _machine(versioned=True)
     quarantine = FleetEvent("1-0", "quarantine", "h9", "invoice", S.QUARANTINED, "x", 1, 1)
-    assert apply(m.ledger, quarantine, At(1.0, None, NO, None))
-    assert rollback(m.ledger, REGRESSION, At(2.0, None, NO, None)) is None
+    assert m.fleet_apply(quarantine, At(1.0, None, NO, None))
+    assert m.fleet_rollback(REGRESSION, At(2.0, None, NO, None)) is None
     operator = FleetEvent("6-0", "rollback", "cli", "invoice", S.ROLLBACK, actor="ops")
-    assert isinstance(rollback(m.ledger, operator, At(3.0, None, NO, None)), Restore)
-    assert m.ledger.workflows["invoice"].state is S.ROLLBACK
+    assert isinstance(m.fleet_rollback(operator, At(3.0, None, NO, None)), Restore)
+    assert m.view.workflows["invoice"].state is S.ROLLBACK
 
 
 def test_the_fleet_moves_into_rollback_but_never_out_of_it() -> None:

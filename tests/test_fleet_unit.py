@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from autoheal_otel import AutoHealManager, ExecutionState, Outcome, PolicyConfig, StepResult
 from autoheal_otel.analytics import AuditAnalytics
-from autoheal_otel.core._fleet_inputs import FleetEvent, apply, grant_probe, link
+from autoheal_otel.core._fleet_inputs import FleetEvent
 from autoheal_otel.core._ledger import NO_TRACE, At
 from autoheal_otel.core._machine import Machine
 from autoheal_otel.semconv import Cause, EventKind, Reason
@@ -45,8 +45,8 @@ def test_a_fleet_quarantine_is_one_transition_with_cause_fleet_host_and_event_id
     """Applying a fleet quarantine records one transition naming the fleet event and its host; applying it again changes nothing."""
     m = _machine()
     events: list[Any] = []
-    assert apply(m.ledger, QUARANTINE, At(1.0, None, NO_TRACE, events))
-    assert not apply(m.ledger, QUARANTINE, At(2.0, None, NO_TRACE, events))
+    assert m.fleet_apply(QUARANTINE, At(1.0, None, NO_TRACE, events))
+    assert not m.fleet_apply(QUARANTINE, At(2.0, None, NO_TRACE, events))
     transitions = [e for e in events if e.kind is EventKind.TRANSITION]
     assert len(transitions) == 1
     t = transitions[0]
@@ -57,8 +57,7 @@ def test_a_fleet_quarantine_is_one_transition_with_cause_fleet_host_and_event_id
 def test_with_the_link_up_the_local_workflow_window_does_not_decide() -> None:
     """While the fleet decides the workflow window, local failures past the threshold do not quarantine here; once the link is down they do."""
     m = _machine()
-    link(
-        m.ledger,
+    m.fleet_link(
         True,
         Reason.FLEET_CONNECTED,
         ["workflow", "global"],
@@ -67,25 +66,23 @@ def test_with_the_link_up_the_local_workflow_window_does_not_decide() -> None:
     )
     for i in range(12):
         m.result("crm", "s", TNF, float(i), None, (None, None), None)
-    assert m.ledger.workflows["crm"].state is not ExecutionState.QUARANTINED
-    link(m.ledger, False, Reason.FLEET_DISCONNECTED, (), {}, At(13.0, None, NO_TRACE, None))
+    assert m.view.workflows["crm"].state is not ExecutionState.QUARANTINED
+    m.fleet_link(False, Reason.FLEET_DISCONNECTED, (), {}, At(13.0, None, NO_TRACE, None))
     m.result("crm", "s", TNF, 14.0, None, (None, None), None)
-    assert m.ledger.workflows["crm"].state is ExecutionState.QUARANTINED
+    assert m.view.workflows["crm"].state is ExecutionState.QUARANTINED
 
 
 def test_only_the_probe_lease_holder_admits_a_probe_while_the_fleet_decides() -> None:
     """A quarantined workflow admits its probe only after this host won the fleet's lease, and only once."""
     m = _machine()
-    ledger = m.ledger
-    ledger.set_policy(
-        PolicyConfig.from_dict({"quarantine": {"probe_enabled": True, "probe_cooldown_seconds": 1}})
-    )
-    link(ledger, True, Reason.FLEET_CONNECTED, ["workflow"], {}, At(0.0, None, NO_TRACE, None))
-    apply(ledger, QUARANTINE, At(0.0, None, NO_TRACE, None))
-    ledger.workflows["invoice"].retune(ledger.policy.for_workflow("invoice"))
-    ledger.workflows["invoice"].probe_ready_at = 1.0
+    at0 = At(0.0, None, NO_TRACE, None)
+    probing = {"quarantine": {"probe_enabled": True, "probe_cooldown_seconds": 1}}
+    m.change_policy(PolicyConfig.from_dict(probing), "test", at0)
+    m.fleet_link(True, Reason.FLEET_CONNECTED, ["workflow"], {}, at0)
+    m.fleet_apply(QUARANTINE, at0)
+    assert m.view.workflows["invoice"].probe_ready_at == 1.0  # the cool-down passes at 1 s
     assert m.gate("invoice", "s", 5.0, None, (None, None), None)[0] is False
-    grant_probe(ledger, "invoice", 30.0, "h0", At(5.0, None, NO_TRACE, None))
+    m.fleet_grant_probe("invoice", 30.0, "h0", At(5.0, None, NO_TRACE, None))
     assert m.gate("invoice", "s", 6.0, None, (None, None), None)[0] is True
     assert m.gate("invoice", "t", 6.5, None, (None, None), None)[0] is False
 

@@ -51,7 +51,7 @@ def test_a_fact_that_fails_is_noted_with_its_exception_and_the_others_are_fed() 
     assert len(notes) == 1
     message, exc = notes[0]
     assert message == "autoheal skipped w2's record seq 1" and isinstance(exc, AssertionError)
-    assert machine.ledger.workflows["wf"].failures == 1
+    assert machine.view.workflows["wf"].failures == 1
 
 
 def test_the_runtime_logs_each_note_with_its_exception(caplog: pytest.LogCaptureFixture) -> None:

@@ -14,10 +14,9 @@ from autoheal_otel.analytics import AuditAnalytics
 from autoheal_otel.analytics import _replayer as replayer_module
 from autoheal_otel.analytics import replay as replay_module
 from autoheal_otel.base._errors import AutoHealError
-from autoheal_otel.core._fleet_inputs import FleetEvent, apply
 from autoheal_otel.lab import decode, multi_replay
 from autoheal_otel.lab.labels import record_label
-from autoheal_otel.testing import FakeClock
+from autoheal_otel.testing import FakeClock, FleetEvent, apply_fleet_event
 
 from .conftest import OK, POST, TNF, policy_with
 
@@ -108,8 +107,7 @@ def _write(data_dir: Path, ops: list[tuple[Any, ...]]) -> None:
                         threshold=10,
                         window_seconds=300.0,
                     )
-                    ledger = manager._machine.ledger
-                    manager._decide(None, "fleet", op[1], None, apply, ledger, event)
+                    apply_fleet_event(manager, event)
                 elif op[0] == "label":
                     _label(manager, data_dir, op[1])
                 elif op[0] == "calibrate":

@@ -208,10 +208,16 @@ MUTATORS = frozenset({"clear", "add", "update", "pop", "popitem", "append", "ext
                       "discard", "setdefault", "appendleft", "extendleft"})  # fmt: skip
 
 
+def _state(expr: str) -> bool:
+    """Whether an expression reaches the machine's state: a ledger, or the machine's view."""
+    return "ledger" in expr or re.search(r"\bview\b", expr) is not None
+
+
 def ledger_changes(package: Path = PACKAGE) -> list[str]:
     """Return, outside the core, every change made to a ledger, as ``module:line``: a call of
     one of its changing methods, a change of one of its containers in place, an assignment
-    (``=``, ``+=``, a subscript) through it, and ``setattr`` on it."""
+    (``=``, ``+=``, a subscript) through it or the machine's read-only ``view``, ``setattr``
+    on either, and any read of a machine's private ``_ledger``."""
     found = []
     for path in package.rglob("*.py"):
         module = ".".join(path.relative_to(package.parent).with_suffix("").parts)
@@ -221,21 +227,27 @@ def ledger_changes(package: Path = PACKAGE) -> list[str]:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
                 owner = ast.unparse(node.func.value)
-                if (node.func.attr in LEDGER_CHANGES and "ledger" in owner) or (
-                    node.func.attr in MUTATORS and "ledger." in owner
+                if (node.func.attr in LEDGER_CHANGES and _state(owner)) or (
+                    node.func.attr in MUTATORS and _state(owner) and "." in owner
                 ):
                     found.append(f"{module}:{node.lineno}")
             elif isinstance(node, ast.Call) and ast.unparse(node.func) == "setattr":
-                if node.args and "ledger" in ast.unparse(node.args[0]):
+                if node.args and _state(ast.unparse(node.args[0])):
                     found.append(f"{module}:{node.lineno}")
             elif isinstance(node, ast.Assign | ast.AugAssign):
                 targets = node.targets if isinstance(node, ast.Assign) else [node.target]
                 for target in targets:
                     if isinstance(target, ast.Attribute | ast.Subscript) and (
-                        "ledger" in ast.unparse(target.value)
+                        _state(ast.unparse(target.value))
                     ):
                         found.append(f"{module}:{node.lineno}")
-    return sorted(found)
+            elif (
+                isinstance(node, ast.Attribute)
+                and node.attr == "_ledger"
+                and ast.unparse(node.value) != "self"
+            ):
+                found.append(f"{module}:{node.lineno}")
+    return sorted(set(found))
 
 
 def test_outside_the_core_the_machine_changes_only_through_its_inputs() -> None:
@@ -255,5 +267,13 @@ def test_the_ledger_check_catches_a_planted_write(tmp_path: Path) -> None:
         "    machine.ledger.probe_permits.clear()\n"
         "    setattr(machine.ledger, 'seq', 0)\n"
         "    self._ledger = machine.ledger\n"  # holding it is no change
+        "    machine.view.glob.paused = False\n"
+        "    machine.view.workflows['w'] = None\n"
+        "    machine.view.probe_permits.clear()\n"
+        "    machine.view.move(None)\n"
+        "    state = machine._ledger\n"  # the machine's private ledger
+        "    seen = machine.view.workflows.get('w')\n"  # reading is no change
     )
-    assert ledger_changes(package) == [f"autoheal_otel.runtime._x:{n}" for n in (2, 3, 4, 5, 6)]
+    assert ledger_changes(package) == sorted(
+        f"autoheal_otel.runtime._x:{n}" for n in (2, 3, 4, 5, 6, 8, 9, 10, 11, 12)
+    )

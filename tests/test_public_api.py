@@ -30,7 +30,14 @@ def test_all_is_pinned_and_sorted() -> None:
     for name in autoheal_otel.__all__:
         obj = getattr(autoheal_otel, name)
         assert obj.__doc__, f"{name} has no docstring"
-    assert testing.__all__ == ["CRASH_EXIT_CODE", "FakeClock", "InMemorySink", "crash_at_boundary"]
+    assert testing.__all__ == [
+        "CRASH_EXIT_CODE",
+        "FakeClock",
+        "FleetEvent",
+        "InMemorySink",
+        "apply_fleet_event",
+        "crash_at_boundary",
+    ]
 
 
 PUBLIC = [

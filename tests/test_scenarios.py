@@ -18,8 +18,7 @@ from autoheal_otel import (
     Rule,
     StepResult,
 )
-from autoheal_otel.core._ledger import NO_TRACE, At
-from autoheal_otel.core._machine import Machine
+from autoheal_otel.core._ledger import NO_TRACE, At, Ledger
 from autoheal_otel.testing import FakeClock, InMemorySink
 
 from .conftest import OK, POST, TNF, policy_with
@@ -229,11 +228,11 @@ def test_forced_moves_follow_the_table(manager: AutoHealManager) -> None:
     with pytest.raises(InvalidInputError, match="versioned store"):
         manager.force_transition("w", S.ROLLBACK, reason="try")
     manager.should_execute_step("w", "s")
-    machine = Machine(manager.policy, "test", (0.0, manager.clock.now()))
-    machine.gate("w", "s", 0.0, None, NO_TRACE, None)
+    ledger = Ledger(manager.policy, "test", (0.0, manager.clock.now()))
+    wf = ledger.workflow("w", At(0.0, None, NO_TRACE, None))
     with pytest.raises(IllegalTransitionError):
-        machine.ledger.move(
-            machine.ledger.workflows["w"],
+        ledger.move(
+            wf,
             S.ROLLBACK,
             Cause.RECOVERY,
             At(0.0, None, NO_TRACE, None),

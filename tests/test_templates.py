@@ -18,7 +18,6 @@ from autoheal_otel import Outcome, PolicyConfig, StepResult
 from autoheal_otel.base._events import DecisionEvent
 from autoheal_otel.core._ledger import At
 from autoheal_otel.core._machine import Machine
-from autoheal_otel.core._upkeep import activate, change_policy
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -49,7 +48,7 @@ inputs = st.lists(
 
 
 def _forget_templates(machine: Machine) -> None:
-    for wf in machine.ledger.workflows.values():
+    for wf in machine.view.workflows.values():
         for step in wf.steps.values():
             step.gate_template = step.result_template = None
 
@@ -66,11 +65,9 @@ def _run(script: list[tuple[Any, ...]], reuse: bool) -> list[DecisionEvent]:
         elif kind == "result":
             machine.result(args[0], args[1], RESULTS[args[2]], now, ts, trace, events)
         elif kind == "policy":
-            change_policy(machine.ledger, POLICIES[args[0]], "api", At(now, ts, trace, events))
+            machine.change_policy(POLICIES[args[0]], "api", At(now, ts, trace, events))
         else:
-            activate(
-                machine.ledger, args[0], args[1], "new set", "test", At(now, ts, trace, events)
-            )
+            machine.activate(args[0], args[1], "new set", "test", At(now, ts, trace, events))
         if not reuse:
             _forget_templates(machine)
     return events

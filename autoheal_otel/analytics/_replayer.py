@@ -295,7 +295,7 @@ class Replayer:
             self.sessions += 1
             if self.sessions > 1 and self._takes_over(rec, ts):
                 # A new manager read the log back and carries on alone: a warm restart.
-                ledger = self.machine.ledger
+                ledger = self.machine.view
                 started = details.get("policy")
                 policy = PolicyConfig.from_dict(started) if started and not self.what_if else None
                 horizon = (policy or ledger.policy).audit.restore_horizon_seconds
@@ -329,7 +329,7 @@ class Replayer:
                     " no decision can be reproduced"
                 }
             )
-        ledger = self.machine.ledger
+        ledger = self.machine.view
         thresholds = ledger.calibration.thresholds()
         self.report.method_thresholds = thresholds
         self.report.settings = {

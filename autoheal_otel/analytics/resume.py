@@ -26,7 +26,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ..core import _checkpoint
 from ..core._machine import Machine
 from ..policy._config import PolicyConfig
 from . import AuditAnalytics, ts_param
@@ -137,7 +136,7 @@ def _from(
         return None
     wall = max(as_of.astimezone(UTC) if as_of.tzinfo else as_of.replace(tzinfo=UTC), newest)
     now = (wall - first).total_seconds()
-    state = _checkpoint.capture(machine.ledger, now, wall)
+    state = machine.checkpoint(now, wall)
     seq = db.query("max_seq", since=need)[0]
     return Resumed(
         state=state,

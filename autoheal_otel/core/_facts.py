@@ -22,9 +22,7 @@ __all__ = ["Fact", "Fed", "apply_facts"]
 
 
 class Fed(Protocol):
-    """What the catch-up feeds: the machine's two hook inputs and its ledger."""
-
-    ledger: Ledger
+    """What the catch-up feeds: the machine's two hook inputs."""
 
     def gate(
         self,
@@ -66,6 +64,7 @@ class Fact:
 
 def apply_facts(
     machine: Fed,
+    ledger: Ledger,
     facts: list[Fact],
     floor: float,
     notes: Notes,
@@ -86,12 +85,12 @@ def apply_facts(
         fed_at = min(now, max(floor, now - max(0.0, age)))
         floor = fed_at
         try:
-            _apply_fact(machine, fact, fed_at, notes)
+            _apply_fact(machine, ledger, fact, fed_at, notes)
         except Exception as exc:  # another writer's record must never stop this machine's turn
             notes.append((f"autoheal skipped {fact.writer}'s record seq {fact.seq}", exc))
 
 
-def _apply_fact(machine: Fed, fact: Fact, at: float, notes: Notes) -> None:
+def _apply_fact(machine: Fed, ledger: Ledger, fact: Fact, at: float, notes: Notes) -> None:
     """Feed one fact (see :func:`apply_facts`)."""
     if fact.kind == "gate":
         assert fact.step_id is not None
@@ -101,7 +100,6 @@ def _apply_fact(machine: Fed, fact: Fact, at: float, notes: Notes) -> None:
         assert fact.step_id is not None and fact.result is not None
         machine.result(fact.workflow_id, fact.step_id, fact.result, at, fact.ts, NO_TRACE, None)
         return
-    ledger = machine.ledger
     unrecorded = At(at, fact.ts, NO_TRACE, None)
     wf = ledger.workflow(fact.workflow_id, unrecorded)
     target = fact.state

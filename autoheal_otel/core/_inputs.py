@@ -31,7 +31,7 @@ __all__ = ["Inputs"]
 class Inputs:
     """The machine's inputs from outside the hooks (see the module)."""
 
-    ledger: Ledger
+    _ledger: Ledger
 
     def activate(
         self,
@@ -43,7 +43,7 @@ class Inputs:
     ) -> None:
         """Input: an artifact version became active for one workflow (or, None, for all).
         (:func:`~._upkeep.activate`)."""
-        return _upkeep.activate(self.ledger, workflow_id, version, reason, actor, at)
+        return _upkeep.activate(self._ledger, workflow_id, version, reason, actor, at)
 
     def change_policy(
         self,
@@ -53,7 +53,7 @@ class Inputs:
     ) -> None:
         """Input: a new policy is in force (recorded with the policy itself).
         (:func:`~._upkeep.change_policy`)."""
-        return _upkeep.change_policy(self.ledger, policy, source, at)
+        return _upkeep.change_policy(self._ledger, policy, source, at)
 
     def reject_policy(
         self,
@@ -64,7 +64,7 @@ class Inputs:
     ) -> None:
         """Input: a policy edit was invalid; the one in force stays (recorded).
         (:func:`~._upkeep.reject_policy`)."""
-        return _upkeep.reject_policy(self.ledger, message, field, source, at)
+        return _upkeep.reject_policy(self._ledger, message, field, source, at)
 
     def note_session(
         self,
@@ -75,7 +75,7 @@ class Inputs:
     ) -> None:
         """Input: a manager started or stopped, or a store was attached (recorded).
         (:func:`~._upkeep.note_session`)."""
-        return _upkeep.note_session(self.ledger, reason, message, details, at)
+        return _upkeep.note_session(self._ledger, reason, message, details, at)
 
     def shared_pause(
         self,
@@ -85,12 +85,12 @@ class Inputs:
     ) -> None:
         """Input: the global figures of every writer sharing the data directory.
         (:func:`~._upkeep.shared_pause`)."""
-        return _upkeep.shared_pause(self.ledger, count, paused_elsewhere, at)
+        return _upkeep.shared_pause(self._ledger, count, paused_elsewhere, at)
 
     def restore(self, restored: Any, now: float, wall: datetime) -> dict[str, int]:
         """Input: the state a new manager reads back from the log (the warm restart).
         (:func:`~._upkeep.restore`)."""
-        return _upkeep.restore(self.ledger, restored, now, wall)
+        return _upkeep.restore(self._ledger, restored, now, wall)
 
     def restart(
         self,
@@ -101,7 +101,7 @@ class Inputs:
     ) -> None:
         """Input: the process restarted here (replay): what a warm restart does not carry.
         (:func:`~._upkeep.restart`)."""
-        return _upkeep.restart(self.ledger, now, policy, calibration_samples, streaks)
+        return _upkeep.restart(self._ledger, now, policy, calibration_samples, streaks)
 
     def fleet_link(
         self,
@@ -113,7 +113,7 @@ class Inputs:
     ) -> None:
         """Input: the fleet link came up (the fleet decides ``scopes``) or went down (local).
         (:func:`~._fleet_inputs.link`)."""
-        return _fleet_inputs.link(self.ledger, up, reason, scopes, details, at)
+        return _fleet_inputs.link(self._ledger, up, reason, scopes, details, at)
 
     def fleet_grant_probe(
         self,
@@ -124,17 +124,17 @@ class Inputs:
     ) -> None:
         """Input: this host won the fleet's probe lease of a quarantined workflow.
         (:func:`~._fleet_inputs.grant_probe`)."""
-        return _fleet_inputs.grant_probe(self.ledger, workflow_id, lease_seconds, host, at)
+        return _fleet_inputs.grant_probe(self._ledger, workflow_id, lease_seconds, host, at)
 
     def fleet_apply(self, event: FleetEvent, at: At) -> bool:
         """Input: a fleet decision. Returns True when it changed something here.
         (:func:`~._fleet_inputs.apply`)."""
-        return _fleet_inputs.apply(self.ledger, event, at)
+        return _fleet_inputs.apply(self._ledger, event, at)
 
     def fleet_rollback(self, event: FleetEvent, at: At) -> Restore | None:
         """Input: the fleet rolled a workflow back. Returns the restore to carry out here, if
         any. (:func:`~._fleet_inputs.rollback`)."""
-        return _fleet_inputs.rollback(self.ledger, event, at)
+        return _fleet_inputs.rollback(self._ledger, event, at)
 
     def fleet_reject(
         self,
@@ -145,7 +145,7 @@ class Inputs:
     ) -> None:
         """Input: a fleet entry this host read is malformed; it is skipped (recorded once).
         (:func:`~._fleet_inputs.reject`)."""
-        return _fleet_inputs.reject(self.ledger, entry_id, workflow_id, why, at)
+        return _fleet_inputs.reject(self._ledger, entry_id, workflow_id, why, at)
 
     def fleet_replay(
         self,
@@ -155,7 +155,7 @@ class Inputs:
     ) -> None:
         """Input (replay): feed back a record a fleet input wrote, as the same input.
         (:func:`~._fleet_inputs.replay_record`)."""
-        return _fleet_inputs.replay_record(self.ledger, rec, details, at)
+        return _fleet_inputs.replay_record(self._ledger, rec, details, at)
 
     def configure_calibration(
         self,
@@ -164,17 +164,17 @@ class Inputs:
     ) -> None:
         """Input: turn calibration on, with ``overrides`` of the policy's section (recorded).
         (:func:`~._calibration.configure`)."""
-        return _calibration.configure(self.ledger, overrides, at)
+        return _calibration.configure(self._ledger, overrides, at)
 
     def record_checkpoint(self, at: At) -> int | None:
         """Input: record a checkpoint of the machine as of now (nothing when nothing is
         recorded). (:func:`~._checkpoint.record`)."""
-        return _checkpoint.record(self.ledger, at)
+        return _checkpoint.record(self._ledger, at)
 
     def restore_checkpoint(self, data: dict[str, Any], now: float, *, policy: bool = True) -> None:
         """Put a checkpoint into ``ledger`` (fresh, or to be replaced) as of ``now``.
         (:func:`~._checkpoint.restore`)."""
-        return _checkpoint.restore(self.ledger, data, now, policy=policy)
+        return _checkpoint.restore(self._ledger, data, now, policy=policy)
 
     def apply_moves(
         self,
@@ -185,7 +185,7 @@ class Inputs:
     ) -> None:
         """Input: moves other writers recorded, applied and acknowledged
         (:func:`~._moves.apply_moves`); what to log goes to ``notes``."""
-        _moves.apply_moves(self.ledger, moves, rollbacks, notes, at)
+        _moves.apply_moves(self._ledger, moves, rollbacks, notes, at)
 
     def label(
         self,
@@ -197,22 +197,22 @@ class Inputs:
         at: At,
     ) -> None:
         """Input: an operator's label of a recorded stop (:func:`~._records.label`)."""
-        _records.label(self.ledger, workflow_id, details, verdict, reason, actor, at)
+        _records.label(self._ledger, workflow_id, details, verdict, reason, actor, at)
 
     def lift_global_pause(self, actor: str, reason: str, at: At) -> None:
         """Input: the global pause was lifted by itself (a recorded resume replayed; the
         workflows it released come as their own records)."""
-        self.ledger.clear_global_pause(at, actor, reason)
+        self._ledger.clear_global_pause(at, actor, reason)
 
     def note_store(self) -> None:
         """Input: a versioned store is attached (replay learns it from the log)."""
-        self.ledger.versioned = True
+        self._ledger.versioned = True
 
     def new_session(self) -> None:
         """Input: a new manager starts here (replay): its fleet link is down and it holds no
         probe lease, as a live manager at its start."""
-        self.ledger.fleet_scopes = frozenset()
-        self.ledger.probe_permits.clear()
+        self._ledger.fleet_scopes = frozenset()
+        self._ledger.probe_permits.clear()
 
     def record_pin(
         self,
@@ -221,19 +221,19 @@ class Inputs:
         at: At,
     ) -> None:
         """Input: an operator pinned a range or removed a pin (:func:`~._records.pin`)."""
-        _records.pin(self.ledger, reason, pin, at)
+        _records.pin(self._ledger, reason, pin, at)
 
     def record_retention(self, details: dict[str, Any], at: At) -> None:
         """Input: a retention run deleted files past their keep-days
         (:func:`~._records.retention`)."""
-        _records.retention(self.ledger, details, at)
+        _records.retention(self._ledger, details, at)
 
     def record_audit_retention(self, details: dict[str, Any], at: At) -> None:
         """Input: audit retention deleted files or rows, or cannot meet the budget
         (:func:`~._records.audit_retention`)."""
-        _records.audit_retention(self.ledger, details, at)
+        _records.audit_retention(self._ledger, details, at)
 
     def resume(self, resumed: Any, now: float) -> dict[str, Any]:
         """Input: the state rebuilt from a checkpoint and the records after it (the warm
         restart without the whole log; :func:`~._upkeep.resume`)."""
-        return _upkeep.resume(self.ledger, resumed, now)
+        return _upkeep.resume(self._ledger, resumed, now)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from ..base._events import DecisionEvent, RuleFiring, Template, new_event
 from ..base._models import ExecutionState, StepResult, check_id
@@ -23,7 +23,7 @@ from . import _breakers as br
 from ._calibrator import Calibrator
 from ._transitions import Reset, edge
 
-__all__ = ["NO_TRACE", "At", "Events", "Ledger", "Notes", "Trace"]
+__all__ = ["NO_TRACE", "At", "Events", "Ledger", "LedgerView", "Notes", "Trace"]
 
 RUNNING = ExecutionState.RUNNING
 DEGRADED = ExecutionState.DEGRADED
@@ -55,6 +55,29 @@ class At(NamedTuple):
     ts: datetime | None
     trace: Trace
     events: Events
+
+
+class LedgerView(Protocol):
+    """What a collaborator may read of the machine's state (``Machine.view``), read-only.
+
+    The machine owns its :class:`Ledger`; outside the core it is seen only through this
+    (read under the manager's lock), and changed only by the machine's inputs.
+    """
+
+    @property
+    def policy(self) -> PolicyConfig: ...
+    @property
+    def seq(self) -> int: ...
+    @property
+    def workflows(self) -> Mapping[str, br.WorkflowRuntime]: ...
+    @property
+    def glob(self) -> br.GlobalRuntime: ...
+    @property
+    def calibration(self) -> Calibrator: ...
+    @property
+    def fleet_scopes(self) -> frozenset[str]: ...
+    @property
+    def probe_permits(self) -> Mapping[str, float]: ...
 
 
 class Ledger:

@@ -33,15 +33,17 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from ..base._errors import PolicyError
 from ..base._events import DecisionEvent, Template
 from ..base._models import ExecutionState, Outcome, StepResult, Trigger, check_id
 from ..policy._config import PolicyConfig
 from ..semconv import Cause, EventKind, Reason, Rule, blocked_reason
 from . import _breakers as br
-from . import _calibration, _probe, _versions
+from . import _calibration, _checkpoint, _probe, _versions
 from ._facts import Fact, apply_facts
 from ._inputs import Inputs
-from ._ledger import At, Events, Ledger, Notes, Trace
+from ._ledger import At, Events, Ledger, LedgerView, Notes, Trace
+from ._report import PublishCounts, StatusReport, build_report
 from ._versions import Action, MarkKnownGood, Restore
 from ._windows import SlidingWindow
 
@@ -59,14 +61,34 @@ class Machine(Inputs):
     """The per-workflow state machine and the global scope (see the module docstring)."""
 
     def __init__(self, policy: PolicyConfig, writer: str, anchor: tuple[float, datetime]) -> None:
-        self.ledger = Ledger(policy, writer, anchor)
+        self._ledger = Ledger(policy, writer, anchor)
         # The ledger's dict, never replaced: one attribute read on the hot path.
-        self._workflows = self.ledger.workflows
+        self._workflows = self._ledger.workflows
 
     @property
     def policy(self) -> PolicyConfig:
         """Return the policy in force."""
-        return self.ledger.policy
+        return self._ledger.policy
+
+    @property
+    def view(self) -> LedgerView:
+        """The machine's state, to read (under the manager's lock): the only way to see it
+        from outside the core. Changes come only through the inputs."""
+        return self._ledger
+
+    def report(
+        self,
+        now: float,
+        wall: datetime,
+        last_policy_error: PolicyError | None,
+        publisher: PublishCounts,
+    ) -> StatusReport:
+        """Return the status report as of ``now`` (:func:`~._report.build_report`)."""
+        return build_report(self._ledger, now, wall, last_policy_error, publisher)
+
+    def checkpoint(self, now: float, wall: datetime) -> dict[str, Any]:
+        """Return what a checkpoint record holds, as of ``now`` (:func:`~._checkpoint.capture`)."""
+        return _checkpoint.capture(self._ledger, now, wall)
 
     # -- the hooks' inputs -----------------------------------------------------------------
 
@@ -82,12 +104,12 @@ class Machine(Inputs):
         """Input: the executor asks whether a step may run. Returns (allowed, reason)."""
         wf = self._workflows.get(workflow_id)
         if wf is None:
-            wf = self.ledger.workflow(workflow_id, At(now, ts, trace, events))
+            wf = self._ledger.workflow(workflow_id, At(now, ts, trace, events))
         step = wf.steps.get(step_id)
         if step is None:
             step = wf.steps[check_id("step_id", step_id)] = br.StepRuntime()
         state = wf.state
-        ledger = self.ledger
+        ledger = self._ledger
         if state is RUNNING:
             if events is not None and ledger.record_allowed_gates:
                 # The common decision: a repetition of this step's clean gate.
@@ -117,7 +139,7 @@ class Machine(Inputs):
         trace: Trace,
         events: list[DecisionEvent],
     ) -> None:
-        self.ledger.emit(
+        self._ledger.emit(
             events,
             EventKind.GATE,
             ts,
@@ -144,7 +166,7 @@ class Machine(Inputs):
         """Input: what happened when a step ran. Returns a follow-up action, if any."""
         wf = self._workflows.get(workflow_id)
         if wf is None:
-            wf = self.ledger.workflow(workflow_id, At(now, ts, trace, events))
+            wf = self._ledger.workflow(workflow_id, At(now, ts, trace, events))
         step = wf.steps.get(step_id)
         if step is None:
             step = wf.steps[check_id("step_id", step_id)] = br.StepRuntime()
@@ -171,31 +193,31 @@ class Machine(Inputs):
         if events is not None:
             if c.clean and state is RUNNING:
                 # The common decision: a repetition of this step's clean result.
-                key = (self.ledger.policy_version, wf.artifact_version, result.validated)
+                key = (self._ledger.policy_version, wf.artifact_version, result.validated)
                 template = step.result_template
                 if template is not None and template.key == key:
-                    self.ledger.repeat(events, template, ts, trace, result)
+                    self._ledger.repeat(events, template, ts, trace, result)
                 else:
                     self._emit_result(wf, step_id, result, c, state, ts, trace, events)
                     step.result_template = Template.of(events[-1], key)
             else:
                 self._emit_result(wf, step_id, result, c, state, ts, trace, events)
         if conf is not None:  # a match: it feeds its method's calibration window
-            method = self.ledger.calibration.offer(result)
+            method = self._ledger.calibration.offer(result)
             if method is not None:  # calibration is on: the threshold may have moved
-                _calibration.evaluate(self.ledger, method, At(now, ts, trace, events))
+                _calibration.evaluate(self._ledger, method, At(now, ts, trace, events))
         action: Action = None
         if wf.artifact_version is not None:
-            action = _versions.count(self.ledger, wf, result, now, ts, trace, events)
+            action = _versions.count(self._ledger, wf, result, now, ts, trace, events)
         if c.clean:
             step.consecutive_target_not_found = 0
             step.consecutive_low_confidence = 0
             # The state now: the version's judgment may have just rolled the workflow back.
             state = wf.state
             if state is DEGRADED:
-                _probe.degraded_success(self.ledger, wf, result, At(now, ts, trace, events))
+                _probe.degraded_success(self._ledger, wf, result, At(now, ts, trace, events))
             elif state is QUARANTINED and wf.probe_step == step_id:
-                _probe.probe_result(self.ledger, wf, result, True, At(now, ts, trace, events))
+                _probe.probe_result(self._ledger, wf, result, True, At(now, ts, trace, events))
         else:
             self._count_failure(wf, step, step_id, result, c, At(now, ts, trace, events))
         return action
@@ -211,7 +233,7 @@ class Machine(Inputs):
         trace: Trace,
         events: list[DecisionEvent],
     ) -> None:
-        self.ledger.emit(
+        self._ledger.emit(
             events,
             EventKind.RESULT,
             ts,
@@ -248,13 +270,17 @@ class Machine(Inputs):
         where it would start, is not created: nothing is recorded of it, so nothing of it may
         be remembered either (a restart from the log would not know it).
         """
-        if workflow_id not in self._workflows and target is RUNNING and not self.ledger.glob.paused:
+        if (
+            workflow_id not in self._workflows
+            and target is RUNNING
+            and not self._ledger.glob.paused
+        ):
             check_id("workflow_id", workflow_id)
             return None
-        wf = self.ledger.workflow(workflow_id, at)
+        wf = self._ledger.workflow(workflow_id, at)
         if wf.state is target:
             return None
-        self.ledger.operator_move(wf, target, reason, actor, at)
+        self._ledger.operator_move(wf, target, reason, actor, at)
         if target is ROLLBACK:
             return Restore(workflow_id, reason, actor)
         return None
@@ -267,13 +293,13 @@ class Machine(Inputs):
         at: At,
     ) -> list[str]:
         """Input: release every PAUSED workflow and clear the global pause; return their ids."""
-        released = [wid for wid, wf in sorted(self.ledger.workflows.items()) if wf.state is PAUSED]
+        released = [wid for wid, wf in sorted(self._ledger.workflows.items()) if wf.state is PAUSED]
         for wid in released:
-            self.ledger.move(
-                self.ledger.workflows[wid], target, Cause.OPERATOR, at, Rule.OPERATOR, reason,
+            self._ledger.move(
+                self._ledger.workflows[wid], target, Cause.OPERATOR, at, Rule.OPERATOR, reason,
                 actor=actor,
             )  # fmt: skip
-        self.ledger.clear_global_pause(at, actor, reason)
+        self._ledger.clear_global_pause(at, actor, reason)
         return released
 
     # -- inputs from outside the hooks -----------------------------------------------------
@@ -292,12 +318,14 @@ class Machine(Inputs):
         Leaves ROLLBACK for DEGRADED, or PAUSED when the restore failed; returns False (and
         changes nothing) when the workflow is no longer in ROLLBACK.
         """
-        return _versions.restore_done(self.ledger, workflow_id, restored, error, actor, details, at)
+        return _versions.restore_done(
+            self._ledger, workflow_id, restored, error, actor, details, at
+        )
 
     def take_facts(self, facts: list[Fact], floor: float, notes: Notes, at: At) -> None:
         """Input: other processes' decisions (shared decisions), fed in their order, unrecorded
         (:func:`~._facts.apply_facts`); what to log goes to ``notes``."""
-        apply_facts(self, facts, floor, notes, at)
+        apply_facts(self, self._ledger, facts, floor, notes, at)
 
     def _count_failure(
         self,
@@ -312,7 +340,7 @@ class Machine(Inputs):
 
         A failing result adds one entry per scope whose ``counted_triggers`` hold its trigger.
         """
-        ledger = self.ledger
+        ledger = self._ledger
         now = at.now
         trigger = c.primary
         assert trigger is not None  # only clean results have none

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..base._models import ExecutionState
-from ..core._ledger import Ledger
+from ..core._ledger import LedgerView
 from ..policy._config import PolicyConfig
 from ..semconv import Cause
 from ._store import Item
@@ -55,7 +55,7 @@ def _state(
     }
 
 
-def reseed_states(ledger: Ledger, seen: Mapping[str, str]) -> list[dict[str, Any]]:
+def reseed_states(ledger: LedgerView, seen: Mapping[str, str]) -> list[dict[str, Any]]:
     """Return this host's quarantines and global pause, for the fleet to keep or re-learn.
 
     The global pause only when the fleet (or an operator through it) made it: a pause this

@@ -7,7 +7,7 @@ the ledger); the link sends what they return.
 from __future__ import annotations
 
 from ..base._events import DecisionEvent
-from ..core._ledger import Ledger
+from ..core._ledger import LedgerView
 from ..semconv import Reason, Rule
 
 __all__ = ["ROLLBACK_DEDUPE_S", "hold_seconds", "lease_ready", "rollback_args"]
@@ -17,7 +17,7 @@ __all__ = ["ROLLBACK_DEDUPE_S", "hold_seconds", "lease_ready", "rollback_args"]
 ROLLBACK_DEDUPE_S = 30.0
 
 
-def hold_seconds(ledger: Ledger, workflow_id: str, reason: str) -> float:
+def hold_seconds(ledger: LedgerView, workflow_id: str, reason: str) -> float:
     """Return how long this host holds the probe lease after a probe event (``reason``)."""
     wf = ledger.workflows.get(workflow_id)
     if wf is None:
@@ -27,7 +27,7 @@ def hold_seconds(ledger: Ledger, workflow_id: str, reason: str) -> float:
     return float(wf.probe_cooldown)
 
 
-def lease_ready(ledger: Ledger, now: float) -> list[tuple[str, float]]:
+def lease_ready(ledger: LedgerView, now: float) -> list[tuple[str, float]]:
     """Return the quarantines whose probe may start here, with each one's probe timeout."""
     return [
         (wid, wf.policy.quarantine.probe_timeout_seconds)

@@ -249,7 +249,7 @@ class FleetLink:
 
     def _reseed(self) -> None:
         with self._lock:
-            states = reseed_states(self._machine.ledger, self._seen)
+            states = reseed_states(self._machine.view, self._seen)
         for event_id in self._store.reseed(states):
             _log.info("autoheal fleet: re-seeded a state the fleet had lost (event %s)", event_id)
 
@@ -324,7 +324,7 @@ class FleetLink:
                 self._publish_rollback(wid, arg)
             else:
                 with self._lock:
-                    hold = hold_seconds(self._machine.ledger, wid, arg)
+                    hold = hold_seconds(self._machine.view, wid, arg)
                 self._store.lease(wid, hold, hold=True)
             controls.popleft()
 
@@ -336,11 +336,11 @@ class FleetLink:
     def _take_leases(self) -> None:
         if "workflow" not in self.policy.scopes:
             return
-        if not self._machine.ledger.glob.quarantined:
+        if not self._machine.view.glob.quarantined:
             return  # nothing to lease: the hooks' lock is not taken at every ship interval
         now = self._monotonic()
         with self._lock:
-            ready = lease_ready(self._machine.ledger, now)
+            ready = lease_ready(self._machine.view, now)
         lease_s = self.policy.probe_lease_seconds
         for wid, timeout in ready:
             if self._store.lease(wid, lease_s + timeout + 1.0):

@@ -92,8 +92,9 @@ class _LeanMachine(Machine):
     """The machine over a noting ledger."""
 
     def __init__(self, policy: PolicyConfig, writer: str, anchor: tuple[float, datetime]) -> None:
-        self.ledger = _NotingLedger(policy, writer, anchor)
-        self._workflows = self.ledger.workflows
+        #: The machine's own ledger, which notes the silent moves (the lab reads it).
+        self.noting = self._ledger = _NotingLedger(policy, writer, anchor)
+        self._workflows = self.noting.workflows
 
 
 def _one(log: DecodedLog, policy: PolicyConfig, shared: Prepass) -> Candidate:
@@ -104,8 +105,7 @@ def _one(log: DecodedLog, policy: PolicyConfig, shared: Prepass) -> Candidate:
     if log.headless:
         return _from_checkpoint(log, policy, report)
     machine = _LeanMachine(policy, "replay", (0.0, log.first))
-    ledger = machine.ledger
-    assert isinstance(ledger, _NotingLedger)
+    ledger = machine.noting
     report.policy_version = machine.policy.version
     feed = Replayer(machine, report, log.first, log.last)
     feed.acked = set(log.acked)
@@ -230,8 +230,9 @@ def _aside(feed: Replayer, row: Row, allowed: bool, shared: Prepass) -> None:
             feed.writers = set(met)
         feed.feed(payload)
     elif allowed:
-        ledger = feed.machine.ledger
-        assert isinstance(ledger, _NotingLedger)
+        machine = feed.machine
+        assert isinstance(machine, _LeanMachine)
+        ledger = machine.noting
         _assume(feed, ledger, wid, step, payload, now, ts)
 
 
@@ -240,8 +241,8 @@ def _decide(feed: Replayer, row: Row, allowed: bool) -> bool:
     (``allowed`` unchanged for a result)."""
     code, _writer, seq, wid, step, ts, now, payload = row
     machine, report = feed.machine, feed.report
-    ledger = machine.ledger
-    assert isinstance(ledger, _NotingLedger)
+    assert isinstance(machine, _LeanMachine)
+    ledger = machine.noting
     try:
         if code == GATE:
             allowed = machine.gate(wid, step, now, ts, NO_TRACE, None)[0]

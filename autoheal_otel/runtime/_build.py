@@ -22,10 +22,10 @@ from ..base._errors import InvalidInputError, PolicyError
 from ..base._events import EventSink
 from ..base._fs import folder_inside
 from ..core._facts import Fact
-from ..core._ledger import Notes
+from ..core._ledger import LedgerView, Notes
 from ..core._machine import Machine
 from ..core._moves import Move
-from ..core._report import StatusReport, build_report
+from ..core._report import StatusReport
 from ..disk._retention import RetentionKeeper, start_retention
 from ..disk._usage import DiskMeter
 from ..disk._usage import annotate as annotate_disk
@@ -152,7 +152,7 @@ class Parts:
         """Return every workflow's state and counters, the settings and the parts' health."""
         now, wall = self.clock.monotonic(), self.clock.now()
         with self.scaffold.lock:
-            report = build_report(self.machine.ledger, now, wall, policy_error, self.publisher)
+            report = self.machine.report(now, wall, policy_error, self.publisher)
         if self.disk is not None:  # outside the lock: a walk (cached) never holds a hook
             report = annotate_disk(report, self.disk.usage())
         return self.fleet.annotate(report) if self.fleet is not None else report
@@ -321,7 +321,7 @@ def assemble(
             counts["SuccessStore"] = successes.dropped
         return counts
 
-    telemetry = Telemetry(providers, (machine.ledger, lock, monotonic, publisher, dropped))
+    telemetry = Telemetry(providers, (machine.view, lock, monotonic, publisher, dropped))
     otel: OTelSink | None = telemetry.sink
     for sink in (audit, successes, otel, *sinks):
         if sink is not None:
@@ -342,7 +342,7 @@ def assemble(
     periodic = Periodic(machine, decide, watcher, data_dir, (now, wall), record, monotonic)
     scaffold.periodic = periodic
     writable = data_dir if not read_only else None
-    periodic.on_policy = _shadows(config, publisher, writable, writer, machine.ledger)
+    periodic.on_policy = _shadows(config, publisher, writable, writer, machine.view)
     compactor = start_compactor(data_dir, config.audit, read_only)
     # The fleet link (off by default; only then is redis imported) ships this host's
     # failures and follows the fleet's decisions on threads of its own.
@@ -379,7 +379,7 @@ def assemble(
 
 
 def _shadows(
-    config: PolicyConfig, publisher: Publisher, data_dir: Path | None, writer: str, ledger: Any
+    config: PolicyConfig, publisher: Publisher, data_dir: Path | None, writer: str, view: LedgerView
 ) -> Callable[[PolicyConfig], None] | None:
     """Return what keeps the policy's shadow running, started now when it names one (the
     lab is imported only then); None without a writable data directory. The shadow file was
@@ -396,7 +396,7 @@ def _shadows(
                 return
             from .shadow import ShadowKeeper
 
-            keeper = ShadowKeeper(publisher, data_dir, writer, lambda: int(ledger.seq))
+            keeper = ShadowKeeper(publisher, data_dir, writer, lambda: int(view.seq))
         keeper.apply(policy)
 
     on_policy(config)

@@ -22,7 +22,7 @@ from .._version import __version__
 from ..base._clock import Clock
 from ..base._errors import InvalidInputError
 from ..base._models import ExecutionState, ExecutionStateInfo
-from ..core._ledger import NO_TRACE, Ledger, Trace
+from ..core._ledger import NO_TRACE, LedgerView, Trace
 from ..core._machine import Machine
 from ..policy._config import PolicyConfig
 from ..semconv import Rule
@@ -137,7 +137,7 @@ def unwritable(data_dir: Path, exc: OSError) -> InvalidInputError:
 
 
 def state_info(
-    ledger: Ledger, workflow_id: str, wall: Callable[[], datetime]
+    ledger: LedgerView, workflow_id: str, wall: Callable[[], datetime]
 ) -> ExecutionStateInfo:
     """Return a workflow's state with since when and why (call it under the lock)."""
     wf = ledger.workflows.get(workflow_id)
@@ -169,14 +169,14 @@ class Telemetry:
         self,
         providers: tuple[Any, Any, Any],
         state: tuple[
-            Ledger, threading.Lock, Callable[[], float], Publisher, Callable[[], dict[str, int]]
+            LedgerView, threading.Lock, Callable[[], float], Publisher, Callable[[], dict[str, int]]
         ],
     ) -> None:
         """Wire the sink to ``providers`` and the gauges to ``(ledger, lock, monotonic,
         publisher, dropped)``: what they read, under which lock, and the dropped counts."""
         ledger, lock, monotonic, publisher, dropped = state
         tracer_provider, meter_provider, logger_provider = resolve_providers(*providers)
-        self._ledger = ledger
+        self._view = ledger
         self._lock = lock
         self._monotonic = monotonic
         self._publisher = publisher
@@ -206,7 +206,7 @@ class Telemetry:
         """Return states and window fills for the pull-based gauges (reader thread)."""
         now = self._monotonic()
         with self._lock:
-            ledger = self._ledger
+            ledger = self._view
             rows: Gauges = []
             for wid, wf in ledger.workflows.items():
                 threshold = wf.policy.workflow_breaker.failure_threshold

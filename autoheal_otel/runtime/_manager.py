@@ -140,10 +140,10 @@ class AutoHealManager(PartsView, OperatorRecords):
         """Return the workflow's current state (RUNNING for one never seen, unless paused)."""
         self._catch_up()
         with self._lock:
-            wf = self._machine.ledger.workflows.get(workflow_id)
+            wf = self._machine.view.workflows.get(workflow_id)
             if wf is not None:
                 return wf.state
-            paused = self._machine.ledger.glob.paused
+            paused = self._machine.view.glob.paused
         check_id("workflow_id", workflow_id)
         return ExecutionState.PAUSED if paused else RUNNING
 
@@ -152,7 +152,7 @@ class AutoHealManager(PartsView, OperatorRecords):
         check_id("workflow_id", workflow_id)
         self._catch_up()
         with self._lock:
-            return state_info(self._machine.ledger, workflow_id, self._parts.clock.now)
+            return state_info(self._machine.view, workflow_id, self._parts.clock.now)
 
     def get_effective_settings(self, workflow_id: str) -> EffectiveSettings:
         """Return what the executor must apply to the workflow now, in one object."""
@@ -162,7 +162,7 @@ class AutoHealManager(PartsView, OperatorRecords):
             thresholds = provider()
         else:
             with self._lock:
-                thresholds = self._machine.ledger.calibration.thresholds()
+                thresholds = self._machine.view.calibration.thresholds()
         policy = self._machine.policy.for_workflow(workflow_id)
         return effective_settings(workflow_id, state, policy, thresholds)
 
@@ -250,7 +250,7 @@ class AutoHealManager(PartsView, OperatorRecords):
     def get_artifact_version(self, workflow_id: str) -> str | None:
         """Return the artifact version active for a workflow (None if never set)."""
         with self._lock:
-            wf = self._machine.ledger.workflows.get(workflow_id)
+            wf = self._machine.view.workflows.get(workflow_id)
             return wf.artifact_version if wf is not None else None
 
     def snapshot_artifacts(
@@ -295,7 +295,7 @@ class AutoHealManager(PartsView, OperatorRecords):
     def get_calibration(self) -> dict[str, Calibration]:
         """Return each matching method's calibration with its evidence."""
         with self._lock:
-            return self._machine.ledger.calibration.all_evidence()
+            return self._machine.view.calibration.all_evidence()
 
     # -- sinks, step wrapper, lifecycle ----------------------------------------------------
 

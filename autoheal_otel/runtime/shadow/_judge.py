@@ -112,7 +112,7 @@ class Judge:
         wid, step = rec["workflow_id"], rec["step_id"]
         allowed = m.gate(wid, step, now, ts, NO_TRACE, None)[0]
         self.judged += 1
-        state = m.ledger.workflows[wid].state
+        state = m.view.workflows[wid].state
         line = _line(rec, ts, "gate", state, live_allowed=live, shadow_allowed=allowed)
         self._lines.append(line)
 
