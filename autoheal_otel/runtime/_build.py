@@ -40,7 +40,7 @@ from ._checkpointer import Checkpointer, write_checkpoint
 from ._compactor import AutoCompactor, start_compactor
 from ._data_dir import Telemetry, open_data_dir, resolve_policy, unwritable
 from ._fleet_start import build_fleet
-from ._follow import Follower
+from ._follow import Follower, SharedFollow
 from ._polling import Periodic
 from ._publisher import Publisher
 from ._runner import Scaffold
@@ -305,7 +305,7 @@ def assemble(
             writer,
             follow,
             config.audit.follow_interval_seconds,
-            (take_over, FACT_MARKERS, shared) if shared is not None else None,
+            SharedFollow(take_over, FACT_MARKERS, shared) if shared is not None else None,
         )
         # Before the warm restart reads the log: a move recorded in between is applied twice
         # at worst (the second time finds the state already there), never missed.
@@ -321,7 +321,10 @@ def assemble(
             counts["SuccessStore"] = successes.dropped
         return counts
 
-    telemetry = Telemetry(providers, (machine.view, lock, monotonic, publisher, dropped))
+    telemetry = Telemetry(
+        providers, view=machine.view, lock=lock, monotonic=monotonic, publisher=publisher,
+        dropped=dropped,
+    )  # fmt: skip
     otel: OTelSink | None = telemetry.sink
     for sink in (audit, successes, otel, *sinks):
         if sink is not None:

@@ -168,15 +168,18 @@ class Telemetry:
     def __init__(
         self,
         providers: tuple[Any, Any, Any],
-        state: tuple[
-            LedgerView, threading.Lock, Callable[[], float], Publisher, Callable[[], dict[str, int]]
-        ],
+        *,
+        view: LedgerView,
+        lock: threading.Lock,
+        monotonic: Callable[[], float],
+        publisher: Publisher,
+        dropped: Callable[[], dict[str, int]],
     ) -> None:
-        """Wire the sink to ``providers`` and the gauges to ``(ledger, lock, monotonic,
-        publisher, dropped)``: what they read, under which lock, and the dropped counts."""
-        ledger, lock, monotonic, publisher, dropped = state
+        """Wire the sink to ``providers`` and the gauges to the machine's ``view``, read under
+        ``lock`` at ``monotonic()``; ``publisher`` and ``dropped`` give the sinks' errors and
+        dropped counts."""
         tracer_provider, meter_provider, logger_provider = resolve_providers(*providers)
-        self._view = ledger
+        self._view = view
         self._lock = lock
         self._monotonic = monotonic
         self._publisher = publisher

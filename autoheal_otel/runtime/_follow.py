@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ from ..semconv import Cause, EventKind, Reason
 from ._shared import SharedTurns, parse_fact
 from ._tail import SegmentTail, stamp
 
-__all__ = ["Follower", "parse_move"]
+__all__ = ["Follower", "SharedFollow", "parse_move"]
 
 _log = logging.getLogger("autoheal_otel")
 
@@ -78,6 +79,16 @@ def parse_move(writer: str, record: dict[str, Any]) -> Move | None:
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class SharedFollow:
+    """What a follower does under shared decisions: other processes' decisions among the lines
+    (their ``markers``) are fed by ``feed_facts``, and every look is one of the ``turns``."""
+
+    feed_facts: Callable[[list[Any]], None]
+    markers: tuple[bytes, ...]
+    turns: SharedTurns
+
+
 class Follower:
     """Read other writers' moves off the hooks and feed them to the machine (see the module).
 
@@ -86,6 +97,7 @@ class Follower:
         writer: this process's writer id (its own segments are not read).
         feed: ``feed(moves)`` applies moves as one machine input (the manager's decide).
         interval: seconds of real time between two looks (at most 1 s: the promise).
+        shared: under shared decisions, how other processes' decisions are fed too.
     """
 
     def __init__(
@@ -94,12 +106,11 @@ class Follower:
         writer: str,
         feed: Callable[[list[Move]], None],
         interval: float,
-        shared: tuple[Callable[[list[Any]], None], tuple[bytes, ...], SharedTurns] | None = None,
+        shared: SharedFollow | None = None,
     ) -> None:
-        markers = MARKERS if shared is None else MARKERS + shared[1]
+        markers = MARKERS if shared is None else MARKERS + shared.markers
         self.tail = SegmentTail(audit_dir, exclude=writer, markers=markers)
         self.interval = interval
-        # Under shared decisions: (feed facts, their markers, the turns every look takes).
         self._shared = shared
         #: Moves applied (acked) since start, and lines skipped as malformed.
         self.followed = 0
@@ -131,7 +142,7 @@ class Follower:
                     self._feed(moves)
                     self.followed += len(moves)
             return len(moves)
-        feed_facts = self._shared[0]
+        feed_facts = self._shared.feed_facts
         found = 0
         with self._reading:
             items: list[Any] = []
@@ -170,7 +181,7 @@ class Follower:
         """
         if self._shared is None:
             return self.poll()
-        turns = self._shared[2]
+        turns = self._shared.turns
         turns.begin()
         try:
             return self.poll()
