@@ -88,7 +88,9 @@ def _reloads(data: Path) -> list[dict[str, Any]]:
     ]
 
 
-def test_the_shadow_follows_the_policy_file_through_reloads(tmp_path: Path) -> None:
+def test_the_shadow_follows_the_policy_file_through_reloads(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """Named at start it runs; a reload that changes it swaps it, one that removes it stops
     it, and promoting it is an ordinary edit; each reload is recorded with the section."""
     data, main = tmp_path / "data", tmp_path / "policy.json"
@@ -98,10 +100,10 @@ def test_the_shadow_follows_the_policy_file_through_reloads(tmp_path: Path) -> N
     manager = AutoHealManager(policy=main, data_dir=data, clock=clock)
     try:
         _steps(manager, clock, 3, TNF)  # the shadow (threshold 2) stops; the live one not
-        manager.flush()
-        keeper_sink = _running(manager)
-        assert keeper_sink is not None and keeper_sink.name == "first"
-        assert keeper_sink.sync()
+        first_running = _running(manager)
+        assert first_running is not None and first_running["name"] == "first"
+        assert "shadow" in manager.background_jobs()
+        assert manager.run_background("shadow") == 1  # it judged every input so far
         first = _shadow_lines(data, "first")
         assert [r["shadow_allowed"] for r in first if r["what"] == "gate"] == [True, True, False]
         assert all(r["live_allowed"] for r in first if r["what"] == "gate")
@@ -112,9 +114,9 @@ def test_the_shadow_follows_the_policy_file_through_reloads(tmp_path: Path) -> N
         clock.advance(10.0)
         _steps(manager, clock, 2, OK)
         second = _running(manager)
-        assert second is not None and second.name == "second" and second is not keeper_sink
-        manager.flush()
-        assert second.sync()
+        assert second is not None and second["name"] == "second"
+        assert second["pid"] != first_running["pid"]  # another process
+        assert manager.run_background("shadow") == 1
         assert len(_shadow_lines(data, "second")) == 2
         assert len(_shadow_lines(data, "first")) == len(first)
 
@@ -122,9 +124,9 @@ def test_the_shadow_follows_the_policy_file_through_reloads(tmp_path: Path) -> N
         _write(main, {"breakers": {"workflow": {"failure_threshold": 10}}})
         clock.advance(10.0)
         _steps(manager, clock, 2, OK)
-        assert _running(manager) is None
-        second.close()  # stopped on its own thread already: close() is idempotent
-        assert second.exit_code == 0
+        assert _running(manager) is None and "shadow" not in manager.background_jobs()
+        assert manager.run_background("shadow") == 0  # none runs; the stopped one has ended
+        assert not [r for r in caplog.records if "exit code" in r.getMessage()]  # ended cleanly
         assert len(_shadow_lines(data, "second")) == 2
 
         # Promoted: the shadow's sections become the policy, an ordinary edit.
@@ -144,13 +146,11 @@ def test_the_shadow_follows_the_policy_file_through_reloads(tmp_path: Path) -> N
     assert reloads[-1]["policy"]["breakers"]["workflow"]["failure_threshold"] == 2
 
 
-def _running(manager: AutoHealManager) -> Any:
-    """The shadow sink the manager runs now (None: none)."""
-    from autoheal_otel.lab.shadow import ShadowSink
-
-    sinks = [s for s in manager._parts.publisher.sinks if isinstance(s, ShadowSink)]
-    assert len(sinks) <= 1
-    return sinks[0] if sinks else None
+def _running(manager: AutoHealManager) -> dict[str, Any] | None:
+    """The shadow the manager runs now, as its status report says (None: none)."""
+    shadow = manager.get_status_report().shadow
+    assert shadow is None or shadow["alive"], shadow
+    return shadow
 
 
 def test_a_policy_built_in_code_names_its_shadow_file_from_the_working_directory(
@@ -183,7 +183,9 @@ def test_a_reload_with_a_bad_shadow_keeps_the_last_good_policy_and_shadow(tmp_pa
         _steps(manager, clock, 1, OK)
         error = manager.last_policy_error
         assert error is not None and error.field == "shadow.policy" and error.value == "gone.json"
-        assert manager.policy.version == version and _running(manager) is running
+        still = _running(manager)
+        assert manager.policy.version == version and still is not None and running is not None
+        assert still["pid"] == running["pid"]  # the same process
     with AuditAnalytics(data) as db:
         rows = db.sql("SELECT details FROM audit WHERE kind = 'policy_rejected'")
     assert [json.loads(r["details"])["field"] for r in rows] == ["shadow.policy"]

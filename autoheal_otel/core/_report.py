@@ -129,6 +129,9 @@ class StatusReport(_Model):
     fleet: dict[str, Any] | None = None
     #: The data directory's disk use by part against the retention budget (None: no directory).
     disk: dict[str, Any] | None = None
+    #: The policy's shadow in this process (None: none runs): its name, process id, whether
+    #: it is alive, its exit code, the inputs it judged and skipped, and the writer it follows.
+    shadow: dict[str, Any] | None = None
 
     def to_json(self, indent: int | None = 2) -> str:
         """Return the report as JSON (``global`` spelled out)."""

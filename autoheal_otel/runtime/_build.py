@@ -56,7 +56,7 @@ _log = logging.getLogger("autoheal_otel")
 
 #: The jobs :meth:`Parts.run_background` runs: other writers' moves, a due checkpoint,
 #: compaction, retention, and the shared global figures' sync.
-BACKGROUND_JOBS = ("follow", "checkpoint", "compaction", "retention", "sync")
+BACKGROUND_JOBS = ("follow", "checkpoint", "compaction", "retention", "sync", "shadow")
 
 
 @dataclass(slots=True)
@@ -92,6 +92,8 @@ class Parts:
     disk: DiskMeter | None = None
     #: Deletes what is past its keep-days, on a thread of its own (None: not writing).
     retention: RetentionKeeper | None = None
+    #: Keeps the policy's shadow running (None: no writable data directory).
+    shadows: Shadows | None = None
 
     def start(self, versioned: bool) -> None:
         """Record the session's start in the audit log, then start the fleet link's threads.
@@ -126,6 +128,7 @@ class Parts:
             "compaction": self.compactor,
             "retention": self.retention,
             "sync": self.periodic if self.periodic.syncs else None,
+            "shadow": self.shadows if self.shadows is not None and self.shadows.running() else None,
         }
         return [name for name, part in named.items() if part is not None]
 
@@ -144,6 +147,11 @@ class Parts:
             return len(report.compacted) if report is not None else 0
         if job == "retention":
             return int(self.retention.tick()) if self.retention is not None else 0
+        if job == "shadow":
+            if self.shadows is None:
+                return 0
+            self.publisher.flush()
+            return int(self.shadows.sync())
         if not self.periodic.syncs:  # "sync"
             return 0
         return int(self.periodic.wait_synced(30.0))
@@ -155,6 +163,9 @@ class Parts:
             report = self.machine.report(now, wall, policy_error, self.publisher)
         if self.disk is not None:  # outside the lock: a walk (cached) never holds a hook
             report = annotate_disk(report, self.disk.usage())
+        shadow = self.shadows.status() if self.shadows is not None else None
+        if shadow is not None:
+            report = report.model_copy(update={"shadow": shadow})
         return self.fleet.annotate(report) if self.fleet is not None else report
 
     def close(self) -> None:
@@ -345,7 +356,10 @@ def assemble(
     periodic = Periodic(machine, decide, watcher, data_dir, (now, wall), record, monotonic)
     scaffold.periodic = periodic
     writable = data_dir if not read_only else None
-    periodic.on_policy = _shadows(config, publisher, writable, writer, machine.view)
+    shadows = Shadows(publisher, writable, writer, machine.view) if writable else None
+    if shadows is not None:
+        shadows.on_policy(config)
+        periodic.on_policy = shadows.on_policy
     compactor = start_compactor(data_dir, config.audit, read_only)
     # The fleet link (off by default; only then is redis imported) ships this host's
     # failures and follows the fleet's decisions on threads of its own.
@@ -378,32 +392,47 @@ def assemble(
         record,
         disk,
         retention,
+        shadows,
     )
 
 
-def _shadows(
-    config: PolicyConfig, publisher: Publisher, data_dir: Path | None, writer: str, view: LedgerView
-) -> Callable[[PolicyConfig], None] | None:
-    """Return what keeps the policy's shadow running, started now when it names one (the
-    lab is imported only then); None without a writable data directory. The shadow file was
-    read with the policy (a bad one failed the start); a shadow process that cannot start
-    is logged, and the manager runs without it."""
-    if data_dir is None:
-        return None
-    keeper: Any = None
+class Shadows:
+    """Keep the policy's shadow running: started now when the policy names one (the lab's
+    process is imported only then), swapped or stopped at a reload. The shadow file was read
+    with the policy (a bad one failed the start); a shadow process that cannot start is
+    logged, and the manager runs without it."""
 
-    def on_policy(policy: PolicyConfig) -> None:
-        nonlocal keeper
-        if keeper is None:
+    def __init__(self, publisher: Publisher, data_dir: Path, writer: str, view: LedgerView):
+        self._publisher = publisher
+        self._data_dir = data_dir
+        self._writer = writer
+        self._view = view
+        self._keeper: Any = None
+
+    def on_policy(self, policy: PolicyConfig) -> None:
+        """Start, swap or stop the shadow for the policy now in force."""
+        if self._keeper is None:
             if policy.shadow is None:
                 return
             from .shadow import ShadowKeeper
 
-            keeper = ShadowKeeper(publisher, data_dir, writer, lambda: int(view.seq))
-        keeper.apply(policy)
+            view = self._view
+            self._keeper = ShadowKeeper(
+                self._publisher, self._data_dir, self._writer, lambda: int(view.seq)
+            )
+        self._keeper.apply(policy)
 
-    on_policy(config)
-    return on_policy
+    def running(self) -> bool:
+        """Whether a shadow runs now."""
+        return self._keeper is not None and self._keeper.sink is not None
+
+    def status(self) -> dict[str, Any] | None:
+        """The running shadow's name, process, health and counts (None: none runs)."""
+        return self._keeper.status() if self._keeper is not None else None
+
+    def sync(self) -> bool:
+        """Wait for stopped shadows to end and the running one to catch up (flush first)."""
+        return bool(self._keeper is not None and self._keeper.sync())
 
 
 def _recorder(otel: OTelSink | None) -> Callable[[str, float], None]:

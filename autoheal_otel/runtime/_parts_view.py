@@ -100,8 +100,12 @@ class PartsView:
         ``"compaction"`` (compact closed segments now; how many), ``"retention"`` (measure the
         disk, and run retention if due; 1 when it was due). ``"sync"`` is the exception: the
         shared global figures are read on their own thread when a hook finds a sync due, and
-        this waits up to 30 s for a pending one to finish (1 when none is pending). A job this
-        manager does not run returns 0 (:meth:`background_jobs` lists those it runs).
+        this waits up to 30 s for a pending one to finish (1 when none is pending). So is
+        ``"shadow"``: the policy's shadow judges the published inputs in a process of its own,
+        and this flushes, waits for shadows being stopped to end, then waits until the running
+        one has judged every input so far (1 when one runs and caught up; its name and counts
+        are in the status report's ``shadow``). A job this manager does not run returns 0
+        (:meth:`background_jobs` lists those it runs).
 
         Raises:
             InvalidInputError: no job has that name.

@@ -45,6 +45,8 @@ class ShadowKeeper:
         self._lock = threading.Lock()
         self.sink: ShadowSink | None = None
         self._key: tuple[str, str] | None = None
+        #: Shadows being stopped, each on a thread of its own.
+        self._stopping: list[threading.Thread] = []
 
     def apply(self, policy: PolicyConfig, *, strict: bool = False) -> None:
         """Start, stop or swap the shadow for ``policy``.
@@ -81,6 +83,7 @@ class ShadowKeeper:
                     target=old.close, kwargs=until, name="autoheal-shadow-stop", daemon=True
                 )
                 stop.start()
+                self._stopping = [t for t in self._stopping if t.is_alive()] + [stop]
                 _log.info("autoheal shadow %r stopped", old.name)
             self._key = key
             if section is not None and shadow is not None:
@@ -99,3 +102,13 @@ class ShadowKeeper:
         """Return the running shadow's status (None: no shadow)."""
         sink = self.sink
         return sink.status() if sink is not None else None
+
+    def sync(self, timeout: float = 60.0) -> bool:
+        """Wait until the shadows being stopped have ended and the running one has judged
+        every record written so far (flush the manager first); return whether one runs and
+        caught up."""
+        with self._lock:
+            stopping, sink = list(self._stopping), self.sink
+        for thread in stopping:
+            thread.join(timeout)
+        return sink is not None and sink.sync(timeout)

@@ -185,6 +185,7 @@ class ShadowSink:
         """Return whether the shadow runs, its exit code, and what it judged and skipped."""
         return {
             "name": self.name,
+            "pid": self._process.pid,
             "alive": self.exit_code is None and self._process.poll() is None,
             "exit_code": self.exit_code,
             "judged": self.judged,
