@@ -1,30 +1,28 @@
 """The state machine: every decision, as a pure function of its inputs.
 
 A :class:`Machine` is driven by values only. Each input carries its own time (``now`` on the
-monotonic clock, ``ts`` on the wall clock, or None when nothing is recorded) and the trace
-ids of the span it belongs to; it appends the decision events it makes to ``events`` (None:
-record nothing) and returns follow-up actions as values (:class:`Restore`,
-:class:`MarkKnownGood`) for the caller to carry out. Every input takes the four as one
-frozen :class:`~._ledger.At`, except the executor's two hooks, :meth:`~Machine.gate` and
-:meth:`~Machine.result`: they take them as four arguments, because building the value costs
-about four times passing them, on every step, and build an ``At`` only when they leave their
-common path (a new workflow, a blocked gate, a failure, a transition). It reads no clock, does no I/O, takes no
-lock and knows no telemetry. Live hooks, the warm restart and replay drive this same machine
-through the same inputs, so a replay reproduces operator moves, probes, rollbacks and policy
-reloads by construction.
+monotonic clock, ``ts`` on the wall clock, or None when nothing is recorded) and the trace ids
+of the span it belongs to; it appends the decision events it makes to ``events`` (None: record
+nothing) and returns follow-up actions as values (:class:`Restore`, :class:`MarkKnownGood`) for
+the caller to carry out. Every input takes the four as one frozen :class:`~._ledger.At`, except
+the executor's two hooks, :meth:`~Machine.gate` and :meth:`~Machine.result`: they take them as
+four arguments, because building the value costs about four times passing them, on every step,
+and build an ``At`` only when they leave their common path (a new workflow, a blocked gate, a
+failure, a transition). It reads no clock, does no I/O, takes no lock and knows no telemetry.
+Live hooks, the warm restart and replay drive this same machine through the same inputs, so a
+replay reproduces operator moves, probes, rollbacks and policy reloads by construction.
 
-Inputs. Every input is a method of :class:`Machine`. The hooks' and the operator's are
-defined here: :meth:`~Machine.gate`, :meth:`~Machine.result` (which counts failures and
-applies the step, workflow and global rules), :meth:`~Machine.operator`,
-:meth:`~Machine.resume_all`, :meth:`~Machine.restore_done` and :meth:`~Machine.take_facts`
-(other processes' decisions). The others come from :class:`~._inputs.Inputs`
-and delegate to the rule module of their concern (upkeep, the fleet, calibration, checkpoints,
-other writers' moves, labels). A collaborator changes the machine only by handing one of these
-methods to the manager's one input path. The state and the one way to change it live in
-:class:`~._ledger.Ledger`; the rules in :mod:`~._breakers`
-and :mod:`~._probe`; the version judgment in
-:mod:`~._versions`; the transition table in
-:mod:`~._transitions`.
+Inputs. Every input is a method of :class:`Machine`. The hooks' and the operator's are defined
+here: :meth:`~Machine.gate`, :meth:`~Machine.result` (which counts failures and applies the
+step, workflow and global rules), :meth:`~Machine.operator`, :meth:`~Machine.resume_all`,
+:meth:`~Machine.restore_done` and :meth:`~Machine.take_facts` (other processes' decisions). The
+others come from :class:`~._inputs.Inputs` and delegate to the rule module of their concern
+(upkeep, the fleet, calibration, checkpoints, other writers' moves, labels). A collaborator
+changes the machine only by handing one of these methods to the manager's one input path, and
+reads the state through :attr:`Machine.view` (read-only) or asks for a :meth:`~Machine.report`
+or a :meth:`~Machine.checkpoint`. The state, which the machine owns, and the one way to change
+it live in :class:`~._ledger.Ledger`; the rules in :mod:`~._breakers` and :mod:`~._probe`; the
+version judgment in :mod:`~._versions`; the transition table in :mod:`~._transitions`.
 """
 
 from __future__ import annotations
