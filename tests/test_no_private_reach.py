@@ -6,12 +6,14 @@ What a test needs goes through ``autoheal_otel.testing``, ``run_background``, th
 a public reader instead (README, "Testing what you build on it"). This test reads every test
 module and fails on such a reach: an attribute of another object (not ``self``) named like a
 manager's private part, read, assigned or passed by name to ``getattr``, ``setattr``,
-``monkeypatch.setattr`` and the like.
+``monkeypatch.setattr`` and the like, or written in a string other than a docstring (a
+script a test runs in a child process).
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,6 +54,20 @@ def private_parts() -> frozenset[str]:
 def _reaches(tree: ast.AST, names: frozenset[str]) -> list[tuple[int, str, str]]:
     """Return (line, enclosing function, name) of every reach into ``names`` in ``tree``."""
     found: list[tuple[int, str, str]] = []
+    # In a string: ``x._name`` where x is not self, nor a module of the package (a module
+    # path names a module, not an object's part): the text of a child process's script.
+    alternatives = "|".join(sorted(names))
+    in_text = re.compile(
+        rf"(?<![\w.])(?!self\.|cls\.|autoheal_otel\.)\w+(?:\.\w+)*\.({alternatives})\b"
+    )
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
 
     def visit(node: ast.AST, func: str) -> None:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
@@ -62,6 +78,12 @@ def _reaches(tree: ast.AST, names: frozenset[str]) -> list[tuple[int, str, str]]
             and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))
         ):
             found.append((node.lineno, func, node.attr))
+        elif (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, str)
+            and id(node) not in docstrings
+        ):
+            found.extend((node.lineno, func, m.group(1)) for m in in_text.finditer(node.value))
         elif isinstance(node, ast.Call) and len(node.args) >= 2:
             callee = node.func
             called = callee.id if isinstance(callee, ast.Name) else getattr(callee, "attr", "")
@@ -87,6 +109,8 @@ def private_reaches(tests: Path = TESTS) -> tuple[list[str], set[tuple[str, str]
     bad: list[str] = []
     used: set[tuple[str, str]] = set()
     for path in sorted(tests.rglob("*.py")):
+        if path.resolve() == Path(__file__).resolve():
+            continue  # its planted examples are the reaches it looks for
         rel = path.relative_to(tests).as_posix()
         for line, func, name in _reaches(ast.parse(path.read_text(), str(path)), names):
             if (rel, func) in ALLOWED:
@@ -125,6 +149,13 @@ def test_the_check_catches_planted_reaches(tmp_path: Path) -> None:
         "        return self._parts, self._store\n"
         "def _running(manager):\n"  # allowed in another file only
         "    return manager._parts\n"  # 17
+        'SCRIPT = f"""\n'
+        "m = AutoHealManager({1})\n"
+        "m._parts.retention.run_once()\n"  # 20: in a child process's script
+        "self._store, text._private, '._parts in prose', 'autoheal_otel.core._machine'\n"
+        '"""\n'
+        "def test_b():\n"
+        '    """Nothing reads manager._parts (a docstring says so)."""\n'
     )
     bad, used = private_reaches(tmp_path)
     assert bad == [
@@ -136,5 +167,6 @@ def test_the_check_catches_planted_reaches(tmp_path: Path) -> None:
         "test_x.py:8 test_a ._fd",
         "test_x.py:9 test_a ._artifacts",
         "test_x.py:17 _running ._parts",
+        "test_x.py:18 <module> ._parts",
     ]
     assert used == set()
