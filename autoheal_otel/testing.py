@@ -4,6 +4,8 @@
 - :class:`InMemorySink`: keeps every decision event in a list, in order.
 - :func:`crash_at_boundary`: ends the process at the N-th durable step of a snapshot or
   rollback, to prove recovery from a crash at any of them (run it in a child process).
+- :func:`crash_at_deletion`: ends the process at the N-th durable step of a retention run
+  (its plan journalled, the audit log's deletion committed, each file deleted), likewise.
 - :func:`apply_fleet_event`: feeds a manager one fleet decision (a :class:`FleetEvent`) as its
   fleet link would, without Redis, to test what a fleet record does to a workflow, its log
   and its replay.
@@ -30,9 +32,10 @@ __all__ = [
     "InMemorySink",
     "apply_fleet_event",
     "crash_at_boundary",
+    "crash_at_deletion",
 ]
 
-#: The exit code of a process ended by :func:`crash_at_boundary`.
+#: The exit code of a process ended by :func:`crash_at_boundary` or :func:`crash_at_deletion`.
 CRASH_EXIT_CODE = 86
 
 _EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
@@ -129,6 +132,34 @@ def crash_at_boundary(n: int) -> None:
             os._exit(CRASH_EXIT_CODE)
 
     _components.boundary_hook = hook
+
+
+def crash_at_deletion(n: int) -> None:
+    """End this process, as a kill would, right after the ``n``-th durable step of retention.
+
+    A retention run's durable steps, in order: its plan journalled, then each file or folder
+    of a failure case or mini report deleted; for the audit log, its plan journalled, the
+    deletion committed (a manifest line), then each compacted file deleted. A run finishing
+    one a crash cut short counts its deletions too. At the ``n``-th step, on whichever thread
+    runs retention, the process exits at once with :data:`CRASH_EXIT_CODE`, without cleanup
+    (no ``finally``, no ``atexit``, no flush), like ``kill -9``. Call it in a child process,
+    then run retention (``manager.run_background("retention")`` once it is due), and check in
+    the parent that a new manager finishes the run: nothing kept is lost, nothing is left half
+    deleted, and the run is recorded (``resumed``).
+    """
+    if n < 1:
+        raise ValueError(f"n must be at least 1, but was {n}")
+    from .disk import _crash
+
+    seen = 0
+
+    def hook() -> None:
+        nonlocal seen
+        seen += 1
+        if seen == n:
+            os._exit(CRASH_EXIT_CODE)
+
+    _crash.deletion_hook = hook
 
 
 def apply_fleet_event(manager: AutoHealManager, event: FleetEvent) -> bool:

@@ -51,14 +51,17 @@ def test_kicked_compactor_compacts_closed_segments_only(tmp_path: Path, clock: F
 
 
 def test_nothing_closed_means_no_run(tmp_path: Path) -> None:
-    """With no closed segment a look does nothing: no output, no manifest."""
+    """With no closed segment a look does nothing: no output, no manifest; close() stops
+    the compactor's thread."""
+    before = set(threading.enumerate())
     compactor = AutoCompactor(tmp_path, 0, settle_seconds=0)
     try:
+        assert [t.name for t in set(threading.enumerate()) - before] == ["autoheal-compaction"]
         assert compactor.run_once() is None
         assert not (tmp_path / "audit" / "compacted").exists()
     finally:
         compactor.close()
-    assert not compactor._thread.is_alive()
+    assert set(threading.enumerate()) - before == set()
 
 
 def test_manager_starts_and_stops_its_compactor(tmp_path: Path, clock: FakeClock) -> None:
@@ -138,11 +141,12 @@ def test_close_stops_a_starting_run_without_waiting_and_loses_nothing(
             self._wake.wait(30)  # close() sets it, after it marked the compactor closing
             super()._connected(con)
 
+    threads = set(threading.enumerate())
     compactor = Held(tmp_path, 0, settle_seconds=0)
     compactor.kick()
     assert started.wait(30)
     compactor.close()
-    assert not compactor._thread.is_alive()
+    assert set(threading.enumerate()) - threads == set()  # its thread stopped
     assert (compactor.runs, compactor.errors) == (0, 0)
     assert pending_segments(tmp_path) == pending
     report = compact(tmp_path)

@@ -37,6 +37,7 @@ def test_all_is_pinned_and_sorted() -> None:
         "InMemorySink",
         "apply_fleet_event",
         "crash_at_boundary",
+        "crash_at_deletion",
     ]
 
 

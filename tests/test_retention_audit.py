@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from autoheal_otel import AutoHealManager, Outcome, PolicyConfig, StepResult
-from autoheal_otel.analytics._view import read_manifest
+from autoheal_otel.analytics._view import CompactedOutput, read_manifest
 from autoheal_otel.analytics.compaction import compact
 from autoheal_otel.analytics.replay import replay
 from autoheal_otel.analytics.resume import resume_state
@@ -76,12 +76,29 @@ def records(data: Path, reason: str) -> list[dict[str, Any]]:
 
 
 def keeper_run(data: Path, clock: FakeClock, config: PolicyConfig) -> AutoHealManager:
-    """Open a manager and run its audit retention once (what its thread does)."""
+    """Open a manager and take one retention turn, as its thread does a minute after the start
+    (failure cases and reports, then the audit log and the success store)."""
     manager = AutoHealManager(config, data, clock=clock)
-    retention = manager._parts.retention
-    assert retention is not None and retention.audit is not None
-    retention.audit.run()
+    clock.advance(61)
+    assert manager.run_background("retention") == 1
     return manager
+
+
+def naive(text: str | None) -> datetime:
+    """Return a cut a retention record names (naive UTC, as the manifest's times are)."""
+    assert text is not None
+    return datetime.fromisoformat(text)
+
+
+def deleted_of(data: Path) -> list[dict[str, Any]]:
+    """Return every compacted output the audit log's retention records say were deleted."""
+    return [d for r in records(data, Reason.RETENTION_DELETED) for d in r["details"]["deleted"]]
+
+
+def files_of(out: CompactedOutput) -> list[str]:
+    names = [out.results, out.events, out.rollup, out.hourly]
+    assert all(names), out
+    return sorted(n for n in names if n)
 
 
 @pytest.mark.parametrize("restarts", [False, True])
@@ -94,26 +111,31 @@ def test_keep_days_deletes_whole_files_behind_a_kept_checkpoint(
     clock = FakeClock(START)
     build(tmp_path, clock, 8, policy(), restarts)
     before = read_manifest(tmp_path / FOLDER)
-    as_of = clock.now()
+    as_of = clock.now() + timedelta(seconds=61)  # when keeper_run's turn runs
     state_before = resume_state(tmp_path, policy(), as_of)
-    with keeper_run(tmp_path, clock, policy()) as manager:
-        cut = manager._parts.retention.audit.last_cut  # type: ignore[union-attr]
-        assert cut is not None and cut.keep_days_cut is not None and cut.retire
+    keeper_run(tmp_path, clock, policy()).close()
     after = read_manifest(tmp_path / FOLDER)
     gone = {o.id for o in before} - {o.id for o in after}
-    assert gone == {o.id for o in cut.retire}
-    # Whole outputs, every file of them, only those wholly before the kept checkpoint.
-    for out in cut.retire:
-        assert out.last_ts is not None and out.last_ts < cut.keep_days_cut
-        for name in (out.results, out.events, out.rollup, out.hourly):
-            assert name is not None and not (tmp_path / FOLDER / name).exists()
-    assert all((o.last_ts or o.max_ts) >= cut.keep_days_cut for o in after)  # type: ignore[operator]
-    limit = (as_of - timedelta(days=3)).replace(tzinfo=None)
-    assert cut.keep_days_cut <= limit
+    # The run's record says what it cut, and why.
     (rec,) = records(tmp_path, Reason.RETENTION_DELETED)
-    assert rec["details"]["bytes_freed"] > 0 and rec["actor"] == "autoheal"
-    assert {d["why"] for d in rec["details"]["deleted"]} == {"keep_days"}
-    assert sorted(d["id"] for d in rec["details"]["deleted"]) == sorted(gone)
+    details = rec["details"]
+    assert details["bytes_freed"] > 0 and rec["actor"] == "autoheal"
+    assert details["area"] == "audit" and details["resumed"] is False
+    assert details["blocked"] is None
+    keep_days_cut = naive(details["keep_days_cut"])
+    assert gone and sorted(d["id"] for d in details["deleted"]) == sorted(gone)
+    assert {d["why"] for d in details["deleted"]} == {"keep_days"}
+    # Whole outputs, every file of them, only those wholly before the kept checkpoint.
+    by_id = {o.id: o for o in before}
+    for item in details["deleted"]:
+        out = by_id[item["id"]]
+        assert out.last_ts is not None and out.last_ts < keep_days_cut
+        assert naive(item["last_ts"]) == out.last_ts
+        assert sorted(item["files"]) == files_of(out)
+        assert not any((tmp_path / FOLDER / name).exists() for name in files_of(out))
+    assert all((o.last_ts or o.max_ts) >= keep_days_cut for o in after)  # type: ignore[operator]
+    limit = (as_of - timedelta(days=3)).replace(tzinfo=None)
+    assert keep_days_cut <= limit
     assert not (tmp_path / JOURNAL).exists()
     # What is kept replays from its first checkpoint: every decision of the last keep_days.
     report = replay(tmp_path)
@@ -135,28 +157,33 @@ def test_the_budget_deletes_up_to_what_live_decisions_read_and_no_further(
     clock = FakeClock(START)
     build(tmp_path, clock, 5, policy(keep_days=30))
     tight = policy(keep_days=30, keep_free_bytes=2**49)  # more than the device holds
+    before = read_manifest(tmp_path / FOLDER)
     with keeper_run(tmp_path, clock, tight) as manager:
-        retention = manager._parts.retention
-        assert retention is not None and retention.audit is not None
-        cut = retention.audit.last_cut
-        assert cut is not None and cut.blocked is not None and cut.budget_cut is not None
-        assert cut.keep_days_cut is None  # nothing is 30 days old: the budget alone deleted
-        assert {cut.why[o.id] for o in cut.retire} == {"keep_free_bytes"}
-        usage = retention.disk.measure_now()
-        report = manager.get_status_report()
+        report = manager.get_status_report()  # measured at the end of the turn
         assert report.global_.health == "degraded"
         assert "retention cannot meet the budget" in report.global_.reason
-        assert usage.to_dict()["within_budget"] is False
+        assert report.disk is not None and report.disk["within_budget"] is False
+    # What the run cut and why: the deletion's record, then the one saying what stays.
+    (deleted,) = records(tmp_path, Reason.RETENTION_DELETED)
+    (blocked,) = records(tmp_path, Reason.RETENTION_BLOCKED)
+    assert "more must be freed" in blocked["message"]
+    cut = blocked["details"]
+    assert cut["blocked"] is not None and cut["deleted"] == []
+    assert cut["keep_days_cut"] is None  # nothing is 30 days old: the budget alone deleted
+    assert deleted["details"]["budget_cut"] == cut["budget_cut"]
+    assert deleted["details"]["blocked"] == cut["blocked"]
+    assert {d["why"] for d in deleted["details"]["deleted"]} == {"keep_free_bytes"}
+    budget_cut = naive(cut["budget_cut"])
     # A read-only reader of the directory (autoheal status, serve) says it too.
     with AutoHealManager(tight, tmp_path, clock=clock, read_only=True) as reader:
         health = reader.get_status_report().global_
         assert health.health == "degraded" and "retention cannot meet" in health.reason
     kept = read_manifest(tmp_path / FOLDER)
-    assert kept and all((o.last_ts or o.max_ts) >= cut.budget_cut for o in kept)  # type: ignore[operator]
-    assert cut.protected_from is not None and cut.budget_cut <= cut.protected_from
-    (blocked,) = records(tmp_path, Reason.RETENTION_BLOCKED)
-    assert "more must be freed" in blocked["message"]
-    assert records(tmp_path, Reason.RETENTION_DELETED)
+    assert kept and all((o.last_ts or o.max_ts) >= budget_cut for o in kept)  # type: ignore[operator]
+    gone = {o.id for o in before} - {o.id for o in kept}
+    assert gone and gone == {d["id"] for d in deleted["details"]["deleted"]}
+    assert all(naive(d["last_ts"]) < budget_cut for d in deleted["details"]["deleted"])
+    assert budget_cut <= naive(cut["protected_from"])
     # The state live decisions read is whole: a restart still starts from a checkpoint.
     again = resume_state(tmp_path, tight, clock.now())
     assert again is not None
@@ -171,6 +198,7 @@ def test_the_budget_deletes_up_to_what_live_decisions_read_and_no_further(
 
 
 def test_a_pin_keeps_its_range_and_everything_newer(tmp_path: Path) -> None:
+    """The outputs a pin overlaps and every newer one stay; older ones past keep_days go."""
     clock = FakeClock(START)
     build(tmp_path, clock, 8, policy())
     incident = START + timedelta(days=1, hours=12)
@@ -178,14 +206,15 @@ def test_a_pin_keeps_its_range_and_everything_newer(tmp_path: Path) -> None:
         pin = manager.pin_range(incident, incident + timedelta(hours=1), "INC-7", "alice")
     assert [p.id for p in load_pins(tmp_path)] == [pin.id]
     before = read_manifest(tmp_path / FOLDER)
-    with keeper_run(tmp_path, clock, policy()) as manager:
-        cut = manager._parts.retention.audit.last_cut  # type: ignore[union-attr]
-        assert cut is not None
+    keeper_run(tmp_path, clock, policy()).close()
     kept = read_manifest(tmp_path / FOLDER)
-    naive = incident.replace(tzinfo=None)
-    holding = [o for o in before if (o.first_ts or o.min_ts) <= naive <= (o.last_ts or o.max_ts)]  # type: ignore[operator]
+    at = incident.replace(tzinfo=None)
+    holding = [o for o in before if (o.first_ts or o.min_ts) <= at <= (o.last_ts or o.max_ts)]  # type: ignore[operator]
     assert holding and all(o in kept for o in holding)
-    assert all((o.last_ts or o.max_ts) < naive for o in cut.retire)  # type: ignore[operator]
+    gone = {o.id for o in before} - {o.id for o in kept}
+    assert gone and {d["id"] for d in deleted_of(tmp_path)} == gone
+    assert all(naive(d["last_ts"]) < at for d in deleted_of(tmp_path))
+    assert all((o.last_ts or o.max_ts) < at for o in before if o.id in gone)  # type: ignore[operator]
     (rec,) = records(tmp_path, Reason.RETENTION_PINNED)
     assert rec["actor"] == "alice" and rec["details"]["pin"]["id"] == pin.id
     assert replay(tmp_path).matches
@@ -251,7 +280,7 @@ def test_the_success_store_keeps_keep_days_and_stops_growing(tmp_path: Path) -> 
     config = policy(keep_days=2)
     pages = []
     with AutoHealManager(config, tmp_path, clock=clock) as manager:
-        store = manager._parts.success_store
+        store = manager.success_store
         assert store is not None
         for day in range(8):
             for i in range(1500):

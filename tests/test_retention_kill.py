@@ -1,5 +1,11 @@
 """kill -9 during audit retention and during a checkpoint: nothing kept is lost, nothing is
-left half deleted, and restart and replay still match afterwards."""
+left half deleted, and restart and replay still match afterwards.
+
+Retention is killed with :func:`autoheal_otel.testing.crash_at_deletion`, which ends the
+process with ``os._exit`` right after a chosen durable step: like ``kill -9``, no ``finally``,
+no ``atexit``, no flush of what the process buffered runs; the kernel closes its files and
+releases its locks. What is on disk at that instant is what either leaves behind.
+"""
 
 from __future__ import annotations
 
@@ -9,27 +15,43 @@ import signal
 import subprocess
 import sys
 import textwrap
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from autoheal_otel import AutoHealManager
+from autoheal_otel import AutoHealManager, EventKind
 from autoheal_otel.analytics import AuditAnalytics
 from autoheal_otel.analytics._view import read_manifest
 from autoheal_otel.analytics.replay import replay
 from autoheal_otel.analytics.resume import resume_state
 from autoheal_otel.disk._audit_retention import JOURNAL
 from autoheal_otel.semconv import Reason
-from autoheal_otel.testing import FakeClock
+from autoheal_otel.testing import CRASH_EXIT_CODE, FakeClock, InMemorySink
 
-from .test_retention_audit import FOLDER, START, build, policy, records
+from .test_retention_audit import FOLDER, START, build, keeper_run, naive, policy, records
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _child(script: str) -> int:
+RETENTION = """
+import sys
+from datetime import datetime
+from autoheal_otel import AutoHealManager
+from autoheal_otel.testing import FakeClock, crash_at_deletion
+from tests.test_retention_audit import policy
+data, now, kill_at = sys.argv[1], datetime.fromisoformat(sys.argv[2]), int(sys.argv[3])
+crash_at_deletion(kill_at)
+clock = FakeClock(now)
+manager = AutoHealManager(policy(), data, clock=clock)
+clock.advance(61)  # the first run is due a minute after the start
+manager.run_background("retention")
+"""
+
+
+def _child(script: str, *args: str) -> int:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-c", script], env=env, timeout=180, check=False)
+    done = subprocess.run([sys.executable, "-c", script, *args], env=env, timeout=180, check=False)
     return done.returncode
 
 
@@ -48,66 +70,52 @@ def _kept_since(data: Path, since: str) -> int:
         )
 
 
-@pytest.mark.parametrize("kill_at", [1, 2, 3, 6])
-def test_kill_during_audit_retention(tmp_path: Path, kill_at: int) -> None:
+@pytest.mark.parametrize(
+    "kills",
+    [(1,), (2,), (3,), (6,), (3, 2)],
+    ids=["journalled", "committed", "first-file", "several-files", "killed-again-finishing"],
+)
+def test_kill_during_audit_retention(tmp_path: Path, kills: tuple[int, ...]) -> None:
     """Killed after the journal (1), after the manifest's commit line (2), after the first
-    file (3) or several (6): before the commit nothing is gone, after it the next run deletes
-    the rest and records it; the kept records, the restart and replay are as before."""
+    file (3) or several (6), or after the first file and again while the next run finishes:
+    before the commit nothing is gone, after it the next run deletes the rest and records it;
+    the kept records, the restart and replay are as before."""
     clock = FakeClock(START)
     build(tmp_path, clock, 8, policy())
     now = clock.now()
+    run_at = now + timedelta(seconds=61)  # when each process's retention turn runs
     before = read_manifest(tmp_path / FOLDER)
-    expected = resume_state(tmp_path, policy(), now)
-    script = textwrap.dedent(
-        f"""
-        import os, signal
-        from datetime import datetime
-        from autoheal_otel import AutoHealManager, PolicyConfig
-        from autoheal_otel.testing import FakeClock
-        from tests.test_retention_audit import policy
-        manager = AutoHealManager(policy(), {str(tmp_path)!r},
-                                  clock=FakeClock(datetime.fromisoformat({now.isoformat()!r})))
-        steps = 0
-        def step():
-            global steps
-            steps += 1
-            if steps == {kill_at}:
-                os.kill(os.getpid(), signal.SIGKILL)
-        manager._parts.retention.audit.run(step)
-        """
-    )
-    assert _child(script) == -signal.SIGKILL
-    assert (tmp_path / JOURNAL).exists()
-    after_kill = read_manifest(tmp_path / FOLDER)
-    if kill_at == 1:
-        assert after_kill == before  # not committed: every output is still there
-    else:
-        assert len(after_kill) < len(before)
-    # Whatever a reader sees is whole: every output it lists has all its files.
-    for out in after_kill:
-        for name in (out.results, out.events, out.rollup, out.hourly):
-            assert name is not None and (tmp_path / FOLDER / name).exists()
-    assert records(tmp_path, Reason.RETENTION_DELETED) == []
-    with AutoHealManager(policy(), tmp_path, clock=FakeClock(now)) as manager:
-        retention = manager._parts.retention
-        assert retention is not None and retention.audit is not None
-        retention.audit.run()
-        cut = retention.audit.last_cut
+    expected = resume_state(tmp_path, policy(), run_at)
+    for kill_at in kills:
+        assert _child(RETENTION, str(tmp_path), now.isoformat(), str(kill_at)) == CRASH_EXIT_CODE
+        assert (tmp_path / JOURNAL).exists()
+        after_kill = read_manifest(tmp_path / FOLDER)
+        if kills[0] == 1:
+            assert after_kill == before  # not committed: every output is still there
+        else:
+            assert len(after_kill) < len(before)
+        # Whatever a reader sees is whole: every output it lists has all its files.
+        for out in after_kill:
+            for name in (out.results, out.events, out.rollup, out.hourly):
+                assert name is not None and (tmp_path / FOLDER / name).exists()
+        assert records(tmp_path, Reason.RETENTION_DELETED) == []
+    keeper_run(tmp_path, FakeClock(now), policy()).close()
     assert not (tmp_path / JOURNAL).exists()
     kept = read_manifest(tmp_path / FOLDER)
     gone = {o.id for o in before} - {o.id for o in kept}
     named = {n for o in kept for n in (o.results, o.events, o.rollup, o.hourly)}
     on_disk = {p.name for p in (tmp_path / FOLDER).glob("*.parquet")}
     assert on_disk == named  # no half-deleted output left behind
-    deleted = records(tmp_path, Reason.RETENTION_DELETED)
-    assert sorted(d["id"] for r in deleted for d in r["details"]["deleted"]) == sorted(gone)
-    assert [r["details"]["resumed"] for r in deleted][:1] == [kill_at > 1]
-    assert cut is not None and cut.keep_days_cut is not None
-    assert all((o.last_ts or o.max_ts) >= cut.keep_days_cut for o in kept)  # type: ignore[operator]
+    (deleted,) = records(tmp_path, Reason.RETENTION_DELETED)  # one run, recorded once
+    details = deleted["details"]
+    assert gone and sorted(d["id"] for d in details["deleted"]) == sorted(gone)
+    assert details["resumed"] is (kills[0] > 1)
+    keep_days_cut = naive(details["keep_days_cut"])
+    assert all((o.last_ts or o.max_ts) >= keep_days_cut for o in kept)  # type: ignore[operator]
     # Nothing kept is lost: the records from the kept checkpoint on, restart and replay.
     report = replay(tmp_path)
     assert report.matches, report.mismatches
-    again = resume_state(tmp_path, policy(), now)
+    again = resume_state(tmp_path, policy(), run_at)
     assert expected is not None and again is not None and again.state == expected.state
 
 
@@ -149,9 +157,10 @@ def test_kill_during_a_checkpoint(tmp_path: Path) -> None:
         json.loads(last)
     later = FakeClock(now)
     later.advance(3600)
-    with AutoHealManager(policy(), tmp_path, clock=later) as manager:
-        restored = manager._parts.restored
-        assert "from_checkpoint" in restored  # the last whole checkpoint
+    sink = InMemorySink()
+    with AutoHealManager(policy(), tmp_path, clock=later, sinks=[sink]) as manager:
+        (start,) = [e for e in sink.of_kind(EventKind.SESSION) if e.reason == Reason.SESSION_START]
+        assert "from_checkpoint" in start.details["restored"]  # the last whole checkpoint
         assert manager.should_execute_step("wf0", "s0")[0]
     after = _counts(tmp_path)
     for kind, n in counts.items():

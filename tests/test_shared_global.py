@@ -6,8 +6,12 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from autoheal_otel import AutoHealManager, EventKind, ExecutionState
+from autoheal_otel.analytics import AuditAnalytics
 from autoheal_otel.testing import FakeClock, InMemorySink
 
 from .conftest import POST, policy_with
@@ -41,7 +45,9 @@ def _other_process(data_dir: Path, failures: int, policy_json: str) -> None:
     assert proc.returncode == 0, proc.stderr
 
 
-def test_the_shared_log_is_never_queried_on_the_hooks_thread(tmp_path: Path) -> None:
+def test_the_shared_log_is_never_queried_on_the_hooks_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A due sync only wakes the sync thread: the DuckDB query runs on another thread."""
     import threading
 
@@ -49,11 +55,14 @@ def test_the_shared_log_is_never_queried_on_the_hooks_thread(tmp_path: Path) -> 
     clock = FakeClock(start=datetime.now(UTC))
     m = AutoHealManager(policy=policy, data_dir=tmp_path, clock=clock)
     threads: list[str] = []
-    sync = m._periodic._sync_global
-    m._periodic._sync_global = lambda wall: (
-        threads.append(threading.current_thread().name),
-        sync(wall),
-    )  # type: ignore[method-assign]
+    query = AuditAnalytics.query
+
+    def watched(db: AuditAnalytics, name: str, **params: Any) -> list[dict[str, Any]]:
+        if name == "global_window":  # the query of the shared global figures
+            threads.append(threading.current_thread().name)
+        return query(db, name, **params)
+
+    monkeypatch.setattr(AuditAnalytics, "query", watched)
     catch_up(clock, 10)
     m.should_execute_step("w", "s")
     assert m.run_background("sync")

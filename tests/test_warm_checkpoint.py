@@ -11,10 +11,18 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from autoheal_otel import AutoHealManager, ExecutionState, Outcome, PolicyConfig, StepResult
+from autoheal_otel import (
+    AutoHealManager,
+    EventKind,
+    ExecutionState,
+    Outcome,
+    PolicyConfig,
+    Reason,
+    StepResult,
+)
 from autoheal_otel.analytics.replay import replay
 from autoheal_otel.analytics.resume import resume_state
-from autoheal_otel.testing import FakeClock
+from autoheal_otel.testing import FakeClock, InMemorySink
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 POLICY = PolicyConfig.from_dict(
@@ -83,6 +91,14 @@ def _run(
     return out
 
 
+def _restored(sink: InMemorySink) -> dict[str, Any]:
+    """Return what the manager's warm restart rebuilt, as its session start record says."""
+    (start,) = [e for e in sink.of_kind(EventKind.SESSION) if e.reason == Reason.SESSION_START]
+    assert start.details is not None
+    restored: dict[str, Any] = start.details["restored"]
+    return restored
+
+
 def _comparable(state: dict[str, Any]) -> str:
     """The state as JSON, but for when a workflow that never changed state was first met: a
     refused operator move meets it live without a record (the log meets it at its first)."""
@@ -132,8 +148,9 @@ def test_restart_from_checkpoint_and_tail_equals_restart_from_the_whole_log(
     # The restarted manager (from the checkpoint) and the machine that never stopped answer
     # alike; replay of the log, restart included, matches every decision.
     c1 = FakeClock(as_of, 5000.0)
-    with AutoHealManager(POLICY, live, clock=c1) as again:
-        assert again._parts.restored["from_checkpoint"] == fast.checkpoint_ts.isoformat()
+    sink = InMemorySink()
+    with AutoHealManager(POLICY, live, clock=c1, sinks=[sink]) as again:
+        assert _restored(sink)["from_checkpoint"] == fast.checkpoint_ts.isoformat()
         _run(again, c1, after, gap)
     report = replay(live)
     assert report.matches, report.mismatches
@@ -151,8 +168,9 @@ def test_a_restart_reads_from_the_newest_checkpoint_before_the_horizon(tmp_path:
             manager.checkpoint()
             stamps.append(clock.now())
         clock.advance(10)
-    with AutoHealManager(POLICY, tmp_path, clock=clock) as again:
-        restored = again._parts.restored
+    sink = InMemorySink()
+    with AutoHealManager(POLICY, tmp_path, clock=clock, sinks=[sink]) as again:
+        restored = _restored(sink)
         # as of T0 + 170 s with a horizon of 60 s: the checkpoint at 80 s, not 120 s or 160 s
         assert restored["from_checkpoint"] == stamps[1].replace(tzinfo=None).isoformat()
         assert restored["tail_records"] >= 3

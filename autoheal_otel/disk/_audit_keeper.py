@@ -50,17 +50,14 @@ class AuditKeeper:
         self._policy = policy
         self._wall = wall
         self._record = record
-        #: The last plan made (tests and the benchmark read it).
-        self.last_cut: AuditCut | None = None
         self._blocked_recorded: str | None = None
         #: Success-store rows deleted (all runs).
         self.pruned_rows = 0
 
-    def run(
-        self, step: Callable[[], None] | None = None, stopping: Callable[[], bool] = bool
-    ) -> dict[str, Any] | None:
+    def run(self, stopping: Callable[[], bool] = bool) -> dict[str, Any] | None:
         """Finish an interrupted run, then delete what retention allows; return the details
-        recorded of a deletion (None: nothing deleted)."""
+        recorded of a deletion (None: nothing deleted). What the run cut, and why, is in its
+        record (:func:`~._audit_retention.details_of`)."""
         recorded = None
         resumed = resume(self.data_dir)
         if resumed is not None:
@@ -86,8 +83,7 @@ class AuditKeeper:
             compact(self.data_dir, settle_seconds=COMPACT_SETTLE_SECONDS)  # raw goes first
             usage = self.disk.measure_now()
         cut = plan_audit(self.data_dir, policy, now, usage.total, usage.free_bytes, pins)
-        self.last_cut = cut
-        details = retire(self.data_dir, cut, policy, step)
+        details = retire(self.data_dir, cut, policy)
         if details is not None:
             self._record(details)
             clear(self.data_dir)

@@ -34,7 +34,6 @@ import json
 import os
 import re
 import secrets
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -44,6 +43,7 @@ from ..analytics._view import COMPACTED_DIR, MANIFEST, CompactedOutput, read_man
 from ..base._fs import fsync_path, read_regular_file, write_atomic
 from ..policy._config import PolicyConfig
 from ..sinks.jsonl import AUDIT_DIR, segment_paths
+from ._crash import deletion_point
 from ._pins import Pin, overlaps
 from ._usage import human_bytes
 
@@ -239,14 +239,10 @@ def details_of(cut: AuditCut, policy: PolicyConfig, run: str) -> dict[str, Any]:
     }
 
 
-def retire(
-    data_dir: Path,
-    cut: AuditCut,
-    policy: PolicyConfig,
-    step: Callable[[], None] | None = None,
-) -> dict[str, Any] | None:
+def retire(data_dir: Path, cut: AuditCut, policy: PolicyConfig) -> dict[str, Any] | None:
     """Delete the outputs ``cut`` retires; return the run's details (None: nothing to do, or
-    compaction holds the directory now — the next run tries again)."""
+    compaction holds the directory now — the next run tries again). The journal, the commit
+    line and each file unlinked are a :func:`~._crash.deletion_point`."""
     if not cut.retire:
         return None
     fd = _locked(data_dir)
@@ -259,30 +255,29 @@ def retire(
             return None
         details = details_of(cut, policy, f"r-{secrets.token_hex(4)}")
         write_atomic(Path(data_dir) / JOURNAL, json.dumps(details).encode())
-        if step is not None:
-            step()
+        deletion_point()
         line = {"retires": [o.id for o in cut.retire], "run": details["run"]}
         with (folder / MANIFEST).open("a", encoding="utf-8") as manifest:
             manifest.write(json.dumps(line) + "\n")
             manifest.flush()
             os.fsync(manifest.fileno())
-        if step is not None:
-            step()
-        _unlink(folder, details, step)
+        deletion_point()
+        _unlink(folder, details)
         return details
     finally:
         os.close(fd)
 
 
-def _unlink(folder: Path, details: dict[str, Any], step: Callable[[], None] | None) -> None:
+def _unlink(folder: Path, details: dict[str, Any]) -> None:
     for item in details["deleted"]:
         for name in item["files"]:
             if not isinstance(name, str) or not _OUTPUT_FILE.fullmatch(name):
                 continue  # only an output's own files: never a path, the manifest, a lock
-            with contextlib.suppress(FileNotFoundError):
+            try:
                 (folder / name).unlink()
-            if step is not None:
-                step()
+            except FileNotFoundError:
+                continue  # a run a crash cut short had deleted it
+            deletion_point()
     fsync_path(folder)
 
 
@@ -311,7 +306,7 @@ def resume(data_dir: Path) -> dict[str, Any] | None:
     if fd is None:
         return None
     try:
-        _unlink(folder, details, None)
+        _unlink(folder, details)
     finally:
         os.close(fd)
     details["resumed"] = True

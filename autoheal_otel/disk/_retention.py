@@ -103,8 +103,8 @@ class RetentionKeeper:
         record: feeds one retention record (a run's details) through the manager's input path.
         measure_interval: seconds between measurements (real time).
 
-    The thread runs from :meth:`start` (after the session's first record); tests drive
-    :meth:`run_once` and :meth:`tick` on a fake clock instead.
+    The thread runs from :meth:`start` (after the session's first record); a test (or a
+    host) does one turn now with the manager's ``run_background("retention")`` (:meth:`tick`).
     """
 
     def __init__(
@@ -142,15 +142,11 @@ class RetentionKeeper:
         self._thread = threading.Thread(target=self._loop, name="autoheal-retention", daemon=True)
         self._thread.start()
 
-    def kick(self) -> None:
-        """Wake the thread for a turn now (returns at once)."""
-        self._wake.set()
-
-    def run_once(self, step: Callable[[], None] | None = None) -> dict[str, Any] | None:
+    def run_once(self) -> dict[str, Any] | None:
         """Finish an interrupted run, then delete what is past its keep-days now.
 
         Returns the details recorded (None: nothing was deleted, or another run holds the
-        directory). ``step`` is called after each file deleted (the kill test uses it).
+        directory).
         """
         with self._run_lock:
             fd = os.open(self.data_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
@@ -159,11 +155,11 @@ class RetentionKeeper:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except BlockingIOError:
                     return None  # another process runs retention here now
-                return self._run(step)
+                return self._run()
             finally:
                 os.close(fd)  # releases the flock
 
-    def _run(self, step: Callable[[], None] | None) -> dict[str, Any] | None:
+    def _run(self) -> dict[str, Any] | None:
         policy = self._policy()
         now = self._wall()
         details = None
@@ -178,14 +174,14 @@ class RetentionKeeper:
                 "reports": policy.reports_keep_days,
             }
             units = plan(self.data_dir, keep, now)
-            if not delete_units(self.data_dir, units, step, self._stop.is_set):
+            if not delete_units(self.data_dir, units, self._stop.is_set):
                 return details  # closing: the next run finishes and records this one
             if units:
                 details = summarize(units, policy, now, False)
                 self._record(details)
                 clear_journal(self.data_dir)
         if self.audit is not None:
-            audited = self.audit.run(step, self._stop.is_set)
+            audited = self.audit.run(self._stop.is_set)
             details = audited or details
         if details is not None:
             self.runs += 1
@@ -209,7 +205,7 @@ class RetentionKeeper:
             except Exception:  # retention must never break the manager
                 self.errors += 1
                 _log.exception("autoheal retention could not run in %s", self.data_dir)
-            # allowed: the retention thread sleeps until its interval passes, kick() or close()
+            # allowed: the retention thread sleeps until its interval passes or close()
             self._wake.wait(self.measure_interval)
             self._wake.clear()
 

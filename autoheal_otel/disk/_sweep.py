@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from ..base._fs import fsync_path, read_regular_file, write_atomic
+from ._crash import deletion_point
 
 __all__ = [
     "AREAS",
@@ -153,7 +154,7 @@ def plan(
     return found[:limit]
 
 
-def _delete_unit(data_dir: Path, unit: Unit, step: Callable[[], None] | None) -> int:
+def _delete_unit(data_dir: Path, unit: Unit) -> int:
     """Delete one unit's entries (missing ones are fine); return how many were deleted."""
     area = data_dir / unit.area
     if not _real_dir(area):
@@ -180,8 +181,7 @@ def _delete_unit(data_dir: Path, unit: Unit, step: Callable[[], None] | None) ->
                 else:
                     os.unlink(name, dir_fd=fd)
                 deleted += 1
-                if step is not None:
-                    step()
+                deletion_point()
             os.fsync(fd)
             return deleted
         finally:
@@ -193,23 +193,23 @@ def _delete_unit(data_dir: Path, unit: Unit, step: Callable[[], None] | None) ->
 def delete_units(
     data_dir: Path,
     units: list[Unit],
-    step: Callable[[], None] | None = None,
     stopping: Callable[[], bool] | None = None,
 ) -> bool:
     """Journal ``units`` and delete them in order; return False if ``stopping()`` cut it short.
 
-    ``step`` is called after each entry deleted (the kill test uses it); ``stopping`` is
-    asked between units (a closing manager). Either way the journal stays: the caller records
-    a complete run, then calls :func:`clear_journal`; a run cut short is finished and
-    recorded by the next one, as after a crash.
+    ``stopping`` is asked between units (a closing manager). Either way the journal stays:
+    the caller records a complete run, then calls :func:`clear_journal`; a run cut short is
+    finished and recorded by the next one, as after a crash (the journal and each entry
+    deleted are a :func:`~._crash.deletion_point`).
     """
     if not units:
         return True
     write_atomic(data_dir / JOURNAL, json.dumps([u.to_dict() for u in units]))
+    deletion_point()
     for unit in units:
         if stopping is not None and stopping():
             return False
-        _delete_unit(data_dir, unit, step)
+        _delete_unit(data_dir, unit)
     return True
 
 
@@ -275,5 +275,5 @@ def resume(data_dir: Path) -> list[Unit] | None:
     if units is None:
         return None
     for unit in units:
-        _delete_unit(data_dir, unit, None)
+        _delete_unit(data_dir, unit)
     return units
