@@ -312,12 +312,18 @@ def test_manager_thread_runs_retention_off_the_hooks(tmp_path: Path) -> None:
                 threads.append(threading.current_thread().name)
                 recorded.set()
 
+    def retention_threads() -> set[threading.Thread]:
+        return {t for t in threading.enumerate() if t.name == "autoheal-retention"}
+
+    others = retention_threads()  # other tests' managers may still be running theirs
     with AutoHealManager(data_dir=tmp_path, clock=clock, sinks=[Watch()]) as manager:
+        ours = retention_threads() - others
+        assert len(ours) == 1
         assert "retention" in manager.background_jobs()
         assert recorded.wait(60), "the retention thread recorded no run"
         assert not case[0].exists()
     assert threads == ["autoheal-retention"]
-    assert not any(t.name == "autoheal-retention" for t in threading.enumerate())
+    assert not any(t.is_alive() for t in ours)  # close() stopped it
     assert len(_records(tmp_path, EventKind.RETENTION)) == 1
 
 

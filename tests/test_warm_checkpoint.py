@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from autoheal_otel import (
@@ -113,6 +113,23 @@ def _comparable(state: dict[str, Any]) -> str:
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(before=plans, between=plans, after=plans, gap=gaps, idle=st.sampled_from([61.0, 200.0]))
+@example(  # a step's last failure before the checkpoint: its window is empty after, or none
+    before=[
+        ("step", "a", "s1", Outcome.SUCCESS, None, True),
+        ("step", "a", "s2", Outcome.TARGET_NOT_FOUND, None, True),
+        ("operator", "a", ExecutionState.QUARANTINED),
+        ("step", "a", "s1", Outcome.SUCCESS, None, True),
+        ("step", "a", "s1", Outcome.SUCCESS, None, True),
+        ("operator", "a", ExecutionState.RUNNING),
+    ],
+    between=[
+        *[("step", "a", "s1", Outcome.SUCCESS, None, True)] * 3,
+        ("step", "a", "s2", Outcome.SUCCESS, 0.5, True),
+    ],
+    after=[("step", "a", "s1", Outcome.SUCCESS, None, True)],
+    gap=[1.0] * 120,
+    idle=61.0,
+)
 def test_restart_from_checkpoint_and_tail_equals_restart_from_the_whole_log(
     tmp_path_factory: Any,
     before: list[Any],

@@ -87,8 +87,10 @@ def _state(value: str | None) -> ExecutionState | None:
 def _step(step: br.StepRuntime, now: float) -> list[Any] | None:
     """Return a step's counters and window entries; None for a step with none (a step met
     again starts so): most of a large host's steps, left out to keep a checkpoint small
-    enough for every reader to parse (DuckDB holds a parsed record several times its size)."""
-    entries = _window(step.window, now)
+    enough for every reader to parse (DuckDB holds a parsed record several times its size).
+    An empty window is written as none: both count nothing, and a machine that met the step's
+    last failure before the checkpoint and one restored from it must capture alike."""
+    entries = _window(step.window, now) or None
     tnf, low = step.consecutive_target_not_found, step.consecutive_low_confidence
     if not tnf and not low and not entries:
         return None
@@ -223,7 +225,7 @@ def _unworkflow(
         step = br.StepRuntime()
         step.consecutive_target_not_found = int(tnf)
         step.consecutive_low_confidence = int(low)
-        if entries is not None:
+        if entries:  # (an empty window, as older checkpoints wrote it, is none)
             step.window = SlidingWindow(wf.policy.step_breaker.window_seconds)
             _refill(step.window, entries, now)
         wf.steps[sid] = step
