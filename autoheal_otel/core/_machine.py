@@ -31,17 +31,16 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from ..base._errors import PolicyError
 from ..base._events import DecisionEvent, Template
 from ..base._models import ExecutionState, Outcome, StepResult, Trigger, check_id
 from ..policy._config import PolicyConfig
 from ..semconv import Cause, EventKind, Reason, Rule, blocked_reason
 from . import _breakers as br
-from . import _calibration, _checkpoint, _probe, _versions
+from . import _calibration, _probe, _versions
 from ._facts import Fact, apply_facts
 from ._inputs import Inputs
-from ._ledger import At, Events, Ledger, LedgerView, Notes, Trace
-from ._report import PublishCounts, StatusReport, build_report
+from ._ledger import At, Events, Ledger, Notes, Trace
+from ._queries import Queries
 from ._versions import Action, MarkKnownGood, Restore
 from ._windows import SlidingWindow
 
@@ -55,38 +54,13 @@ ROLLBACK = ExecutionState.ROLLBACK
 PAUSED = ExecutionState.PAUSED
 
 
-class Machine(Inputs):
+class Machine(Inputs, Queries):
     """The per-workflow state machine and the global scope (see the module docstring)."""
 
     def __init__(self, policy: PolicyConfig, writer: str, anchor: tuple[float, datetime]) -> None:
         self._ledger = Ledger(policy, writer, anchor)
         # The ledger's dict, never replaced: one attribute read on the hot path.
         self._workflows = self._ledger.workflows
-
-    @property
-    def policy(self) -> PolicyConfig:
-        """Return the policy in force."""
-        return self._ledger.policy
-
-    @property
-    def view(self) -> LedgerView:
-        """The machine's state, to read (under the manager's lock): the only way to see it
-        from outside the core. Changes come only through the inputs."""
-        return self._ledger
-
-    def report(
-        self,
-        now: float,
-        wall: datetime,
-        last_policy_error: PolicyError | None,
-        publisher: PublishCounts,
-    ) -> StatusReport:
-        """Return the status report as of ``now`` (:func:`~._report.build_report`)."""
-        return build_report(self._ledger, now, wall, last_policy_error, publisher)
-
-    def checkpoint(self, now: float, wall: datetime) -> dict[str, Any]:
-        """Return what a checkpoint record holds, as of ``now`` (:func:`~._checkpoint.capture`)."""
-        return _checkpoint.capture(self._ledger, now, wall)
 
     # -- the hooks' inputs -----------------------------------------------------------------
 
