@@ -18,6 +18,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+from .base import _crash
 from .base._events import DecisionEvent
 from .base._fleet_event import FleetEvent
 from .semconv import EventKind
@@ -119,19 +120,7 @@ def crash_at_boundary(n: int) -> None:
     :data:`CRASH_EXIT_CODE`, without cleanup, like ``kill -9``. Call it in a child process
     before the store's operation, then check in the parent that the store opens whole.
     """
-    if n < 1:
-        raise ValueError(f"n must be at least 1, but was {n}")
-    from .versioning import _components
-
-    seen = 0
-
-    def hook() -> None:
-        nonlocal seen
-        seen += 1
-        if seen == n:
-            os._exit(CRASH_EXIT_CODE)
-
-    _components.boundary_hook = hook
+    _crash_at(n, _crash.STORE)
 
 
 def crash_at_deletion(n: int) -> None:
@@ -147,10 +136,14 @@ def crash_at_deletion(n: int) -> None:
     the parent that a new manager finishes the run: nothing kept is lost, nothing is left half
     deleted, and the run is recorded (``resumed``).
     """
+    _crash_at(n, _crash.RETENTION)
+
+
+def _crash_at(n: int, kind: str) -> None:
+    """Hook the crash points of ``kind`` (:mod:`~autoheal_otel.base._crash`) to end the process
+    at the ``n``-th."""
     if n < 1:
         raise ValueError(f"n must be at least 1, but was {n}")
-    from .disk import _crash
-
     seen = 0
 
     def hook() -> None:
@@ -159,7 +152,7 @@ def crash_at_deletion(n: int) -> None:
         if seen == n:
             os._exit(CRASH_EXIT_CODE)
 
-    _crash.deletion_hook = hook
+    _crash.hooks[kind] = hook
 
 
 def apply_fleet_event(manager: AutoHealManager, event: FleetEvent) -> bool:

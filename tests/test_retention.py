@@ -16,7 +16,7 @@ import pytest
 from autoheal_otel import AutoHealManager, DecisionEvent, PolicyConfig
 from autoheal_otel.analytics import AuditAnalytics
 from autoheal_otel.analytics.replay import replay
-from autoheal_otel.disk import _crash
+from autoheal_otel.base import _crash
 from autoheal_otel.disk._sweep import JOURNAL, plan, read_journal
 from autoheal_otel.semconv import EventKind, Reason
 from autoheal_otel.testing import CRASH_EXIT_CODE, FakeClock, InMemorySink
@@ -360,9 +360,9 @@ def test_a_run_cut_short_by_close_is_finished_by_the_next(
                 manager.close()
 
         # The hook crash_at_deletion sets, here to close the manager at a known point of a run.
-        monkeypatch.setattr(_crash, "deletion_hook", close_on_first_file)
+        monkeypatch.setitem(_crash.hooks, _crash.RETENTION, close_on_first_file)
         assert _run(manager, clock) == 1
-    monkeypatch.setattr(_crash, "deletion_hook", None)
+    monkeypatch.delitem(_crash.hooks, _crash.RETENTION)
     journal = read_journal(tmp_path)
     assert journal is not None and len(journal) == 3
     oldest, *rest = reversed(victims)

@@ -40,10 +40,10 @@ from pathlib import Path
 from typing import Any
 
 from ..analytics._view import COMPACTED_DIR, MANIFEST, CompactedOutput, read_manifest
+from ..base._crash import RETENTION, crash_point
 from ..base._fs import fsync_path, read_regular_file, write_atomic
 from ..policy._config import PolicyConfig
 from ..sinks.jsonl import AUDIT_DIR, segment_paths
-from ._crash import deletion_point
 from ._pins import Pin, overlaps
 from ._usage import human_bytes
 
@@ -242,7 +242,7 @@ def details_of(cut: AuditCut, policy: PolicyConfig, run: str) -> dict[str, Any]:
 def retire(data_dir: Path, cut: AuditCut, policy: PolicyConfig) -> dict[str, Any] | None:
     """Delete the outputs ``cut`` retires; return the run's details (None: nothing to do, or
     compaction holds the directory now — the next run tries again). The journal, the commit
-    line and each file unlinked are a :func:`~._crash.deletion_point`."""
+    line and each file unlinked are a :func:`~autoheal_otel.base._crash.crash_point`."""
     if not cut.retire:
         return None
     fd = _locked(data_dir)
@@ -255,13 +255,13 @@ def retire(data_dir: Path, cut: AuditCut, policy: PolicyConfig) -> dict[str, Any
             return None
         details = details_of(cut, policy, f"r-{secrets.token_hex(4)}")
         write_atomic(Path(data_dir) / JOURNAL, json.dumps(details).encode())
-        deletion_point()
+        crash_point(RETENTION)
         line = {"retires": [o.id for o in cut.retire], "run": details["run"]}
         with (folder / MANIFEST).open("a", encoding="utf-8") as manifest:
             manifest.write(json.dumps(line) + "\n")
             manifest.flush()
             os.fsync(manifest.fileno())
-        deletion_point()
+        crash_point(RETENTION)
         _unlink(folder, details)
         return details
     finally:
@@ -277,7 +277,7 @@ def _unlink(folder: Path, details: dict[str, Any]) -> None:
                 (folder / name).unlink()
             except FileNotFoundError:
                 continue  # a run a crash cut short had deleted it
-            deletion_point()
+            crash_point(RETENTION)
     fsync_path(folder)
 
 

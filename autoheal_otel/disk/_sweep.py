@@ -34,8 +34,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from ..base._crash import RETENTION, crash_point
 from ..base._fs import fsync_path, read_regular_file, write_atomic
-from ._crash import deletion_point
 
 __all__ = [
     "AREAS",
@@ -181,7 +181,7 @@ def _delete_unit(data_dir: Path, unit: Unit) -> int:
                 else:
                     os.unlink(name, dir_fd=fd)
                 deleted += 1
-                deletion_point()
+                crash_point(RETENTION)
             os.fsync(fd)
             return deleted
         finally:
@@ -200,12 +200,12 @@ def delete_units(
     ``stopping`` is asked between units (a closing manager). Either way the journal stays:
     the caller records a complete run, then calls :func:`clear_journal`; a run cut short is
     finished and recorded by the next one, as after a crash (the journal and each entry
-    deleted are a :func:`~._crash.deletion_point`).
+    deleted are a :func:`~autoheal_otel.base._crash.crash_point`).
     """
     if not units:
         return True
     write_atomic(data_dir / JOURNAL, json.dumps([u.to_dict() for u in units]))
-    deletion_point()
+    crash_point(RETENTION)
     for unit in units:
         if stopping is not None and stopping():
             return False

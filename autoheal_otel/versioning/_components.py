@@ -19,25 +19,13 @@ import os
 import re
 import shutil
 import sqlite3
-from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
+from ..base._crash import STORE, crash_point
 from ..base._errors import InvalidInputError
 from ..base._fs import fresh_temp, fsync_path, open_temp
 from ._ids import safe_name
-
-#: Called at every durable step boundary of a snapshot or rollback (after each fsync'd write
-#: or rename). ``None`` outside tests; :func:`autoheal_otel.testing.crash_at_boundary` sets it
-#: to prove that a process killed at any boundary leaves a whole version set.
-boundary_hook: Callable[[], None] | None = None
-
-
-def crash_point() -> None:
-    """Mark a durable step boundary (a process may die here and recovery must still hold)."""
-    if boundary_hook is not None:
-        boundary_hook()
-
 
 __all__ = [
     "ChecksumCache",
@@ -196,12 +184,12 @@ class DirectoryComponent:
             if leftover.exists():
                 shutil.rmtree(leftover)
         _link_tree(version_dir, fresh)
-        crash_point()
+        crash_point(STORE)
         if self.working.exists():
             os.replace(self.working, old)
-        crash_point()
+        crash_point(STORE)
         os.replace(fresh, self.working)
-        crash_point()
+        crash_point(STORE)
         shutil.rmtree(old, ignore_errors=True)
 
 

@@ -33,17 +33,18 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
 from ..base._clock import Clock, SystemClock
+from ..base._crash import STORE, crash_point
 from ..base._errors import InvalidInputError, StoreError
 from ..base._fs import fsync_path, write_atomic
 from ..base._models import VersionInfo
 from ._components import (
     ChecksumCache,
     Component,
-    crash_point,
 )
 from ._sets import VerifyReport, VersionSet, verify_set
 
@@ -53,7 +54,7 @@ Target = int | Literal["known_good", "previous"]
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    write_atomic(path, text, step=crash_point)
+    write_atomic(path, text, step=partial(crash_point, STORE))
 
 
 def _vdir(n: int) -> str:
@@ -257,14 +258,14 @@ class VersionedStore:
         if tmp.exists():
             shutil.rmtree(tmp)
         checksums = component.freeze(tmp)
-        crash_point()
+        crash_point(STORE)
         previous = current.components.get(name) if current else None
         if previous is not None and previous.checksums == checksums:
             shutil.rmtree(tmp)  # unchanged: keep the version the active set already has
             return previous
         os.replace(tmp, root / _vdir(number))
         fsync_path(root)
-        crash_point()
+        crash_point(STORE)
         return VersionInfo(
             component=name,
             version=number,
@@ -317,7 +318,7 @@ class VersionedStore:
             info = target.components.get(name)
             if info is not None:
                 component.restore(self._version_dir(name, info.version))
-                crash_point()
+                crash_point(STORE)
         _write_atomic(self.dir / "CURRENT", str(target.id))
         (self.dir / "ROLLBACK").unlink(missing_ok=True)
         fsync_path(self.dir)
