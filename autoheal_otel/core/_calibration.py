@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..base._errors import PolicyError
 from ..semconv import EventKind, Reason
-from ._ledger import At, Ledger
+from ._ledger import At, Events, Ledger, Trace
 
 if TYPE_CHECKING:
     from ..policy._config import PolicyConfig
@@ -49,17 +49,23 @@ def check_overrides(policy: PolicyConfig, overrides: Mapping[str, Any]) -> dict[
     return dict(overrides)
 
 
-def evaluate(ledger: Ledger, method: str, at: At) -> None:
-    """Record a method's threshold when it moved or first appeared."""
+def evaluate(
+    ledger: Ledger, method: str, now: float, ts: datetime | None, trace: Trace, events: Events
+) -> None:
+    """Record a method's threshold when it moved or first appeared.
+
+    Called on every result with a match while calibration is on: it takes the hook's four
+    context values, and builds the :class:`~._ledger.At` only to record a move."""
     cal = ledger.calibration
     new = cal.compute(method)
     old = cal.recorded.get(method)
     if new is None or new == old:
         return
     cal.recorded[method] = new
-    cal.since[method] = ledger.wall(at.now, at.ts)
-    if at.events is None:
+    cal.since[method] = ledger.wall(now, ts)
+    if events is None:
         return
+    at = At(now, ts, trace, events)
     evidence = cal.evidence(method)
     s = cal.settings
     ledger.record(
@@ -88,7 +94,7 @@ def evaluate(ledger: Ledger, method: str, at: At) -> None:
 def _evaluate_all(ledger: Ledger, at: At) -> None:
     if ledger.calibration.settings.enabled:
         for method in sorted(ledger.calibration.samples):
-            evaluate(ledger, method, at)
+            evaluate(ledger, method, *at)
 
 
 def configure(

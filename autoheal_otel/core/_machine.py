@@ -177,7 +177,7 @@ class Machine(Inputs, Queries):
         if conf is not None:  # a match: it feeds its method's calibration window
             method = self._ledger.calibration.offer(result)
             if method is not None:  # calibration is on: the threshold may have moved
-                _calibration.evaluate(self._ledger, method, At(now, ts, trace, events))
+                _calibration.evaluate(self._ledger, method, now, ts, trace, events)
         action: Action = None
         if wf.artifact_version is not None:
             action = _versions.count(self._ledger, wf, result, now, ts, trace, events)
