@@ -60,16 +60,15 @@ def link(
 ) -> None:
     """Input: the fleet link came up (the fleet decides ``scopes``) or went down (local)."""
     ledger.fleet_scopes = frozenset(scopes) if up else frozenset()
-    if at.events is not None:
-        ledger.record(
-            at,
-            EventKind.FLEET,
-            reason=reason.value,
-            message="fleet link up: the fleet decides " + ", ".join(sorted(ledger.fleet_scopes))
-            if up
-            else "fleet link down: this host's breakers decide",
-            details={**details, "scopes": sorted(ledger.fleet_scopes)},
-        )
+    ledger.record(
+        at,
+        EventKind.FLEET,
+        reason=reason.value,
+        message="fleet link up: the fleet decides " + ", ".join(sorted(ledger.fleet_scopes))
+        if up
+        else "fleet link down: this host's breakers decide",
+        details={**details, "scopes": sorted(ledger.fleet_scopes)},
+    )
 
 
 def grant_probe(
@@ -81,17 +80,16 @@ def grant_probe(
 ) -> None:
     """Input: this host won the fleet's probe lease of a quarantined workflow."""
     ledger.probe_permits[workflow_id] = at.now + lease_seconds
-    if at.events is not None:
-        ledger.record(
-            at,
-            EventKind.FLEET,
-            workflow_id,
-            None,
-            QUARANTINED,
-            reason=Reason.FLEET_PROBE_LEASE.value,
-            message=f"this host ({host}) holds the fleet's probe lease for {lease_seconds:g} s",
-            details={"lease_seconds": lease_seconds, "fleet_host": host},
-        )
+    ledger.record(
+        at,
+        EventKind.FLEET,
+        workflow_id,
+        None,
+        QUARANTINED,
+        reason=Reason.FLEET_PROBE_LEASE.value,
+        message=f"this host ({host}) holds the fleet's probe lease for {lease_seconds:g} s",
+        details={"lease_seconds": lease_seconds, "fleet_host": host},
+    )
 
 
 def apply(ledger: Ledger, event: FleetEvent, at: At) -> bool:
@@ -125,18 +123,17 @@ def rollback(ledger: Ledger, event: FleetEvent, at: At) -> Restore | None:
     if source is ROLLBACK or (not operator and source not in (RUNNING, DEGRADED)):
         return None
     if not ledger.versioned:
-        if at.events is not None:
-            ledger.record(
-                at,
-                EventKind.FLEET,
-                wid,
-                None,
-                source,
-                reason=Reason.FLEET_ROLLBACK_UNAVAILABLE.value,
-                message=f"{event.describe()}; no versioned store here: stays {source.value}",
-                actor=event.actor,
-                details=event.details(),
-            )
+        ledger.record(
+            at,
+            EventKind.FLEET,
+            wid,
+            None,
+            source,
+            reason=Reason.FLEET_ROLLBACK_UNAVAILABLE.value,
+            message=f"{event.describe()}; no versioned store here: stays {source.value}",
+            actor=event.actor,
+            details=event.details(),
+        )
         return None
     rule: RuleFiring | str = event.rule if operator else event.firing()
     message = event.describe()
@@ -254,14 +251,13 @@ def reject(
     at: At,
 ) -> None:
     """Input: a fleet entry this host read is malformed; it is skipped (recorded once)."""
-    if at.events is not None:
-        ledger.record(
-            at,
-            EventKind.FLEET,
-            reason=Reason.FLEET_EVENT_REJECTED.value,
-            message=f"fleet entry {entry_id} skipped: {why}",
-            details={"fleet_event": entry_id, "fleet_workflow": workflow_id, "why": why},
-        )
+    ledger.record(
+        at,
+        EventKind.FLEET,
+        reason=Reason.FLEET_EVENT_REJECTED.value,
+        message=f"fleet entry {entry_id} skipped: {why}",
+        details={"fleet_event": entry_id, "fleet_workflow": workflow_id, "why": why},
+    )
 
 
 def replay_record(

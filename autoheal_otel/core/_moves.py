@@ -64,28 +64,27 @@ def apply_moves(
         outcome = _apply(ledger, move, rollbacks, at.now, notes)
         if outcome is None:
             continue
-        if at.events is not None:
-            ledger.record(
-                at,
-                EventKind.ACK,
-                move.workflow_id,
-                None,
-                wf.state if wf is not None else None,
-                previous_state=previous,
-                reason=outcome.value,
-                message=f"{move.kind} {move.target or 'resume'} recorded by {move.writer}"
-                f" (seq {move.seq}): {move.reason}",
-                actor=move.actor,
-                details={
-                    "move_writer": move.writer,
-                    "move_seq": move.seq,
-                    "move_ts": move.ts.isoformat(),
-                    "move_kind": move.kind,
-                    "move_target": move.target,
-                    "move_cause": move.cause,
-                    "lag_s": round((ledger.wall(at.now, at.ts) - move.ts).total_seconds(), 6),
-                },
-            )
+        ledger.record(
+            at,
+            EventKind.ACK,
+            move.workflow_id,
+            None,
+            wf.state if wf is not None else None,
+            previous_state=previous,
+            reason=outcome.value,
+            message=f"{move.kind} {move.target or 'resume'} recorded by {move.writer}"
+            f" (seq {move.seq}): {move.reason}",
+            actor=move.actor,
+            details={
+                "move_writer": move.writer,
+                "move_seq": move.seq,
+                "move_ts": move.ts.isoformat(),
+                "move_kind": move.kind,
+                "move_target": move.target,
+                "move_cause": move.cause,
+                "lag_s": round((ledger.wall(at.now, at.ts) - move.ts).total_seconds(), 6),
+            },
+        )
 
 
 def _apply(

@@ -65,17 +65,16 @@ def blocked_gate(
         ):
             wf.probe_step = step_id
             wf.probe_deadline = now + wf.policy.quarantine.probe_timeout_seconds
-            if at.events is not None:
-                ledger.record(
-                    at,
-                    EventKind.PROBE,
-                    wf.workflow_id,
-                    step_id,
-                    wf.state,
-                    reason=Reason.PROBE_ADMITTED.value,
-                    message="half-open probe admitted",
-                    rule=RuleFiring(Rule.QUARANTINE_PROBE, "workflow", wf.workflow_id, 1, 1),
-                )
+            ledger.record(
+                at,
+                EventKind.PROBE,
+                wf.workflow_id,
+                step_id,
+                wf.state,
+                reason=Reason.PROBE_ADMITTED.value,
+                message="half-open probe admitted",
+                rule=RuleFiring(Rule.QUARANTINE_PROBE, "workflow", wf.workflow_id, 1, 1),
+            )
             return True, f"quarantine probe: one trial step (quarantined since {since})"
         if wf.probe_step is not None:
             return False, f"quarantined since {since}: probe in flight on step {wf.probe_step!r}"
@@ -144,13 +143,12 @@ def _probe_failed(
     )
     wf.probe_ready_at = at.now + wf.probe_cooldown
     step_id, wf.probe_step, wf.probe_deadline = wf.probe_step, None, None
-    if at.events is not None:
-        ledger.record(
-            at,
-            EventKind.PROBE,
-            wf.workflow_id,
-            step_id,
-            wf.state,
-            reason=code.value,
-            message=f"{message}; next probe in {wf.probe_cooldown:g} s",
-        )
+    ledger.record(
+        at,
+        EventKind.PROBE,
+        wf.workflow_id,
+        step_id,
+        wf.state,
+        reason=code.value,
+        message=f"{message}; next probe in {wf.probe_cooldown:g} s",
+    )

@@ -51,19 +51,18 @@ def activate(
         previous = wf.artifact_version
         wf.activate(version)
         state = wf.state
-    if at.events is not None:
-        ledger.record(
-            at,
-            EventKind.ACTIVATION,
-            workflow_id,
-            None,
-            state,
-            reason=Reason.ARTIFACT_ACTIVATED.value,
-            message=f"version {version} active: {reason}",
-            actor=actor,
-            artifact_version=version,
-            details={"previous_version": previous},
-        )
+    ledger.record(
+        at,
+        EventKind.ACTIVATION,
+        workflow_id,
+        None,
+        state,
+        reason=Reason.ARTIFACT_ACTIVATED.value,
+        message=f"version {version} active: {reason}",
+        actor=actor,
+        artifact_version=version,
+        details={"previous_version": previous},
+    )
 
 
 def _put_in_force(ledger: Ledger, policy: PolicyConfig) -> None:
@@ -83,18 +82,17 @@ def change_policy(
     """Input: a new policy is in force (recorded with the policy itself)."""
     old = ledger.policy
     _put_in_force(ledger, policy)
-    if at.events is not None:
-        ledger.record(
-            at,
-            EventKind.POLICY_RELOAD,
-            reason=Reason.POLICY_RELOADED.value,
-            message=f"policy {old.version} -> {policy.version}",
-            details={
-                "source": source,
-                "previous_version": old.version,
-                "policy": policy.to_record(),
-            },
-        )
+    ledger.record(
+        at,
+        EventKind.POLICY_RELOAD,
+        reason=Reason.POLICY_RELOADED.value,
+        message=f"policy {old.version} -> {policy.version}",
+        details={
+            "source": source,
+            "previous_version": old.version,
+            "policy": policy.to_record(),
+        },
+    )
     _calibration.retune(ledger, at)
 
 
@@ -106,14 +104,13 @@ def reject_policy(
     at: At,
 ) -> None:
     """Input: a policy edit was invalid; the one in force stays (recorded)."""
-    if at.events is not None:
-        ledger.record(
-            at,
-            EventKind.POLICY_REJECTED,
-            reason=Reason.POLICY_REJECTED.value,
-            message=message,
-            details={"field": field, "source": source},
-        )
+    ledger.record(
+        at,
+        EventKind.POLICY_REJECTED,
+        reason=Reason.POLICY_REJECTED.value,
+        message=message,
+        details={"field": field, "source": source},
+    )
 
 
 def note_session(
@@ -126,14 +123,13 @@ def note_session(
     """Input: a manager started or stopped, or a store was attached (recorded)."""
     if reason is Reason.STORE_ATTACHED:
         ledger.versioned = True
-    if at.events is not None:
-        ledger.record(
-            at,
-            EventKind.SESSION,
-            reason=reason.value,
-            message=message,
-            details=dict(details),
-        )
+    ledger.record(
+        at,
+        EventKind.SESSION,
+        reason=reason.value,
+        message=message,
+        details=dict(details),
+    )
 
 
 def shared_pause(
